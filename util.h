@@ -58,4 +58,28 @@ int util_path_join(char *out, size_t cap, const char *dir, const char *name, dpo
 /* Seconds from a monotonic clock, for throughput reports. */
 double util_seconds(void);
 
+/* OpenMP pragmas that vanish cleanly (no -Wunknown-pragmas) in builds without it.
+ * Only for loops whose iterations write disjoint memory. */
+#define DPO_PRAGMA(x) _Pragma(#x)
+#ifdef _OPENMP
+#define DPO_OMP_FOR DPO_PRAGMA(omp parallel for schedule(static))
+#else
+#define DPO_OMP_FOR
+#endif
+
+/* Number of threads parallel loops will use; set it (0 or less: leave as is). */
+int util_threads(void);
+void util_set_threads(int n);
+
+/* A small deterministic random number generator (xoshiro256** seeded through
+ * splitmix64): the same seed gives the same stream on every machine. */
+typedef struct {
+    uint64_t s[4];
+} util_rng;
+
+void util_rng_seed(util_rng *r, uint64_t seed);
+uint64_t util_rng_u64(util_rng *r);
+double util_rng_uniform(util_rng *r);   /* [0, 1), 53 random bits */
+double util_rng_normal(util_rng *r);    /* standard normal (Box-Muller, one value per call) */
+
 #endif

@@ -1,0 +1,336 @@
+/* dpo.c - owns the command line: parsing and checking options, the subcommands,
+ * and printing results and errors. This is the only layer that prints or exits.
+ * It must never call the network or a shell; it reads and writes only the files
+ * the user names.
+ *
+ * Subcommands (see `dpo --help`):
+ *   init   write a freshly initialised GPT-2 model directory
+ *   info   load and validate a model directory, print its config and tensors
+ *   bench  time forward + backward passes of a model on random tokens
+ *
+ * The DPO objective and the training loop will live here too (issue: dpo train). */
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "safetensors.h"
+#include "util.h"
+
+#define DPO_VERSION "0.1.0"
+
+/* ======================================================================== */
+/* option parsing: one table per subcommand                                  */
+/* ======================================================================== */
+
+typedef enum { OPT_INT, OPT_U64, OPT_STR, OPT_FLAG } opt_kind;
+
+typedef struct {
+    const char *name;  /* "--layers" */
+    opt_kind kind;
+    void *out;         /* int*, uint64_t*, const char**, int* */
+    long long min, max; /* OPT_INT bounds */
+    int required;
+    const char *help;
+    int seen;
+} opt_spec;
+
+static int parse_ll(const char *s, long long *out) {
+    char *end;
+    long long v;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0') return -1;
+    *out = v;
+    return 0;
+}
+
+static void usage_options(FILE *fp, const opt_spec *opts, int n) {
+    int i;
+    for (i = 0; i < n; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "%s%s", opts[i].name,
+                 opts[i].kind == OPT_FLAG ? "" : opts[i].kind == OPT_STR ? " PATH" : " N");
+        fprintf(fp, "  %-18s %s%s\n", left, opts[i].help, opts[i].required ? " (required)" : "");
+    }
+    fprintf(fp, "  %-18s %s\n", "--help", "show this help");
+}
+
+/* Returns 0 to go on, 1 if --help was printed, -1 on a usage error (printed). */
+static int parse_options(const char *cmd, const char *synopsis, int argc, char **argv,
+                         opt_spec *opts, int n) {
+    int a, i;
+    for (a = 0; a < argc; a++) {
+        opt_spec *o = NULL;
+        if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
+            printf("%s\n\nOptions:\n", synopsis);
+            usage_options(stdout, opts, n);
+            return 1;
+        }
+        for (i = 0; i < n; i++)
+            if (strcmp(argv[a], opts[i].name) == 0) o = &opts[i];
+        if (!o) {
+            fprintf(stderr, "dpo %s: unknown option '%s' (see 'dpo %s --help')\n", cmd, argv[a], cmd);
+            return -1;
+        }
+        if (o->seen) {
+            fprintf(stderr, "dpo %s: option %s given twice\n", cmd, o->name);
+            return -1;
+        }
+        o->seen = 1;
+        if (o->kind == OPT_FLAG) {
+            *(int *)o->out = 1;
+            continue;
+        }
+        if (a + 1 >= argc) {
+            fprintf(stderr, "dpo %s: option %s needs a value\n", cmd, o->name);
+            return -1;
+        }
+        a++;
+        if (o->kind == OPT_STR) {
+            if (argv[a][0] == '\0') {
+                fprintf(stderr, "dpo %s: option %s needs a non-empty value\n", cmd, o->name);
+                return -1;
+            }
+            *(const char **)o->out = argv[a];
+        } else {
+            long long v;
+            if (parse_ll(argv[a], &v) != 0 || (o->kind == OPT_INT && (v < o->min || v > o->max)) ||
+                (o->kind == OPT_U64 && v < 0)) {
+                if (o->kind == OPT_INT)
+                    fprintf(stderr, "dpo %s: %s must be an integer in [%lld, %lld], got '%s'\n", cmd,
+                            o->name, o->min, o->max, argv[a]);
+                else
+                    fprintf(stderr, "dpo %s: %s must be a non-negative integer, got '%s'\n", cmd,
+                            o->name, argv[a]);
+                return -1;
+            }
+            if (o->kind == OPT_INT) *(int *)o->out = (int)v;
+            else *(uint64_t *)o->out = (uint64_t)v;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (opts[i].required && !opts[i].seen) {
+            fprintf(stderr, "dpo %s: missing required option %s (see 'dpo %s --help')\n", cmd,
+                    opts[i].name, cmd);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int fail(const char *cmd, const dpo_err *e) {
+    fprintf(stderr, "dpo %s: error: %s\n", cmd, e->msg);
+    return 1;
+}
+
+/* ======================================================================== */
+/* dpo init                                                                  */
+/* ======================================================================== */
+
+static int cmd_init(int argc, char **argv) {
+    const char *out = NULL;
+    model_config c;
+    uint64_t seed = 1337;
+    model m;
+    dpo_err e;
+    int rc;
+    opt_spec opts[] = {
+        {"--out", OPT_STR, &out, 0, 0, 1, "directory to write (created if missing)", 0},
+        {"--layers", OPT_INT, &c.n_layer, 1, MODEL_MAX_LAYERS, 1, "transformer blocks (n_layer)", 0},
+        {"--heads", OPT_INT, &c.n_head, 1, MODEL_MAX_HEADS, 1, "attention heads (n_head)", 0},
+        {"--dim", OPT_INT, &c.n_embd, 1, MODEL_MAX_EMBD, 1, "embedding width (n_embd), a multiple of --heads", 0},
+        {"--ctx", OPT_INT, &c.n_ctx, 1, MODEL_MAX_CTX, 1, "maximum sequence length (n_positions)", 0},
+        {"--vocab", OPT_INT, &c.vocab_size, 1, MODEL_MAX_VOCAB, 1, "vocabulary size", 0},
+        {"--seed", OPT_U64, &seed, 0, 0, 0, "random seed (default 1337)", 0},
+    };
+    memset(&c, 0, sizeof c);
+    rc = parse_options("init", "usage: dpo init --out DIR --layers L --heads H --dim C --ctx N --vocab V [--seed S]\n\n"
+                       "Write a GPT-2 model directory (config.json + model.safetensors) with GPT-2's\n"
+                       "initialisation: weights normal(0, 0.02), residual projections scaled by\n"
+                       "1/sqrt(2L), LayerNorm weight 1 and bias 0, biases 0. GPT-2 124M is\n"
+                       "--layers 12 --heads 12 --dim 768 --ctx 1024 --vocab 50257.",
+                       argc, argv, opts, (int)(sizeof opts / sizeof opts[0]));
+    if (rc != 0) return rc > 0 ? 0 : 2;
+    c.ln_eps = 1e-5;
+    c.eos_token_id = c.vocab_size - 1;
+    if (model_create(&m, &c, &e) != 0) return fail("init", &e);
+    model_init_random(&m, seed);
+    if (model_save(&m, out, &e) != 0) {
+        model_free(&m);
+        return fail("init", &e);
+    }
+    printf("wrote %s: GPT-2 with %d layers, %d heads, dim %d, ctx %d, vocab %d: %zu parameters\n",
+           out, c.n_layer, c.n_head, c.n_embd, c.n_ctx, c.vocab_size, m.num_params);
+    model_free(&m);
+    return 0;
+}
+
+/* ======================================================================== */
+/* dpo info                                                                  */
+/* ======================================================================== */
+
+static int cmd_info(int argc, char **argv) {
+    const char *dir = NULL;
+    char path[4096];
+    model m;
+    st_file f;
+    dpo_err e;
+    size_t k;
+    int rc, d;
+    opt_spec opts[] = {
+        {"--model", OPT_STR, &dir, 0, 0, 1, "Hugging Face GPT-2 directory (config.json + model.safetensors)", 0},
+    };
+    rc = parse_options("info", "usage: dpo info --model DIR\n\n"
+                       "Load and fully validate a model directory; print its config, parameter\n"
+                       "count, and each tensor's name, shape and dtype as stored in the file.",
+                       argc, argv, opts, 1);
+    if (rc != 0) return rc > 0 ? 0 : 2;
+    if (model_load(&m, dir, &e) != 0) return fail("info", &e);
+    if (util_path_join(path, sizeof path, dir, "model.safetensors", &e) != 0 || st_open(&f, path, &e) != 0) {
+        model_free(&m);
+        return fail("info", &e);
+    }
+    printf("model: %s\n", dir);
+    printf("config: n_layer %d, n_head %d, n_embd %d, n_positions %d, vocab_size %d, "
+           "layer_norm_epsilon %g, eos_token_id %d\n",
+           m.cfg.n_layer, m.cfg.n_head, m.cfg.n_embd, m.cfg.n_ctx, m.cfg.vocab_size, m.cfg.ln_eps,
+           m.cfg.eos_token_id);
+    printf("parameters: %zu (%.1f MiB as F32; lm_head tied to wte)\n", m.num_params,
+           (double)m.num_params * 4.0 / 1048576.0);
+    printf("tensors in %s: %zu\n", path, f.n_tensors);
+    for (k = 0; k < f.n_tensors; k++) {
+        const st_tensor *t = &f.tensors[k];
+        printf("  %-40s %-5s (", t->name, st_dtype_name(t->dtype));
+        for (d = 0; d < t->ndim; d++) printf("%s%zu", d ? ", " : "", t->shape[d]);
+        printf(")\n");
+    }
+    st_close(&f);
+    model_free(&m);
+    return 0;
+}
+
+/* ======================================================================== */
+/* dpo bench                                                                 */
+/* ======================================================================== */
+
+static int cmd_bench(int argc, char **argv) {
+    const char *dir = NULL;
+    int seqs = 4, len = 256, steps = 3, threads = 0, n, i, s;
+    model m;
+    dpo_err e;
+    int *tokens = NULL, *targets = NULL, *lens = NULL;
+    float *logp = NULL, *dlogp = NULL;
+    double tf = 0.0, tb = 0.0, loss = 0.0;
+    util_rng rng;
+    int rc;
+    opt_spec opts[] = {
+        {"--model", OPT_STR, &dir, 0, 0, 1, "model directory", 0},
+        {"--seqs", OPT_INT, &seqs, 1, 4096, 0, "sequences per batch (default 4)", 0},
+        {"--len", OPT_INT, &len, 1, MODEL_MAX_CTX, 0, "tokens per sequence (default 256)", 0},
+        {"--steps", OPT_INT, &steps, 1, 1000000, 0, "timed forward+backward passes (default 3)", 0},
+        {"--threads", OPT_INT, &threads, 1, 1024, 0, "OpenMP threads (default: all)", 0},
+    };
+    rc = parse_options("bench", "usage: dpo bench --model DIR [--seqs S] [--len T] [--steps K] [--threads N]\n\n"
+                       "Time forward and backward passes on a packed batch of S random sequences\n"
+                       "of T tokens (every position has a target) after one untimed warm-up pass;\n"
+                       "print tokens per second.",
+                       argc, argv, opts, (int)(sizeof opts / sizeof opts[0]));
+    if (rc != 0) return rc > 0 ? 0 : 2;
+    util_set_threads(threads);
+    if (model_load(&m, dir, &e) != 0) return fail("bench", &e);
+    if (len > m.cfg.n_ctx) {
+        fprintf(stderr, "dpo bench: --len %d exceeds the model's context of %d\n", len, m.cfg.n_ctx);
+        model_free(&m);
+        return 2;
+    }
+    n = seqs * len;
+    tokens = malloc((size_t)n * sizeof *tokens);
+    targets = malloc((size_t)n * sizeof *targets);
+    lens = malloc((size_t)seqs * sizeof *lens);
+    logp = malloc((size_t)n * sizeof *logp);
+    dlogp = malloc((size_t)n * sizeof *dlogp);
+    if (!tokens || !targets || !lens || !logp || !dlogp || model_alloc_grads(&m, &e) != 0) {
+        fprintf(stderr, "dpo bench: out of memory\n");
+        rc = 1;
+        goto done;
+    }
+    util_rng_seed(&rng, 42);
+    for (i = 0; i < n; i++) {
+        tokens[i] = (int)(util_rng_u64(&rng) % (uint64_t)m.cfg.vocab_size);
+        targets[i] = (int)(util_rng_u64(&rng) % (uint64_t)m.cfg.vocab_size);
+        dlogp[i] = -1.0f / (float)n; /* mean negative log-likelihood */
+    }
+    for (s = 0; s < seqs; s++) lens[s] = len;
+    for (i = 0; i <= steps; i++) {
+        double t0 = util_seconds(), t1, t2;
+        if (model_forward(&m, logp, tokens, targets, lens, seqs, &e) != 0) goto err;
+        t1 = util_seconds();
+        model_zero_grad(&m);
+        if (model_backward(&m, dlogp, &e) != 0) goto err;
+        t2 = util_seconds();
+        if (i > 0) { /* pass 0 is the warm-up */
+            tf += t1 - t0;
+            tb += t2 - t1;
+        }
+    }
+    for (i = 0; i < n; i++) loss -= logp[i];
+    printf("model %s: %zu parameters, %d threads, batch %d x %d tokens, %d timed passes\n", dir,
+           m.num_params, util_threads(), seqs, len, steps);
+    printf("mean NLL %.4f\n", loss / n);
+    printf("forward  %.3f s/pass  %.0f tokens/s\n", tf / steps, (double)n * steps / tf);
+    printf("backward %.3f s/pass  %.0f tokens/s\n", tb / steps, (double)n * steps / tb);
+    printf("fwd+bwd  %.3f s/pass  %.0f tokens/s\n", (tf + tb) / steps, (double)n * steps / (tf + tb));
+    rc = 0;
+    goto done;
+err:
+    rc = fail("bench", &e);
+done:
+    free(tokens);
+    free(targets);
+    free(lens);
+    free(logp);
+    free(dlogp);
+    model_free(&m);
+    return rc;
+}
+
+/* ======================================================================== */
+/* main                                                                      */
+/* ======================================================================== */
+
+static void usage(FILE *fp) {
+    fprintf(fp,
+            "dpo %s - Direct Preference Optimization for GPT-2 models, in C, on CPUs, offline.\n\n"
+            "usage: dpo COMMAND [OPTIONS]\n\n"
+            "commands:\n"
+            "  init    write a freshly initialised GPT-2 model directory\n"
+            "  info    load and validate a model directory; print config and tensors\n"
+            "  bench   time forward + backward passes on random tokens\n\n"
+            "Run 'dpo COMMAND --help' for a command's options. Models are Hugging Face\n"
+            "GPT-2 directories (config.json + model.safetensors). dpo never uses the network.\n",
+            DPO_VERSION);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("dpo %s\n", DPO_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "init") == 0) return cmd_init(argc - 2, argv + 2);
+    if (strcmp(argv[1], "info") == 0) return cmd_info(argc - 2, argv + 2);
+    if (strcmp(argv[1], "bench") == 0) return cmd_bench(argc - 2, argv + 2);
+    fprintf(stderr, "dpo: unknown command '%s' (see 'dpo --help')\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,162 @@
+/* matmul.c - owns the matrix-product kernels: a portable blocked kernel written
+ * so that the compiler vectorizes it without fast-math, and the scalar reference
+ * it is tested against. It must never allocate, print, or change the summation
+ * order of an output element with the thread count or the element's position.
+ *
+ * Blocking: the K dimension is cut into blocks of KC, the N dimension into
+ * blocks of NC. For each (NC, KC) block, B is packed into column panels of NR
+ * columns (KC x NR, zero-padded), and each thread takes row panels of MR rows,
+ * packs its A panel (KC x MR, zero-padded) and runs the MR x NR micro-kernel.
+ * Zero padding means edge tiles run the same code as interior ones (adding
+ * 0 * b leaves a sum unchanged), so an element's value never depends on where
+ * it sits. Padded lanes are computed and then discarded. */
+#include "matmul.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include "util.h"
+
+#define MR 6   /* rows of the micro-tile */
+#define NR 32  /* columns of the micro-tile: two 512-bit vectors of floats */
+#define KC 256 /* depth of one block */
+#define NC 256 /* columns of one packed B block (a multiple of NR) */
+
+/* ------------------------------------------------------------------------ */
+/* scalar reference */
+
+void mm_matmul_ref(float *out, const float *a, const float *b, const float *bias,
+                   int M, int N, int K, int a_t, int b_t, int accumulate) {
+    int i, j, k;
+    for (i = 0; i < M; i++) {
+        for (j = 0; j < N; j++) {
+            float s = accumulate ? out[(size_t)i * N + j] : (bias ? bias[j] : 0.0f);
+            for (k = 0; k < K; k++) {
+                float av = a_t ? a[(size_t)k * M + i] : a[(size_t)i * K + k];
+                float bv = b_t ? b[(size_t)j * K + k] : b[(size_t)k * N + j];
+                s += av * bv;
+            }
+            out[(size_t)i * N + j] = s;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* packing */
+
+/* bp (nb panels of (kc, NR)) <- B[k0:k0+kc, j0:j0+nc], zero-padded to whole panels */
+static void pack_b(float *bp, const float *b, int N, int K, int b_t,
+                   int k0, int kc, int j0, int nc) {
+    int npan = (nc + NR - 1) / NR, p, k, jj;
+    for (p = 0; p < npan; p++) {
+        float *dst = bp + (size_t)p * kc * NR;
+        int jbase = j0 + p * NR;
+        int w = nc - p * NR < NR ? nc - p * NR : NR;
+        if (!b_t) {
+            for (k = 0; k < kc; k++) {
+                const float *src = b + (size_t)(k0 + k) * N + jbase;
+                for (jj = 0; jj < w; jj++) dst[k * NR + jj] = src[jj];
+                for (; jj < NR; jj++) dst[k * NR + jj] = 0.0f;
+            }
+        } else {
+            for (jj = 0; jj < NR; jj++) {
+                if (jj < w) {
+                    const float *src = b + (size_t)(jbase + jj) * K + k0;
+                    for (k = 0; k < kc; k++) dst[k * NR + jj] = src[k];
+                } else {
+                    for (k = 0; k < kc; k++) dst[k * NR + jj] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+/* ap (kc, MR) <- A[i0:i0+h, k0:k0+kc] transposed into k-major order, zero-padded */
+static void pack_a(float *ap, const float *a, int M, int K, int a_t,
+                   int i0, int h, int k0, int kc) {
+    int k, ii;
+    if (a_t) {
+        for (k = 0; k < kc; k++) {
+            const float *src = a + (size_t)(k0 + k) * M + i0;
+            for (ii = 0; ii < h; ii++) ap[k * MR + ii] = src[ii];
+            for (; ii < MR; ii++) ap[k * MR + ii] = 0.0f;
+        }
+    } else {
+        for (ii = 0; ii < MR; ii++) {
+            if (ii < h) {
+                const float *src = a + (size_t)(i0 + ii) * K + k0;
+                for (k = 0; k < kc; k++) ap[k * MR + ii] = src[k];
+            } else {
+                for (k = 0; k < kc; k++) ap[k * MR + ii] = 0.0f;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* micro-kernel: acc (MR, NR) += ap (kc, MR)^T-panel x bp (kc, NR)-panel
+ *   acc[ii][jj] += sum_k ap[k][ii] * bp[k][jj],  k in order */
+
+static void micro_kernel(float acc[MR][NR], const float *ap, const float *bp, int kc) {
+    int k, ii, jj;
+    for (k = 0; k < kc; k++) {
+        const float *brow = bp + (size_t)k * NR;
+        const float *acol = ap + (size_t)k * MR;
+        for (ii = 0; ii < MR; ii++) {
+            float av = acol[ii];
+            for (jj = 0; jj < NR; jj++) acc[ii][jj] += av * brow[jj];
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* blocked product */
+
+void mm_matmul(float *out, const float *a, const float *b, const float *bias,
+               int M, int N, int K, int a_t, int b_t, int accumulate) {
+    static const int kc_max = KC;
+    float bp[KC * NC]; /* packed B block: 256 KiB, on the calling thread's stack */
+    int j0, k0;
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { /* nothing to add: out = init */
+        int i, j;
+        for (i = 0; i < M; i++)
+            for (j = 0; j < N; j++)
+                if (!accumulate) out[(size_t)i * N + j] = bias ? bias[j] : 0.0f;
+        return;
+    }
+    for (j0 = 0; j0 < N; j0 += NC) {
+        int nc = N - j0 < NC ? N - j0 : NC;
+        int npan = (nc + NR - 1) / NR;
+        for (k0 = 0; k0 < K; k0 += kc_max) {
+            int kc = K - k0 < kc_max ? K - k0 : kc_max;
+            int first = (k0 == 0);
+            int nrow = (M + MR - 1) / MR, r;
+            pack_b(bp, b, N, K, b_t, k0, kc, j0, nc);
+DPO_OMP_FOR
+            for (r = 0; r < nrow; r++) {
+                float ap[KC * MR];
+                float acc[MR][NR];
+                int i0 = r * MR, h = M - i0 < MR ? M - i0 : MR, p, ii, jj;
+                pack_a(ap, a, M, K, a_t, i0, h, k0, kc);
+                for (p = 0; p < npan; p++) {
+                    int jb = j0 + p * NR, w = nc - p * NR < NR ? nc - p * NR : NR;
+                    /* load the running sums (or the initial value on the first block) */
+                    for (ii = 0; ii < MR; ii++) {
+                        for (jj = 0; jj < NR; jj++) {
+                            float v = 0.0f;
+                            if (ii < h && jj < w) {
+                                if (!first || accumulate) v = out[(size_t)(i0 + ii) * N + jb + jj];
+                                else if (bias) v = bias[jb + jj];
+                            }
+                            acc[ii][jj] = v;
+                        }
+                    }
+                    micro_kernel(acc, ap, bp + (size_t)p * kc * NR, kc);
+                    for (ii = 0; ii < h; ii++)
+                        memcpy(out + (size_t)(i0 + ii) * N + jb, acc[ii], (size_t)w * sizeof(float));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,1069 @@
+/* model.c - owns GPT-2: the configuration and its limits, the parameter and
+ * activation layout, the forward and backward passes over packed batches of
+ * sequences, and loading/saving Hugging Face model directories.
+ * It must never print or exit (errors go back in a dpo_err), never trust a size
+ * read from a file before validating it, and never let an OpenMP loop write
+ * memory that another iteration writes (results are bit-identical for any
+ * thread count).
+ *
+ * The model is GPT-2 exactly as Hugging Face's GPT2LMHeadModel computes it in
+ * eval mode (no dropout). For a sequence of tokens x_0..x_{T-1}:
+ *
+ *   h_t = wte[x_t] + wpe[t]
+ *   for each block l:
+ *     a = LN_1(h);  q, k, v = split(a Wqkv + bqkv)         per head of size D = C/H:
+ *     y_t = sum_{s<=t} softmax_s(q_t . k_s / sqrt(D)) v_s  (causal)
+ *     h = h + (y Wo + bo)
+ *     h = h + (gelu(LN_2(h) Wfc + bfc) Wproj + bproj)
+ *   logits_t = LN_f(h_t) wte^T                              (head tied to wte)
+ *   log p(target_t | x_0..x_t) = logits_t[target_t] - log sum_v exp(logits_t[v])
+ *
+ * LN(x) = (x - mean(x)) / sqrt(var(x) + eps) * w + b, var the biased variance;
+ * gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) ("gelu_new").
+ */
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "matmul.h"
+#include "safetensors.h"
+
+#define MAX_CONFIG_BYTES (1u << 20)
+
+/* ======================================================================== */
+/* configuration and parameter layout                                        */
+/* ======================================================================== */
+
+int model_config_validate(const model_config *c, dpo_err *e) {
+    size_t n;
+    if (c->n_layer < 1 || c->n_layer > MODEL_MAX_LAYERS)
+        return dpo_errf(e, "n_layer = %d is out of range [1, %d]", c->n_layer, MODEL_MAX_LAYERS);
+    if (c->n_head < 1 || c->n_head > MODEL_MAX_HEADS)
+        return dpo_errf(e, "n_head = %d is out of range [1, %d]", c->n_head, MODEL_MAX_HEADS);
+    if (c->n_embd < 1 || c->n_embd > MODEL_MAX_EMBD)
+        return dpo_errf(e, "n_embd = %d is out of range [1, %d]", c->n_embd, MODEL_MAX_EMBD);
+    if (c->n_embd % c->n_head != 0)
+        return dpo_errf(e, "n_embd = %d is not a multiple of n_head = %d", c->n_embd, c->n_head);
+    if (c->n_ctx < 1 || c->n_ctx > MODEL_MAX_CTX)
+        return dpo_errf(e, "n_positions = %d is out of range [1, %d]", c->n_ctx, MODEL_MAX_CTX);
+    if (c->vocab_size < 1 || c->vocab_size > MODEL_MAX_VOCAB)
+        return dpo_errf(e, "vocab_size = %d is out of range [1, %d]", c->vocab_size, MODEL_MAX_VOCAB);
+    if (!(c->ln_eps > 0.0 && c->ln_eps < 1.0))
+        return dpo_errf(e, "layer_norm_epsilon = %g is out of range (0, 1)", c->ln_eps);
+    if (c->eos_token_id < 0 || c->eos_token_id >= c->vocab_size)
+        return dpo_errf(e, "eos_token_id = %d is not a token id below vocab_size = %d",
+                        c->eos_token_id, c->vocab_size);
+    /* all sizes are bounded above, so this cannot overflow 64 bits: checked anyway */
+    {
+        size_t C = (size_t)c->n_embd, L = (size_t)c->n_layer, per;
+        per = 12 * C * C + 13 * C;
+        n = (size_t)c->vocab_size * C + (size_t)c->n_ctx * C + L * per + 2 * C;
+        if (n / C < (size_t)c->vocab_size || n > MODEL_MAX_PARAMS)
+            return dpo_errf(e, "the config asks for %zu parameters, above the limit of %zu", n,
+                            MODEL_MAX_PARAMS);
+    }
+    return 0;
+}
+
+/* floats in each family */
+static void family_sizes(const model_config *c, size_t sz[MODEL_NUM_FAMILIES]) {
+    size_t C = (size_t)c->n_embd, L = (size_t)c->n_layer;
+    sz[P_WTE] = (size_t)c->vocab_size * C;
+    sz[P_WPE] = (size_t)c->n_ctx * C;
+    sz[P_LN1W] = L * C;
+    sz[P_LN1B] = L * C;
+    sz[P_QKVW] = L * C * 3 * C;
+    sz[P_QKVB] = L * 3 * C;
+    sz[P_ATTPROJW] = L * C * C;
+    sz[P_ATTPROJB] = L * C;
+    sz[P_LN2W] = L * C;
+    sz[P_LN2B] = L * C;
+    sz[P_FCW] = L * C * 4 * C;
+    sz[P_FCB] = L * 4 * C;
+    sz[P_FCPROJW] = L * 4 * C * C;
+    sz[P_FCPROJB] = L * C;
+    sz[P_LNFW] = C;
+    sz[P_LNFB] = C;
+}
+
+static size_t carve(model_tensors *t, float *mem, const model_config *c) {
+    size_t sz[MODEL_NUM_FAMILIES], off = 0;
+    int i;
+    family_sizes(c, sz);
+    for (i = 0; i < MODEL_NUM_FAMILIES; i++) {
+        if (t) t->t[i] = mem ? mem + off : NULL;
+        off += sz[i];
+    }
+    return off;
+}
+
+/* HF suffix and shape of each per-layer family, in HF's order within a block */
+static const struct {
+    int family;
+    const char *suffix;
+    int rows, cols; /* in units of C; cols 0 means a vector of rows*C */
+} block_tensors[12] = {
+    {P_LN1W, "ln_1.weight", 1, 0},          {P_LN1B, "ln_1.bias", 1, 0},
+    {P_QKVW, "attn.c_attn.weight", 1, 3},   {P_QKVB, "attn.c_attn.bias", 3, 0},
+    {P_ATTPROJW, "attn.c_proj.weight", 1, 1}, {P_ATTPROJB, "attn.c_proj.bias", 1, 0},
+    {P_LN2W, "ln_2.weight", 1, 0},          {P_LN2B, "ln_2.bias", 1, 0},
+    {P_FCW, "mlp.c_fc.weight", 1, 4},       {P_FCB, "mlp.c_fc.bias", 4, 0},
+    {P_FCPROJW, "mlp.c_proj.weight", 4, 1}, {P_FCPROJB, "mlp.c_proj.bias", 1, 0},
+};
+
+int model_num_tensors(const model_config *c) { return 4 + 12 * c->n_layer; }
+
+void model_tensor(const model_config *c, int i, model_tensor_info *out) {
+    size_t sz[MODEL_NUM_FAMILIES], base[MODEL_NUM_FAMILIES], off = 0, C = (size_t)c->n_embd;
+    int f, last = model_num_tensors(c) - 2;
+    family_sizes(c, sz);
+    for (f = 0; f < MODEL_NUM_FAMILIES; f++) {
+        base[f] = off;
+        off += sz[f];
+    }
+    memset(out, 0, sizeof *out);
+    out->layer = -1;
+    if (i == 0 || i == 1) {
+        out->family = i == 0 ? P_WTE : P_WPE;
+        snprintf(out->name, sizeof out->name, "%s", i == 0 ? "wte.weight" : "wpe.weight");
+        out->ndim = 2;
+        out->shape[0] = i == 0 ? (size_t)c->vocab_size : (size_t)c->n_ctx;
+        out->shape[1] = C;
+    } else if (i >= last) {
+        out->family = i == last ? P_LNFW : P_LNFB;
+        snprintf(out->name, sizeof out->name, "%s", i == last ? "ln_f.weight" : "ln_f.bias");
+        out->ndim = 1;
+        out->shape[0] = C;
+    } else {
+        int l = (i - 2) / 12, j = (i - 2) % 12;
+        out->family = block_tensors[j].family;
+        out->layer = l;
+        snprintf(out->name, sizeof out->name, "h.%d.%s", l, block_tensors[j].suffix);
+        if (block_tensors[j].cols) {
+            out->ndim = 2;
+            out->shape[0] = (size_t)block_tensors[j].rows * C;
+            out->shape[1] = (size_t)block_tensors[j].cols * C;
+        } else {
+            out->ndim = 1;
+            out->shape[0] = (size_t)block_tensors[j].rows * C;
+        }
+    }
+    out->numel = out->shape[0] * (out->ndim == 2 ? out->shape[1] : 1);
+    out->offset = base[out->family] + (out->layer < 0 ? 0 : (size_t)out->layer * out->numel);
+}
+
+/* ======================================================================== */
+/* creation, initialisation, gradients                                      */
+/* ======================================================================== */
+
+int model_create(model *m, const model_config *c, dpo_err *e) {
+    memset(m, 0, sizeof *m);
+    if (model_config_validate(c, e) != 0) return -1;
+    m->cfg = *c;
+    m->num_params = carve(NULL, NULL, c);
+    m->params_mem = calloc(m->num_params, sizeof(float));
+    if (!m->params_mem)
+        return dpo_errf(e, "out of memory for %zu parameters (%zu MiB)", m->num_params,
+                        m->num_params * sizeof(float) >> 20);
+    carve(&m->params, m->params_mem, c);
+    return 0;
+}
+
+void model_free(model *m) {
+    free(m->params_mem);
+    free(m->grads_mem);
+    free(m->acts_mem);
+    free(m->dacts_mem);
+    free(m->ibuf);
+    free(m->att_off);
+    memset(m, 0, sizeof *m);
+}
+
+void model_init_random(model *m, uint64_t seed) {
+    const model_config *c = &m->cfg;
+    int n = model_num_tensors(c), i;
+    double proj_std = 0.02 / sqrt(2.0 * c->n_layer);
+    util_rng rng;
+    util_rng_seed(&rng, seed);
+    for (i = 0; i < n; i++) {
+        model_tensor_info ti;
+        float *p;
+        size_t k;
+        model_tensor(c, i, &ti);
+        p = m->params_mem + ti.offset;
+        if (ti.ndim == 2) {
+            double std = (ti.family == P_ATTPROJW || ti.family == P_FCPROJW) ? proj_std : 0.02;
+            for (k = 0; k < ti.numel; k++) p[k] = (float)(std * util_rng_normal(&rng));
+        } else {
+            int is_gain = ti.family == P_LN1W || ti.family == P_LN2W || ti.family == P_LNFW;
+            for (k = 0; k < ti.numel; k++) p[k] = is_gain ? 1.0f : 0.0f;
+        }
+    }
+}
+
+int model_alloc_grads(model *m, dpo_err *e) {
+    if (m->grads_mem) return 0;
+    m->grads_mem = calloc(m->num_params, sizeof(float));
+    if (!m->grads_mem) return dpo_errf(e, "out of memory for gradients (%zu MiB)",
+                                      m->num_params * sizeof(float) >> 20);
+    carve(&m->grads, m->grads_mem, &m->cfg);
+    return 0;
+}
+
+void model_zero_grad(model *m) {
+    if (m->grads_mem) memset(m->grads_mem, 0, m->num_params * sizeof(float));
+}
+
+/* ======================================================================== */
+/* layers: each forward followed by its backward                             */
+/* ======================================================================== */
+
+/* dot product with 16 independent partial sums, so that it vectorizes without
+ * reassociation by the compiler; the order is fixed, so results are too. */
+static float dot(const float *a, const float *b, int n) {
+    float acc[16] = {0};
+    float s = 0.0f;
+    int i = 0, l;
+    for (; i + 16 <= n; i += 16)
+        for (l = 0; l < 16; l++) acc[l] += a[i + l] * b[i + l];
+    for (l = 0; i < n; i++, l++) acc[l] += a[i] * b[i];
+    for (l = 0; l < 16; l++) s += acc[l];
+    return s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* embeddings: out[n] = wte[tokens[n]] + wpe[pos[n]] */
+
+static void encoder_forward(float *out /* (N, C) */, const int *tokens /* (N) */,
+                            const int *pos /* (N) */, const float *wte /* (V, C) */,
+                            const float *wpe /* (n_ctx, C) */, int N, int C) {
+    int n, c;
+    DPO_OMP_FOR
+    for (n = 0; n < N; n++) {
+        const float *te = wte + (size_t)tokens[n] * C, *pe = wpe + (size_t)pos[n] * C;
+        float *o = out + (size_t)n * C;
+        for (c = 0; c < C; c++) o[c] = te[c] + pe[c];
+    }
+}
+
+/* d wte[tokens[n]] += dout[n], d wpe[pos[n]] += dout[n]. Tokens repeat, so the
+ * loop over n stays serial (in order); it is O(N C), negligible. */
+static void encoder_backward(float *dwte /* (V, C) */, float *dwpe /* (n_ctx, C) */,
+                             const float *dout /* (N, C) */, const int *tokens, const int *pos,
+                             int N, int C) {
+    int n, c;
+    for (n = 0; n < N; n++) {
+        const float *d = dout + (size_t)n * C;
+        float *te = dwte + (size_t)tokens[n] * C, *pe = dwpe + (size_t)pos[n] * C;
+        for (c = 0; c < C; c++) {
+            te[c] += d[c];
+            pe[c] += d[c];
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* LayerNorm over the last dimension:
+ *   mu = (1/C) sum_c x_c,  var = (1/C) sum_c (x_c - mu)^2,  r = 1/sqrt(var + eps)
+ *   out_c = (x_c - mu) r w_c + b_c
+ * mean and variance are accumulated in double. */
+
+static void layernorm_forward(float *out /* (N, C) */, float *mean /* (N) */, float *rstd /* (N) */,
+                              const float *inp /* (N, C) */, const float *w /* (C) */,
+                              const float *b /* (C) */, int N, int C, double eps) {
+    int n, c;
+    DPO_OMP_FOR
+    for (n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        double mu = 0.0, var = 0.0;
+        float fm, fr;
+        for (c = 0; c < C; c++) mu += x[c];
+        mu /= C;
+        for (c = 0; c < C; c++) var += (x[c] - mu) * (x[c] - mu);
+        var /= C;
+        fm = (float)mu;
+        fr = (float)(1.0 / sqrt(var + eps));
+        for (c = 0; c < C; c++) o[c] = (x[c] - fm) * fr * w[c] + b[c];
+        mean[n] = fm;
+        rstd[n] = fr;
+    }
+}
+
+/* With xhat_c = (x_c - mu) r and g_c = dout_c w_c:
+ *   dx_c += r (g_c - mean_c'(g) - xhat_c mean_c'(g xhat))
+ *   dw_c += sum_n dout_nc xhat_nc,   db_c += sum_n dout_nc */
+static void layernorm_backward(float *dinp /* (N, C) */, float *dw /* (C) */, float *db /* (C) */,
+                               const float *dout /* (N, C) */, const float *inp /* (N, C) */,
+                               const float *mean /* (N) */, const float *rstd /* (N) */,
+                               const float *w /* (C) */, int N, int C) {
+    int n, c;
+    DPO_OMP_FOR
+    for (n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+        float *dx = dinp + (size_t)n * C;
+        float mu = mean[n], r = rstd[n], mg, mgx;
+        double sg = 0.0, sgx = 0.0;
+        for (c = 0; c < C; c++) {
+            float g = d[c] * w[c];
+            sg += g;
+            sgx += g * ((x[c] - mu) * r);
+        }
+        mg = (float)(sg / C);
+        mgx = (float)(sgx / C);
+        for (c = 0; c < C; c++) {
+            float xhat = (x[c] - mu) * r;
+            dx[c] += r * (d[c] * w[c] - mg - xhat * mgx);
+        }
+    }
+    /* parameter gradients: each c sums over n in order (columns are disjoint) */
+    DPO_OMP_FOR
+    for (c = 0; c < C; c++) {
+        float sw = 0.0f, sb = 0.0f;
+        for (n = 0; n < N; n++) {
+            float dv = dout[(size_t)n * C + c];
+            sw += dv * ((inp[(size_t)n * C + c] - mean[n]) * rstd[n]);
+            sb += dv;
+        }
+        dw[c] += sw;
+        db[c] += sb;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Conv1D / linear: out (N, OC) = inp (N, IC) @ w (IC, OC) + b (OC) */
+
+static void matmul_forward(float *out, const float *inp, const float *w, const float *b,
+                           int N, int IC, int OC) {
+    mm_matmul(out, inp, w, b, N, OC, IC, 0, 0, 0);
+}
+
+/*   dinp += dout w^T,   dw += inp^T dout,   db += sum_n dout_n */
+static void matmul_backward(float *dinp /* (N, IC) */, float *dw /* (IC, OC) */, float *db /* (OC) */,
+                            const float *dout /* (N, OC) */, const float *inp /* (N, IC) */,
+                            const float *w /* (IC, OC) */, int N, int IC, int OC) {
+    int n, o;
+    mm_matmul(dinp, dout, w, NULL, N, IC, OC, 0, 1, 1);
+    mm_matmul(dw, inp, dout, NULL, IC, OC, N, 1, 0, 1);
+    for (n = 0; n < N; n++) {
+        const float *d = dout + (size_t)n * OC;
+        for (o = 0; o < OC; o++) db[o] += d[o];
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* causal self-attention, per sequence s and head h (D = C/H, scale = 1/sqrt(D)):
+ *   P_ij = exp(q_i.k_j scale) / sum_{j'<=i} exp(q_i.k_j' scale)  for j <= i
+ *   y_i  = sum_{j<=i} P_ij v_j
+ * qkv rows hold [q (C) | k (C) | v (C)]; head h is columns h*D..h*D+D-1 of each.
+ * att holds each (s, h) block of T x T probabilities (only j <= i is used). */
+
+static void attention_forward(float *out /* (N, C) */, float *att /* (A) */,
+                              const float *qkv /* (N, 3C) */, const int *seq_start /* (S+1) */,
+                              const size_t *att_off /* (S) */, int S, int C, int H) {
+    int D = C / H, task, ntask = S * H;
+    float scale = (float)(1.0 / sqrt((double)D));
+    size_t C3 = (size_t)3 * C;
+    DPO_OMP_FOR
+    for (task = 0; task < ntask; task++) {
+        int s = task / H, h = task % H, base = seq_start[s], T = seq_start[s + 1] - base, i, j, d;
+        float *P = att + att_off[s] + (size_t)h * T * T;
+        for (i = 0; i < T; i++) {
+            const float *q = qkv + (size_t)(base + i) * C3 + (size_t)h * D;
+            float *row = P + (size_t)i * T, *y = out + (size_t)(base + i) * C + (size_t)h * D;
+            float mx = -INFINITY, inv;
+            double sum = 0.0;
+            for (j = 0; j <= i; j++) {
+                const float *k = qkv + (size_t)(base + j) * C3 + C + (size_t)h * D;
+                row[j] = dot(q, k, D) * scale;
+                if (row[j] > mx) mx = row[j];
+            }
+            for (j = 0; j <= i; j++) {
+                row[j] = expf(row[j] - mx);
+                sum += row[j];
+            }
+            inv = (float)(1.0 / sum);
+            for (d = 0; d < D; d++) y[d] = 0.0f;
+            for (j = 0; j <= i; j++) {
+                const float *v = qkv + (size_t)(base + j) * C3 + 2 * (size_t)C + (size_t)h * D;
+                row[j] *= inv;
+                for (d = 0; d < D; d++) y[d] += row[j] * v[d];
+            }
+        }
+    }
+}
+
+/* With dy_i the output gradient:
+ *   dv_j += sum_i P_ij dy_i,   dP_ij = dy_i . v_j
+ *   dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij')        (softmax backward)
+ *   dq_i += scale sum_j dS_ij k_j,   dk_j += scale sum_i dS_ij q_i
+ * dP is computed twice per row (once for the row sum, once for dS) instead of
+ * being stored. Each (s, h) task writes only its own rows and head columns of
+ * dqkv; att is read only. */
+static void attention_backward(float *dqkv /* (N, 3C) */, const float *att /* (A) */,
+                               const float *dout /* (N, C) */, const float *qkv /* (N, 3C) */,
+                               const int *seq_start /* (S+1) */, const size_t *att_off /* (S) */,
+                               int S, int C, int H) {
+    int D = C / H, task, ntask = S * H;
+    float scale = (float)(1.0 / sqrt((double)D));
+    size_t C3 = (size_t)3 * C;
+    DPO_OMP_FOR
+    for (task = 0; task < ntask; task++) {
+        int s = task / H, h = task % H, base = seq_start[s], T = seq_start[s + 1] - base, i, j, d;
+        const float *P = att + att_off[s] + (size_t)h * T * T;
+        for (i = 0; i < T; i++) {
+            const float *dy = dout + (size_t)(base + i) * C + (size_t)h * D;
+            const float *q = qkv + (size_t)(base + i) * C3 + (size_t)h * D;
+            float *dq = dqkv + (size_t)(base + i) * C3 + (size_t)h * D;
+            const float *row = P + (size_t)i * T;
+            double pdp = 0.0;
+            float fpdp;
+            for (j = 0; j <= i; j++) {
+                const float *v = qkv + (size_t)(base + j) * C3 + 2 * (size_t)C + (size_t)h * D;
+                float *dv = dqkv + (size_t)(base + j) * C3 + 2 * (size_t)C + (size_t)h * D;
+                float p = row[j];
+                for (d = 0; d < D; d++) dv[d] += p * dy[d];
+                pdp += (double)p * dot(dy, v, D);
+            }
+            fpdp = (float)pdp;
+            for (j = 0; j <= i; j++) {
+                const float *k = qkv + (size_t)(base + j) * C3 + C + (size_t)h * D;
+                const float *v = qkv + (size_t)(base + j) * C3 + 2 * (size_t)C + (size_t)h * D;
+                float *dk = dqkv + (size_t)(base + j) * C3 + C + (size_t)h * D;
+                float ds = row[j] * (dot(dy, v, D) - fpdp) * scale;
+                for (d = 0; d < D; d++) {
+                    dq[d] += ds * k[d];
+                    dk[d] += ds * q[d];
+                }
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* GELU, tanh approximation ("gelu_new"):
+ *   gelu(x) = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3) */
+
+#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+
+static void gelu_forward(float *out, const float *inp, size_t n) {
+    long i, ni = (long)n;
+    DPO_OMP_FOR
+    for (i = 0; i < ni; i++) {
+        float x = inp[i];
+        float u = GELU_K * (x + 0.044715f * x * x * x);
+        out[i] = 0.5f * x * (1.0f + tanhf(u));
+    }
+}
+
+/* gelu'(x) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2);
+ * dinp = gelu'(x) dout, written in place over dout when dinp == dout. */
+static void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+    long i, ni = (long)n;
+    DPO_OMP_FOR
+    for (i = 0; i < ni; i++) {
+        float x = inp[i];
+        float u = GELU_K * (x + 0.044715f * x * x * x);
+        float t = tanhf(u);
+        float g = 0.5f * (1.0f + t) +
+                  0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+        dinp[i] = g * dout[i];
+    }
+}
+
+static void residual_forward(float *out, const float *a, const float *b, size_t n) {
+    long i, ni = (long)n;
+    DPO_OMP_FOR
+    for (i = 0; i < ni; i++) out[i] = a[i] + b[i];
+}
+
+/* ------------------------------------------------------------------------ */
+/* log-softmax of the tied head's logits, only for the M rows with a target:
+ *   logp = z_t - max_v z_v - log sum_v exp(z_v - max)   (the sum in double)
+ * probs receives softmax(z) for the backward. */
+
+static void logsoftmax_forward(float *logp /* (N) */, float *probs /* (M, V), logits in */,
+                               const int *sel /* (M) */, const int *targets /* (N) */, int M, int V) {
+    int r;
+    DPO_OMP_FOR
+    for (r = 0; r < M; r++) {
+        float *z = probs + (size_t)r * V, mx = -INFINITY, zt, inv;
+        double sum = 0.0;
+        int v;
+        zt = z[targets[sel[r]]];
+        for (v = 0; v < V; v++)
+            if (z[v] > mx) mx = z[v];
+        for (v = 0; v < V; v++) {
+            z[v] = expf(z[v] - mx);
+            sum += z[v];
+        }
+        logp[sel[r]] = (float)((double)zt - (double)mx - log(sum));
+        inv = (float)(1.0 / sum);
+        for (v = 0; v < V; v++) z[v] *= inv;
+    }
+}
+
+/* d logp_t / d z_v = [v == t] - p_v, so dz_v = dlogp (delta_vt - p_v); in place. */
+static void logsoftmax_backward(float *probs /* (M, V): becomes dlogits */, const float *dlogp /* (N) */,
+                                const int *sel, const int *targets, int M, int V) {
+    int r;
+    DPO_OMP_FOR
+    for (r = 0; r < M; r++) {
+        float *z = probs + (size_t)r * V, g = dlogp[sel[r]];
+        int v;
+        for (v = 0; v < V; v++) z[v] = -g * z[v];
+        z[targets[sel[r]]] += g;
+    }
+}
+
+/* ======================================================================== */
+/* the batch and the activation arenas                                       */
+/* ======================================================================== */
+
+/* Grow *mem to hold the sum of counts (floats, overflow-checked) and point each
+ * entry into it. One allocation per family of buffers. */
+static int carve_arena(float **mem, size_t *cap, float **ptrs[], const size_t *counts, int n,
+                       const char *what, dpo_err *e) {
+    size_t total = 0, off = 0, bytes;
+    int i;
+    for (i = 0; i < n; i++)
+        if (util_add_size(total, counts[i], &total) != 0)
+            return dpo_errf(e, "%s: size overflows", what);
+    if (util_mul_size(total, sizeof(float), &bytes) != 0) return dpo_errf(e, "%s: size overflows", what);
+    if (total > *cap) {
+        float *nm;
+        free(*mem);
+        *mem = NULL;
+        *cap = 0;
+        nm = malloc(bytes ? bytes : 1);
+        if (!nm) return dpo_errf(e, "out of memory for %s (%zu MiB)", what, bytes >> 20);
+        *mem = nm;
+        *cap = total;
+    }
+    for (i = 0; i < n; i++) {
+        *ptrs[i] = *mem + off;
+        off += counts[i];
+    }
+    return 0;
+}
+
+/* Validate the batch and copy it into the model, with positions, the selected
+ * rows and each sequence's attention offset. */
+static int set_batch(model *m, const int *tokens, const int *targets, const int *seq_len, int n_seq,
+                     dpo_err *e) {
+    const model_config *c = &m->cfg;
+    size_t N = 0, A = 0, need, i;
+    int s, t, M = 0;
+    if (n_seq < 1) return dpo_errf(e, "batch has no sequences");
+    for (s = 0; s < n_seq; s++) {
+        if (seq_len[s] < 1 || seq_len[s] > c->n_ctx)
+            return dpo_errf(e, "sequence %d has length %d, outside [1, %d] (the model's context)", s,
+                            seq_len[s], c->n_ctx);
+        N += (size_t)seq_len[s];
+        A += (size_t)seq_len[s] * (size_t)seq_len[s]; /* <= n_seq * 2^32: no overflow in 64 bits */
+        if (N > (size_t)1 << 30) return dpo_errf(e, "batch of more than 2^30 tokens");
+    }
+    if (util_mul_size(A, (size_t)c->n_head, &A) != 0) return dpo_errf(e, "attention size overflows");
+    for (i = 0; i < N; i++) {
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+            return dpo_errf(e, "token %zu has id %d, outside the vocabulary [0, %d)", i, tokens[i],
+                            c->vocab_size);
+        if (targets[i] < -1 || targets[i] >= c->vocab_size)
+            return dpo_errf(e, "target %zu has id %d, outside the vocabulary [0, %d) (or -1)", i,
+                            targets[i], c->vocab_size);
+    }
+    need = 4 * N + (size_t)n_seq + 1;
+    if (need > m->ibuf_cap) {
+        free(m->ibuf);
+        m->ibuf = malloc(need * sizeof(int));
+        m->ibuf_cap = m->ibuf ? need : 0;
+        if (!m->ibuf) return dpo_errf(e, "out of memory for the batch");
+    }
+    if ((size_t)n_seq > m->att_off_cap) {
+        free(m->att_off);
+        m->att_off = malloc((size_t)n_seq * sizeof(size_t));
+        m->att_off_cap = m->att_off ? (size_t)n_seq : 0;
+        if (!m->att_off) return dpo_errf(e, "out of memory for the batch");
+    }
+    m->tokens = m->ibuf;
+    m->targets = m->tokens + N;
+    m->pos = m->targets + N;
+    m->sel = m->pos + N;
+    m->seq_start = m->sel + N;
+    memcpy(m->tokens, tokens, N * sizeof(int));
+    memcpy(m->targets, targets, N * sizeof(int));
+    m->seq_start[0] = 0;
+    A = 0;
+    for (s = 0; s < n_seq; s++) {
+        m->seq_start[s + 1] = m->seq_start[s] + seq_len[s];
+        m->att_off[s] = A;
+        A += (size_t)c->n_head * (size_t)seq_len[s] * (size_t)seq_len[s];
+        for (t = 0; t < seq_len[s]; t++) m->pos[m->seq_start[s] + t] = t;
+    }
+    for (i = 0; i < N; i++)
+        if (targets[i] >= 0) m->sel[M++] = (int)i;
+    m->n_tok = (int)N;
+    m->n_seq = n_seq;
+    m->n_sel = M;
+    m->att_per_layer = A;
+    return 0;
+}
+
+static int alloc_acts(model *m, dpo_err *e) {
+    size_t N = (size_t)m->n_tok, M = (size_t)m->n_sel, C = (size_t)m->cfg.n_embd,
+           L = (size_t)m->cfg.n_layer, V = (size_t)m->cfg.vocab_size, A = m->att_per_layer;
+    model_acts *a = &m->acts;
+    float **ptrs[] = {&a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty,
+                      &a->att, &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fch,
+                      &a->fch_gelu, &a->residual3, &a->lnf, &a->lnf_mean, &a->lnf_rstd,
+                      &a->head_in, &a->probs, &a->tmp};
+    size_t counts[20];
+    /* all products are of validated, bounded sizes; the (M, V) and (L, A) ones are checked */
+    counts[0] = N * C;
+    counts[1] = L * N * C;
+    counts[2] = L * N;
+    counts[3] = L * N;
+    counts[4] = L * N * 3 * C;
+    counts[5] = L * N * C;
+    if (util_mul_size(L, A, &counts[6]) != 0) return dpo_errf(e, "activation size overflows");
+    counts[7] = L * N * C;
+    counts[8] = L * N * C;
+    counts[9] = L * N;
+    counts[10] = L * N;
+    counts[11] = L * N * 4 * C;
+    counts[12] = L * N * 4 * C;
+    counts[13] = L * N * C;
+    counts[14] = N * C;
+    counts[15] = N;
+    counts[16] = N;
+    counts[17] = M * C;
+    if (util_mul_size(M, V, &counts[18]) != 0) return dpo_errf(e, "activation size overflows");
+    counts[19] = N * C;
+    return carve_arena(&m->acts_mem, &m->acts_cap, ptrs, counts, 20, "activations", e);
+}
+
+static int alloc_dacts(model *m, dpo_err *e) {
+    size_t N = (size_t)m->n_tok, M = (size_t)m->n_sel, C = (size_t)m->cfg.n_embd;
+    model_dacts *d = &m->dacts;
+    float **ptrs[] = {&d->dres, &d->dln, &d->datty, &d->dqkv, &d->dfch, &d->dhead};
+    size_t counts[6];
+    counts[0] = N * C;
+    counts[1] = N * C;
+    counts[2] = N * C;
+    counts[3] = N * 3 * C;
+    counts[4] = N * 4 * C;
+    counts[5] = M * C;
+    return carve_arena(&m->dacts_mem, &m->dacts_cap, ptrs, counts, 6, "activation gradients", e);
+}
+
+/* ======================================================================== */
+/* forward and backward of the whole model                                   */
+/* ======================================================================== */
+
+int model_forward(model *m, float *logp, const int *tokens, const int *targets,
+                  const int *seq_len, int n_seq, dpo_err *e) {
+    const model_config *c = &m->cfg;
+    const model_tensors *p = &m->params;
+    model_acts *a = &m->acts;
+    int L = c->n_layer, C = c->n_embd, H = c->n_head, V = c->vocab_size, N, M, l, r;
+    size_t NC;
+    const float *residual;
+
+    m->backward_ready = 0;
+    if (set_batch(m, tokens, targets, seq_len, n_seq, e) != 0 || alloc_acts(m, e) != 0) return -1;
+    N = m->n_tok;
+    M = m->n_sel;
+    NC = (size_t)N * C;
+
+    encoder_forward(a->encoded, m->tokens, m->pos, p->t[P_WTE], p->t[P_WPE], N, C);
+    residual = a->encoded;
+    for (l = 0; l < L; l++) {
+        size_t lc = (size_t)l * C, lcc = lc * C;
+        float *ln1 = a->ln1 + l * NC, *qkv = a->qkv + 3 * l * NC, *atty = a->atty + l * NC;
+        float *res2 = a->residual2 + l * NC, *ln2 = a->ln2 + l * NC, *fch = a->fch + 4 * l * NC;
+        float *fchg = a->fch_gelu + 4 * l * NC, *res3 = a->residual3 + l * NC;
+
+        layernorm_forward(ln1, a->ln1_mean + (size_t)l * N, a->ln1_rstd + (size_t)l * N, residual,
+                          p->t[P_LN1W] + lc, p->t[P_LN1B] + lc, N, C, c->ln_eps);
+        matmul_forward(qkv, ln1, p->t[P_QKVW] + 3 * lcc, p->t[P_QKVB] + 3 * lc, N, C, 3 * C);
+        attention_forward(atty, a->att + (size_t)l * m->att_per_layer, qkv, m->seq_start,
+                          m->att_off, m->n_seq, C, H);
+        matmul_forward(a->tmp, atty, p->t[P_ATTPROJW] + lcc, p->t[P_ATTPROJB] + lc, N, C, C);
+        residual_forward(res2, residual, a->tmp, NC);
+        layernorm_forward(ln2, a->ln2_mean + (size_t)l * N, a->ln2_rstd + (size_t)l * N, res2,
+                          p->t[P_LN2W] + lc, p->t[P_LN2B] + lc, N, C, c->ln_eps);
+        matmul_forward(fch, ln2, p->t[P_FCW] + 4 * lcc, p->t[P_FCB] + 4 * lc, N, C, 4 * C);
+        gelu_forward(fchg, fch, 4 * NC);
+        matmul_forward(a->tmp, fchg, p->t[P_FCPROJW] + 4 * lcc, p->t[P_FCPROJB] + lc, N, 4 * C, C);
+        residual_forward(res3, res2, a->tmp, NC);
+        residual = res3;
+    }
+    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, residual, p->t[P_LNFW], p->t[P_LNFB], N, C,
+                      c->ln_eps);
+
+    /* the head only for rows that have a target: logits (M, V) = head_in (M, C) wte^T */
+    for (r = 0; r < M; r++)
+        memcpy(a->head_in + (size_t)r * C, a->lnf + (size_t)m->sel[r] * C, (size_t)C * sizeof(float));
+    mm_matmul(a->probs, a->head_in, p->t[P_WTE], NULL, M, V, C, 0, 1, 0);
+    for (r = 0; r < N; r++) logp[r] = 0.0f;
+    logsoftmax_forward(logp, a->probs, m->sel, m->targets, M, V);
+    m->backward_ready = 1;
+    return 0;
+}
+
+int model_backward(model *m, const float *dlogp, dpo_err *e) {
+    const model_config *c = &m->cfg;
+    const model_tensors *p = &m->params, *g = &m->grads;
+    model_acts *a = &m->acts;
+    model_dacts *d = &m->dacts;
+    int L = c->n_layer, C = c->n_embd, H = c->n_head, V = c->vocab_size, N = m->n_tok,
+        M = m->n_sel, l, r;
+    size_t NC = (size_t)N * C;
+
+    if (!m->backward_ready) return dpo_errf(e, "model_backward needs a fresh model_forward");
+    if (!m->grads_mem) return dpo_errf(e, "model_backward: gradients are not allocated");
+    if (alloc_dacts(m, e) != 0) return -1;
+    m->backward_ready = 0;
+
+    /* head: dlogits = dlogp (onehot - p); dwte += dlogits^T head_in; dhead = dlogits wte */
+    logsoftmax_backward(a->probs, dlogp, m->sel, m->targets, M, V);
+    mm_matmul(g->t[P_WTE], a->probs, a->head_in, NULL, V, C, M, 1, 0, 1);
+    mm_matmul(d->dhead, a->probs, p->t[P_WTE], NULL, M, C, V, 0, 0, 0);
+    memset(d->dln, 0, NC * sizeof(float));
+    for (r = 0; r < M; r++)
+        memcpy(d->dln + (size_t)m->sel[r] * C, d->dhead + (size_t)r * C, (size_t)C * sizeof(float));
+    memset(d->dres, 0, NC * sizeof(float));
+    layernorm_backward(d->dres, g->t[P_LNFW], g->t[P_LNFB], d->dln,
+                       L > 0 ? a->residual3 + (size_t)(L - 1) * NC : a->encoded, a->lnf_mean,
+                       a->lnf_rstd, p->t[P_LNFW], N, C);
+
+    for (l = L - 1; l >= 0; l--) {
+        size_t lc = (size_t)l * C, lcc = lc * C;
+        const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * NC;
+        float *ln1 = a->ln1 + l * NC, *qkv = a->qkv + 3 * l * NC, *atty = a->atty + l * NC;
+        float *res2 = a->residual2 + l * NC, *ln2 = a->ln2 + l * NC, *fch = a->fch + 4 * l * NC;
+        float *fchg = a->fch_gelu + 4 * l * NC;
+
+        /* res3 = res2 + fcproj(gelu(fc(LN2(res2)))): dres flows to res2 unchanged, plus the MLP path */
+        memset(d->dfch, 0, 4 * NC * sizeof(float));
+        matmul_backward(d->dfch, g->t[P_FCPROJW] + 4 * lcc, g->t[P_FCPROJB] + lc, d->dres, fchg,
+                        p->t[P_FCPROJW] + 4 * lcc, N, 4 * C, C);
+        gelu_backward(d->dfch, fch, d->dfch, 4 * NC);
+        memset(d->dln, 0, NC * sizeof(float));
+        matmul_backward(d->dln, g->t[P_FCW] + 4 * lcc, g->t[P_FCB] + 4 * lc, d->dfch, ln2,
+                        p->t[P_FCW] + 4 * lcc, N, C, 4 * C);
+        layernorm_backward(d->dres, g->t[P_LN2W] + lc, g->t[P_LN2B] + lc, d->dln, res2,
+                           a->ln2_mean + (size_t)l * N, a->ln2_rstd + (size_t)l * N,
+                           p->t[P_LN2W] + lc, N, C);
+
+        /* res2 = residual + attproj(attention(qkv(LN1(residual)))) */
+        memset(d->datty, 0, NC * sizeof(float));
+        matmul_backward(d->datty, g->t[P_ATTPROJW] + lcc, g->t[P_ATTPROJB] + lc, d->dres, atty,
+                        p->t[P_ATTPROJW] + lcc, N, C, C);
+        memset(d->dqkv, 0, 3 * NC * sizeof(float));
+        attention_backward(d->dqkv, a->att + (size_t)l * m->att_per_layer, d->datty, qkv,
+                           m->seq_start, m->att_off, m->n_seq, C, H);
+        memset(d->dln, 0, NC * sizeof(float));
+        matmul_backward(d->dln, g->t[P_QKVW] + 3 * lcc, g->t[P_QKVB] + 3 * lc, d->dqkv, ln1,
+                        p->t[P_QKVW] + 3 * lcc, N, C, 3 * C);
+        layernorm_backward(d->dres, g->t[P_LN1W] + lc, g->t[P_LN1B] + lc, d->dln, residual,
+                           a->ln1_mean + (size_t)l * N, a->ln1_rstd + (size_t)l * N,
+                           p->t[P_LN1W] + lc, N, C);
+    }
+    encoder_backward(g->t[P_WTE], g->t[P_WPE], d->dres, m->tokens, m->pos, N, C);
+    return 0;
+}
+
+/* ======================================================================== */
+/* Hugging Face model directories                                            */
+/* ======================================================================== */
+
+static int require_bool(const json_value *root, const char *key, int want, dpo_err *e) {
+    const json_value *v = json_get(root, key);
+    if (!v) return 0;
+    if (v->type != JSON_TRUE && v->type != JSON_FALSE)
+        return dpo_errf(e, "key \"%s\": expected true or false", key);
+    if ((v->type == JSON_TRUE) != want)
+        return dpo_errf(e, "key \"%s\": only %s is supported (it changes GPT-2's math)", key,
+                        want ? "true" : "false");
+    return 0;
+}
+
+static int get_required_int(const json_value *root, const char *key, long long min, long long max,
+                            int *out, dpo_err *e) {
+    long long v;
+    int rc = json_get_int(root, key, min, max, &v, e);
+    if (rc < 0) return -1;
+    if (rc > 0) return dpo_errf(e, "missing key \"%s\"", key);
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_config(const json_value *root, model_config *c, dpo_err *e) {
+    const char *s;
+    size_t len;
+    long long v;
+    int rc;
+    if (root->type != JSON_OBJECT) return dpo_errf(e, "not a JSON object");
+    rc = json_get_string(root, "model_type", &s, &len, e);
+    if (rc < 0) return -1;
+    if (rc == 0 && strcmp(s, "gpt2") != 0)
+        return dpo_errf(e, "model_type is \"%s\"; only \"gpt2\" is supported", s);
+    if (get_required_int(root, "n_layer", 1, MODEL_MAX_LAYERS, &c->n_layer, e) != 0 ||
+        get_required_int(root, "n_head", 1, MODEL_MAX_HEADS, &c->n_head, e) != 0 ||
+        get_required_int(root, "n_embd", 1, MODEL_MAX_EMBD, &c->n_embd, e) != 0 ||
+        get_required_int(root, "vocab_size", 1, MODEL_MAX_VOCAB, &c->vocab_size, e) != 0)
+        return -1;
+    rc = json_get_int(root, "n_positions", 1, MODEL_MAX_CTX, &v, e);
+    if (rc < 0) return -1;
+    if (rc > 0) {
+        rc = json_get_int(root, "n_ctx", 1, MODEL_MAX_CTX, &v, e);
+        if (rc < 0) return -1;
+        if (rc > 0) return dpo_errf(e, "missing key \"n_positions\"");
+    }
+    c->n_ctx = (int)v;
+    c->ln_eps = 1e-5;
+    if (json_get_number(root, "layer_norm_epsilon", &c->ln_eps, e) < 0) return -1;
+    c->eos_token_id = c->vocab_size - 1;
+    rc = json_get_int(root, "eos_token_id", 0, c->vocab_size - 1, &v, e);
+    if (rc < 0) return -1;
+    if (rc == 0) c->eos_token_id = (int)v;
+    rc = json_get_string(root, "activation_function", &s, &len, e);
+    if (rc < 0) return -1;
+    if (rc == 0 && strcmp(s, "gelu_new") != 0 && strcmp(s, "gelu_pytorch_tanh") != 0)
+        return dpo_errf(e, "activation_function is \"%s\"; only \"gelu_new\" is supported", s);
+    {
+        const json_value *ni = json_get(root, "n_inner");
+        if (ni && ni->type != JSON_NULL &&
+            !(ni->type == JSON_NUMBER && ni->is_integer && ni->number == 4.0 * c->n_embd))
+            return dpo_errf(e, "n_inner must be null or 4 * n_embd");
+    }
+    if (require_bool(root, "scale_attn_weights", 1, e) != 0 ||
+        require_bool(root, "scale_attn_by_inverse_layer_idx", 0, e) != 0 ||
+        require_bool(root, "tie_word_embeddings", 1, e) != 0 ||
+        require_bool(root, "add_cross_attention", 0, e) != 0)
+        return -1;
+    return model_config_validate(c, e);
+}
+
+int model_load_config(const char *dir, model_config *c, dpo_err *e) {
+    char path[4096], *text;
+    size_t len;
+    json_value *root;
+    int rc;
+    if (util_path_join(path, sizeof path, dir, "config.json", e) != 0) return -1;
+    if (util_read_file(path, MAX_CONFIG_BYTES, &text, &len, e) != 0) return -1;
+    rc = json_parse(text, len, &root, e);
+    free(text);
+    if (rc != 0) return dpo_err_prefix(e, "%s", path);
+    memset(c, 0, sizeof *c);
+    rc = parse_config(root, c, e);
+    json_free(root);
+    if (rc != 0) return dpo_err_prefix(e, "%s", path);
+    return 0;
+}
+
+/* "h.<digits>.attn.bias" / "h.<digits>.attn.masked_bias": causal-mask buffers some files carry */
+static int is_mask_buffer(const char *name) {
+    const char *p = name;
+    if (strncmp(p, "h.", 2) != 0) return 0;
+    p += 2;
+    if (*p < '0' || *p > '9') return 0;
+    while (*p >= '0' && *p <= '9') p++;
+    return strcmp(p, ".attn.bias") == 0 || strcmp(p, ".attn.masked_bias") == 0;
+}
+
+static const char *strip_prefix(const char *name) {
+    return strncmp(name, "transformer.", 12) == 0 ? name + 12 : name;
+}
+
+int model_load(model *m, const char *dir, dpo_err *e) {
+    char path[4096];
+    model_config c;
+    st_file f;
+    const st_tensor **found = NULL, *lm_head = NULL;
+    int n, i, j;
+    size_t k;
+
+    memset(m, 0, sizeof *m);
+    if (model_load_config(dir, &c, e) != 0) return -1;
+    if (util_path_join(path, sizeof path, dir, "model.safetensors", e) != 0) return -1;
+    if (st_open(&f, path, e) != 0) return -1;
+    n = model_num_tensors(&c);
+    found = calloc((size_t)n, sizeof *found);
+    if (!found) {
+        st_close(&f);
+        return dpo_errf(e, "out of memory");
+    }
+    /* every tensor in the file must be one we know */
+    for (k = 0; k < f.n_tensors; k++) {
+        const st_tensor *t = &f.tensors[k];
+        const char *name = strip_prefix(t->name);
+        int hit = -1;
+        if (is_mask_buffer(name)) continue;
+        if (strcmp(t->name, "lm_head.weight") == 0) {
+            if (t->ndim != 2 || t->shape[0] != (size_t)c.vocab_size || t->shape[1] != (size_t)c.n_embd) {
+                dpo_errf(e, "tensor \"lm_head.weight\": shape is not (vocab_size, n_embd) = (%d, %d)",
+                         c.vocab_size, c.n_embd);
+                goto fail;
+            }
+            lm_head = t;
+            continue;
+        }
+        for (i = 0; i < n && hit < 0; i++) {
+            model_tensor_info ti;
+            model_tensor(&c, i, &ti);
+            if (strcmp(name, ti.name) == 0) hit = i;
+        }
+        if (hit < 0) {
+            dpo_errf(e, "tensor \"%s\" is not part of a GPT-2 model with this config", t->name);
+            goto fail;
+        }
+        if (found[hit]) {
+            dpo_errf(e, "tensor \"%s\" appears twice (with and without the \"transformer.\" prefix)",
+                     name);
+            goto fail;
+        }
+        found[hit] = t;
+    }
+    /* every tensor the config needs, with the right shape and a float dtype */
+    for (i = 0; i < n; i++) {
+        model_tensor_info ti;
+        const st_tensor *t = found[i];
+        model_tensor(&c, i, &ti);
+        if (!t) {
+            dpo_errf(e, "missing tensor \"transformer.%s\"", ti.name);
+            goto fail;
+        }
+        if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16) {
+            dpo_errf(e, "tensor \"%s\": dtype %s is not F32, F16 or BF16", t->name,
+                     st_dtype_name(t->dtype));
+            goto fail;
+        }
+        if (t->ndim != ti.ndim || t->shape[0] != ti.shape[0] ||
+            (ti.ndim == 2 && t->shape[1] != ti.shape[1])) {
+            if (ti.ndim == 2)
+                dpo_errf(e, "tensor \"%s\": shape must be (%zu, %zu) for this config", t->name,
+                         ti.shape[0], ti.shape[1]);
+            else
+                dpo_errf(e, "tensor \"%s\": shape must be (%zu) for this config", t->name, ti.shape[0]);
+            goto fail;
+        }
+    }
+    if (lm_head && lm_head->dtype != ST_F32 && lm_head->dtype != ST_F16 && lm_head->dtype != ST_BF16) {
+        dpo_errf(e, "tensor \"lm_head.weight\": dtype %s is not F32, F16 or BF16",
+                 st_dtype_name(lm_head->dtype));
+        goto fail;
+    }
+    /* validated: now allocate and read */
+    if (model_create(m, &c, e) != 0) goto fail;
+    for (i = 0; i < n; i++) {
+        model_tensor_info ti;
+        model_tensor(&c, i, &ti);
+        if (st_read_f32(&f, found[i], m->params_mem + ti.offset, e) != 0) goto fail_free;
+    }
+    if (lm_head) {
+        float *tmp = malloc(lm_head->numel * sizeof(float));
+        int same;
+        if (!tmp) {
+            dpo_errf(e, "out of memory");
+            goto fail_free;
+        }
+        if (st_read_f32(&f, lm_head, tmp, e) != 0) {
+            free(tmp);
+            goto fail_free;
+        }
+        same = memcmp(tmp, m->params.t[P_WTE], lm_head->numel * sizeof(float)) == 0;
+        free(tmp);
+        if (!same) {
+            dpo_errf(e, "tensor \"lm_head.weight\" differs from wte.weight: only a head tied to the "
+                        "token embedding is supported");
+            goto fail_free;
+        }
+    }
+    (void)j;
+    free(found);
+    st_close(&f);
+    return 0;
+fail_free:
+    model_free(m);
+fail:
+    free(found);
+    st_close(&f);
+    return dpo_err_prefix(e, "%s", path);
+}
+
+int model_save(const model *m, const char *dir, dpo_err *e) {
+    const model_config *c = &m->cfg;
+    char path[4096], cfg[2048];
+    int n = model_num_tensors(c), i, len;
+    st_out_tensor *ts;
+    model_tensor_info *infos;
+    util_atomic_file af;
+
+    if (util_mkdir(dir, e) != 0) return -1;
+    ts = calloc((size_t)n, sizeof *ts);
+    infos = calloc((size_t)n, sizeof *infos);
+    if (!ts || !infos) {
+        free(ts);
+        free(infos);
+        return dpo_errf(e, "out of memory");
+    }
+    for (i = 0; i < n; i++) {
+        model_tensor(c, i, &infos[i]);
+        /* HF's own files name them "transformer.<name>" */
+        memmove(infos[i].name + 12, infos[i].name, sizeof infos[i].name - 12);
+        memcpy(infos[i].name, "transformer.", 12);
+        infos[i].name[sizeof infos[i].name - 1] = '\0';
+        ts[i].name = infos[i].name;
+        ts[i].data = m->params_mem + infos[i].offset;
+        ts[i].ndim = infos[i].ndim;
+        ts[i].shape[0] = infos[i].shape[0];
+        ts[i].shape[1] = infos[i].shape[1];
+    }
+    /* weights first, then the config: a config always describes a complete weights file */
+    if (util_path_join(path, sizeof path, dir, "model.safetensors", e) != 0 ||
+        st_write_f32(path, ts, (size_t)n, e) != 0) {
+        free(ts);
+        free(infos);
+        return -1;
+    }
+    free(ts);
+    free(infos);
+    len = snprintf(cfg, sizeof cfg,
+                   "{\n"
+                   "  \"activation_function\": \"gelu_new\",\n"
+                   "  \"architectures\": [\"GPT2LMHeadModel\"],\n"
+                   "  \"attn_pdrop\": 0.1,\n"
+                   "  \"bos_token_id\": %d,\n"
+                   "  \"embd_pdrop\": 0.1,\n"
+                   "  \"eos_token_id\": %d,\n"
+                   "  \"initializer_range\": 0.02,\n"
+                   "  \"layer_norm_epsilon\": %.17g,\n"
+                   "  \"model_type\": \"gpt2\",\n"
+                   "  \"n_ctx\": %d,\n"
+                   "  \"n_embd\": %d,\n"
+                   "  \"n_head\": %d,\n"
+                   "  \"n_inner\": null,\n"
+                   "  \"n_layer\": %d,\n"
+                   "  \"n_positions\": %d,\n"
+                   "  \"resid_pdrop\": 0.1,\n"
+                   "  \"tie_word_embeddings\": true,\n"
+                   "  \"torch_dtype\": \"float32\",\n"
+                   "  \"vocab_size\": %d\n"
+                   "}\n",
+                   c->eos_token_id, c->eos_token_id, c->ln_eps, c->n_ctx, c->n_embd, c->n_head,
+                   c->n_layer, c->n_ctx, c->vocab_size);
+    if (len < 0 || (size_t)len >= sizeof cfg) return dpo_errf(e, "config too long");
+    if (util_path_join(path, sizeof path, dir, "config.json", e) != 0) return -1;
+    if (util_atomic_open(&af, path, e) != 0) return -1;
+    if (util_atomic_write(&af, cfg, (size_t)len, e) != 0) {
+        util_atomic_abort(&af);
+        return -1;
+    }
+    return util_atomic_commit(&af, e);
+}

@@ -1,0 +1,172 @@
+/* model.h - GPT-2: configuration, parameter and activation layout, forward and
+ * backward over packed batches, and Hugging Face model directories. See model.c. */
+#ifndef DPO_MODEL_H
+#define DPO_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "util.h"
+
+/* Bounds a config.json must respect before anything is allocated from it. */
+#define MODEL_MAX_LAYERS 256
+#define MODEL_MAX_HEADS 256
+#define MODEL_MAX_EMBD 16384
+#define MODEL_MAX_CTX 65536
+#define MODEL_MAX_VOCAB 4194304
+#define MODEL_MAX_PARAMS ((size_t)1 << 34) /* 16 G parameters: 64 GiB of floats */
+
+typedef struct {
+    int n_layer;      /* L: transformer blocks */
+    int n_head;       /* H: attention heads; n_embd % n_head == 0 */
+    int n_embd;       /* C: width of the residual stream */
+    int n_ctx;        /* maximum sequence length (n_positions) */
+    int vocab_size;   /* V */
+    double ln_eps;    /* LayerNorm epsilon (layer_norm_epsilon) */
+    int eos_token_id; /* end-of-text id written back to config.json */
+} model_config;
+
+/* The 16 parameter tensor families, in this order in memory. Per-layer
+ * families hold the L layers' tensors one after another; each layer's slice is
+ * exactly the Hugging Face tensor (Conv1D weights are [in, out]). */
+enum {
+    P_WTE,      /* wte.weight            (V, C)        */
+    P_WPE,      /* wpe.weight            (n_ctx, C)    */
+    P_LN1W,     /* h.l.ln_1.weight       (L, C)        */
+    P_LN1B,     /* h.l.ln_1.bias         (L, C)        */
+    P_QKVW,     /* h.l.attn.c_attn.weight (L, C, 3C)   */
+    P_QKVB,     /* h.l.attn.c_attn.bias  (L, 3C)       */
+    P_ATTPROJW, /* h.l.attn.c_proj.weight (L, C, C)    */
+    P_ATTPROJB, /* h.l.attn.c_proj.bias  (L, C)        */
+    P_LN2W,     /* h.l.ln_2.weight       (L, C)        */
+    P_LN2B,     /* h.l.ln_2.bias         (L, C)        */
+    P_FCW,      /* h.l.mlp.c_fc.weight   (L, C, 4C)    */
+    P_FCB,      /* h.l.mlp.c_fc.bias     (L, 4C)       */
+    P_FCPROJW,  /* h.l.mlp.c_proj.weight (L, 4C, C)    */
+    P_FCPROJB,  /* h.l.mlp.c_proj.bias   (L, C)        */
+    P_LNFW,     /* ln_f.weight           (C)           */
+    P_LNFB,     /* ln_f.bias             (C)           */
+    MODEL_NUM_FAMILIES
+};
+
+typedef struct {
+    float *t[MODEL_NUM_FAMILIES]; /* pointers into one contiguous allocation */
+} model_tensors;
+
+/* One Hugging Face tensor: a family's slice for one layer (or the whole family). */
+typedef struct {
+    char name[64];       /* HF name without the "transformer." prefix, e.g. "h.3.mlp.c_fc.weight" */
+    int family;          /* P_* */
+    int layer;           /* -1 for wte, wpe, ln_f */
+    int ndim;            /* 1 or 2 */
+    size_t shape[2];
+    size_t numel;
+    size_t offset;       /* floats from the start of the parameter block */
+} model_tensor_info;
+
+/* Activations saved by the forward pass for the backward pass, for a packed
+ * batch of N tokens in S sequences, M of which have a target, and
+ * A = H * sum_s T_s^2 attention probabilities per layer. One allocation. */
+typedef struct {
+    float *encoded;   /* (N, C) token + position embeddings */
+    float *ln1;       /* (L, N, C) */
+    float *ln1_mean;  /* (L, N) */
+    float *ln1_rstd;  /* (L, N) */
+    float *qkv;       /* (L, N, 3C) */
+    float *atty;      /* (L, N, C) attention output, heads concatenated */
+    float *att;       /* (L, A) softmax probabilities, per sequence and head a (T, T) block */
+    float *residual2; /* (L, N, C) after the attention residual */
+    float *ln2;       /* (L, N, C) */
+    float *ln2_mean;  /* (L, N) */
+    float *ln2_rstd;  /* (L, N) */
+    float *fch;       /* (L, N, 4C) MLP pre-activation */
+    float *fch_gelu;  /* (L, N, 4C) */
+    float *residual3; /* (L, N, C) after the MLP residual: the block output */
+    float *lnf;       /* (N, C) */
+    float *lnf_mean;  /* (N) */
+    float *lnf_rstd;  /* (N) */
+    float *head_in;   /* (M, C) rows of lnf whose token has a target */
+    float *probs;     /* (M, V) softmax of the logits; the backward turns it into dlogits */
+    float *tmp;       /* (N, C) scratch for a projection before its residual add */
+} model_acts;
+
+/* Gradient scratch for the backward pass (activation gradients), one allocation. */
+typedef struct {
+    float *dres;      /* (N, C) gradient of the residual stream */
+    float *dln;       /* (N, C) gradient of a LayerNorm output */
+    float *datty;     /* (N, C) */
+    float *dqkv;      /* (N, 3C) */
+    float *dfch;      /* (N, 4C) */
+    float *dhead;     /* (M, C) */
+} model_dacts;
+
+typedef struct {
+    model_config cfg;
+    size_t num_params;
+    model_tensors params;  /* into params_mem */
+    model_tensors grads;   /* into grads_mem, NULL until model_alloc_grads */
+    float *params_mem;     /* (num_params,) */
+    float *grads_mem;      /* (num_params,) */
+
+    /* the batch of the last forward pass */
+    int n_tok, n_seq, n_sel;  /* N, S, M */
+    size_t att_per_layer;     /* A */
+    int *ibuf;                /* tokens, targets, pos, sel, seq_start carved from one block */
+    int *tokens, *targets;    /* (N) */
+    int *pos;                 /* (N) position of each token within its sequence */
+    int *sel;                 /* (M) index of each token that has a target */
+    int *seq_start;           /* (S+1) first token of each sequence; seq_start[S] = N */
+    size_t *att_off;          /* (S) offset of each sequence's attention blocks within a layer */
+    size_t ibuf_cap, att_off_cap;
+
+    model_acts acts;
+    float *acts_mem;
+    size_t acts_cap;          /* floats */
+    model_dacts dacts;
+    float *dacts_mem;
+    size_t dacts_cap;         /* floats */
+    int backward_ready;       /* set by forward, cleared by backward */
+} model;
+
+/* Check a config: positive, bounded sizes, n_embd % n_head == 0, parameter count bounded. */
+int model_config_validate(const model_config *c, dpo_err *e);
+
+/* Number of HF tensors (2 + 12 L + 2) and the description of tensor i, in the
+ * order Hugging Face writes them: wte, wpe, h.0.*, ..., ln_f.*. */
+int model_num_tensors(const model_config *c);
+void model_tensor(const model_config *c, int i, model_tensor_info *out);
+
+/* Allocate a model with zeroed parameters (no gradients yet). */
+int model_create(model *m, const model_config *c, dpo_err *e);
+void model_free(model *m);
+
+/* GPT-2's initialisation: weights normal(0, 0.02), the residual projections
+ * (attn.c_proj, mlp.c_proj) normal(0, 0.02 / sqrt(2 L)), biases 0, LayerNorm
+ * weight 1 and bias 0. Deterministic in the seed. */
+void model_init_random(model *m, uint64_t seed);
+
+/* Hugging Face directory: config.json + model.safetensors. model_load
+ * validates everything before allocating (see model.c) and fills a fresh model.
+ * model_save writes both files atomically (F32, "transformer." names, head tied). */
+int model_load_config(const char *dir, model_config *c, dpo_err *e);
+int model_load(model *m, const char *dir, dpo_err *e);
+int model_save(const model *m, const char *dir, dpo_err *e);
+
+/* Gradients: allocate (zeroed) and zero. */
+int model_alloc_grads(model *m, dpo_err *e);
+void model_zero_grad(model *m);
+
+/* Forward over a packed batch of n_seq sequences, tokens (N) concatenated,
+ * seq_len (n_seq) their lengths (each 1..n_ctx). Positions restart at 0 in
+ * each sequence and attention never crosses a boundary. targets (N): the id
+ * whose log-probability is wanted at each position (usually the next token of
+ * the sequence), or -1 for none. logp (N) receives log p(target | prefix), 0
+ * where the target is -1. */
+int model_forward(model *m, float *logp, const int *tokens, const int *targets,
+                  const int *seq_len, int n_seq, dpo_err *e);
+
+/* Backward from dlogp (N) = d loss / d logp per token (ignored where the
+ * target was -1): adds d loss / d parameter into the gradients. Uses, and
+ * consumes, the activations of the last forward: one backward per forward. */
+int model_backward(model *m, const float *dlogp, dpo_err *e);
+
+#endif

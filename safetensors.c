@@ -1,0 +1,402 @@
+/* safetensors.c - owns the safetensors file format: validating a header before
+ * anything is allocated from it, reading tensors (converting F16/BF16 to F32),
+ * and writing F32 files atomically. It must never trust a size or an offset read
+ * from a file before checking it, never print, and never leave a half-written
+ * file behind. */
+#include "safetensors.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "json.h"
+
+/* ------------------------------------------------------------------------ */
+/* dtypes */
+
+static const struct {
+    const char *name;
+    size_t size;
+} dtype_table[ST_NUM_DTYPES] = {
+    {"BOOL", 1}, {"U8", 1}, {"I8", 1}, {"I16", 2}, {"U16", 2}, {"F16", 2}, {"BF16", 2},
+    {"I32", 4}, {"U32", 4}, {"F32", 4}, {"I64", 8}, {"U64", 8}, {"F64", 8},
+};
+
+const char *st_dtype_name(st_dtype d) { return dtype_table[d].name; }
+size_t st_dtype_size(st_dtype d) { return dtype_table[d].size; }
+
+static int dtype_from_name(const char *s, st_dtype *out) {
+    int i;
+    for (i = 0; i < ST_NUM_DTYPES; i++) {
+        if (strcmp(s, dtype_table[i].name) == 0) {
+            *out = (st_dtype)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* IEEE half: 1 sign, 5 exponent (bias 15), 10 mantissa bits.
+ * value = (-1)^s * 2^(e-15) * (1 + m/1024) for 0 < e < 31; 2^-14 * m/1024 for e = 0. */
+float st_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h >> 15) << 31;
+    uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    float f;
+    if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (man << 13); /* inf or NaN (payload kept) */
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112) << 23) | (man << 13); /* rebias 15 -> 127 */
+    } else if (man == 0) {
+        bits = sign; /* signed zero */
+    } else {
+        /* subnormal: shift the mantissa up until its leading 1 is the hidden bit */
+        int e = -1;
+        do {
+            man <<= 1;
+            e++;
+        } while (!(man & 0x400));
+        bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3ff) << 13);
+    }
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* bfloat16 is the top half of an IEEE single. */
+float st_bf16_to_f32(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* ------------------------------------------------------------------------ */
+/* header validation */
+
+static int cmp_begin(const void *a, const void *b) {
+    const st_tensor *x = *(const st_tensor *const *)a, *y = *(const st_tensor *const *)b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end) return x->end < y->end ? -1 : 1;
+    return 0;
+}
+
+/* a JSON number that is a non-negative integer exactly representable in a double */
+static int get_size(const json_value *v, size_t *out) {
+    if (v->type != JSON_NUMBER || !v->is_integer || v->number < 0 ||
+        v->number > 9007199254740992.0 || (double)(size_t)v->number != v->number)
+        return -1;
+    *out = (size_t)v->number;
+    return 0;
+}
+
+static int parse_tensor(st_tensor *t, const char *key, const json_value *v, size_t data_size,
+                        dpo_err *e) {
+    const json_value *dt = json_get(v, "dtype"), *sh = json_get(v, "shape"),
+                     *off = json_get(v, "data_offsets");
+    size_t i, bytes;
+    if (v->type != JSON_OBJECT) return dpo_errf(e, "tensor \"%s\": entry is not an object", key);
+    if (v->count != 3 || !dt || !sh || !off)
+        return dpo_errf(e, "tensor \"%s\": entry must have exactly dtype, shape and data_offsets", key);
+    if (dt->type != JSON_STRING || dtype_from_name(dt->str, &t->dtype) != 0)
+        return dpo_errf(e, "tensor \"%s\": unknown dtype", key);
+    if (sh->type != JSON_ARRAY || sh->count > ST_MAX_DIMS)
+        return dpo_errf(e, "tensor \"%s\": shape must be an array of at most %d sizes", key, ST_MAX_DIMS);
+    t->ndim = (int)sh->count;
+    t->numel = 1;
+    for (i = 0; i < sh->count; i++) {
+        if (get_size(&sh->items[i], &t->shape[i]) != 0)
+            return dpo_errf(e, "tensor \"%s\": shape[%zu] is not a non-negative integer", key, i);
+        if (util_mul_size(t->numel, t->shape[i], &t->numel) != 0)
+            return dpo_errf(e, "tensor \"%s\": shape overflows", key);
+    }
+    if (off->type != JSON_ARRAY || off->count != 2 || get_size(&off->items[0], &t->begin) != 0 ||
+        get_size(&off->items[1], &t->end) != 0)
+        return dpo_errf(e, "tensor \"%s\": data_offsets must be two non-negative integers", key);
+    if (t->begin > t->end || t->end > data_size)
+        return dpo_errf(e, "tensor \"%s\": data_offsets [%zu, %zu] out of range (data section is %zu bytes)",
+                        key, t->begin, t->end, data_size);
+    if (util_mul_size(t->numel, st_dtype_size(t->dtype), &bytes) != 0 || bytes != t->end - t->begin)
+        return dpo_errf(e, "tensor \"%s\": %zu bytes at data_offsets, but shape and dtype need %zu",
+                        key, t->end - t->begin, bytes);
+    return 0;
+}
+
+static int read_exact(FILE *fp, size_t off, void *buf, size_t n) {
+    if (fseeko(fp, (off_t)off, SEEK_SET) != 0) return -1;
+    return fread(buf, 1, n, fp) == n ? 0 : -1;
+}
+
+int st_open(st_file *f, const char *path, dpo_err *e) {
+    FILE *fp;
+    unsigned char lenbuf[8];
+    uint64_t hlen = 0;
+    char *hdr = NULL;
+    json_value *root = NULL;
+    st_tensor **order = NULL;
+    size_t i, n = 0, data_size, pos;
+    off_t end;
+    int k;
+
+    memset(f, 0, sizeof *f);
+    snprintf(f->path, sizeof f->path, "%s", path);
+    fp = fopen(path, "rb");
+    if (!fp) return dpo_errf(e, "%s: cannot open: %s", path, strerror(errno));
+    if (fseeko(fp, 0, SEEK_END) != 0 || (end = ftello(fp)) < 0) {
+        fclose(fp);
+        return dpo_errf(e, "%s: cannot determine file size", path);
+    }
+    f->file_size = (size_t)end;
+    if (f->file_size < 8 || read_exact(fp, 0, lenbuf, 8) != 0) {
+        fclose(fp);
+        return dpo_errf(e, "%s: truncated: no 8-byte header length", path);
+    }
+    for (k = 7; k >= 0; k--) hlen = (hlen << 8) | lenbuf[k];
+    if (hlen < 2 || hlen > ST_MAX_HEADER || hlen > f->file_size - 8) {
+        fclose(fp);
+        return dpo_errf(e, "%s: header length %llu is invalid for a file of %zu bytes", path,
+                        (unsigned long long)hlen, f->file_size);
+    }
+    f->data_start = 8 + (size_t)hlen;
+    data_size = f->file_size - f->data_start;
+    hdr = malloc((size_t)hlen);
+    if (!hdr) {
+        fclose(fp);
+        return dpo_errf(e, "%s: out of memory for a %llu-byte header", path, (unsigned long long)hlen);
+    }
+    if (read_exact(fp, 8, hdr, (size_t)hlen) != 0) {
+        free(hdr);
+        fclose(fp);
+        return dpo_errf(e, "%s: cannot read the header", path);
+    }
+    fclose(fp);
+    if (hdr[0] != '{') {
+        free(hdr);
+        return dpo_errf(e, "%s: header does not start with '{'", path);
+    }
+    if (json_parse(hdr, (size_t)hlen, &root, e) != 0) {
+        free(hdr);
+        return dpo_err_prefix(e, "%s: header", path);
+    }
+    free(hdr);
+    if (root->type != JSON_OBJECT) {
+        json_free(root);
+        return dpo_errf(e, "%s: header is not a JSON object", path);
+    }
+    f->tensors = calloc(root->count ? root->count : 1, sizeof *f->tensors);
+    order = calloc(root->count ? root->count : 1, sizeof *order);
+    if (!f->tensors || !order) {
+        json_free(root);
+        free(order);
+        st_close(f);
+        return dpo_errf(e, "%s: out of memory", path);
+    }
+    for (i = 0; i < root->count; i++) {
+        st_tensor *t = &f->tensors[n];
+        if (strcmp(root->keys[i], "__metadata__") == 0) {
+            if (root->items[i].type != JSON_OBJECT) goto bad_meta;
+            continue;
+        }
+        if (strlen(root->keys[i]) != root->key_lens[i] || root->key_lens[i] == 0) {
+            dpo_errf(e, "tensor %zu: empty name or NUL byte in name", i);
+            goto fail;
+        }
+        if (parse_tensor(t, root->keys[i], &root->items[i], data_size, e) != 0) goto fail;
+        t->name = malloc(root->key_lens[i] + 1);
+        if (!t->name) {
+            dpo_errf(e, "out of memory");
+            goto fail;
+        }
+        memcpy(t->name, root->keys[i], root->key_lens[i] + 1);
+        order[n] = t;
+        f->n_tensors = ++n;
+    }
+    /* the tensors must tile the data section: sorted by offset, each begins where the last ended */
+    qsort(order, n, sizeof *order, cmp_begin);
+    pos = 0;
+    for (i = 0; i < n; i++) {
+        if (order[i]->begin != pos) {
+            if (order[i]->begin < pos)
+                dpo_errf(e, "tensor \"%s\": data overlaps the tensor before it", order[i]->name);
+            else
+                dpo_errf(e, "tensor \"%s\": gap of %zu bytes before its data", order[i]->name,
+                         order[i]->begin - pos);
+            goto fail;
+        }
+        pos = order[i]->end;
+    }
+    if (pos != data_size) {
+        dpo_errf(e, "%zu bytes after the last tensor are not described by the header", data_size - pos);
+        goto fail;
+    }
+    free(order);
+    json_free(root);
+    return 0;
+
+bad_meta:
+    dpo_errf(e, "__metadata__ is not an object");
+fail:
+    free(order);
+    json_free(root);
+    st_close(f);
+    snprintf(f->path, sizeof f->path, "%s", path);
+    return dpo_err_prefix(e, "%s", path);
+}
+
+void st_close(st_file *f) {
+    size_t i;
+    if (f->tensors)
+        for (i = 0; i < f->n_tensors; i++) free(f->tensors[i].name);
+    free(f->tensors);
+    f->tensors = NULL;
+    f->n_tensors = 0;
+}
+
+const st_tensor *st_find(const st_file *f, const char *name) {
+    size_t i;
+    for (i = 0; i < f->n_tensors; i++)
+        if (strcmp(f->tensors[i].name, name) == 0) return &f->tensors[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* reading tensor data */
+
+int st_read_raw(const st_file *f, const st_tensor *t, void *out, dpo_err *e) {
+    FILE *fp = fopen(f->path, "rb");
+    int rc;
+    if (!fp) return dpo_errf(e, "%s: cannot open: %s", f->path, strerror(errno));
+    rc = read_exact(fp, f->data_start + t->begin, out, t->end - t->begin);
+    fclose(fp);
+    if (rc != 0) return dpo_errf(e, "%s: tensor \"%s\": read failed (file changed or truncated?)",
+                                 f->path, t->name);
+    return 0;
+}
+
+int st_read_f32(const st_file *f, const st_tensor *t, float *out, dpo_err *e) {
+    enum { CHUNK = 1 << 16 };
+    unsigned char buf[CHUNK * 4];
+    size_t esz = st_dtype_size(t->dtype), done = 0, i;
+    FILE *fp;
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
+        return dpo_errf(e, "%s: tensor \"%s\": dtype %s is not a float type (F32, F16, BF16)",
+                        f->path, t->name, st_dtype_name(t->dtype));
+    fp = fopen(f->path, "rb");
+    if (!fp) return dpo_errf(e, "%s: cannot open: %s", f->path, strerror(errno));
+    if (fseeko(fp, (off_t)(f->data_start + t->begin), SEEK_SET) != 0) goto fail;
+    while (done < t->numel) {
+        size_t n = t->numel - done < CHUNK ? t->numel - done : CHUNK;
+        if (fread(buf, esz, n, fp) != n) goto fail;
+        for (i = 0; i < n; i++) {
+            const unsigned char *p = buf + i * esz;
+            if (t->dtype == ST_F32) {
+                uint32_t bits = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                                (uint32_t)p[3] << 24;
+                memcpy(&out[done + i], &bits, 4);
+            } else {
+                uint16_t h = (uint16_t)(p[0] | p[1] << 8);
+                out[done + i] = t->dtype == ST_F16 ? st_f16_to_f32(h) : st_bf16_to_f32(h);
+            }
+        }
+        done += n;
+    }
+    fclose(fp);
+    return 0;
+fail:
+    fclose(fp);
+    return dpo_errf(e, "%s: tensor \"%s\": read failed (file changed or truncated?)", f->path, t->name);
+}
+
+/* ------------------------------------------------------------------------ */
+/* writing */
+
+/* append s to a growing buffer */
+static int buf_put(char **buf, size_t *len, size_t *cap, const char *s, size_t n) {
+    if (*len + n + 1 > *cap) {
+        size_t ncap = (*cap ? *cap : 4096);
+        char *nb;
+        while (ncap < *len + n + 1) ncap *= 2;
+        nb = realloc(*buf, ncap);
+        if (!nb) return -1;
+        *buf = nb;
+        *cap = ncap;
+    }
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+    return 0;
+}
+
+static int buf_puts(char **buf, size_t *len, size_t *cap, const char *s) {
+    return buf_put(buf, len, cap, s, strlen(s));
+}
+
+int st_write_f32(const char *path, const st_out_tensor *ts, size_t n, dpo_err *e) {
+    char *hdr = NULL, tmp[256];
+    size_t hlen = 0, hcap = 0, off = 0, i, j;
+    unsigned char lenbuf[8];
+    util_atomic_file af;
+    int bad = 0, k;
+
+    /* header: {"name":{"dtype":"F32","shape":[...],"data_offsets":[b,e]},...,"__metadata__":{...}} */
+    bad |= buf_puts(&hdr, &hlen, &hcap, "{");
+    for (i = 0; i < n && !bad; i++) {
+        size_t numel = 1, bytes, need = json_escape(NULL, 0, ts[i].name, strlen(ts[i].name));
+        char *lit = malloc(need + 1);
+        if (!lit) { bad = 1; break; }
+        json_escape(lit, need + 1, ts[i].name, strlen(ts[i].name));
+        bad |= buf_put(&hdr, &hlen, &hcap, lit, need);
+        free(lit);
+        bad |= buf_puts(&hdr, &hlen, &hcap, ":{\"dtype\":\"F32\",\"shape\":[");
+        for (j = 0; j < (size_t)ts[i].ndim; j++) {
+            int m = snprintf(tmp, sizeof tmp, "%s%zu", j ? "," : "", ts[i].shape[j]);
+            bad |= buf_put(&hdr, &hlen, &hcap, tmp, (size_t)m);
+            if (util_mul_size(numel, ts[i].shape[j], &numel) != 0) bad = 1;
+        }
+        if (util_mul_size(numel, 4, &bytes) != 0) bad = 1;
+        {
+            int m = snprintf(tmp, sizeof tmp, "],\"data_offsets\":[%zu,%zu]},", off, off + bytes);
+            bad |= buf_put(&hdr, &hlen, &hcap, tmp, (size_t)m);
+        }
+        off += bytes;
+    }
+    bad |= buf_puts(&hdr, &hlen, &hcap, "\"__metadata__\":{\"format\":\"pt\"}}");
+    while (!bad && hlen % 8 != 0) bad |= buf_put(&hdr, &hlen, &hcap, " ", 1);
+    if (bad) {
+        free(hdr);
+        return dpo_errf(e, "%s: out of memory building the header", path);
+    }
+    for (k = 0; k < 8; k++) lenbuf[k] = (unsigned char)((uint64_t)hlen >> (8 * k));
+
+    if (util_atomic_open(&af, path, e) != 0) {
+        free(hdr);
+        return -1;
+    }
+    if (util_atomic_write(&af, lenbuf, 8, e) != 0 || util_atomic_write(&af, hdr, hlen, e) != 0) goto fail;
+    free(hdr);
+    hdr = NULL;
+    for (i = 0; i < n; i++) {
+        enum { CHUNK = 1 << 14 };
+        unsigned char buf[CHUNK * 4];
+        size_t numel = 1, done = 0, c;
+        for (j = 0; j < (size_t)ts[i].ndim; j++) numel *= ts[i].shape[j];
+        while (done < numel) {
+            size_t m = numel - done < CHUNK ? numel - done : CHUNK;
+            for (c = 0; c < m; c++) {
+                uint32_t bits;
+                memcpy(&bits, &ts[i].data[done + c], 4);
+                buf[4 * c] = (unsigned char)bits;
+                buf[4 * c + 1] = (unsigned char)(bits >> 8);
+                buf[4 * c + 2] = (unsigned char)(bits >> 16);
+                buf[4 * c + 3] = (unsigned char)(bits >> 24);
+            }
+            if (util_atomic_write(&af, buf, m * 4, e) != 0) goto fail;
+            done += m;
+        }
+    }
+    return util_atomic_commit(&af, e);
+fail:
+    free(hdr);
+    util_atomic_abort(&af);
+    return -1;
+}
