@@ -63,6 +63,10 @@ $(BUILD):
 $(BUILD)/test_%: tests/test_%.c tests/testutil.h $(LIB_OBJ) $(HEADERS)
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -I. -o $@ $< $(LIB_OBJ) $(CHECK_LIBS) $(LDLIBS)
 
+# test_model includes model.c itself, to test the file-local layer functions.
+$(BUILD)/test_model: tests/test_model.c tests/testutil.h $(filter-out $(BUILD)/model.o,$(LIB_OBJ)) $(HEADERS) model.c
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -I. -o $@ $< $(filter-out $(BUILD)/model.o,$(LIB_OBJ)) $(CHECK_LIBS) $(LDLIBS)
+
 # Check is needed for the tests: install it when missing (root or sudo), or say how.
 check-deps:
 	@sh tests/ensure-check.sh

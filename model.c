@@ -886,7 +886,7 @@ int model_load(model *m, const char *dir, dpo_err *e) {
     model_config c;
     st_file f;
     const st_tensor **found = NULL, *lm_head = NULL;
-    int n, i, j;
+    int n, i;
     size_t k;
 
     memset(m, 0, sizeof *m);
@@ -985,7 +985,6 @@ int model_load(model *m, const char *dir, dpo_err *e) {
             goto fail_free;
         }
     }
-    (void)j;
     free(found);
     st_close(&f);
     return 0;

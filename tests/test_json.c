@@ -859,7 +859,7 @@ END_TEST
 START_TEST(test_control_characters) {
     int c;
     for (c = 0; c < 0x20; c++) {
-        char doc[8], want[64];
+        char doc[8], want[96];
         doc[0] = '"';
         doc[1] = 'a';
         doc[2] = (char)c;
@@ -881,7 +881,7 @@ END_TEST
 START_TEST(test_depth) {
     size_t n = 100000, i;
     char *buf = malloc(n * 5 + 16);
-    char want[64];
+    char want[96];
     json_value *v;
     ck_assert_ptr_nonnull(buf);
 

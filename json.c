@@ -1,0 +1,987 @@
+/* json.c - owns the one strict JSON reader (RFC 8259) that config.json,
+ * safetensors headers, vocab.json and JSONL rows all share, the member
+ * lookups over the tree it builds, and json_escape for writers.
+ *
+ * It must never print, never exit, and never trust a size or a byte of its
+ * input. Every error goes back in a dpo_err as "line L, column C: what"
+ * (1-based; columns count bytes) and leaves nothing allocated behind; every
+ * allocation size is overflow-checked; nesting is bounded by JSON_MAX_DEPTH
+ * and checked before each descent, so hostile input cannot exhaust the stack.
+ *
+ * Cost: one left-to-right pass over the input (each string is pre-scanned once
+ * to bound its decoded size), arrays grow geometrically, and duplicate keys are
+ * found per object by a pairwise scan (small objects) or one sort (large ones),
+ * so a document of n bytes parses in O(n log n) at worst, O(n) in practice.
+ *
+ * The tree: the root json_value is one malloc'd block; children live inline in
+ * their parent's items array; every string and key is its own malloc'd,
+ * NUL-terminated buffer. json_free releases all of it. */
+#include "json.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ======================================================================== */
+/* parser state and error reporting                                          */
+/* ======================================================================== */
+
+typedef struct {
+    const unsigned char *s; /* (len,) the document, not NUL-terminated */
+    size_t len;
+    size_t pos;             /* next byte to read, 0 <= pos <= len */
+    int depth;              /* arrays/objects currently open, <= JSON_MAX_DEPTH */
+    dpo_err *e;
+} parser;
+
+/* Line and column (1-based, columns in bytes) of byte offset `at`. Computed
+ * only when an error is reported, so success costs nothing. */
+static void locate(const unsigned char *s, size_t at, size_t *line, size_t *col) {
+    size_t i, l = 1, line_start = 0;
+    for (i = 0; i < at; i++) {
+        if (s[i] == '\n') {
+            l++;
+            line_start = i + 1;
+        }
+    }
+    *line = l;
+    *col = at - line_start + 1;
+}
+
+static int fail_at(const parser *p, size_t at, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Set p->e to "line L, column C: <fmt...>" for byte offset `at`; returns -1. */
+static int fail_at(const parser *p, size_t at, const char *fmt, ...) {
+    char what[768];
+    size_t line, col;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    locate(p->s, at, &line, &col);
+    return dpo_errf(p->e, "line %zu, column %zu: %s", line, col, what);
+}
+
+static int fail_eof(const parser *p) {
+    return fail_at(p, p->len, "unexpected end of input");
+}
+
+static int fail_oom(const parser *p) {
+    return fail_at(p, p->pos, "out of memory");
+}
+
+/* A byte for a message: 'x' when printable ASCII, else "byte 0xNN". */
+static const char *describe_byte(unsigned char c, char *buf, size_t cap) {
+    if (c >= 0x20 && c < 0x7f)
+        snprintf(buf, cap, "'%c'", (char)c);
+    else
+        snprintf(buf, cap, "byte 0x%02X", (unsigned)c);
+    return buf;
+}
+
+/* A key as a JSON string literal for messages, cut to its first 64 bytes
+ * (at a UTF-8 boundary) with "..." appended when cut. cap must be >= 400. */
+static void quote_key(char *out, size_t cap, const char *key, size_t len) {
+    size_t cut = len, need;
+    int more = 0;
+    if (len > 64) {
+        cut = 64;
+        while (cut > 0 && ((unsigned char)key[cut] & 0xC0) == 0x80) cut--;
+        more = 1;
+    }
+    need = json_escape(out, cap, key, cut); /* at most 6*64 + 2 bytes */
+    if (more && need + 4 <= cap) memcpy(out + need, "...", 4);
+}
+
+/* ======================================================================== */
+/* memory helpers                                                            */
+/* ======================================================================== */
+
+/* realloc p to n elements of elem bytes, overflow-checked. NULL on failure,
+ * in which case p is untouched and still owned by the caller. */
+static void *realloc_array(void *p, size_t n, size_t elem) {
+    size_t bytes;
+    if (util_mul_size(n, elem, &bytes) != 0 || bytes == 0) return NULL;
+    return realloc(p, bytes);
+}
+
+/* Geometric growth: 0 -> 4 -> 8 -> 16 ... ; -1 on overflow. */
+static int next_cap(size_t cap, size_t *out) {
+    if (cap == 0) {
+        *out = 4;
+        return 0;
+    }
+    return util_mul_size(cap, 2, out);
+}
+
+static void value_init(json_value *v) {
+    v->type = JSON_NULL;
+    v->number = 0.0;
+    v->is_integer = 0;
+    v->str = NULL;
+    v->len = 0;
+    v->count = 0;
+    v->items = NULL;
+    v->keys = NULL;
+    v->key_lens = NULL;
+}
+
+/* Free what v owns (not v itself). Recursion depth is bounded by the parser. */
+static void free_contents(json_value *v) {
+    size_t i;
+    switch (v->type) {
+    case JSON_STRING:
+        free(v->str);
+        break;
+    case JSON_ARRAY:
+        for (i = 0; i < v->count; i++) free_contents(&v->items[i]);
+        free(v->items);
+        break;
+    case JSON_OBJECT:
+        for (i = 0; i < v->count; i++) {
+            free_contents(&v->items[i]);
+            free(v->keys[i]);
+        }
+        free(v->items);
+        free(v->keys);
+        free(v->key_lens);
+        break;
+    default:
+        break;
+    }
+    value_init(v);
+}
+
+/* ======================================================================== */
+/* whitespace                                                                */
+/* ======================================================================== */
+
+/* RFC 8259 whitespace is exactly: space, horizontal tab, line feed, carriage return. */
+static void skip_ws(parser *p) {
+    while (p->pos < p->len) {
+        unsigned char c = p->s[p->pos];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
+        p->pos++;
+    }
+}
+
+/* ======================================================================== */
+/* UTF-8                                                                     */
+/* ======================================================================== */
+
+/* Well-formed UTF-8 (Unicode 15, table 3-7):
+ *   U+0000..U+007F     00..7F
+ *   U+0080..U+07FF     C2..DF  80..BF
+ *   U+0800..U+0FFF     E0      A0..BF  80..BF
+ *   U+1000..U+CFFF     E1..EC  80..BF  80..BF
+ *   U+D000..U+D7FF     ED      80..9F  80..BF      (ED A0..BF = surrogates: invalid)
+ *   U+E000..U+FFFF     EE..EF  80..BF  80..BF
+ *   U+10000..U+3FFFF   F0      90..BF  80..BF  80..BF
+ *   U+40000..U+FFFFF   F1..F3  80..BF  80..BF  80..BF
+ *   U+100000..U+10FFFF F4      80..8F  80..BF  80..BF
+ * Returns the length (1..4) of the valid sequence at s[0..avail), 0 with *why
+ * set when it is invalid, or -1 when the input ends inside the sequence. */
+static int utf8_sequence(const unsigned char *s, size_t avail, const char **why) {
+    unsigned c = s[0], lo = 0x80, hi = 0xBF;
+    int n, k;
+    if (c < 0x80) return 1;
+    if (c < 0xC0) {
+        *why = "unexpected continuation byte";
+        return 0;
+    }
+    if (c < 0xC2) {
+        *why = "overlong encoding";
+        return 0;
+    }
+    if (c < 0xE0) {
+        n = 2;
+    } else if (c < 0xF0) {
+        n = 3;
+        if (c == 0xE0) lo = 0xA0; /* below: overlong */
+        if (c == 0xED) hi = 0x9F; /* above: UTF-16 surrogate */
+    } else if (c < 0xF5) {
+        n = 4;
+        if (c == 0xF0) lo = 0x90; /* below: overlong */
+        if (c == 0xF4) hi = 0x8F; /* above: beyond U+10FFFF */
+    } else if (c < 0xF8) {
+        *why = "code point above U+10FFFF";
+        return 0;
+    } else {
+        *why = "byte never used in UTF-8";
+        return 0;
+    }
+    for (k = 1; k < n; k++) {
+        unsigned b;
+        if ((size_t)k >= avail) return -1;
+        b = s[k];
+        if ((b & 0xC0) != 0x80) {
+            *why = "truncated sequence";
+            return 0;
+        }
+        if (k == 1 && (b < lo || b > hi)) {
+            *why = (c == 0xED) ? "UTF-16 surrogate encoded in UTF-8"
+                 : (c == 0xF4) ? "code point above U+10FFFF"
+                               : "overlong encoding";
+            return 0;
+        }
+    }
+    return n;
+}
+
+/* Encode code point cp (<= U+10FFFF, not a surrogate) into out; returns bytes. */
+static size_t utf8_encode(unsigned long cp, unsigned char *out) {
+    if (cp < 0x80) {
+        out[0] = (unsigned char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (unsigned char)(0xC0 | (cp >> 6));
+        out[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (unsigned char)(0xE0 | (cp >> 12));
+        out[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (unsigned char)(0xF0 | (cp >> 18));
+    out[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (unsigned char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* ======================================================================== */
+/* strings                                                                   */
+/* ======================================================================== */
+
+static int hex_value(unsigned char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* The 4 hex digits at s[i..i+4): 0 and *cp on success, -1 when one is not a
+ * hex digit, -2 when the input ends first. */
+static int read_hex4(const parser *p, size_t i, unsigned long *cp) {
+    unsigned long v = 0;
+    size_t k;
+    for (k = 0; k < 4; k++) {
+        int h;
+        if (i + k >= p->len) return -2;
+        h = hex_value(p->s[i + k]);
+        if (h < 0) return -1;
+        v = (v << 4) | (unsigned long)h;
+    }
+    *cp = v;
+    return 0;
+}
+
+/* Decode the string literal whose opening quote is at p->pos. On success *out
+ * is a fresh NUL-terminated buffer of *out_len bytes (which may include NULs
+ * from \u0000) and p->pos is just past the closing quote. On error nothing
+ * is allocated and *out, *out_len are untouched. */
+static int parse_string(parser *p, char **out, size_t *out_len) {
+    const unsigned char *s = p->s;
+    size_t open = p->pos, i = open + 1, j, cap, n = 0;
+    unsigned char *buf;
+    char what[16];
+
+    /* Pass 1: find the closing quote. Escapes only shrink (2 -> 1 byte,
+     * \uXXXX 6 -> <= 3, a surrogate pair 12 -> 4) and raw bytes copy 1:1, so
+     * the raw length bounds the decoded length. */
+    j = i;
+    while (j < p->len && s[j] != '"') j += (s[j] == '\\') ? 2 : 1;
+    if (j > p->len) j = p->len;
+    cap = j - i;
+    buf = malloc(cap + 1); /* cap < len, so cap + 1 cannot overflow */
+    if (!buf) return fail_at(p, open, "out of memory for a string of %zu bytes", cap);
+
+    /* Pass 2: validate and decode. */
+    for (;;) {
+        unsigned char tmp[4];
+        const unsigned char *src;
+        size_t k;
+        unsigned char c;
+        if (i >= p->len) goto unterminated;
+        c = s[i];
+        if (c == '"') break;
+        if (c == '\\') {
+            unsigned long cp, lo;
+            int r;
+            if (i + 1 >= p->len) goto unterminated;
+            src = tmp;
+            k = 1;
+            switch (s[i + 1]) {
+            case '"': tmp[0] = '"'; break;
+            case '\\': tmp[0] = '\\'; break;
+            case '/': tmp[0] = '/'; break;
+            case 'b': tmp[0] = '\b'; break;
+            case 'f': tmp[0] = '\f'; break;
+            case 'n': tmp[0] = '\n'; break;
+            case 'r': tmp[0] = '\r'; break;
+            case 't': tmp[0] = '\t'; break;
+            case 'u':
+                r = read_hex4(p, i + 2, &cp);
+                if (r == -2) goto unterminated;
+                if (r != 0) {
+                    free(buf);
+                    return fail_at(p, i, "invalid \\u escape in string: expected 4 hex digits");
+                }
+                if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                    free(buf);
+                    return fail_at(p, i, "lone low surrogate \\u%04lX in string "
+                                         "(it must follow a \\uD800-\\uDBFF escape)", cp);
+                }
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    /* A high surrogate must be followed at once by \uDC00..\uDFFF. */
+                    if (i + 6 >= p->len || (s[i + 6] == '\\' && i + 7 >= p->len)) goto unterminated;
+                    if (s[i + 6] != '\\' || s[i + 7] != 'u') {
+                        free(buf);
+                        return fail_at(p, i, "lone high surrogate \\u%04lX in string "
+                                             "(it must be followed by a \\uDC00-\\uDFFF escape)", cp);
+                    }
+                    r = read_hex4(p, i + 8, &lo);
+                    if (r == -2) goto unterminated;
+                    if (r != 0) {
+                        free(buf);
+                        return fail_at(p, i + 6, "invalid \\u escape in string: expected 4 hex digits");
+                    }
+                    if (lo < 0xDC00 || lo > 0xDFFF) {
+                        free(buf);
+                        return fail_at(p, i, "lone high surrogate \\u%04lX in string "
+                                             "(it must be followed by a \\uDC00-\\uDFFF escape)", cp);
+                    }
+                    /* cp = 0x10000 + (high - 0xD800) * 0x400 + (low - 0xDC00) */
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    i += 6;
+                }
+                k = utf8_encode(cp, tmp);
+                i += 4; /* the hex digits; the 2-byte "\u" is added below */
+                break;
+            default:
+                free(buf);
+                return fail_at(p, i, "invalid escape in string: backslash followed by %s",
+                               describe_byte(s[i + 1], what, sizeof what));
+            }
+            i += 2;
+        } else if (c < 0x20) {
+            free(buf);
+            return fail_at(p, i, "unescaped control character (byte 0x%02X) in string", (unsigned)c);
+        } else if (c < 0x80) {
+            src = s + i;
+            k = 1;
+            i++;
+        } else {
+            const char *why = "";
+            int r = utf8_sequence(s + i, p->len - i, &why);
+            if (r < 0) goto unterminated;
+            if (r == 0) {
+                free(buf);
+                return fail_at(p, i, "invalid UTF-8 in string (%s, byte 0x%02X)", why, (unsigned)c);
+            }
+            src = s + i;
+            k = (size_t)r;
+            i += k;
+        }
+        if (k > cap - n) { /* cannot happen (see pass 1); checked all the same */
+            free(buf);
+            return fail_at(p, open, "internal error: string longer than its bound");
+        }
+        memcpy(buf + n, src, k);
+        n += k;
+    }
+    buf[n] = '\0';
+    p->pos = i + 1;
+    *out = (char *)buf;
+    *out_len = n;
+    return 0;
+
+unterminated:
+    free(buf);
+    return fail_at(p, open, "unterminated string (the input ends before its closing quote)");
+}
+
+/* ======================================================================== */
+/* numbers and literals                                                      */
+/* ======================================================================== */
+
+static int is_digit(unsigned char c) {
+    return c >= '0' && c <= '9';
+}
+
+/* RFC 8259 section 6:
+ *   number = [ "-" ] int [ frac ] [ exp ]
+ *   int    = "0" / ( digit1-9 *DIGIT )
+ *   frac   = "." 1*DIGIT
+ *   exp    = ( "e" / "E" ) [ "-" / "+" ] 1*DIGIT
+ * The validated token is converted by strtod (the "C" locale: this program
+ * never calls setlocale). Overflow to +-inf is an error; underflow towards 0
+ * is accepted. */
+static int parse_number(parser *p, json_value *v) {
+    const unsigned char *s = p->s;
+    size_t start = p->pos, i = start, n, tok_cap;
+    int integer = 1, whole;
+    char small[64], *tok, *end, what[16];
+    double x;
+
+    if (s[i] == '-') i++;
+    if (i >= p->len) return fail_eof(p);
+    if (s[i] == '0') {
+        i++;
+        if (i < p->len && is_digit(s[i]))
+            return fail_at(p, start, "invalid number: leading zeros are not allowed");
+    } else if (is_digit(s[i])) {
+        while (i < p->len && is_digit(s[i])) i++;
+    } else {
+        return fail_at(p, i, "invalid number: expected a digit after '-', found %s",
+                       describe_byte(s[i], what, sizeof what));
+    }
+    if (i < p->len && s[i] == '.') {
+        integer = 0;
+        i++;
+        if (i >= p->len) return fail_eof(p);
+        if (!is_digit(s[i]))
+            return fail_at(p, i, "invalid number: expected a digit after '.', found %s",
+                           describe_byte(s[i], what, sizeof what));
+        while (i < p->len && is_digit(s[i])) i++;
+    }
+    if (i < p->len && (s[i] == 'e' || s[i] == 'E')) {
+        integer = 0;
+        i++;
+        if (i < p->len && (s[i] == '+' || s[i] == '-')) i++;
+        if (i >= p->len) return fail_eof(p);
+        if (!is_digit(s[i]))
+            return fail_at(p, i, "invalid number: expected a digit in the exponent, found %s",
+                           describe_byte(s[i], what, sizeof what));
+        while (i < p->len && is_digit(s[i])) i++;
+    }
+
+    /* strtod needs a NUL-terminated copy; most tokens fit on the stack. */
+    n = i - start;
+    if (n < sizeof small) {
+        tok = small;
+    } else {
+        if (util_add_size(n, 1, &tok_cap) != 0 || !(tok = malloc(tok_cap))) return fail_oom(p);
+    }
+    memcpy(tok, s + start, n);
+    tok[n] = '\0';
+    x = strtod(tok, &end);
+    whole = (end == tok + n);
+    if (tok != small) free(tok);
+    if (!whole) return fail_at(p, start, "invalid number"); /* cannot happen for a validated token */
+    if (isinf(x))
+        return fail_at(p, start, "number out of range: %.*s%s does not fit in a double",
+                       n > 40 ? 40 : (int)n, (const char *)(s + start), n > 40 ? "..." : "");
+    v->type = JSON_NUMBER;
+    v->number = x;
+    v->is_integer = integer;
+    p->pos = i;
+    return 0;
+}
+
+/* One of true, false, null at p->pos (whose first byte has been matched). */
+static int parse_literal(parser *p, const char *word, json_type type, json_value *v) {
+    size_t k, n = strlen(word);
+    for (k = 0; k < n; k++) {
+        if (p->pos + k >= p->len) return fail_eof(p);
+        if (p->s[p->pos + k] != (unsigned char)word[k])
+            return fail_at(p, p->pos, "invalid literal (expected '%s')", word);
+    }
+    p->pos += n;
+    v->type = type;
+    return 0;
+}
+
+/* ======================================================================== */
+/* values, arrays, objects                                                   */
+/* ======================================================================== */
+
+static int parse_value(parser *p, json_value *v);
+
+/* Objects with at most this many members are checked for duplicate keys
+ * pairwise; larger ones are sorted once. */
+#define JSON_PAIRWISE_MAX 16
+
+typedef struct {
+    const char *key; /* (len,) decoded key bytes */
+    size_t len;
+    size_t pos;      /* member index (document order) */
+} key_ref;
+
+/* Order by key bytes (shorter first on a common prefix), then by position. */
+static int key_ref_cmp(const void *a, const void *b) {
+    const key_ref *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->key, y->key, n);
+    if (c != 0) return c;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+static int same_key(const char *a, size_t alen, const char *b, size_t blen) {
+    return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/* Report the first key (in document order) that repeats an earlier one. */
+static int check_duplicates(const parser *p, char *const *keys, const size_t *lens,
+                            const size_t *pos, size_t count) {
+    char quoted[400];
+    size_t i, j;
+    if (count <= JSON_PAIRWISE_MAX) {
+        for (j = 1; j < count; j++) {
+            for (i = 0; i < j; i++) {
+                if (same_key(keys[i], lens[i], keys[j], lens[j])) {
+                    quote_key(quoted, sizeof quoted, keys[j], lens[j]);
+                    return fail_at(p, pos[j], "duplicate key %s", quoted);
+                }
+            }
+        }
+        return 0;
+    } else {
+        key_ref *refs = realloc_array(NULL, count, sizeof *refs);
+        size_t best = 0;
+        int found = 0;
+        if (!refs) return fail_at(p, p->pos, "out of memory checking %zu keys for duplicates", count);
+        for (i = 0; i < count; i++) {
+            refs[i].key = keys[i];
+            refs[i].len = lens[i];
+            refs[i].pos = i; /* member index: document order */
+        }
+        qsort(refs, count, sizeof *refs, key_ref_cmp);
+        /* Within a run of equal keys the members are in document order, so the
+         * first repeat of each run is its second element. */
+        for (i = 1; i < count; i++) {
+            if (same_key(refs[i - 1].key, refs[i - 1].len, refs[i].key, refs[i].len) &&
+                (!found || refs[i].pos < best)) {
+                best = refs[i].pos;
+                found = 1;
+            }
+        }
+        free(refs);
+        if (found) {
+            quote_key(quoted, sizeof quoted, keys[best], lens[best]);
+            return fail_at(p, pos[best], "duplicate key %s", quoted);
+        }
+        return 0;
+    }
+}
+
+/* array = "[" [ value *( "," value ) ] "]" ; p->pos is at the '['. */
+static int parse_array(parser *p, json_value *v) {
+    json_value *items = NULL; /* (cap,) elements; the first count are parsed */
+    size_t count = 0, cap = 0, k;
+    char what[16];
+
+    if (p->depth >= JSON_MAX_DEPTH)
+        return fail_at(p, p->pos, "nesting depth exceeds the limit of %d levels", JSON_MAX_DEPTH);
+    p->depth++;
+    p->pos++;
+    skip_ws(p);
+    if (p->pos < p->len && p->s[p->pos] == ']') {
+        p->pos++;
+    } else {
+        for (;;) {
+            unsigned char c;
+            if (count == cap) {
+                size_t ncap;
+                json_value *t;
+                if (next_cap(cap, &ncap) != 0 || !(t = realloc_array(items, ncap, sizeof *items))) {
+                    fail_oom(p);
+                    goto fail;
+                }
+                items = t;
+                cap = ncap;
+            }
+            if (parse_value(p, &items[count]) != 0) goto fail;
+            count++;
+            skip_ws(p);
+            if (p->pos >= p->len) {
+                fail_eof(p);
+                goto fail;
+            }
+            c = p->s[p->pos];
+            if (c == ',') {
+                p->pos++;
+                skip_ws(p);
+                if (p->pos < p->len && p->s[p->pos] == ']') {
+                    fail_at(p, p->pos, "trailing comma before ']'");
+                    goto fail;
+                }
+                continue;
+            }
+            if (c == ']') {
+                p->pos++;
+                break;
+            }
+            fail_at(p, p->pos, "expected ',' or ']' after an array element, found %s",
+                    describe_byte(c, what, sizeof what));
+            goto fail;
+        }
+    }
+    p->depth--;
+    v->type = JSON_ARRAY;
+    v->items = items;
+    v->count = count;
+    return 0;
+
+fail:
+    for (k = 0; k < count; k++) free_contents(&items[k]);
+    free(items);
+    p->depth--;
+    return -1;
+}
+
+/* object = "{" [ member *( "," member ) ] "}" ; member = string ":" value.
+ * p->pos is at the '{'. */
+static int parse_object(parser *p, json_value *v) {
+    json_value *items = NULL; /* (cap,) member values; the first count are owned */
+    char **keys = NULL;       /* (cap,) decoded keys */
+    size_t *key_lens = NULL;  /* (cap,) key byte lengths */
+    size_t *key_pos = NULL;   /* (cap,) byte offset of each key's opening quote */
+    size_t count = 0, cap = 0, k;
+    char what[16];
+
+    if (p->depth >= JSON_MAX_DEPTH)
+        return fail_at(p, p->pos, "nesting depth exceeds the limit of %d levels", JSON_MAX_DEPTH);
+    p->depth++;
+    p->pos++;
+    skip_ws(p);
+    if (p->pos < p->len && p->s[p->pos] == '}') {
+        p->pos++;
+    } else {
+        for (;;) {
+            unsigned char c;
+            if (p->pos >= p->len) {
+                fail_eof(p);
+                goto fail;
+            }
+            c = p->s[p->pos];
+            if (c != '"') {
+                if (c == '\'')
+                    fail_at(p, p->pos, "single-quoted member names are not JSON (use double quotes)");
+                else
+                    fail_at(p, p->pos, "expected a member name in double quotes, found %s",
+                            describe_byte(c, what, sizeof what));
+                goto fail;
+            }
+            if (count == cap) {
+                size_t ncap;
+                void *t;
+                if (next_cap(cap, &ncap) != 0) goto oom;
+                if (!(t = realloc_array(items, ncap, sizeof *items))) goto oom;
+                items = t;
+                if (!(t = realloc_array(keys, ncap, sizeof *keys))) goto oom;
+                keys = t;
+                if (!(t = realloc_array(key_lens, ncap, sizeof *key_lens))) goto oom;
+                key_lens = t;
+                if (!(t = realloc_array(key_pos, ncap, sizeof *key_pos))) goto oom;
+                key_pos = t;
+                cap = ncap;
+            }
+            key_pos[count] = p->pos;
+            if (parse_string(p, &keys[count], &key_lens[count]) != 0) goto fail;
+            value_init(&items[count]);
+            count++; /* the key is owned from here on; its value is still null */
+            skip_ws(p);
+            if (p->pos >= p->len) {
+                fail_eof(p);
+                goto fail;
+            }
+            if (p->s[p->pos] != ':') {
+                fail_at(p, p->pos, "expected ':' after the member name, found %s",
+                        describe_byte(p->s[p->pos], what, sizeof what));
+                goto fail;
+            }
+            p->pos++;
+            if (parse_value(p, &items[count - 1]) != 0) goto fail;
+            skip_ws(p);
+            if (p->pos >= p->len) {
+                fail_eof(p);
+                goto fail;
+            }
+            c = p->s[p->pos];
+            if (c == ',') {
+                p->pos++;
+                skip_ws(p);
+                if (p->pos < p->len && p->s[p->pos] == '}') {
+                    fail_at(p, p->pos, "trailing comma before '}'");
+                    goto fail;
+                }
+                continue;
+            }
+            if (c == '}') {
+                p->pos++;
+                break;
+            }
+            fail_at(p, p->pos, "expected ',' or '}' after an object member, found %s",
+                    describe_byte(c, what, sizeof what));
+            goto fail;
+        }
+        if (check_duplicates(p, keys, key_lens, key_pos, count) != 0) goto fail;
+    }
+    free(key_pos);
+    p->depth--;
+    v->type = JSON_OBJECT;
+    v->count = count;
+    v->items = items;
+    v->keys = keys;
+    v->key_lens = key_lens;
+    return 0;
+
+oom:
+    fail_oom(p);
+fail:
+    for (k = 0; k < count; k++) {
+        free_contents(&items[k]);
+        free(keys[k]);
+    }
+    free(items);
+    free(keys);
+    free(key_lens);
+    free(key_pos);
+    p->depth--;
+    return -1;
+}
+
+/* value = object / array / string / number / true / false / null, after
+ * optional whitespace. On error v owns nothing. */
+static int parse_value(parser *p, json_value *v) {
+    unsigned char c;
+    char what[16];
+    value_init(v);
+    skip_ws(p);
+    if (p->pos >= p->len) return fail_eof(p);
+    c = p->s[p->pos];
+    switch (c) {
+    case '{':
+        return parse_object(p, v);
+    case '[':
+        return parse_array(p, v);
+    case '"':
+        if (parse_string(p, &v->str, &v->len) != 0) return -1;
+        v->type = JSON_STRING;
+        return 0;
+    case 't':
+        return parse_literal(p, "true", JSON_TRUE, v);
+    case 'f':
+        return parse_literal(p, "false", JSON_FALSE, v);
+    case 'n':
+        return parse_literal(p, "null", JSON_NULL, v);
+    case '\'':
+        return fail_at(p, p->pos, "single-quoted strings are not JSON (use double quotes)");
+    default:
+        if (c == '-' || is_digit(c)) return parse_number(p, v);
+        return fail_at(p, p->pos, "expected a value, found %s", describe_byte(c, what, sizeof what));
+    }
+}
+
+/* ======================================================================== */
+/* entry points: parse and free                                              */
+/* ======================================================================== */
+
+int json_parse(const char *text, size_t len, json_value **out, dpo_err *e) {
+    parser p;
+    json_value *root;
+    char what[16];
+
+    if (!out) return dpo_errf(e, "json_parse: no output pointer");
+    *out = NULL;
+    if (!text && len > 0) return dpo_errf(e, "json_parse: no input text");
+    p.s = (const unsigned char *)(text ? text : "");
+    p.len = text ? len : 0;
+    p.pos = 0;
+    p.depth = 0;
+    p.e = e;
+
+    if (p.len >= 3 && p.s[0] == 0xEF && p.s[1] == 0xBB && p.s[2] == 0xBF)
+        return fail_at(&p, 0, "byte order mark (U+FEFF) is not allowed before JSON text");
+    root = malloc(sizeof *root);
+    if (!root) return fail_oom(&p);
+    if (parse_value(&p, root) != 0) {
+        free(root);
+        return -1;
+    }
+    skip_ws(&p);
+    if (p.pos < p.len) {
+        fail_at(&p, p.pos, "unexpected %s after the JSON value",
+                describe_byte(p.s[p.pos], what, sizeof what));
+        free_contents(root);
+        free(root);
+        return -1;
+    }
+    *out = root;
+    return 0;
+}
+
+void json_free(json_value *v) {
+    if (!v) return;
+    free_contents(v);
+    free(v);
+}
+
+/* ======================================================================== */
+/* lookups                                                                   */
+/* ======================================================================== */
+
+const json_value *json_get(const json_value *v, const char *key) {
+    size_t i, n;
+    if (!v || !key || v->type != JSON_OBJECT) return NULL;
+    n = strlen(key);
+    for (i = 0; i < v->count; i++)
+        if (same_key(v->keys[i], v->key_lens[i], key, n)) return &v->items[i];
+    return NULL;
+}
+
+/* The shortest "%.Ng" (N >= 6) that reads back as x, e.g. 1e+09, 2000, 0.1. */
+static void format_number(char *buf, size_t cap, double x) {
+    int prec;
+    for (prec = 6; prec <= 17; prec++) {
+        snprintf(buf, cap, "%.*g", prec, x);
+        if (strtod(buf, NULL) == x) return;
+    }
+}
+
+/* What a value is, for "got ..." in messages. */
+static void describe_value(const json_value *v, char *buf, size_t cap) {
+    const char *s = "a value";
+    switch (v->type) {
+    case JSON_NUMBER:
+        format_number(buf, cap, v->number);
+        return;
+    case JSON_NULL: s = "null"; break;
+    case JSON_FALSE: s = "false"; break;
+    case JSON_TRUE: s = "true"; break;
+    case JSON_STRING: s = "a string"; break;
+    case JSON_ARRAY: s = "an array"; break;
+    case JSON_OBJECT: s = "an object"; break;
+    }
+    snprintf(buf, cap, "%s", s);
+}
+
+/* Shared head of the json_get_* readers: 0 and *m when present, 1 when absent,
+ * -1 when obj is not an object. */
+static int lookup(const json_value *obj, const char *key, const json_value **m, char *quoted,
+                  size_t qcap, dpo_err *e) {
+    char got[64];
+    quote_key(quoted, qcap, key ? key : "", key ? strlen(key) : 0);
+    if (!obj || obj->type != JSON_OBJECT) {
+        if (obj)
+            describe_value(obj, got, sizeof got);
+        else
+            snprintf(got, sizeof got, "nothing");
+        return dpo_errf(e, "key %s: cannot look it up in %s (expected an object)", quoted, got);
+    }
+    *m = json_get(obj, key);
+    return *m ? 0 : 1;
+}
+
+int json_get_int(const json_value *obj, const char *key, long long min, long long max,
+                 long long *out, dpo_err *e) {
+    /* From 2^53 up, strtod may have rounded the integer: refuse those. */
+    const double exact = 9007199254740992.0;
+    const json_value *m = NULL;
+    char quoted[400], got[64];
+    const char *note = "";
+    int r = lookup(obj, key, &m, quoted, sizeof quoted, e);
+    if (r != 0) return r;
+    if (m->type == JSON_NUMBER && m->is_integer && m->number > -exact && m->number < exact) {
+        long long x = (long long)m->number;
+        if (x >= min && x <= max) {
+            *out = x;
+            return 0;
+        }
+    }
+    describe_value(m, got, sizeof got);
+    if (m->type == JSON_NUMBER) {
+        if (m->is_integer && (m->number <= -exact || m->number >= exact))
+            note = " (integers of magnitude 2^53 or more cannot be read exactly)";
+        else if (!m->is_integer && m->number == floor(m->number))
+            note = " (written with a fraction or exponent)";
+    }
+    return dpo_errf(e, "key %s: expected an integer in [%lld, %lld], got %s%s", quoted, min, max,
+                    got, note);
+}
+
+int json_get_number(const json_value *obj, const char *key, double *out, dpo_err *e) {
+    const json_value *m = NULL;
+    char quoted[400], got[64];
+    int r = lookup(obj, key, &m, quoted, sizeof quoted, e);
+    if (r != 0) return r;
+    if (m->type != JSON_NUMBER) {
+        describe_value(m, got, sizeof got);
+        return dpo_errf(e, "key %s: expected a number, got %s", quoted, got);
+    }
+    *out = m->number;
+    return 0;
+}
+
+int json_get_string(const json_value *obj, const char *key, const char **out, size_t *len,
+                    dpo_err *e) {
+    const json_value *m = NULL;
+    char quoted[400], got[64];
+    int r = lookup(obj, key, &m, quoted, sizeof quoted, e);
+    if (r != 0) return r;
+    if (m->type != JSON_STRING) {
+        describe_value(m, got, sizeof got);
+        return dpo_errf(e, "key %s: expected a string, got %s", quoted, got);
+    }
+    *out = m->str;
+    if (len) *len = m->len;
+    return 0;
+}
+
+/* ======================================================================== */
+/* escaping for writers                                                      */
+/* ======================================================================== */
+
+/* Append one byte: stored while it fits before the NUL, always counted
+ * (saturating, so the count can never wrap). */
+static void emit(char *buf, size_t cap, size_t *n, char c) {
+    if (cap > 0 && *n < cap - 1) buf[*n] = c;
+    if (*n != (size_t)-1) (*n)++;
+}
+
+size_t json_escape(char *buf, size_t cap, const char *s, size_t len) {
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0, i;
+    emit(buf, cap, &n, '"');
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc = 0;
+        switch (c) {
+        case '"': esc = '"'; break;
+        case '\\': esc = '\\'; break;
+        case '\n': esc = 'n'; break;
+        case '\t': esc = 't'; break;
+        case '\r': esc = 'r'; break;
+        case '\b': esc = 'b'; break;
+        case '\f': esc = 'f'; break;
+        default: break;
+        }
+        if (esc) {
+            emit(buf, cap, &n, '\\');
+            emit(buf, cap, &n, esc);
+        } else if (c < 0x20) {
+            emit(buf, cap, &n, '\\');
+            emit(buf, cap, &n, 'u');
+            emit(buf, cap, &n, '0');
+            emit(buf, cap, &n, '0');
+            emit(buf, cap, &n, hex[c >> 4]);
+            emit(buf, cap, &n, hex[c & 15]);
+        } else {
+            emit(buf, cap, &n, (char)c);
+        }
+    }
+    emit(buf, cap, &n, '"');
+    if (cap > 0) buf[n < cap ? n : cap - 1] = '\0';
+    return n;
+}

@@ -1,0 +1,656 @@
+/* tests/test_model.c - proves the GPT-2 core right:
+ *   1. each layer's backward against central finite differences of its forward;
+ *   2. the whole model on a tiny config: every parameter's analytic gradient
+ *      against finite differences;
+ *   3. log-probs and gradients against golden values from an independent
+ *      float64 PyTorch implementation (tests/golden/, see its README);
+ *   4. F32, F16 (hub-style names and buffers) and BF16 (+ tied lm_head) files
+ *      load to the same parameters;
+ *   5. packed batches: a sequence's log-probs are bit-identical alone or packed;
+ *   6. save -> load is bit-exact; 1 and 2 threads give bit-identical results.
+ * It includes model.c itself so that the file-local layer functions can be tested. */
+#include "model.c"
+
+#include <float.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "safetensors.h"
+#include "testutil.h"
+
+#define GOLDEN_DIR "tests/golden"
+
+/* ------------------------------------------------------------------------ */
+/* helpers */
+
+static void fill_normal(float *x, size_t n, double std, double mean, util_rng *r) {
+    size_t i;
+    for (i = 0; i < n; i++) x[i] = (float)(mean + std * util_rng_normal(r));
+}
+
+/* ||a - b|| / ||b|| over n values (b the reference), in double */
+static double rel_err(const float *a, const double *b, size_t n) {
+    double num = 0.0, den = 0.0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        den += b[i] * b[i];
+    }
+    return den > 0.0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* Central finite differences of a scalar function of the float array x:
+ *   g_i = (f(x + h e_i) - f(x - h e_i)) / (x_i^+ - x_i^-)
+ * dividing by the step that was actually representable in float. */
+typedef double (*loss_fn)(void *ctx);
+
+static void finite_diff(double *g, float *x, size_t n, float h, loss_fn f, void *ctx) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        float x0 = x[i], xp = x0 + h, xm = x0 - h;
+        double fp, fm;
+        x[i] = xp;
+        fp = f(ctx);
+        x[i] = xm;
+        fm = f(ctx);
+        x[i] = x0;
+        g[i] = (fp - fm) / ((double)xp - (double)xm);
+    }
+}
+
+/* loss = sum_i w_i out_i, the scalar every layer test differentiates */
+static double weighted_sum(const float *out, const float *w, size_t n) {
+    double s = 0.0;
+    size_t i;
+    for (i = 0; i < n; i++) s += (double)w[i] * out[i];
+    return s;
+}
+
+/* compare an analytic gradient with finite differences, norm-wise */
+static void check_grad(const char *what, const float *analytic, float *x, size_t n, float h,
+                       loss_fn f, void *ctx, double tol) {
+    double *g = malloc(n * sizeof *g), err;
+    ck_assert_ptr_nonnull(g);
+    finite_diff(g, x, n, h, f, ctx);
+    err = rel_err(analytic, g, n);
+    printf("  %-28s relative error vs finite differences %.2e\n", what, err);
+    ck_assert_msg(err < tol, "%s: relative error %.3e >= %.1e", what, err, tol);
+    free(g);
+}
+
+/* ======================================================================== */
+/* 1. layers                                                                  */
+/* ======================================================================== */
+
+enum { LN_N = 3, LN_C = 7 };
+typedef struct {
+    float inp[LN_N * LN_C], w[LN_C], b[LN_C], dout[LN_N * LN_C];
+} ln_ctx;
+
+static double ln_loss(void *p) {
+    ln_ctx *c = p;
+    float out[LN_N * LN_C], mean[LN_N], rstd[LN_N];
+    layernorm_forward(out, mean, rstd, c->inp, c->w, c->b, LN_N, LN_C, 1e-5);
+    return weighted_sum(out, c->dout, LN_N * LN_C);
+}
+
+START_TEST(test_layernorm_grad) {
+    ln_ctx c;
+    float out[LN_N * LN_C], mean[LN_N], rstd[LN_N];
+    float dinp[LN_N * LN_C] = {0}, dw[LN_C] = {0}, db[LN_C] = {0};
+    util_rng r;
+    util_rng_seed(&r, 1);
+    fill_normal(c.inp, LN_N * LN_C, 1.0, 0.3, &r);
+    fill_normal(c.w, LN_C, 0.5, 1.0, &r);
+    fill_normal(c.b, LN_C, 0.5, 0.0, &r);
+    fill_normal(c.dout, LN_N * LN_C, 1.0, 0.0, &r);
+    layernorm_forward(out, mean, rstd, c.inp, c.w, c.b, LN_N, LN_C, 1e-5);
+    layernorm_backward(dinp, dw, db, c.dout, c.inp, mean, rstd, c.w, LN_N, LN_C);
+    check_grad("layernorm d inp", dinp, c.inp, LN_N * LN_C, 1e-2f, ln_loss, &c, 2e-4);
+    check_grad("layernorm d weight", dw, c.w, LN_C, 1e-2f, ln_loss, &c, 2e-4);
+    check_grad("layernorm d bias", db, c.b, LN_C, 1e-2f, ln_loss, &c, 2e-4);
+}
+END_TEST
+
+enum { MM_N = 4, MM_IC = 5, MM_OC = 6 };
+typedef struct {
+    float inp[MM_N * MM_IC], w[MM_IC * MM_OC], b[MM_OC], dout[MM_N * MM_OC];
+} mm_ctx;
+
+static double mm_loss(void *p) {
+    mm_ctx *c = p;
+    float out[MM_N * MM_OC];
+    matmul_forward(out, c->inp, c->w, c->b, MM_N, MM_IC, MM_OC);
+    return weighted_sum(out, c->dout, MM_N * MM_OC);
+}
+
+START_TEST(test_matmul_grad) {
+    mm_ctx c;
+    float dinp[MM_N * MM_IC] = {0}, dw[MM_IC * MM_OC] = {0}, db[MM_OC] = {0};
+    util_rng r;
+    util_rng_seed(&r, 2);
+    fill_normal(c.inp, MM_N * MM_IC, 1.0, 0.0, &r);
+    fill_normal(c.w, MM_IC * MM_OC, 1.0, 0.0, &r);
+    fill_normal(c.b, MM_OC, 1.0, 0.0, &r);
+    fill_normal(c.dout, MM_N * MM_OC, 1.0, 0.0, &r);
+    matmul_backward(dinp, dw, db, c.dout, c.inp, c.w, MM_N, MM_IC, MM_OC);
+    check_grad("matmul d inp", dinp, c.inp, MM_N * MM_IC, 1e-2f, mm_loss, &c, 1e-4);
+    check_grad("matmul d weight", dw, c.w, MM_IC * MM_OC, 1e-2f, mm_loss, &c, 1e-4);
+    check_grad("matmul d bias", db, c.b, MM_OC, 1e-2f, mm_loss, &c, 1e-4);
+}
+END_TEST
+
+/* two sequences of 3 and 4 tokens, C = 8, H = 2 */
+enum { AT_N = 7, AT_C = 8, AT_H = 2, AT_S = 2 };
+typedef struct {
+    float qkv[AT_N * 3 * AT_C], dout[AT_N * AT_C];
+    int seq_start[AT_S + 1];
+    size_t att_off[AT_S];
+} at_ctx;
+
+static double at_loss(void *p) {
+    at_ctx *c = p;
+    float out[AT_N * AT_C], att[AT_H * (9 + 16)];
+    attention_forward(out, att, c->qkv, c->seq_start, c->att_off, AT_S, AT_C, AT_H);
+    return weighted_sum(out, c->dout, AT_N * AT_C);
+}
+
+START_TEST(test_attention_grad) {
+    at_ctx c;
+    float out[AT_N * AT_C], att[AT_H * (9 + 16)], dqkv[AT_N * 3 * AT_C] = {0};
+    util_rng r;
+    util_rng_seed(&r, 3);
+    c.seq_start[0] = 0;
+    c.seq_start[1] = 3;
+    c.seq_start[2] = 7;
+    c.att_off[0] = 0;
+    c.att_off[1] = AT_H * 9;
+    fill_normal(c.qkv, AT_N * 3 * AT_C, 1.0, 0.0, &r);
+    fill_normal(c.dout, AT_N * AT_C, 1.0, 0.0, &r);
+    attention_forward(out, att, c.qkv, c.seq_start, c.att_off, AT_S, AT_C, AT_H);
+    attention_backward(dqkv, att, c.dout, c.qkv, c.seq_start, c.att_off, AT_S, AT_C, AT_H);
+    check_grad("attention d qkv", dqkv, c.qkv, AT_N * 3 * AT_C, 1e-2f, at_loss, &c, 2e-4);
+    /* attention never crosses a sequence boundary: moving the first sequence's
+     * keys and values leaves the second sequence's outputs unchanged */
+    {
+        float out2[AT_N * AT_C];
+        int i;
+        for (i = 0; i < 3 * 3 * AT_C; i++) c.qkv[i] += 0.5f;
+        attention_forward(out2, att, c.qkv, c.seq_start, c.att_off, AT_S, AT_C, AT_H);
+        ck_assert_mem_eq(out + 3 * AT_C, out2 + 3 * AT_C, 4 * AT_C * sizeof(float));
+        ck_assert(memcmp(out, out2, 3 * AT_C * sizeof(float)) != 0);
+    }
+}
+END_TEST
+
+enum { GE_N = 40 };
+typedef struct {
+    float x[GE_N], dout[GE_N];
+} ge_ctx;
+
+static double ge_loss(void *p) {
+    ge_ctx *c = p;
+    float out[GE_N];
+    gelu_forward(out, c->x, GE_N);
+    return weighted_sum(out, c->dout, GE_N);
+}
+
+START_TEST(test_gelu) {
+    ge_ctx c;
+    float out[GE_N], dx[GE_N];
+    int i;
+    util_rng r;
+    util_rng_seed(&r, 4);
+    fill_normal(c.x, GE_N, 2.0, 0.0, &r);
+    fill_normal(c.dout, GE_N, 1.0, 0.0, &r);
+    gelu_forward(out, c.x, GE_N);
+    /* forward against the formula in double */
+    for (i = 0; i < GE_N; i++) {
+        double x = c.x[i], u = sqrt(2.0 / 3.14159265358979323846) * (x + 0.044715 * x * x * x);
+        double want = 0.5 * x * (1.0 + tanh(u));
+        ck_assert_msg(fabs(out[i] - want) <= 4e-7 * (1.0 + fabs(want)), "gelu(%g) = %g, want %g",
+                      x, out[i], want);
+    }
+    gelu_backward(dx, c.x, c.dout, GE_N);
+    check_grad("gelu d inp", dx, c.x, GE_N, 1e-2f, ge_loss, &c, 1e-4);
+}
+END_TEST
+
+enum { LS_M = 3, LS_V = 9 };
+typedef struct {
+    float logits[LS_M * LS_V], dlogp[LS_M];
+    int sel[LS_M], targets[LS_M];
+} ls_ctx;
+
+static double ls_loss(void *p) {
+    ls_ctx *c = p;
+    float z[LS_M * LS_V], logp[LS_M];
+    memcpy(z, c->logits, sizeof z);
+    logsoftmax_forward(logp, z, c->sel, c->targets, LS_M, LS_V);
+    return weighted_sum(logp, c->dlogp, LS_M);
+}
+
+START_TEST(test_logsoftmax) {
+    ls_ctx c;
+    float z[LS_M * LS_V], logp[LS_M];
+    int i, v;
+    util_rng r;
+    util_rng_seed(&r, 5);
+    fill_normal(c.logits, LS_M * LS_V, 3.0, 0.0, &r);
+    fill_normal(c.dlogp, LS_M, 1.0, 0.0, &r);
+    for (i = 0; i < LS_M; i++) {
+        c.sel[i] = i;
+        c.targets[i] = (i * 4 + 1) % LS_V;
+    }
+    c.logits[0] = 1000.0f; /* max-subtraction keeps huge logits finite */
+    memcpy(z, c.logits, sizeof z);
+    logsoftmax_forward(logp, z, c.sel, c.targets, LS_M, LS_V);
+    for (i = 0; i < LS_M; i++) {
+        double mx = -1e300, s = 0.0, want;
+        for (v = 0; v < LS_V; v++) mx = fmax(mx, c.logits[i * LS_V + v]);
+        for (v = 0; v < LS_V; v++) s += exp(c.logits[i * LS_V + v] - mx);
+        want = c.logits[i * LS_V + c.targets[i]] - mx - log(s);
+        ck_assert_msg(fabs(logp[i] - want) <= 1e-6 * (1.0 + fabs(want)), "row %d: %g vs %g", i,
+                      logp[i], want);
+    }
+    logsoftmax_backward(z, c.dlogp, c.sel, c.targets, LS_M, LS_V);
+    c.logits[0] = 2.0f; /* finite differences need moderate logits */
+    memcpy(z, c.logits, sizeof z);
+    logsoftmax_forward(logp, z, c.sel, c.targets, LS_M, LS_V);
+    logsoftmax_backward(z, c.dlogp, c.sel, c.targets, LS_M, LS_V);
+    check_grad("log-softmax d logits", z, c.logits, LS_M * LS_V, 1e-2f, ls_loss, &c, 2e-4);
+}
+END_TEST
+
+START_TEST(test_encoder) {
+    /* the embedding is linear: check the forward exactly and the backward's sums */
+    float wte[4 * 3], wpe[3 * 3], out[5 * 3], dout[5 * 3], dwte[4 * 3] = {0}, dwpe[3 * 3] = {0};
+    int tokens[5] = {2, 0, 2, 1, 2}, pos[5] = {0, 1, 2, 0, 1}, n, c;
+    util_rng r;
+    util_rng_seed(&r, 6);
+    fill_normal(wte, 12, 1.0, 0.0, &r);
+    fill_normal(wpe, 9, 1.0, 0.0, &r);
+    fill_normal(dout, 15, 1.0, 0.0, &r);
+    encoder_forward(out, tokens, pos, wte, wpe, 5, 3);
+    for (n = 0; n < 5; n++)
+        for (c = 0; c < 3; c++) ck_assert_float_eq(out[n * 3 + c], wte[tokens[n] * 3 + c] + wpe[pos[n] * 3 + c]);
+    encoder_backward(dwte, dwpe, dout, tokens, pos, 5, 3);
+    for (c = 0; c < 3; c++) {
+        ck_assert_float_eq(dwte[2 * 3 + c], (dout[0 * 3 + c] + dout[2 * 3 + c]) + dout[4 * 3 + c]);
+        ck_assert_float_eq(dwte[3 * 3 + c], 0.0f);
+        ck_assert_float_eq(dwpe[1 * 3 + c], dout[1 * 3 + c] + dout[4 * 3 + c]);
+    }
+}
+END_TEST
+
+/* ======================================================================== */
+/* 2. the whole model on a tiny config                                       */
+/* ======================================================================== */
+
+typedef struct {
+    model m;
+    int tokens[8], targets[8], seq_len[2], n_seq;
+    float w[8];
+} whole_ctx;
+
+static double whole_loss(void *p) {
+    whole_ctx *c = p;
+    float logp[8];
+    dpo_err e;
+    ck_assert_int_eq(model_forward(&c->m, logp, c->tokens, c->targets, c->seq_len, c->n_seq, &e), 0);
+    return weighted_sum(logp, c->w, 8);
+}
+
+/* parameters with every part of the computation mattering (not GPT-2's tiny init) */
+static void randomize_params(model *m, util_rng *r) {
+    int n = model_num_tensors(&m->cfg), i;
+    for (i = 0; i < n; i++) {
+        model_tensor_info ti;
+        int gain;
+        model_tensor(&m->cfg, i, &ti);
+        gain = ti.family == P_LN1W || ti.family == P_LN2W || ti.family == P_LNFW;
+        fill_normal(m->params_mem + ti.offset, ti.numel, gain ? 0.2 : 0.4, gain ? 1.0 : 0.0, r);
+    }
+}
+
+START_TEST(test_whole_model_grad) {
+    whole_ctx c;
+    model_config cfg = {2, 2, 8, 8, 11, 1e-5, 10};
+    float logp[8];
+    dpo_err e;
+    int i, nt;
+    util_rng r;
+    util_rng_seed(&r, 7);
+    ck_assert_int_eq(model_create(&c.m, &cfg, &e), 0);
+    ck_assert_int_eq(model_alloc_grads(&c.m, &e), 0);
+    randomize_params(&c.m, &r);
+    c.n_seq = 2;
+    c.seq_len[0] = 5;
+    c.seq_len[1] = 3;
+    for (i = 0; i < 8; i++) {
+        c.tokens[i] = (int)(util_rng_u64(&r) % 11);
+        c.targets[i] = (i == 2 || i == 6) ? -1 : (int)(util_rng_u64(&r) % 11);
+        c.w[i] = c.targets[i] < 0 ? 0.0f : (float)util_rng_normal(&r);
+    }
+    ck_assert_int_eq(model_forward(&c.m, logp, c.tokens, c.targets, c.seq_len, 2, &e), 0);
+    model_zero_grad(&c.m);
+    ck_assert_int_eq(model_backward(&c.m, c.w, &e), 0);
+    /* a second backward without a forward is refused */
+    ck_assert_int_eq(model_backward(&c.m, c.w, &e), -1);
+    nt = model_num_tensors(&cfg);
+    for (i = 0; i < nt; i++) {
+        model_tensor_info ti;
+        model_tensor(&cfg, i, &ti);
+        check_grad(ti.name, c.m.grads_mem + ti.offset, c.m.params_mem + ti.offset, ti.numel, 1e-2f,
+                   whole_loss, &c, 3e-3);
+    }
+    model_free(&c.m);
+}
+END_TEST
+
+/* ======================================================================== */
+/* 3. golden values from the independent PyTorch implementation              */
+/* ======================================================================== */
+
+typedef struct {
+    int tokens[64], targets[64], seq_len[8], n_tok, n_seq;
+    float weights[64];
+    double logp[64];
+} golden_batch;
+
+static void read_i32(const st_file *f, const char *name, int *out, size_t max) {
+    const st_tensor *t = st_find(f, name);
+    unsigned char buf[4 * 64];
+    size_t i;
+    dpo_err e;
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(t->dtype, ST_I32);
+    ck_assert(t->numel <= max && t->numel <= 64);
+    ck_assert_int_eq(st_read_raw(f, t, buf, &e), 0);
+    for (i = 0; i < t->numel; i++)
+        out[i] = (int)(uint32_t)(buf[4 * i] | buf[4 * i + 1] << 8 | buf[4 * i + 2] << 16 |
+                                 (uint32_t)buf[4 * i + 3] << 24);
+}
+
+/* F64 tensor as doubles (little-endian bytes) */
+static double *read_f64(const st_file *f, const char *name, size_t *n) {
+    const st_tensor *t = st_find(f, name);
+    unsigned char *buf;
+    double *out;
+    size_t i;
+    int k;
+    dpo_err e;
+    ck_assert_msg(t != NULL, "golden file lacks %s", name);
+    ck_assert_int_eq(t->dtype, ST_F64);
+    buf = malloc(t->numel * 8 + 1);
+    out = malloc(t->numel * sizeof *out + 1);
+    ck_assert(buf && out);
+    ck_assert_int_eq(st_read_raw(f, t, buf, &e), 0);
+    for (i = 0; i < t->numel; i++) {
+        uint64_t bits = 0;
+        for (k = 7; k >= 0; k--) bits = bits << 8 | buf[8 * i + (size_t)k];
+        memcpy(&out[i], &bits, 8);
+    }
+    free(buf);
+    *n = t->numel;
+    return out;
+}
+
+static void load_golden_batch(st_file *f, golden_batch *b) {
+    const st_tensor *t;
+    dpo_err e;
+    size_t n, i;
+    double *lp;
+    ck_assert_int_eq(st_open(f, GOLDEN_DIR "/golden.safetensors", &e), 0);
+    t = st_find(f, "tokens");
+    ck_assert_ptr_nonnull(t);
+    b->n_tok = (int)t->numel;
+    t = st_find(f, "seq_len");
+    ck_assert_ptr_nonnull(t);
+    b->n_seq = (int)t->numel;
+    read_i32(f, "tokens", b->tokens, 64);
+    read_i32(f, "targets", b->targets, 64);
+    read_i32(f, "seq_len", b->seq_len, 8);
+    t = st_find(f, "weights");
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(st_read_f32(f, t, b->weights, &e), 0);
+    lp = read_f64(f, "logp", &n);
+    ck_assert_int_eq((int)n, b->n_tok);
+    for (i = 0; i < n; i++) b->logp[i] = lp[i];
+    free(lp);
+}
+
+START_TEST(test_golden) {
+    model m;
+    st_file f;
+    golden_batch b;
+    float logp[64];
+    double lp_err = 0.0, worst = 0.0, loss = 0.0, *want;
+    dpo_err e;
+    size_t n;
+    int i, nt;
+    ck_assert_msg(model_load(&m, GOLDEN_DIR "/tiny", &e) == 0, "%s", e.msg);
+    ck_assert_int_eq(model_alloc_grads(&m, &e), 0);
+    load_golden_batch(&f, &b);
+    ck_assert_int_eq(model_forward(&m, logp, b.tokens, b.targets, b.seq_len, b.n_seq, &e), 0);
+    printf("  golden: relative error of each tensor vs the float64 PyTorch reference\n");
+    for (i = 0; i < b.n_tok; i++) {
+        double d = fabs(logp[i] - b.logp[i]) / fmax(1.0, fabs(b.logp[i]));
+        if (b.targets[i] < 0) ck_assert_float_eq(logp[i], 0.0f);
+        if (d > lp_err) lp_err = d;
+        loss += (double)b.weights[i] * logp[i];
+    }
+    want = read_f64(&f, "loss", &n);
+    printf("  %-28s max |error| / max(1, |logp|) %.2e   (loss %.9f vs %.9f)\n", "logp", lp_err, loss,
+           want[0]);
+    ck_assert_msg(lp_err < 2e-6, "logp error %.3e", lp_err);
+    ck_assert_msg(fabs(loss - want[0]) < 1e-5 * fabs(want[0]), "loss %.9f vs %.9f", loss, want[0]);
+    free(want);
+
+    model_zero_grad(&m);
+    ck_assert_int_eq(model_backward(&m, b.weights, &e), 0);
+    nt = model_num_tensors(&m.cfg);
+    for (i = 0; i < nt; i++) {
+        model_tensor_info ti;
+        char name[96];
+        double err;
+        model_tensor(&m.cfg, i, &ti);
+        snprintf(name, sizeof name, "grad.%s", ti.name);
+        want = read_f64(&f, name, &n);
+        ck_assert_int_eq((int)n, (int)ti.numel);
+        err = rel_err(m.grads_mem + ti.offset, want, n);
+        printf("  %-28s %.2e\n", ti.name, err);
+        if (err > worst) worst = err;
+        ck_assert_msg(err < 1e-5, "%s: relative gradient error %.3e", ti.name, err);
+        free(want);
+    }
+    printf("  worst gradient tensor: %.2e\n", worst);
+    st_close(&f);
+    model_free(&m);
+}
+END_TEST
+
+/* ======================================================================== */
+/* 4. dtypes and hub-style files                                              */
+/* ======================================================================== */
+
+START_TEST(test_dtypes_load_same_model) {
+    model a, b, c;
+    dpo_err e;
+    ck_assert_msg(model_load(&a, GOLDEN_DIR "/tiny", &e) == 0, "%s", e.msg);
+    ck_assert_msg(model_load(&b, GOLDEN_DIR "/tiny-hub-f16", &e) == 0, "%s", e.msg);
+    ck_assert_msg(model_load(&c, GOLDEN_DIR "/tiny-bf16", &e) == 0, "%s", e.msg);
+    ck_assert_int_eq((int)a.num_params, (int)b.num_params);
+    ck_assert_mem_eq(a.params_mem, b.params_mem, a.num_params * sizeof(float));
+    ck_assert_mem_eq(a.params_mem, c.params_mem, a.num_params * sizeof(float));
+    ck_assert_int_eq(a.cfg.n_layer, 2);
+    ck_assert_int_eq(a.cfg.n_head, 4);
+    ck_assert_int_eq(a.cfg.n_embd, 32);
+    ck_assert_int_eq(a.cfg.n_ctx, 24);
+    ck_assert_int_eq(a.cfg.vocab_size, 61);
+    ck_assert_int_eq(a.cfg.eos_token_id, 60);
+    model_free(&a);
+    model_free(&b);
+    model_free(&c);
+}
+END_TEST
+
+/* ======================================================================== */
+/* 5. packing                                                                */
+/* ======================================================================== */
+
+START_TEST(test_packed_equals_alone) {
+    model m;
+    st_file f;
+    golden_batch b;
+    float packed[64], alone[64];
+    dpo_err e;
+    int s, start = 0;
+    ck_assert_int_eq(model_load(&m, GOLDEN_DIR "/tiny", &e), 0);
+    load_golden_batch(&f, &b);
+    st_close(&f);
+    ck_assert_int_eq(model_forward(&m, packed, b.tokens, b.targets, b.seq_len, b.n_seq, &e), 0);
+    for (s = 0; s < b.n_seq; s++) {
+        ck_assert_int_eq(model_forward(&m, alone, b.tokens + start, b.targets + start, &b.seq_len[s], 1, &e), 0);
+        ck_assert_mem_eq(alone, packed + start, (size_t)b.seq_len[s] * sizeof(float));
+        start += b.seq_len[s];
+    }
+    /* and in another order: the last sequence first */
+    {
+        int tok2[64], tgt2[64], len2[3] = {b.seq_len[2], b.seq_len[0], b.seq_len[1]};
+        int n2 = b.seq_len[2], n01 = b.seq_len[0] + b.seq_len[1];
+        memcpy(tok2, b.tokens + n01, (size_t)n2 * sizeof(int));
+        memcpy(tgt2, b.targets + n01, (size_t)n2 * sizeof(int));
+        memcpy(tok2 + n2, b.tokens, (size_t)n01 * sizeof(int));
+        memcpy(tgt2 + n2, b.targets, (size_t)n01 * sizeof(int));
+        ck_assert_int_eq(model_forward(&m, alone, tok2, tgt2, len2, 3, &e), 0);
+        ck_assert_mem_eq(alone, packed + n01, (size_t)n2 * sizeof(float));
+        ck_assert_mem_eq(alone + n2, packed, (size_t)n01 * sizeof(float));
+    }
+    model_free(&m);
+}
+END_TEST
+
+START_TEST(test_bad_batches) {
+    model m;
+    float logp[64];
+    int tokens[30] = {0}, targets[30] = {0}, len;
+    dpo_err e;
+    ck_assert_int_eq(model_load(&m, GOLDEN_DIR "/tiny", &e), 0);
+    len = 25; /* the context is 24 */
+    ck_assert_int_eq(model_forward(&m, logp, tokens, targets, &len, 1, &e), -1);
+    ck_assert_ptr_nonnull(strstr(e.msg, "context"));
+    len = 0;
+    ck_assert_int_eq(model_forward(&m, logp, tokens, targets, &len, 1, &e), -1);
+    len = 3;
+    tokens[1] = 61;
+    ck_assert_int_eq(model_forward(&m, logp, tokens, targets, &len, 1, &e), -1);
+    ck_assert_ptr_nonnull(strstr(e.msg, "vocabulary"));
+    tokens[1] = 0;
+    targets[2] = -2;
+    ck_assert_int_eq(model_forward(&m, logp, tokens, targets, &len, 1, &e), -1);
+    ck_assert_int_eq(model_forward(&m, logp, tokens, targets, &len, 0, &e), -1);
+    model_free(&m);
+}
+END_TEST
+
+/* ======================================================================== */
+/* 6. save/load round trip and thread-count independence                    */
+/* ======================================================================== */
+
+START_TEST(test_save_load_roundtrip) {
+    model a, b;
+    model_config cfg = {3, 4, 16, 12, 37, 1e-5, 36};
+    char dir[] = "/tmp/dpo-test-XXXXXX", path[256];
+    dpo_err e;
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_int_eq(model_create(&a, &cfg, &e), 0);
+    model_init_random(&a, 99);
+    ck_assert_msg(model_save(&a, dir, &e) == 0, "%s", e.msg);
+    ck_assert_msg(model_load(&b, dir, &e) == 0, "%s", e.msg);
+    ck_assert_int_eq(b.cfg.n_layer, 3);
+    ck_assert_int_eq(b.cfg.n_head, 4);
+    ck_assert_int_eq(b.cfg.n_embd, 16);
+    ck_assert_int_eq(b.cfg.n_ctx, 12);
+    ck_assert_int_eq(b.cfg.vocab_size, 37);
+    ck_assert_int_eq(b.cfg.eos_token_id, 36);
+    ck_assert(b.cfg.ln_eps == 1e-5);
+    ck_assert_int_eq((int)a.num_params, (int)b.num_params);
+    ck_assert_mem_eq(a.params_mem, b.params_mem, a.num_params * sizeof(float));
+    /* GPT-2 initialisation statistics: LN weights 1, biases 0, weights std 0.02 */
+    ck_assert_float_eq(a.params.t[P_LN1W][5], 1.0f);
+    ck_assert_float_eq(a.params.t[P_QKVB][7], 0.0f);
+    {
+        size_t i, n = (size_t)cfg.vocab_size * cfg.n_embd;
+        double s2 = 0.0;
+        for (i = 0; i < n; i++) s2 += (double)a.params.t[P_WTE][i] * a.params.t[P_WTE][i];
+        ck_assert_msg(fabs(sqrt(s2 / n) - 0.02) < 0.002, "wte std %g", sqrt(s2 / n));
+    }
+    model_free(&a);
+    model_free(&b);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(test_threads_bit_identical) {
+    model m;
+    st_file f;
+    golden_batch b;
+    float lp1[64], lp2[64], *g1;
+    dpo_err e;
+    int saved = util_threads();
+    ck_assert_int_eq(model_load(&m, GOLDEN_DIR "/tiny", &e), 0);
+    ck_assert_int_eq(model_alloc_grads(&m, &e), 0);
+    load_golden_batch(&f, &b);
+    st_close(&f);
+    g1 = malloc(m.num_params * sizeof(float));
+    ck_assert_ptr_nonnull(g1);
+
+    util_set_threads(1);
+    ck_assert_int_eq(model_forward(&m, lp1, b.tokens, b.targets, b.seq_len, b.n_seq, &e), 0);
+    model_zero_grad(&m);
+    ck_assert_int_eq(model_backward(&m, b.weights, &e), 0);
+    memcpy(g1, m.grads_mem, m.num_params * sizeof(float));
+
+    util_set_threads(2);
+    ck_assert_int_eq(model_forward(&m, lp2, b.tokens, b.targets, b.seq_len, b.n_seq, &e), 0);
+    model_zero_grad(&m);
+    ck_assert_int_eq(model_backward(&m, b.weights, &e), 0);
+    ck_assert_mem_eq(lp1, lp2, (size_t)b.n_tok * sizeof(float));
+    ck_assert_mem_eq(g1, m.grads_mem, m.num_params * sizeof(float));
+
+    util_set_threads(saved);
+    free(g1);
+    model_free(&m);
+}
+END_TEST
+
+static Suite *model_suite(void) {
+    Suite *s = suite_create("model");
+    TCase *t = tcase_create("layers");
+    tcase_add_test(t, test_layernorm_grad);
+    tcase_add_test(t, test_matmul_grad);
+    tcase_add_test(t, test_attention_grad);
+    tcase_add_test(t, test_gelu);
+    tcase_add_test(t, test_logsoftmax);
+    tcase_add_test(t, test_encoder);
+    suite_add_tcase(s, t);
+    t = tcase_create("model");
+    tcase_set_timeout(t, 120);
+    tcase_add_test(t, test_whole_model_grad);
+    tcase_add_test(t, test_golden);
+    tcase_add_test(t, test_dtypes_load_same_model);
+    tcase_add_test(t, test_packed_equals_alone);
+    tcase_add_test(t, test_bad_batches);
+    tcase_add_test(t, test_save_load_roundtrip);
+    tcase_add_test(t, test_threads_bit_identical);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void) { return testutil_run(model_suite()); }
