@@ -42,7 +42,7 @@ TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/%,$(TEST_SRC))
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 
-.PHONY: all test asan clean check-deps bench
+.PHONY: all test asan clean check-deps demo
 
 all: dpo
 
@@ -77,6 +77,7 @@ test: check-deps
 	@fail=0; for t in $(TEST_BIN); do \
 	  echo "== $$t"; CK_FORK=no ./$$t || fail=1; \
 	done; \
+	echo "== tests/cli.sh"; sh tests/cli.sh ./$(BUILD)/dpo || fail=1; \
 	if [ $$fail -ne 0 ]; then echo "SOME TESTS FAILED"; exit 1; fi; \
 	echo "ALL TEST SUITES PASSED"
 
@@ -85,3 +86,9 @@ asan: check-deps
 
 clean:
 	rm -rf build dpo
+
+# A first look: a small random GPT-2, validated, then timed forward + backward.
+demo: $(BUILD)/dpo
+	./$(BUILD)/dpo init --out $(BUILD)/demo-model --layers 4 --heads 4 --dim 256 --ctx 256 --vocab 4096 --seed 1
+	./$(BUILD)/dpo info --model $(BUILD)/demo-model | head -12
+	./$(BUILD)/dpo bench --model $(BUILD)/demo-model --seqs 4 --len 128 --steps 3

@@ -1,0 +1,55 @@
+#!/bin/sh
+# tests/cli.sh - the command line as a user meets it: help, bad options and
+# values, init -> info round trip, and errors that name the file. Usage:
+#   sh tests/cli.sh PATH/TO/dpo
+# Prints one line per check and "N passed, N failed"; exits 1 on any failure.
+DPO=${1:-./dpo}
+T=$(mktemp -d /tmp/dpo-cli-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+
+# expect CODE PATTERN -- command...: exit status CODE and PATTERN in stdout+stderr
+expect() {
+    code=$1; pat=$2; shift 2
+    out=$("$@" 2>&1); got=$?
+    if [ "$got" -eq "$code" ] && printf '%s' "$out" | grep -q -- "$pat"; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        echo "FAIL: $* -> exit $got (want $code), output lacks '$pat':"
+        printf '%s\n' "$out" | head -5
+    fi
+}
+
+expect 0 "usage: dpo COMMAND" "$DPO" --help
+expect 2 "usage: dpo COMMAND" "$DPO"
+expect 2 "unknown command 'frobnicate'" "$DPO" frobnicate
+expect 0 "--layers" "$DPO" init --help
+expect 0 "--model" "$DPO" info --help
+expect 0 "--seqs" "$DPO" bench --help
+expect 2 "missing required option --out" "$DPO" init --layers 2 --heads 2 --dim 8 --ctx 8 --vocab 11
+expect 2 "unknown option '--layer'" "$DPO" init --out "$T/m" --layer 2
+expect 2 "--layers must be an integer in \[1, 256\], got '1000000000'" \
+    "$DPO" init --out "$T/m" --layers 1000000000 --heads 2 --dim 8 --ctx 8 --vocab 11
+expect 2 "--heads must be an integer" "$DPO" init --out "$T/m" --layers 2 --heads 2x --dim 8 --ctx 8 --vocab 11
+expect 2 "needs a value" "$DPO" init --out
+expect 2 "given twice" "$DPO" init --out a --out b
+expect 1 "not a multiple of n_head" "$DPO" init --out "$T/m" --layers 2 --heads 3 --dim 8 --ctx 8 --vocab 11
+[ ! -e "$T/m" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: a failed init left $T/m behind"; }
+# 11*8 + 8*8 + 2*(12*8*8 + 13*8) + 2*8 = 1912
+expect 0 "1912 parameters" "$DPO" init --out "$T/m" --layers 2 --heads 2 --dim 8 --ctx 8 --vocab 11 --seed 5
+expect 0 "transformer.h.1.mlp.c_proj.weight *F32 *(32, 8)" "$DPO" info --model "$T/m"
+expect 0 "n_layer 2, n_head 2, n_embd 8, n_positions 8, vocab_size 11" "$DPO" info --model "$T/m"
+expect 0 "tokens/s" "$DPO" bench --model "$T/m" --seqs 2 --len 8 --steps 1
+expect 2 "exceeds the model's context" "$DPO" bench --model "$T/m" --len 9
+expect 1 "$T/nothing/config.json: cannot open" "$DPO" info --model "$T/nothing"
+printf '{"n_layer": 1000000000, "n_head": 2, "n_embd": 8, "n_positions": 8, "vocab_size": 11}' > "$T/m/config.json"
+expect 1 "$T/m/config.json: key \"n_layer\": expected an integer in \[1, 256\]" "$DPO" info --model "$T/m"
+head -c 100 "$T/m/model.safetensors" > "$T/short" && mv "$T/short" "$T/m/model.safetensors"
+"$DPO" init --out "$T/m2" --layers 2 --heads 2 --dim 8 --ctx 8 --vocab 11 >/dev/null
+cp "$T/m2/config.json" "$T/m/config.json"
+expect 1 "$T/m/model.safetensors: header length .* is invalid" "$DPO" info --model "$T/m"
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
