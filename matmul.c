@@ -19,7 +19,7 @@
 
 #define MR 6   /* rows of the micro-tile */
 #define NR 32  /* columns of the micro-tile: two 512-bit vectors of floats */
-#define KC 256 /* depth of one block */
+#define KC 512 /* depth of one block */
 #define NC 256 /* columns of one packed B block (a multiple of NR) */
 
 /* ------------------------------------------------------------------------ */
@@ -44,28 +44,24 @@ void mm_matmul_ref(float *out, const float *a, const float *b, const float *bias
 /* ------------------------------------------------------------------------ */
 /* packing */
 
-/* bp (nb panels of (kc, NR)) <- B[k0:k0+kc, j0:j0+nc], zero-padded to whole panels */
-static void pack_b(float *bp, const float *b, int N, int K, int b_t,
-                   int k0, int kc, int j0, int nc) {
-    int npan = (nc + NR - 1) / NR, p, k, jj;
-    for (p = 0; p < npan; p++) {
-        float *dst = bp + (size_t)p * kc * NR;
-        int jbase = j0 + p * NR;
-        int w = nc - p * NR < NR ? nc - p * NR : NR;
-        if (!b_t) {
-            for (k = 0; k < kc; k++) {
-                const float *src = b + (size_t)(k0 + k) * N + jbase;
-                for (jj = 0; jj < w; jj++) dst[k * NR + jj] = src[jj];
-                for (; jj < NR; jj++) dst[k * NR + jj] = 0.0f;
-            }
-        } else {
-            for (jj = 0; jj < NR; jj++) {
-                if (jj < w) {
-                    const float *src = b + (size_t)(jbase + jj) * K + k0;
-                    for (k = 0; k < kc; k++) dst[k * NR + jj] = src[k];
-                } else {
-                    for (k = 0; k < kc; k++) dst[k * NR + jj] = 0.0f;
-                }
+/* panel p of bp (kc, NR) <- B[k0:k0+kc, j0+p*NR : j0+p*NR+NR], zero-padded past nc */
+static void pack_b_panel(float *bp, const float *b, int N, int K, int b_t,
+                         int k0, int kc, int j0, int nc, int p) {
+    float *dst = bp + (size_t)p * kc * NR;
+    int jbase = j0 + p * NR, w = nc - p * NR < NR ? nc - p * NR : NR, k, jj;
+    if (!b_t) {
+        for (k = 0; k < kc; k++) {
+            const float *src = b + (size_t)(k0 + k) * N + jbase;
+            for (jj = 0; jj < w; jj++) dst[k * NR + jj] = src[jj];
+            for (; jj < NR; jj++) dst[k * NR + jj] = 0.0f;
+        }
+    } else {
+        for (jj = 0; jj < NR; jj++) {
+            if (jj < w) {
+                const float *src = b + (size_t)(jbase + jj) * K + k0;
+                for (k = 0; k < kc; k++) dst[k * NR + jj] = src[k];
+            } else {
+                for (k = 0; k < kc; k++) dst[k * NR + jj] = 0.0f;
             }
         }
     }
@@ -112,11 +108,38 @@ static void micro_kernel(float acc[MR][NR], const float *ap, const float *bp, in
 /* ------------------------------------------------------------------------ */
 /* blocked product */
 
+/* One row panel (rows i0..i0+h-1) against every packed B panel of the block:
+ * out[rows, j0:j0+nc] = (first block ? init : out) + A[rows, k0:k0+kc] B[k0:k0+kc, j0:j0+nc] */
+static void row_panel(float *out, const float *a, const float *bp, const float *bias,
+                      int M, int N, int K, int a_t, int accumulate, int first,
+                      int i0, int h, int k0, int kc, int j0, int nc) {
+    float ap[KC * MR];
+    float acc[MR][NR];
+    int npan = (nc + NR - 1) / NR, q, ii, jj;
+    pack_a(ap, a, M, K, a_t, i0, h, k0, kc);
+    for (q = 0; q < npan; q++) {
+        int jb = j0 + q * NR, w = nc - q * NR < NR ? nc - q * NR : NR;
+        /* load the running sums (or the initial value on the first block) */
+        for (ii = 0; ii < MR; ii++) {
+            for (jj = 0; jj < NR; jj++) {
+                float v = 0.0f;
+                if (ii < h && jj < w) {
+                    if (!first || accumulate) v = out[(size_t)(i0 + ii) * N + jb + jj];
+                    else if (bias) v = bias[jb + jj];
+                }
+                acc[ii][jj] = v;
+            }
+        }
+        micro_kernel(acc, ap, bp + (size_t)q * kc * NR, kc);
+        for (ii = 0; ii < h; ii++)
+            memcpy(out + (size_t)(i0 + ii) * N + jb, acc[ii], (size_t)w * sizeof(float));
+    }
+}
+
 void mm_matmul(float *out, const float *a, const float *b, const float *bias,
                int M, int N, int K, int a_t, int b_t, int accumulate) {
-    static const int kc_max = KC;
-    float bp[KC * NC]; /* packed B block: 256 KiB, on the calling thread's stack */
-    int j0, k0;
+    float bp[KC * NC]; /* packed B block: 512 KiB, on the calling thread's stack */
+    int nrow = (M + MR - 1) / MR, j0, k0;
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { /* nothing to add: out = init */
         int i, j;
@@ -126,35 +149,19 @@ void mm_matmul(float *out, const float *a, const float *b, const float *bias,
         return;
     }
     for (j0 = 0; j0 < N; j0 += NC) {
-        int nc = N - j0 < NC ? N - j0 : NC;
-        int npan = (nc + NR - 1) / NR;
-        for (k0 = 0; k0 < K; k0 += kc_max) {
-            int kc = K - k0 < kc_max ? K - k0 : kc_max;
-            int first = (k0 == 0);
-            int nrow = (M + MR - 1) / MR, r;
-            pack_b(bp, b, N, K, b_t, k0, kc, j0, nc);
-DPO_OMP_FOR
-            for (r = 0; r < nrow; r++) {
-                float ap[KC * MR];
-                float acc[MR][NR];
-                int i0 = r * MR, h = M - i0 < MR ? M - i0 : MR, p, ii, jj;
-                pack_a(ap, a, M, K, a_t, i0, h, k0, kc);
-                for (p = 0; p < npan; p++) {
-                    int jb = j0 + p * NR, w = nc - p * NR < NR ? nc - p * NR : NR;
-                    /* load the running sums (or the initial value on the first block) */
-                    for (ii = 0; ii < MR; ii++) {
-                        for (jj = 0; jj < NR; jj++) {
-                            float v = 0.0f;
-                            if (ii < h && jj < w) {
-                                if (!first || accumulate) v = out[(size_t)(i0 + ii) * N + jb + jj];
-                                else if (bias) v = bias[jb + jj];
-                            }
-                            acc[ii][jj] = v;
-                        }
-                    }
-                    micro_kernel(acc, ap, bp + (size_t)p * kc * NR, kc);
-                    for (ii = 0; ii < h; ii++)
-                        memcpy(out + (size_t)(i0 + ii) * N + jb, acc[ii], (size_t)w * sizeof(float));
+        int nc = N - j0 < NC ? N - j0 : NC, npan = (nc + NR - 1) / NR;
+        for (k0 = 0; k0 < K; k0 += KC) {
+            int kc = K - k0 < KC ? K - k0 : KC, r, p;
+            /* the threads pack B's panels, then (after that loop's barrier) share the row panels */
+            DPO_OMP_PARALLEL
+            {
+                DPO_OMP_LOOP
+                for (p = 0; p < npan; p++) pack_b_panel(bp, b, N, K, b_t, k0, kc, j0, nc, p);
+                DPO_OMP_LOOP
+                for (r = 0; r < nrow; r++) {
+                    int i0 = r * MR, h = M - i0 < MR ? M - i0 : MR;
+                    row_panel(out, a, bp, bias, M, N, K, a_t, accumulate, k0 == 0, i0, h, k0, kc,
+                              j0, nc);
                 }
             }
         }

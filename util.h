@@ -59,12 +59,18 @@ int util_path_join(char *out, size_t cap, const char *dir, const char *name, dpo
 double util_seconds(void);
 
 /* OpenMP pragmas that vanish cleanly (no -Wunknown-pragmas) in builds without it.
- * Only for loops whose iterations write disjoint memory. */
+ * Only for loops whose iterations write disjoint memory. DPO_OMP_FOR is a
+ * parallel loop; DPO_OMP_PARALLEL opens a region whose DPO_OMP_LOOP loops are
+ * shared out among its threads (each ends with a barrier). */
 #define DPO_PRAGMA(x) _Pragma(#x)
 #ifdef _OPENMP
 #define DPO_OMP_FOR DPO_PRAGMA(omp parallel for schedule(static))
+#define DPO_OMP_PARALLEL DPO_PRAGMA(omp parallel)
+#define DPO_OMP_LOOP DPO_PRAGMA(omp for schedule(static))
 #else
 #define DPO_OMP_FOR
+#define DPO_OMP_PARALLEL
+#define DPO_OMP_LOOP
 #endif
 
 /* Number of threads parallel loops will use; set it (0 or less: leave as is). */
