@@ -42,7 +42,7 @@ TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/%,$(TEST_SRC))
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 
-.PHONY: all test asan clean check-deps demo
+.PHONY: all test asan clean check-deps demo bench
 
 all: dpo
 
@@ -92,3 +92,7 @@ demo: $(BUILD)/dpo
 	./$(BUILD)/dpo init --out $(BUILD)/demo-model --layers 4 --heads 4 --dim 256 --ctx 256 --vocab 4096 --seed 1
 	./$(BUILD)/dpo info --model $(BUILD)/demo-model | head -12
 	./$(BUILD)/dpo bench --model $(BUILD)/demo-model --seqs 4 --len 128 --steps 3
+
+# Throughput against PyTorch in the same run (see bench/run.sh).
+bench: $(BUILD)/dpo
+	sh bench/run.sh ./$(BUILD)/dpo

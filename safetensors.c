@@ -98,8 +98,9 @@ static int parse_tensor(st_tensor *t, const char *key, const json_value *v, size
     if (v->type != JSON_OBJECT) return dpo_errf(e, "tensor \"%s\": entry is not an object", key);
     if (v->count != 3 || !dt || !sh || !off)
         return dpo_errf(e, "tensor \"%s\": entry must have exactly dtype, shape and data_offsets", key);
-    if (dt->type != JSON_STRING || dtype_from_name(dt->str, &t->dtype) != 0)
-        return dpo_errf(e, "tensor \"%s\": unknown dtype", key);
+    if (dt->type != JSON_STRING) return dpo_errf(e, "tensor \"%s\": dtype is not a string", key);
+    if (dtype_from_name(dt->str, &t->dtype) != 0)
+        return dpo_errf(e, "tensor \"%s\": unknown dtype \"%.32s\"", key, dt->str);
     if (sh->type != JSON_ARRAY || sh->count > ST_MAX_DIMS)
         return dpo_errf(e, "tensor \"%s\": shape must be an array of at most %d sizes", key, ST_MAX_DIMS);
     t->ndim = (int)sh->count;
@@ -116,7 +117,10 @@ static int parse_tensor(st_tensor *t, const char *key, const json_value *v, size
     if (t->begin > t->end || t->end > data_size)
         return dpo_errf(e, "tensor \"%s\": data_offsets [%zu, %zu] out of range (data section is %zu bytes)",
                         key, t->begin, t->end, data_size);
-    if (util_mul_size(t->numel, st_dtype_size(t->dtype), &bytes) != 0 || bytes != t->end - t->begin)
+    if (util_mul_size(t->numel, st_dtype_size(t->dtype), &bytes) != 0)
+        return dpo_errf(e, "tensor \"%s\": size in bytes overflows (%zu elements of %s)", key,
+                        t->numel, st_dtype_name(t->dtype));
+    if (bytes != t->end - t->begin)
         return dpo_errf(e, "tensor \"%s\": %zu bytes at data_offsets, but shape and dtype need %zu",
                         key, t->end - t->begin, bytes);
     return 0;
@@ -179,10 +183,7 @@ int st_open(st_file *f, const char *path, dpo_err *e) {
         return dpo_err_prefix(e, "%s: header", path);
     }
     free(hdr);
-    if (root->type != JSON_OBJECT) {
-        json_free(root);
-        return dpo_errf(e, "%s: header is not a JSON object", path);
-    }
+    /* it began with '{' and parsed: root is an object */
     f->tensors = calloc(root->count ? root->count : 1, sizeof *f->tensors);
     order = calloc(root->count ? root->count : 1, sizeof *order);
     if (!f->tensors || !order) {
@@ -339,6 +340,10 @@ int st_write_f32(const char *path, const st_out_tensor *ts, size_t n, dpo_err *e
     int bad = 0, k;
 
     /* header: {"name":{"dtype":"F32","shape":[...],"data_offsets":[b,e]},...,"__metadata__":{...}} */
+    for (i = 0; i < n; i++)
+        if (ts[i].ndim < 0 || ts[i].ndim > ST_MAX_DIMS)
+            return dpo_errf(e, "%s: tensor \"%s\" has %d dimensions (at most %d)", path, ts[i].name,
+                            ts[i].ndim, ST_MAX_DIMS);
     bad |= buf_puts(&hdr, &hlen, &hcap, "{");
     for (i = 0; i < n && !bad; i++) {
         size_t numel = 1, bytes, need = json_escape(NULL, 0, ts[i].name, strlen(ts[i].name));

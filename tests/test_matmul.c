@@ -1,0 +1,449 @@
+/* tests/test_matmul.c - Check suite for matmul.c: the blocked kernel mm_matmul
+ * against the scalar reference mm_matmul_ref and against an independent
+ * float64 product computed here, for all four (a_t, b_t) layouts, every kind of
+ * initial value (zero, bias, accumulate, accumulate with a bias that must be
+ * ignored), and shapes on both sides of every blocking edge (MR = 6, NR = 32,
+ * NC = 256, KC = 256 or 512). Also: bit-identical results for 1 and 2 threads, a row
+ * computed alone equals the same row inside a batch, K = 0 leaves out = init,
+ * and nothing outside out[0 .. M*N) is written.
+ *
+ * Threads: the shape sweep runs mm_matmul on one thread, and the thread test
+ * compares 1 and 2 threads bit for bit on shapes across the same edges. (With
+ * more OpenMP threads than free cores every barrier can cost a scheduler time
+ * slice, which made a 2-thread sweep take 40 s under ASan on a busy machine.)
+ * Every test that changes the thread count restores it before its checks.
+ *
+ * Exactness: matmul.h promises that every out element is summed in the same
+ * order (init, then k = 0 .. K-1) in both functions. With GCC and -std=c99 the
+ * compiler does not contract a*b + c into an FMA (-ffp-contract=off in ISO
+ * mode), so both functions round identically and the test asserts bitwise
+ * equality. Clang contracts within an expression by default and may do so
+ * differently in the vectorized kernel and the scalar loop, so under clang
+ * the test asserts the rounding-error bound of recursive summation instead:
+ * each result lies within gamma_{K+1} (|init| + sum_k |a_ik b_kj|) of the exact
+ * value (gamma_n ~ n u, u = FLT_EPSILON / 2), so two results differ by at most
+ * 2 (K+1) FLT_EPSILON (|init| + sum_k |a_ik b_kj|). Both functions are also
+ * checked against the exact value (a float64 sum of products of floats) with
+ * (K+1) FLT_EPSILON (|init| + sum_k |a_ik b_kj|), under every compiler. */
+#include "testutil.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "matmul.h"
+#include "util.h"
+
+#ifndef MM_EXPECT_BITWISE /* override with -DMM_EXPECT_BITWISE=0/1 */
+#if defined(__GNUC__) && !defined(__clang__)
+#define MM_EXPECT_BITWISE 1
+#else
+#define MM_EXPECT_BITWISE 0
+#endif
+#endif
+
+#define GUARD 64 /* sentinel floats after out */
+
+enum { INIT_ZERO, INIT_BIAS, INIT_ACC, INIT_ACC_BIAS, NUM_INIT };
+static const char *const init_name[NUM_INIT] = {"zero", "bias", "accumulate",
+                                                "accumulate+bias(ignored)"};
+
+/* ======================================================================== */
+/* helpers                                                                   */
+/* ======================================================================== */
+
+static float *xmalloc_f(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+/* uniform in [-1, 1), with one value in 8 scaled by up to 2^8 so that sums mix magnitudes */
+static void fill(float *x, size_t n, util_rng *r) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        double v = 2.0 * util_rng_uniform(r) - 1.0;
+        if ((util_rng_u64(r) & 7) == 0) v = ldexp(v, (int)(util_rng_u64(r) % 9));
+        x[i] = (float)v;
+    }
+}
+
+static uint32_t bits_of(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+/* the sentinel written after out: a NaN with a recognisable payload */
+static float guard_value(void) {
+    uint32_t u = 0x7fc0abcdu;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static void set_guard(float *out, size_t n) {
+    size_t i;
+    float g = guard_value();
+    for (i = 0; i < GUARD; i++) out[n + i] = g;
+}
+
+static void check_guard(const float *out, size_t n, const char *what) {
+    size_t i = 0;
+    while (i < GUARD && bits_of(out[n + i]) == 0x7fc0abcdu) i++;
+    ck_assert_msg(i == GUARD, "%s: wrote past the end of out (+%zu)", what, i);
+}
+
+/* A(i, k) and B(k, j) in the stored layouts, written independently of matmul.c */
+static double a_at(const float *a, int M, int K, int a_t, int i, int k) {
+    return a_t ? a[(size_t)k * M + i] : a[(size_t)i * K + k];
+}
+static double b_at(const float *b, int N, int K, int b_t, int k, int j) {
+    return b_t ? b[(size_t)j * K + k] : b[(size_t)k * N + j];
+}
+
+/* sum[i][j] = sum_k A(i,k) B(k,j) in float64 (each product of two floats is
+ * exact in a double; the float64 sum's own error is ~2^-29 of the float bound
+ * used below), and mag[i][j] = sum_k |A(i,k) B(k,j)| */
+static void product_sums(double *sum, double *mag, const float *a, const float *b, int M, int N,
+                         int K, int a_t, int b_t) {
+    int i, j, k;
+    for (i = 0; i < M; i++) {
+        for (j = 0; j < N; j++) {
+            double s = 0.0, m = 0.0;
+            for (k = 0; k < K; k++) {
+                double p = a_at(a, M, K, a_t, i, k) * b_at(b, N, K, b_t, k, j);
+                s += p;
+                m += fabs(p);
+            }
+            sum[(size_t)i * N + j] = s;
+            mag[(size_t)i * N + j] = m;
+        }
+    }
+}
+
+/* One shape and layout, with the same A and B for all four kinds of initial
+ * value: mm_matmul (on one thread: the thread tests below show that the
+ * thread count changes no bit) and mm_matmul_ref against each other and
+ * against the exact value. One assertion per case: Check logs every passing
+ * assertion, which would dominate the run time inside the element loop. */
+static void check_shape(util_rng *r, int M, int N, int K, int a_t, int b_t) {
+    size_t na = (size_t)M * K, nb = (size_t)K * N, no = (size_t)M * N, x;
+    float *a = xmalloc_f(na), *b = xmalloc_f(nb), *bias = xmalloc_f((size_t)N);
+    float *init = xmalloc_f(no), *got = xmalloc_f(no + GUARD), *ref = xmalloc_f(no + GUARD);
+    double *sum = malloc(no * sizeof *sum), *mag = malloc(no * sizeof *mag);
+    int mode, saved = util_threads();
+    ck_assert_ptr_nonnull(sum);
+    ck_assert_ptr_nonnull(mag);
+    fill(a, na, r);
+    fill(b, nb, r);
+    fill(bias, (size_t)N, r);
+    fill(init, no, r);
+    product_sums(sum, mag, a, b, M, N, K, a_t, b_t);
+    for (mode = 0; mode < NUM_INIT; mode++) {
+        const float *bias_arg = (mode == INIT_BIAS || mode == INIT_ACC_BIAS) ? bias : NULL;
+        int acc = (mode == INIT_ACC || mode == INIT_ACC_BIAS);
+        char what[160], bad[256] = "";
+        snprintf(what, sizeof what, "M=%d N=%d K=%d a_t=%d b_t=%d init=%s", M, N, K, a_t, b_t,
+                 init_name[mode]);
+        /* without accumulate, out's previous content must not matter: fill it with garbage */
+        for (x = 0; x < no; x++) {
+            got[x] = acc ? init[x] : 1e30f;
+            ref[x] = acc ? init[x] : -1e30f;
+        }
+        set_guard(got, no);
+        set_guard(ref, no);
+        util_set_threads(1);
+        mm_matmul(got, a, b, bias_arg, M, N, K, a_t, b_t, acc);
+        util_set_threads(saved);
+        mm_matmul_ref(ref, a, b, bias_arg, M, N, K, a_t, b_t, acc);
+        check_guard(got, no, what);
+        check_guard(ref, no, what);
+        for (x = 0; x < no && !bad[0]; x++) {
+            double in = acc ? init[x] : (bias_arg ? bias[x % (size_t)N] : 0.0);
+            double exact = in + sum[x]; /* exact to ~2^-53 relative: far below the bound */
+            double m = fabs(in) + mag[x];
+            double tol_exact = (double)(K + 1) * FLT_EPSILON * m;
+            if (!(fabs((double)got[x] - exact) <= tol_exact))
+                snprintf(bad, sizeof bad, "mm_matmul out[%zu] = %.9g, exact %.17g (bound %.3g)", x,
+                         (double)got[x], exact, tol_exact);
+            else if (!(fabs((double)ref[x] - exact) <= tol_exact))
+                snprintf(bad, sizeof bad, "mm_matmul_ref out[%zu] = %.9g, exact %.17g (bound %.3g)",
+                         x, (double)ref[x], exact, tol_exact);
+#if MM_EXPECT_BITWISE
+            else if (bits_of(got[x]) != bits_of(ref[x]))
+                snprintf(bad, sizeof bad,
+                         "out[%zu] = %.9g (0x%08x), reference %.9g (0x%08x): not bit-identical", x,
+                         (double)got[x], (unsigned)bits_of(got[x]), (double)ref[x],
+                         (unsigned)bits_of(ref[x]));
+#else
+            else if (!(fabs((double)got[x] - (double)ref[x]) <= 2.0 * tol_exact))
+                snprintf(bad, sizeof bad, "out[%zu] = %.9g, reference %.9g (bound %.3g)", x,
+                         (double)got[x], (double)ref[x], 2.0 * tol_exact);
+#endif
+        }
+        ck_assert_msg(!bad[0], "%s: %s", what, bad);
+    }
+    free(a);
+    free(b);
+    free(bias);
+    free(init);
+    free(got);
+    free(ref);
+    free(sum);
+    free(mag);
+}
+
+/* ======================================================================== */
+/* tests                                                                     */
+/* ======================================================================== */
+
+/* The blocking is not part of the interface and has been tuned (KC was 256,
+ * then 512): the full product of these sizes sits on both sides of MR = 6,
+ * NR = 32, NC = 256 and KC = 256 (K = 600 also crosses 512 with a partial
+ * block); a smaller set adds the edges of KC = 512 (511, 512, 513, and three
+ * blocks at 1025). */
+static const int Ms[] = {1, 5, 6, 7, 13};
+static const int Ns[] = {1, 31, 32, 33, 257, 300};
+static const int Ks[] = {1, 255, 256, 257, 600};
+static const int Ms2[] = {1, 7};
+static const int Ns2[] = {1, 33, 257};
+static const int Ks2[] = {511, 512, 513, 1025};
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* every shape for one layout (one Check test per layout keeps each short) */
+static void run_all_shapes(int a_t, int b_t) {
+    util_rng r;
+    int mi, ni, ki;
+    util_rng_seed(&r, 1000u + (uint64_t)(2 * a_t + b_t));
+    for (mi = 0; mi < COUNT(Ms); mi++)
+        for (ni = 0; ni < COUNT(Ns); ni++)
+            for (ki = 0; ki < COUNT(Ks); ki++) check_shape(&r, Ms[mi], Ns[ni], Ks[ki], a_t, b_t);
+    for (mi = 0; mi < COUNT(Ms2); mi++)
+        for (ni = 0; ni < COUNT(Ns2); ni++)
+            for (ki = 0; ki < COUNT(Ks2); ki++) check_shape(&r, Ms2[mi], Ns2[ni], Ks2[ki], a_t, b_t);
+}
+
+START_TEST(test_shapes_nn) { run_all_shapes(0, 0); }
+END_TEST
+
+START_TEST(test_shapes_nt) { run_all_shapes(0, 1); }
+END_TEST
+
+START_TEST(test_shapes_tn) { run_all_shapes(1, 0); }
+END_TEST
+
+START_TEST(test_shapes_tt) { run_all_shapes(1, 1); }
+END_TEST
+
+/* A hand-computed 2x3 @ 3x2 product, in all four layouts: small integers, so
+ * every intermediate is exact and the answer is known without any code. */
+START_TEST(test_known_small_product) {
+    /* A = [1 2 3; 4 5 6], B = [7 8; 9 10; 11 12], bias = [0.5 -1]
+     * A B = [58 64; 139 154] */
+    static const float A[6] = {1, 2, 3, 4, 5, 6}, At[6] = {1, 4, 2, 5, 3, 6};
+    static const float B[6] = {7, 8, 9, 10, 11, 12}, Bt[6] = {7, 9, 11, 8, 10, 12};
+    static const float bias[2] = {0.5f, -1.0f};
+    static const float want[4] = {58, 64, 139, 154};
+    int t, x;
+    for (t = 0; t < 4; t++) {
+        int a_t = t >> 1, b_t = t & 1;
+        const float *a = a_t ? At : A, *b = b_t ? Bt : B;
+        float out[4] = {100, 200, 300, 400}, out2[4] = {100, 200, 300, 400}, out3[4];
+        mm_matmul(out3, a, b, NULL, 2, 2, 3, a_t, b_t, 0);
+        for (x = 0; x < 4; x++)
+            ck_assert_msg(out3[x] == want[x], "a_t=%d b_t=%d: out[%d] = %g, want %g", a_t, b_t, x,
+                          (double)out3[x], (double)want[x]);
+        mm_matmul(out3, a, b, bias, 2, 2, 3, a_t, b_t, 0);
+        for (x = 0; x < 4; x++)
+            ck_assert_msg(out3[x] == want[x] + bias[x % 2], "bias a_t=%d b_t=%d: out[%d] = %g", a_t,
+                          b_t, x, (double)out3[x]);
+        mm_matmul(out, a, b, NULL, 2, 2, 3, a_t, b_t, 1);
+        mm_matmul(out2, a, b, bias, 2, 2, 3, a_t, b_t, 1); /* bias ignored when accumulating */
+        for (x = 0; x < 4; x++) {
+            ck_assert_msg(out[x] == want[x] + 100.0f * (float)(x + 1), "acc a_t=%d b_t=%d: out[%d] = %g",
+                          a_t, b_t, x, (double)out[x]);
+            ck_assert_msg(out2[x] == out[x], "acc+bias a_t=%d b_t=%d: out[%d] = %g", a_t, b_t, x,
+                          (double)out2[x]);
+        }
+    }
+}
+END_TEST
+
+/* The same product with 1 and with 2 threads must be bitwise identical: shapes
+ * across the edges of the row split (MR) and of the N and K blocks, every
+ * layout, the three kinds of initial value in rotation. */
+START_TEST(test_threads_bit_identical) {
+    static const int tM[] = {1, 7, 13, 50}, tN[] = {1, 33, 300}, tK[] = {1, 257, 1025};
+    int saved = util_threads(), mi, ni, ki, t, n = 0;
+    util_rng r;
+    util_rng_seed(&r, 77);
+    for (mi = 0; mi < COUNT(tM); mi++)
+        for (ni = 0; ni < COUNT(tN); ni++)
+            for (ki = 0; ki < COUNT(tK); ki++)
+                for (t = 0; t < 4; t++, n++) {
+                    int M = tM[mi], N = tN[ni], K = tK[ki], mode = n % 3, same;
+                    size_t na = (size_t)M * K, nb = (size_t)K * N, no = (size_t)M * N;
+                    float *a = xmalloc_f(na), *b = xmalloc_f(nb), *bias = xmalloc_f((size_t)N);
+                    float *o1 = xmalloc_f(no), *o2 = xmalloc_f(no);
+                    const float *bb = mode == 1 ? bias : NULL;
+                    fill(a, na, &r);
+                    fill(b, nb, &r);
+                    fill(bias, (size_t)N, &r);
+                    fill(o1, no, &r);
+                    memcpy(o2, o1, no * sizeof *o1);
+                    util_set_threads(1);
+                    mm_matmul(o1, a, b, bb, M, N, K, t >> 1, t & 1, mode == 2);
+                    util_set_threads(2);
+                    mm_matmul(o2, a, b, bb, M, N, K, t >> 1, t & 1, mode == 2);
+                    util_set_threads(saved);
+                    same = memcmp(o1, o2, no * sizeof *o1) == 0;
+                    free(a);
+                    free(b);
+                    free(bias);
+                    free(o1);
+                    free(o2);
+                    ck_assert_msg(same, "M=%d N=%d K=%d a_t=%d b_t=%d mode=%d: 1 and 2 threads differ",
+                                  M, N, K, t >> 1, t & 1, mode);
+                }
+    ck_assert_int_eq(util_threads(), saved);
+}
+END_TEST
+
+/* Row i of a 13-row product (at the default thread count) equals, bit for
+ * bit, the 1-row product of row i alone (on one thread). */
+START_TEST(test_row_position_independent) {
+    static const int NKs[][2] = {{300, 600}, {33, 257}, {1, 1}, {32, 256}};
+    const int M = 13;
+    int s, t, mode, i, k, saved = util_threads();
+    util_rng r;
+    util_rng_seed(&r, 4242);
+    for (s = 0; s < COUNT(NKs); s++) {
+        int N = NKs[s][0], K = NKs[s][1];
+        size_t na = (size_t)M * K, nb = (size_t)K * N, no = (size_t)M * N;
+        float *a = xmalloc_f(na), *b = xmalloc_f(nb), *bias = xmalloc_f((size_t)N);
+        float *init = xmalloc_f(no), *big = xmalloc_f(no), *row = xmalloc_f((size_t)K);
+        float *one = xmalloc_f((size_t)N);
+        fill(a, na, &r);
+        fill(b, nb, &r);
+        fill(bias, (size_t)N, &r);
+        fill(init, no, &r);
+        for (t = 0; t < 4; t++) {
+            int a_t = t >> 1, b_t = t & 1;
+            for (mode = 0; mode < 3; mode++) {
+                const float *bb = mode == 1 ? bias : NULL;
+                int acc = mode == 2;
+                memcpy(big, init, no * sizeof *big);
+                mm_matmul(big, a, b, bb, M, N, K, a_t, b_t, acc);
+                for (i = 0; i < M; i++) {
+                    /* row i of A as a (1, K) matrix; stored transposed that is (K, 1): same bytes */
+                    for (k = 0; k < K; k++) row[k] = a_t ? a[(size_t)k * M + i] : a[(size_t)i * K + k];
+                    memcpy(one, init + (size_t)i * N, (size_t)N * sizeof *one);
+                    util_set_threads(1);
+                    mm_matmul(one, row, b, bb, 1, N, K, a_t, b_t, acc);
+                    util_set_threads(saved);
+                    ck_assert_msg(memcmp(one, big + (size_t)i * N, (size_t)N * sizeof *one) == 0,
+                                  "N=%d K=%d a_t=%d b_t=%d mode=%d: row %d alone differs from the "
+                                  "same row in a %d-row product",
+                                  N, K, a_t, b_t, mode, i, M);
+                }
+            }
+        }
+        free(a);
+        free(b);
+        free(bias);
+        free(init);
+        free(big);
+        free(row);
+        free(one);
+    }
+}
+END_TEST
+
+/* K = 0: out = init (0, bias, or left as it is), for both functions. M = 0 or
+ * N = 0: nothing is written. */
+START_TEST(test_empty_dimensions) {
+    const int M = 7, N = 33;
+    float a[1] = {123.0f}, b[1] = {456.0f}, bias[33], init[7 * 33], out[7 * 33 + GUARD];
+    int f, i;
+    util_rng r;
+    util_rng_seed(&r, 9);
+    fill(bias, (size_t)N, &r);
+    fill(init, (size_t)M * N, &r);
+    for (f = 0; f < 2; f++) {
+        void (*mm)(float *, const float *, const float *, const float *, int, int, int, int, int,
+                   int) = f ? mm_matmul_ref : mm_matmul;
+        const char *name = f ? "mm_matmul_ref" : "mm_matmul";
+        int t;
+        for (t = 0; t < 4; t++) {
+            /* accumulate: unchanged, bias or not */
+            memcpy(out, init, sizeof init);
+            set_guard(out, (size_t)M * N);
+            mm(out, a, b, bias, M, N, 0, t >> 1, t & 1, 1);
+            ck_assert_msg(memcmp(out, init, sizeof init) == 0, "%s K=0 accumulate changed out", name);
+            check_guard(out, (size_t)M * N, name);
+            /* bias: every row is the bias */
+            memcpy(out, init, sizeof init);
+            mm(out, a, b, bias, M, N, 0, t >> 1, t & 1, 0);
+            for (i = 0; i < M * N && bits_of(out[i]) == bits_of(bias[i % N]); i++) continue;
+            ck_assert_msg(i == M * N, "%s K=0 bias: out[%d][%d] = %g", name, i / N, i % N,
+                          (double)out[i < M * N ? i : 0]);
+            check_guard(out, (size_t)M * N, name);
+            /* no bias: +0.0 everywhere */
+            memcpy(out, init, sizeof init);
+            mm(out, a, b, NULL, M, N, 0, t >> 1, t & 1, 0);
+            for (i = 0; i < M * N && bits_of(out[i]) == 0u; i++) continue;
+            ck_assert_msg(i == M * N, "%s K=0: out[%d] = %g, want +0", name, i,
+                          (double)out[i < M * N ? i : 0]);
+            check_guard(out, (size_t)M * N, name);
+            /* M = 0 and N = 0: out untouched */
+            memcpy(out, init, sizeof init);
+            mm(out, a, b, bias, 0, N, 5, t >> 1, t & 1, 0);
+            mm(out, a, b, bias, M, 0, 5, t >> 1, t & 1, 0);
+            ck_assert_msg(memcmp(out, init, sizeof init) == 0, "%s: M=0 or N=0 wrote to out", name);
+        }
+    }
+}
+END_TEST
+
+/* Signed zeros and infinities: the sum starts from init exactly as the
+ * reference does (0 * x products are +-0; -0 + -0 = -0; bias -0 survives). */
+START_TEST(test_signed_zero_and_inf) {
+    /* bias = -0.0: with K = 1 and A = 0, out = -0 + (0 * -1) = -0 + -0 = -0 */
+    float a[1] = {0.0f}, b[1] = {-1.0f}, bias[1] = {-0.0f}, out[1] = {5.0f}, ref[1] = {5.0f};
+    float ai[2] = {INFINITY, 1.0f}, bi[2] = {1.0f, 2.0f};
+    mm_matmul(out, a, b, bias, 1, 1, 1, 0, 0, 0);
+    mm_matmul_ref(ref, a, b, bias, 1, 1, 1, 0, 0, 0);
+    ck_assert_msg(bits_of(out[0]) == 0x80000000u, "out = %g (0x%08x), want -0", (double)out[0],
+                  (unsigned)bits_of(out[0]));
+    ck_assert_msg(bits_of(ref[0]) == 0x80000000u, "ref = %g, want -0", (double)ref[0]);
+    /* no bias: +0 + (0 * -1) = +0 + -0 = +0 */
+    mm_matmul(out, a, b, NULL, 1, 1, 1, 0, 0, 0);
+    ck_assert_msg(bits_of(out[0]) == 0u, "out = %g, want +0", (double)out[0]);
+    /* an infinite input propagates: (1,2) x (2,1) = inf * 1 + 1 * 2 = inf */
+    mm_matmul(out, ai, bi, NULL, 1, 1, 2, 0, 0, 0);
+    ck_assert_msg(isinf(out[0]) && out[0] > 0, "out = %g, want +inf", (double)out[0]);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+    Suite *s = suite_create("matmul");
+    TCase *tc = tcase_create("matmul");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_known_small_product);
+    tcase_add_test(tc, test_empty_dimensions);
+    tcase_add_test(tc, test_signed_zero_and_inf);
+    tcase_add_test(tc, test_shapes_nn);
+    tcase_add_test(tc, test_shapes_nt);
+    tcase_add_test(tc, test_shapes_tn);
+    tcase_add_test(tc, test_shapes_tt);
+    tcase_add_test(tc, test_threads_bit_identical);
+    tcase_add_test(tc, test_row_position_independent);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return testutil_run(make_suite()); }
