@@ -562,9 +562,8 @@ END_TEST
 START_TEST(test_save_load_roundtrip) {
     model a, b;
     model_config cfg = {3, 4, 16, 12, 37, 1e-5, 36};
-    char dir[] = "/tmp/dpo-test-XXXXXX", path[256];
+    const char *dir = tmp_root;
     dpo_err e;
-    ck_assert_ptr_nonnull(mkdtemp(dir));
     ck_assert_int_eq(model_create(&a, &cfg, &e), 0);
     model_init_random(&a, 99);
     ck_assert_msg(model_save(&a, dir, &e) == 0, "%s", e.msg);
@@ -589,11 +588,6 @@ START_TEST(test_save_load_roundtrip) {
     }
     model_free(&a);
     model_free(&b);
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    unlink(path);
-    rmdir(dir);
 }
 END_TEST
 
@@ -641,6 +635,7 @@ static Suite *model_suite(void) {
     tcase_add_test(t, test_encoder);
     suite_add_tcase(s, t);
     t = tcase_create("model");
+    tcase_add_checked_fixture(t, testutil_setup_tmp, testutil_teardown_tmp);
     tcase_set_timeout(t, 120);
     tcase_add_test(t, test_whole_model_grad);
     tcase_add_test(t, test_golden);

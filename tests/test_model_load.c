@@ -23,44 +23,6 @@
 #include "util.h"
 
 /* ======================================================================== */
-/* temporary directory (a checked fixture: removed even when a check fails)  */
-/* ======================================================================== */
-
-static char tmp_root[32];
-
-static void remove_tree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *ent;
-        char p[4096];
-        if (d) {
-            while ((ent = readdir(d)) != NULL) {
-                if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0) continue;
-                snprintf(p, sizeof p, "%s/%s", path, ent->d_name);
-                remove_tree(p);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        remove(path);
-    }
-}
-
-static void setup_tmp(void) {
-    snprintf(tmp_root, sizeof tmp_root, "%s", "/tmp/dpo-test-XXXXXX");
-    ck_assert_msg(mkdtemp(tmp_root) != NULL, "mkdtemp: %s", strerror(errno));
-}
-
-static void teardown_tmp(void) {
-    struct stat st;
-    remove_tree(tmp_root);
-    ck_assert_msg(lstat(tmp_root, &st) != 0, "%s was not removed", tmp_root);
-}
-
-/* ======================================================================== */
 /* file helpers                                                              */
 /* ======================================================================== */
 
@@ -958,7 +920,7 @@ static Suite *make_suite(void) {
     Suite *s = suite_create("model_load");
     TCase *tc = tcase_create("model_load");
     tcase_set_timeout(tc, 60);
-    tcase_add_checked_fixture(tc, setup_tmp, teardown_tmp);
+    tcase_add_checked_fixture(tc, testutil_setup_tmp, testutil_teardown_tmp);
     tcase_add_test(tc, test_valid_model_roundtrip);
     tcase_add_test(tc, test_config_hostile);
     tcase_add_test(tc, test_config_file_hostile);

@@ -37,42 +37,6 @@ static float float_of(uint32_t u) {
     return f;
 }
 
-/* The temporary directory of the running test: a checked fixture creates it
- * and removes it (with everything in it) even when a check fails. */
-static char tmp_root[32];
-
-static void remove_tree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *ent;
-        char p[4096];
-        if (d) {
-            while ((ent = readdir(d)) != NULL) {
-                if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0) continue;
-                snprintf(p, sizeof p, "%s/%s", path, ent->d_name);
-                remove_tree(p);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        remove(path);
-    }
-}
-
-static void setup_tmp(void) {
-    snprintf(tmp_root, sizeof tmp_root, "%s", "/tmp/dpo-test-XXXXXX");
-    ck_assert_msg(mkdtemp(tmp_root) != NULL, "mkdtemp: %s", strerror(errno));
-}
-
-static void teardown_tmp(void) {
-    struct stat st;
-    remove_tree(tmp_root);
-    ck_assert_msg(lstat(tmp_root, &st) != 0, "%s was not removed", tmp_root);
-}
-
 /* number of directory entries (other than . and ..); *tmp_seen counts names containing ".tmp." */
 static int count_entries(const char *dir, int *tmp_seen) {
     DIR *d = opendir(dir);
@@ -750,7 +714,7 @@ static Suite *make_suite(void) {
     Suite *s = suite_create("safetensors");
     TCase *tc = tcase_create("safetensors");
     tcase_set_timeout(tc, 60);
-    tcase_add_checked_fixture(tc, setup_tmp, teardown_tmp);
+    tcase_add_checked_fixture(tc, testutil_setup_tmp, testutil_teardown_tmp);
     tcase_add_test(tc, test_f16_known_patterns);
     tcase_add_test(tc, test_f16_exhaustive);
     tcase_add_test(tc, test_bf16_known_and_exhaustive);

@@ -1,13 +1,19 @@
 /* tests/testutil.h - helpers shared by the Check suites: a suite runner that
  * never forks (GCC's OpenMP runtime is not fork-safe) and returns a failing
- * exit status when any check fails. */
+ * exit status when any check fails, and a per-test temporary directory. */
 #ifndef DPO_TESTUTIL_H
 #define DPO_TESTUTIL_H
 
 #include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-static int testutil_run(Suite *s) {
+static inline int testutil_run(Suite *s) {
     SRunner *sr = srunner_create(s);
     int failed;
     srunner_set_fork_status(sr, CK_NOFORK);
@@ -15,6 +21,45 @@ static int testutil_run(Suite *s) {
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* Remove a file or a directory tree (no links followed). */
+static inline void testutil_remove_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *ent;
+        char p[4096];
+        if (d) {
+            while ((ent = readdir(d)) != NULL) {
+                if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0) continue;
+                if ((size_t)snprintf(p, sizeof p, "%.2000s/%.1000s", path, ent->d_name) < sizeof p)
+                    testutil_remove_tree(p);
+            }
+            closedir(d);
+        }
+        rmdir(path);
+    } else {
+        remove(path);
+    }
+}
+
+/* The temporary directory of the running test: add the checked fixture
+ * tcase_add_checked_fixture(tc, testutil_setup_tmp, testutil_teardown_tmp) and it
+ * is created before each test and removed (with everything in it) after it, even
+ * when a check fails. */
+static char tmp_root[32];
+
+static inline void testutil_setup_tmp(void) {
+    snprintf(tmp_root, sizeof tmp_root, "%s", "/tmp/dpo-test-XXXXXX");
+    ck_assert_msg(mkdtemp(tmp_root) != NULL, "mkdtemp: %s", strerror(errno));
+}
+
+static inline void testutil_teardown_tmp(void) {
+    struct stat st;
+    testutil_remove_tree(tmp_root);
+    ck_assert_msg(lstat(tmp_root, &st) != 0, "%s was not removed", tmp_root);
 }
 
 #endif
