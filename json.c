@@ -576,10 +576,40 @@ static int check_duplicates(const parser *p, char *const *keys, const size_t *le
 }
 
 /* array = "[" [ value *( "," value ) ] "]" ; p->pos is at the '['. */
+/* After an array element or object member: a ',' (not followed by the closing
+ * bracket) means another item follows (0); the closing bracket ends the
+ * container (1); anything else is an error (-1). */
+static int after_item(parser *p, unsigned char close, const char *item) {
+    char what[16];
+    unsigned char c;
+    skip_ws(p);
+    if (p->pos >= p->len) {
+        fail_eof(p);
+        return -1;
+    }
+    c = p->s[p->pos];
+    if (c == ',') {
+        p->pos++;
+        skip_ws(p);
+        if (p->pos < p->len && p->s[p->pos] == close) {
+            fail_at(p, p->pos, "trailing comma before '%c'", close);
+            return -1;
+        }
+        return 0;
+    }
+    if (c == close) {
+        p->pos++;
+        return 1;
+    }
+    fail_at(p, p->pos, "expected ',' or '%c' after %s, found %s", close, item,
+            describe_byte(c, what, sizeof what));
+    return -1;
+}
+
 static int parse_array(parser *p, json_value *v) {
     json_value *items = NULL; /* (cap,) elements; the first count are parsed */
     size_t count = 0, cap = 0, k;
-    char what[16];
+    int rc;
 
     if (p->depth >= JSON_MAX_DEPTH)
         return fail_at(p, p->pos, "nesting depth exceeds the limit of %d levels", JSON_MAX_DEPTH);
@@ -590,7 +620,6 @@ static int parse_array(parser *p, json_value *v) {
         p->pos++;
     } else {
         for (;;) {
-            unsigned char c;
             if (count == cap) {
                 size_t ncap;
                 json_value *t;
@@ -603,28 +632,9 @@ static int parse_array(parser *p, json_value *v) {
             }
             if (parse_value(p, &items[count]) != 0) goto fail;
             count++;
-            skip_ws(p);
-            if (p->pos >= p->len) {
-                fail_eof(p);
-                goto fail;
-            }
-            c = p->s[p->pos];
-            if (c == ',') {
-                p->pos++;
-                skip_ws(p);
-                if (p->pos < p->len && p->s[p->pos] == ']') {
-                    fail_at(p, p->pos, "trailing comma before ']'");
-                    goto fail;
-                }
-                continue;
-            }
-            if (c == ']') {
-                p->pos++;
-                break;
-            }
-            fail_at(p, p->pos, "expected ',' or ']' after an array element, found %s",
-                    describe_byte(c, what, sizeof what));
-            goto fail;
+            rc = after_item(p, ']', "an array element");
+            if (rc < 0) goto fail;
+            if (rc > 0) break;
         }
     }
     p->depth--;
@@ -649,6 +659,7 @@ static int parse_object(parser *p, json_value *v) {
     size_t *key_pos = NULL;   /* (cap,) byte offset of each key's opening quote */
     size_t count = 0, cap = 0, k;
     char what[16];
+    int rc;
 
     if (p->depth >= JSON_MAX_DEPTH)
         return fail_at(p, p->pos, "nesting depth exceeds the limit of %d levels", JSON_MAX_DEPTH);
@@ -703,28 +714,9 @@ static int parse_object(parser *p, json_value *v) {
             }
             p->pos++;
             if (parse_value(p, &items[count - 1]) != 0) goto fail;
-            skip_ws(p);
-            if (p->pos >= p->len) {
-                fail_eof(p);
-                goto fail;
-            }
-            c = p->s[p->pos];
-            if (c == ',') {
-                p->pos++;
-                skip_ws(p);
-                if (p->pos < p->len && p->s[p->pos] == '}') {
-                    fail_at(p, p->pos, "trailing comma before '}'");
-                    goto fail;
-                }
-                continue;
-            }
-            if (c == '}') {
-                p->pos++;
-                break;
-            }
-            fail_at(p, p->pos, "expected ',' or '}' after an object member, found %s",
-                    describe_byte(c, what, sizeof what));
-            goto fail;
+            rc = after_item(p, '}', "an object member");
+            if (rc < 0) goto fail;
+            if (rc > 0) break;
         }
         if (check_duplicates(p, keys, key_lens, key_pos, count) != 0) goto fail;
     }
