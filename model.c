@@ -966,7 +966,7 @@ int model_load(model *m, const char *dir, dpo_err *e) {
     for (i = 0; i < n; i++) {
         model_tensor_info ti;
         model_tensor(&c, i, &ti);
-        if (st_read_f32(&f, found[i], m->params_mem + ti.offset, e) != 0) goto fail_free;
+        if (st_read_f32(&f, found[i], m->params_mem + ti.offset, e) != 0) goto fail_read;
     }
     if (lm_head) {
         float *tmp = malloc(lm_head->numel * sizeof(float));
@@ -977,7 +977,7 @@ int model_load(model *m, const char *dir, dpo_err *e) {
         }
         if (st_read_f32(&f, lm_head, tmp, e) != 0) {
             free(tmp);
-            goto fail_free;
+            goto fail_read;
         }
         same = memcmp(tmp, m->params.t[P_WTE], lm_head->numel * sizeof(float)) == 0;
         free(tmp);
@@ -990,6 +990,11 @@ int model_load(model *m, const char *dir, dpo_err *e) {
     free(found);
     st_close(&f);
     return 0;
+fail_read: /* the message already names the file */
+    model_free(m);
+    free(found);
+    st_close(&f);
+    return -1;
 fail_free:
     model_free(m);
 fail:
