@@ -17,7 +17,9 @@
 #include <string.h>
 
 #include "model.h"
+#include "json.h"
 #include "safetensors.h"
+#include "tokenizer.h"
 #include "util.h"
 
 #define DPO_VERSION "0.1.0"
@@ -26,12 +28,19 @@
 /* option parsing: one table per subcommand                                  */
 /* ======================================================================== */
 
-typedef enum { OPT_INT, OPT_U64, OPT_STR, OPT_FLAG } opt_kind;
+/* OPT_LIST: one or more values (repeat the option, or list the values after it);
+ * OPT_POS: the one optional positional argument (its name is shown in help). */
+typedef enum { OPT_INT, OPT_U64, OPT_STR, OPT_FLAG, OPT_LIST, OPT_POS } opt_kind;
+
+typedef struct {
+    const char **v; /* points into argv */
+    int n;
+} str_list;
 
 typedef struct {
     const char *name;  /* "--layers" */
     opt_kind kind;
-    void *out;         /* int*, uint64_t*, const char**, int* */
+    void *out;         /* int*, uint64_t*, const char**, int*, str_list* (its v sized argc) */
     long long min, max; /* OPT_INT bounds */
     int required;
     const char *help;
@@ -53,7 +62,10 @@ static void usage_options(FILE *fp, const opt_spec *opts, int n) {
     for (i = 0; i < n; i++) {
         char left[64];
         snprintf(left, sizeof left, "%s%s", opts[i].name,
-                 opts[i].kind == OPT_FLAG ? "" : opts[i].kind == OPT_STR ? " PATH" : " N");
+                 opts[i].kind == OPT_FLAG || opts[i].kind == OPT_POS ? ""
+                 : opts[i].kind == OPT_STR ? " PATH"
+                 : opts[i].kind == OPT_LIST ? " PATH..."
+                                            : " N");
         fprintf(fp, "  %-18s %s%s\n", left, opts[i].help, opts[i].required ? " (required)" : "");
     }
     fprintf(fp, "  %-18s %s\n", "--help", "show this help");
@@ -70,11 +82,34 @@ static int parse_options(const char *cmd, const char *synopsis, int argc, char *
             usage_options(stdout, opts, n);
             return 1;
         }
+        if (strncmp(argv[a], "--", 2) != 0) { /* a positional argument */
+            for (i = 0; i < n; i++)
+                if (opts[i].kind == OPT_POS) o = &opts[i];
+            if (!o || o->seen) {
+                fprintf(stderr, "dpo %s: unexpected argument '%s' (see 'dpo %s --help')\n", cmd,
+                        argv[a], cmd);
+                return -1;
+            }
+            o->seen = 1;
+            *(const char **)o->out = argv[a];
+            continue;
+        }
         for (i = 0; i < n; i++)
-            if (strcmp(argv[a], opts[i].name) == 0) o = &opts[i];
+            if (opts[i].kind != OPT_POS && strcmp(argv[a], opts[i].name) == 0) o = &opts[i];
         if (!o) {
             fprintf(stderr, "dpo %s: unknown option '%s' (see 'dpo %s --help')\n", cmd, argv[a], cmd);
             return -1;
+        }
+        if (o->kind == OPT_LIST) { /* values up to the next option */
+            str_list *l = o->out;
+            int first = a + 1;
+            o->seen = 1;
+            while (a + 1 < argc && strncmp(argv[a + 1], "--", 2) != 0) l->v[l->n++] = argv[++a];
+            if (a + 1 == first) {
+                fprintf(stderr, "dpo %s: option %s needs a value\n", cmd, o->name);
+                return -1;
+            }
+            continue;
         }
         if (o->seen) {
             fprintf(stderr, "dpo %s: option %s given twice\n", cmd, o->name);
@@ -299,6 +334,246 @@ done:
 }
 
 /* ======================================================================== */
+/* tokenizer commands: encode, decode, tokenizer-train                      */
+/* ======================================================================== */
+
+#define MAX_INPUT_BYTES ((size_t)1 << 32)
+
+/* Read FILE whole, or standard input when path is NULL or "-". */
+static int read_input(const char *path, char **out, size_t *len, dpo_err *e) {
+    size_t cap = 0, n = 0;
+    char *buf = NULL;
+    if (path && strcmp(path, "-") != 0) return util_read_file(path, MAX_INPUT_BYTES, out, len, e);
+    for (;;) {
+        size_t got;
+        if (n + 1 >= cap) {
+            char *q;
+            cap = cap ? 2 * cap : 65536;
+            if (cap > MAX_INPUT_BYTES) {
+                free(buf);
+                return dpo_errf(e, "standard input: more than %zu bytes", MAX_INPUT_BYTES);
+            }
+            q = realloc(buf, cap);
+            if (!q) {
+                free(buf);
+                return dpo_errf(e, "standard input: out of memory");
+            }
+            buf = q;
+        }
+        got = fread(buf + n, 1, cap - n - 1, stdin);
+        n += got;
+        if (got == 0) break;
+    }
+    if (ferror(stdin)) {
+        free(buf);
+        return dpo_errf(e, "standard input: read error");
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+/* the tokenizer directory: --tokenizer, else --model */
+static int open_tokenizer(const char *cmd, const char *tok_dir, const char *model_dir,
+                          tok_tokenizer **t) {
+    dpo_err e;
+    const char *dir = tok_dir ? tok_dir : model_dir;
+    if (!dir) {
+        fprintf(stderr, "dpo %s: give --tokenizer DIR (or --model DIR holding the tokenizer files)\n", cmd);
+        return 2;
+    }
+    if (tok_load(t, dir, &e) != 0) return fail(cmd, &e);
+    return 0;
+}
+
+static void print_ids(const int *ids, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) printf("%s%d", i ? " " : "", ids[i]);
+}
+
+static int cmd_encode(int argc, char **argv) {
+    const char *tok_dir = NULL, *model_dir = NULL, *file = NULL;
+    int jsonl = 0, rc;
+    tok_tokenizer *t;
+    char *text;
+    size_t len, n = 0, cap = 0;
+    int *ids = NULL;
+    dpo_err e;
+    opt_spec opts[] = {
+        {"--tokenizer", OPT_STR, &tok_dir, 0, 0, 0, "directory with vocab.json + merges.txt (or encoder.json + vocab.bpe)", 0},
+        {"--model", OPT_STR, &model_dir, 0, 0, 0, "model directory holding the tokenizer files", 0},
+        {"--jsonl", OPT_FLAG, &jsonl, 0, 0, 0, "input lines are JSON objects with a \"text\" string; print one JSON array per line", 0},
+        {"[FILE]", OPT_POS, &file, 0, 0, 0, "input file (default: standard input)", 0},
+    };
+    rc = parse_options("encode", "usage: dpo encode --tokenizer DIR [--jsonl] [FILE]\n\n"
+                       "Encode text with GPT-2's byte-level BPE. The whole input is one text and the\n"
+                       "ids are printed on one line, separated by spaces. The literal text\n"
+                       "<|endoftext|> is ordinary text (several tokens); its id is never produced.\n"
+                       "Invalid UTF-8 is encoded byte by byte and decodes back to the same bytes.",
+                       argc, argv, opts, (int)(sizeof opts / sizeof opts[0]));
+    if (rc != 0) return rc > 0 ? 0 : 2;
+    if ((rc = open_tokenizer("encode", tok_dir, model_dir, &t)) != 0) return rc;
+    if (read_input(file, &text, &len, &e) != 0) {
+        tok_free(t);
+        return fail("encode", &e);
+    }
+    rc = 0;
+    if (!jsonl) {
+        if (tok_encode(t, text, len, &ids, &n, &cap, &e) != 0) rc = fail("encode", &e);
+        else {
+            print_ids(ids, n);
+            printf("\n");
+        }
+    } else {
+        const char *name = file ? file : "standard input";
+        char *p = text, *end = text + len;
+        long line = 0;
+        while (p < end && rc == 0) {
+            char *nl = memchr(p, '\n', (size_t)(end - p)), *le = nl ? nl : end;
+            json_value *row;
+            const char *s;
+            size_t slen;
+            line++;
+            if (json_parse(p, (size_t)(le - p), &row, &e) != 0) {
+                dpo_err_prefix(&e, "%s: line %ld", name, line);
+                rc = fail("encode", &e);
+                break;
+            }
+            if (row->type != JSON_OBJECT || json_get_string(row, "text", &s, &slen, &e) != 0) {
+                if (row->type != JSON_OBJECT) dpo_errf(&e, "not a JSON object");
+                else if (!json_get(row, "text")) dpo_errf(&e, "missing key \"text\"");
+                dpo_err_prefix(&e, "%s: line %ld", name, line);
+                json_free(row);
+                rc = fail("encode", &e);
+                break;
+            }
+            n = 0;
+            if (tok_encode(t, s, slen, &ids, &n, &cap, &e) != 0) rc = fail("encode", &e);
+            json_free(row);
+            if (rc == 0) {
+                size_t i;
+                printf("[");
+                for (i = 0; i < n; i++) printf("%s%d", i ? ", " : "", ids[i]);
+                printf("]\n");
+            }
+            p = nl ? nl + 1 : end;
+        }
+    }
+    free(ids);
+    free(text);
+    tok_free(t);
+    return rc;
+}
+
+static int cmd_decode(int argc, char **argv) {
+    const char *tok_dir = NULL, *model_dir = NULL, *file = NULL;
+    tok_tokenizer *t;
+    char *text, *p, *out;
+    size_t len, n = 0, cap = 0, olen;
+    int *ids = NULL, rc;
+    dpo_err e;
+    opt_spec opts[] = {
+        {"--tokenizer", OPT_STR, &tok_dir, 0, 0, 0, "directory with vocab.json + merges.txt (or encoder.json + vocab.bpe)", 0},
+        {"--model", OPT_STR, &model_dir, 0, 0, 0, "model directory holding the tokenizer files", 0},
+        {"[FILE]", OPT_POS, &file, 0, 0, 0, "input file of whitespace-separated ids (default: standard input)", 0},
+    };
+    rc = parse_options("decode", "usage: dpo decode --tokenizer DIR [FILE]\n\n"
+                       "Read token ids separated by whitespace and write the bytes they stand for.",
+                       argc, argv, opts, (int)(sizeof opts / sizeof opts[0]));
+    if (rc != 0) return rc > 0 ? 0 : 2;
+    if ((rc = open_tokenizer("decode", tok_dir, model_dir, &t)) != 0) return rc;
+    if (read_input(file, &text, &len, &e) != 0) {
+        tok_free(t);
+        return fail("decode", &e);
+    }
+    p = text;
+    rc = 0;
+    while (rc == 0) {
+        char *end;
+        long v;
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+        if (*p == '\0') break;
+        errno = 0;
+        v = strtol(p, &end, 10);
+        if (end == p || errno != 0 || v < INT_MIN || v > INT_MAX ||
+            !(*end == '\0' || *end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')) {
+            fprintf(stderr, "dpo decode: error: %s: byte %ld: not a token id\n",
+                    file ? file : "standard input", (long)(p - text));
+            rc = 1;
+            break;
+        }
+        if (n == cap) {
+            int *q;
+            cap = cap ? 2 * cap : 1024;
+            q = realloc(ids, cap * sizeof *q);
+            if (!q) {
+                fprintf(stderr, "dpo decode: error: out of memory\n");
+                rc = 1;
+                break;
+            }
+            ids = q;
+        }
+        ids[n++] = (int)v;
+        p = end;
+    }
+    if (rc == 0 && (size_t)(p - text) != len) {
+        fprintf(stderr, "dpo decode: error: %s: NUL byte in the input\n", file ? file : "standard input");
+        rc = 1;
+    }
+    if (rc == 0) {
+        if (tok_decode(t, ids, n, &out, &olen, &e) != 0) rc = fail("decode", &e);
+        else {
+            if (fwrite(out, 1, olen, stdout) != olen) rc = 1;
+            free(out);
+        }
+    }
+    free(ids);
+    free(text);
+    tok_free(t);
+    return rc;
+}
+
+static void train_progress(void *ctx, int done, int total) {
+    double t0 = *(double *)ctx;
+    fprintf(stderr, "\rmerges %d / %d  (%.1f s)", done, total, util_seconds() - t0);
+    if (done >= total) fprintf(stderr, "\n");
+}
+
+static int cmd_tokenizer_train(int argc, char **argv) {
+    const char *out = NULL;
+    int vocab = 0, rc;
+    str_list data;
+    double t0;
+    dpo_err e;
+    opt_spec opts[] = {
+        {"--data", OPT_LIST, &data, 0, 0, 1, "text files to learn from (one or more)", 0},
+        {"--vocab-size", OPT_INT, &vocab, 257, 4194304, 1, "entries in the vocabulary: 256 bytes + merges + <|endoftext|>", 0},
+        {"--out", OPT_STR, &out, 0, 0, 1, "directory to write vocab.json + merges.txt into", 0},
+    };
+    data.n = 0;
+    data.v = malloc((size_t)(argc > 0 ? argc : 1) * sizeof *data.v);
+    if (!data.v) return 1;
+    rc = parse_options("tokenizer-train", "usage: dpo tokenizer-train --data FILE... --vocab-size N --out DIR\n\n"
+                       "Learn a byte-level BPE vocabulary with GPT-2's pre-tokenizer: the 256 byte\n"
+                       "tokens first, then the most frequent pair merged at each step (ties: the\n"
+                       "smallest pair of ids), then <|endoftext|> last. Deterministic. Writes\n"
+                       "vocab.json + merges.txt that Hugging Face's GPT2TokenizerFast can load.",
+                       argc, argv, opts, (int)(sizeof opts / sizeof opts[0]));
+    if (rc != 0) {
+        free(data.v);
+        return rc > 0 ? 0 : 2;
+    }
+    t0 = util_seconds();
+    rc = tok_train(data.v, data.n, vocab, out, train_progress, &t0, &e);
+    free(data.v);
+    if (rc != 0) return fail("tokenizer-train", &e);
+    printf("wrote %s/vocab.json and %s/merges.txt: %d tokens (%.1f s)\n", out, out, vocab,
+           util_seconds() - t0);
+    return 0;
+}
+
+/* ======================================================================== */
 /* main                                                                      */
 /* ======================================================================== */
 
@@ -309,7 +584,10 @@ static void usage(FILE *fp) {
             "commands:\n"
             "  init    write a freshly initialised GPT-2 model directory\n"
             "  info    load and validate a model directory; print config and tensors\n"
-            "  bench   time forward + backward passes on random tokens\n\n"
+            "  bench   time forward + backward passes on random tokens\n"
+            "  encode  text -> GPT-2 token ids\n"
+            "  decode  token ids -> text\n"
+            "  tokenizer-train  learn a byte-level BPE vocabulary from text files\n\n"
             "Run 'dpo COMMAND --help' for a command's options. Models are Hugging Face\n"
             "GPT-2 directories (config.json + model.safetensors). dpo never uses the network.\n",
             DPO_VERSION);
@@ -331,6 +609,9 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "init") == 0) return cmd_init(argc - 2, argv + 2);
     if (strcmp(argv[1], "info") == 0) return cmd_info(argc - 2, argv + 2);
     if (strcmp(argv[1], "bench") == 0) return cmd_bench(argc - 2, argv + 2);
+    if (strcmp(argv[1], "encode") == 0) return cmd_encode(argc - 2, argv + 2);
+    if (strcmp(argv[1], "decode") == 0) return cmd_decode(argc - 2, argv + 2);
+    if (strcmp(argv[1], "tokenizer-train") == 0) return cmd_tokenizer_train(argc - 2, argv + 2);
     fprintf(stderr, "dpo: unknown command '%s' (see 'dpo --help')\n", argv[1]);
     return 2;
 }
