@@ -394,16 +394,18 @@ static void print_ids(const int *ids, size_t n) {
 
 static int cmd_encode(int argc, char **argv) {
     const char *tok_dir = NULL, *model_dir = NULL, *file = NULL;
-    int jsonl = 0, rc;
+    int jsonl = 0, stats = 0, rc;
     tok_tokenizer *t;
     char *text;
-    size_t len, n = 0, cap = 0;
+    size_t len, n = 0, cap = 0, total = 0;
     int *ids = NULL;
+    double t0, t_enc = 0.0;
     dpo_err e;
     opt_spec opts[] = {
         {"--tokenizer", OPT_STR, &tok_dir, 0, 0, 0, "directory with vocab.json + merges.txt (or encoder.json + vocab.bpe)", 0},
         {"--model", OPT_STR, &model_dir, 0, 0, 0, "model directory holding the tokenizer files", 0},
         {"--jsonl", OPT_FLAG, &jsonl, 0, 0, 0, "input lines are JSON objects with a \"text\" string; print one JSON array per line", 0},
+        {"--stats", OPT_FLAG, &stats, 0, 0, 0, "print bytes, tokens and encoding speed (MB/s) to standard error", 0},
         {"[FILE]", OPT_POS, &file, 0, 0, 0, "input file (default: standard input)", 0},
     };
     rc = parse_options("encode", "usage: dpo encode --tokenizer DIR [--jsonl] [FILE]\n\n"
@@ -420,7 +422,11 @@ static int cmd_encode(int argc, char **argv) {
     }
     rc = 0;
     if (!jsonl) {
-        if (tok_encode(t, text, len, &ids, &n, &cap, &e) != 0) rc = fail("encode", &e);
+        t0 = util_seconds();
+        rc = tok_encode(t, text, len, &ids, &n, &cap, &e);
+        t_enc = util_seconds() - t0;
+        total = n;
+        if (rc != 0) rc = fail("encode", &e);
         else {
             print_ids(ids, n);
             printf("\n");
@@ -449,7 +455,10 @@ static int cmd_encode(int argc, char **argv) {
                 break;
             }
             n = 0;
+            t0 = util_seconds();
             if (tok_encode(t, s, slen, &ids, &n, &cap, &e) != 0) rc = fail("encode", &e);
+            t_enc += util_seconds() - t0;
+            total += n;
             json_free(row);
             if (rc == 0) {
                 size_t i;
@@ -460,6 +469,9 @@ static int cmd_encode(int argc, char **argv) {
             p = nl ? nl + 1 : end;
         }
     }
+    if (stats && rc == 0)
+        fprintf(stderr, "encoded %zu bytes into %zu tokens in %.3f s: %.1f MB/s\n", len, total, t_enc,
+                t_enc > 0 ? (double)len / t_enc / 1e6 : 0.0);
     free(ids);
     free(text);
     tok_free(t);

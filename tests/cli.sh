@@ -51,5 +51,28 @@ head -c 100 "$T/m/model.safetensors" > "$T/short" && mv "$T/short" "$T/m/model.s
 cp "$T/m2/config.json" "$T/m/config.json"
 expect 1 "$T/m/model.safetensors: header length .* is invalid" "$DPO" info --model "$T/m"
 
+# tokenizer commands (data/gpt2 is GPT-2's own vocabulary)
+expect 0 "15496 995$" sh -c "printf 'Hello world' | '$DPO' encode --tokenizer data/gpt2"
+expect 0 "^\[15496, 995\]$" sh -c "printf '{\"text\": \"Hello world\"}\n' | '$DPO' encode --tokenizer data/gpt2 --jsonl"
+expect 0 "^Hello world$" sh -c "echo 15496 995 | '$DPO' decode --tokenizer data/gpt2"
+printf '{"text": "ok"}\n{"txt": "no"}\n' > "$T/bad.jsonl"
+expect 1 "$T/bad.jsonl: line 2: missing key \"text\"" "$DPO" encode --tokenizer data/gpt2 --jsonl "$T/bad.jsonl"
+expect 1 "id 50257 at position 1 is outside the vocabulary" sh -c "echo 1 50257 | '$DPO' decode --tokenizer data/gpt2"
+expect 1 "not a token id" sh -c "echo 1 x2 | '$DPO' decode --tokenizer data/gpt2"
+expect 1 "no tokenizer here" "$DPO" encode --tokenizer "$T"
+expect 2 "give --tokenizer DIR" "$DPO" encode
+expect 2 "unexpected argument 'b'" "$DPO" encode --tokenizer data/gpt2 a b
+head -c 20000 /dev/urandom > "$T/rand.bin"
+"$DPO" encode --tokenizer data/gpt2 "$T/rand.bin" > "$T/rand.ids" && "$DPO" decode --tokenizer data/gpt2 "$T/rand.ids" > "$T/rand.out"
+cmp -s "$T/rand.bin" "$T/rand.out" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: random bytes do not round-trip through encode/decode"; }
+i=0; while [ $i -lt 200 ]; do echo "the cat sat on the mat with another cat and a hat $i"; i=$((i + 1)); done > "$T/corpus.txt"
+expect 0 "wrote $T/tok/vocab.json and $T/tok/merges.txt: 300 tokens" \
+    "$DPO" tokenizer-train --data "$T/corpus.txt" --vocab-size 300 --out "$T/tok"
+expect 0 "\"<|endoftext|>\": 299}" cat "$T/tok/vocab.json"
+expect 1 "the corpus yields only" "$DPO" tokenizer-train --data "$T/corpus.txt" --vocab-size 100000 --out "$T/tok2"
+[ ! -e "$T/tok2" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: a failed tokenizer-train left $T/tok2 behind"; }
+expect 2 "--vocab-size must be an integer in \[257" "$DPO" tokenizer-train --data "$T/corpus.txt" --vocab-size 10 --out "$T/tok3"
+expect 1 "$T/missing.txt: cannot open" "$DPO" tokenizer-train --data "$T/missing.txt" --vocab-size 300 --out "$T/tok3"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
