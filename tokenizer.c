@@ -202,9 +202,9 @@ static int load_vocab(tok_tokenizer *t, const char *path, dpo_err *e) {
         return dpo_errf(e, "%s: not a JSON object of token -> id", path);
     }
     if (root->count == 0 || root->count > MAX_VOCAB) {
+        size_t count = root->count;
         json_free(root);
-        return dpo_errf(e, "%s: vocabulary has %zu entries (must be 1 .. %d)", path, root->count,
-                        MAX_VOCAB);
+        return dpo_errf(e, "%s: vocabulary has %zu entries (must be 1 .. %d)", path, count, MAX_VOCAB);
     }
     t->n_vocab = (int)root->count;
     order = malloc(root->count * sizeof *order); /* order[id] = member index */
@@ -371,8 +371,8 @@ int tok_load(tok_tokenizer **out, const char *dir, dpo_err *e) {
             util_path_join(mpath, sizeof mpath, dir, "vocab.bpe", e) != 0)
             return -1;
         if (!file_exists(vpath))
-            return dpo_errf(e, "%s: no tokenizer here (neither vocab.json + merges.txt nor encoder.json + vocab.bpe)",
-                            dir);
+            return dpo_errf(e, "%s: no tokenizer here: vocab.json (with merges.txt) or encoder.json "
+                               "(with vocab.bpe) is missing", dir);
     }
     t = calloc(1, sizeof *t);
     if (!t) return dpo_errf(e, "out of memory");
@@ -504,10 +504,12 @@ static cand heap_pop(bpe_work *w) {
 }
 
 static void push_pair(const tok_tokenizer *t, bpe_work *w, int pos) {
-    int nx = w->next[pos];
+    int nx;
     long slot;
     cand c;
-    if (pos < 0 || nx < 0) return;
+    if (pos < 0) return;
+    nx = w->next[pos];
+    if (nx < 0) return;
     slot = merge_find(t, w->id[pos], w->id[nx]);
     if (slot < 0) return;
     c.rank = t->merge_rank[slot];
