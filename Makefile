@@ -87,10 +87,12 @@ asan: check-deps
 clean:
 	rm -rf build dpo
 
-# A first look: a small random GPT-2, validated, then timed forward + backward.
+# A first look: a small random GPT-2 with GPT-2's tokenizer, validated, a
+# sentence encoded, then forward + backward timed.
 demo: $(BUILD)/dpo
-	./$(BUILD)/dpo init --out $(BUILD)/demo-model --layers 4 --heads 4 --dim 256 --ctx 256 --vocab 4096 --seed 1
-	./$(BUILD)/dpo info --model $(BUILD)/demo-model | head -12
+	./$(BUILD)/dpo init --out $(BUILD)/demo-model --layers 4 --heads 4 --dim 256 --ctx 256 --tokenizer data/gpt2 --seed 1
+	./$(BUILD)/dpo info --model $(BUILD)/demo-model | head -8
+	printf 'Direct Preference Optimization, offline, in C.' | ./$(BUILD)/dpo encode --model $(BUILD)/demo-model
 	./$(BUILD)/dpo bench --model $(BUILD)/demo-model --seqs 4 --len 128 --steps 3
 
 # Throughput against PyTorch in the same run (see bench/run.sh).

@@ -167,10 +167,11 @@ static int fail(const char *cmd, const dpo_err *e) {
 /* ======================================================================== */
 
 static int cmd_init(int argc, char **argv) {
-    const char *out = NULL;
+    const char *out = NULL, *tok_dir = NULL;
     model_config c;
     uint64_t seed = 1337;
     model m;
+    tok_tokenizer *t = NULL;
     dpo_err e;
     int rc;
     opt_spec opts[] = {
@@ -179,27 +180,47 @@ static int cmd_init(int argc, char **argv) {
         {"--heads", OPT_INT, &c.n_head, 1, MODEL_MAX_HEADS, 1, "attention heads (n_head)", 0},
         {"--dim", OPT_INT, &c.n_embd, 1, MODEL_MAX_EMBD, 1, "embedding width (n_embd), a multiple of --heads", 0},
         {"--ctx", OPT_INT, &c.n_ctx, 1, MODEL_MAX_CTX, 1, "maximum sequence length (n_positions)", 0},
-        {"--vocab", OPT_INT, &c.vocab_size, 1, MODEL_MAX_VOCAB, 1, "vocabulary size", 0},
+        {"--vocab", OPT_INT, &c.vocab_size, 1, MODEL_MAX_VOCAB, 0, "vocabulary size (default: the --tokenizer's)", 0},
+        {"--tokenizer", OPT_STR, &tok_dir, 0, 0, 0, "copy this tokenizer (vocab.json + merges.txt) into the model directory", 0},
         {"--seed", OPT_U64, &seed, 0, 0, 0, "random seed (default 1337)", 0},
     };
     memset(&c, 0, sizeof c);
-    rc = parse_options("init", "usage: dpo init --out DIR --layers L --heads H --dim C --ctx N --vocab V [--seed S]\n\n"
-                       "Write a GPT-2 model directory (config.json + model.safetensors) with GPT-2's\n"
-                       "initialisation: weights normal(0, 0.02), residual projections scaled by\n"
-                       "1/sqrt(2L), LayerNorm weight 1 and bias 0, biases 0. GPT-2 124M is\n"
-                       "--layers 12 --heads 12 --dim 768 --ctx 1024 --vocab 50257.",
+    rc = parse_options("init", "usage: dpo init --out DIR --layers L --heads H --dim C --ctx N\n"
+                       "                (--vocab V | --tokenizer DIR) [--seed S]\n\n"
+                       "Write a GPT-2 model directory (config.json + model.safetensors, and the\n"
+                       "tokenizer files with --tokenizer) with GPT-2's initialisation: weights\n"
+                       "normal(0, 0.02), residual projections scaled by 1/sqrt(2L), LayerNorm weight\n"
+                       "1 and bias 0, biases 0. GPT-2 124M is --layers 12 --heads 12 --dim 768\n"
+                       "--ctx 1024 --tokenizer data/gpt2 (vocabulary 50257).",
                        argc, argv, opts, (int)(sizeof opts / sizeof opts[0]));
     if (rc != 0) return rc > 0 ? 0 : 2;
+    c.eos_token_id = -1;
+    if (tok_dir) {
+        int n_tok;
+        if (tok_load(&t, tok_dir, &e) != 0) return fail("init", &e);
+        n_tok = tok_vocab_size(t);
+        c.eos_token_id = tok_eot_id(t);
+        tok_free(t);
+        if (c.vocab_size == 0) c.vocab_size = n_tok;
+        if (n_tok != c.vocab_size) {
+            fprintf(stderr, "dpo init: --vocab %d differs from the tokenizer's %d tokens\n", c.vocab_size, n_tok);
+            return 2;
+        }
+    } else if (c.vocab_size == 0) {
+        fprintf(stderr, "dpo init: give --vocab V or --tokenizer DIR\n");
+        return 2;
+    }
     c.ln_eps = 1e-5;
-    c.eos_token_id = c.vocab_size - 1;
+    if (c.eos_token_id < 0) c.eos_token_id = c.vocab_size - 1;
     if (model_create(&m, &c, &e) != 0) return fail("init", &e);
     model_init_random(&m, seed);
-    if (model_save(&m, out, &e) != 0) {
+    if (model_save(&m, out, &e) != 0 || (tok_dir && tok_copy_files(tok_dir, out, &e) != 0)) {
         model_free(&m);
         return fail("init", &e);
     }
-    printf("wrote %s: GPT-2 with %d layers, %d heads, dim %d, ctx %d, vocab %d: %zu parameters\n",
-           out, c.n_layer, c.n_head, c.n_embd, c.n_ctx, c.vocab_size, m.num_params);
+    printf("wrote %s: GPT-2 with %d layers, %d heads, dim %d, ctx %d, vocab %d: %zu parameters%s\n",
+           out, c.n_layer, c.n_head, c.n_embd, c.n_ctx, c.vocab_size, m.num_params,
+           tok_dir ? " (with its tokenizer)" : "");
     model_free(&m);
     return 0;
 }
@@ -236,6 +257,17 @@ static int cmd_info(int argc, char **argv) {
            m.cfg.eos_token_id);
     printf("parameters: %zu (%.1f MiB as F32; lm_head tied to wte)\n", m.num_params,
            (double)m.num_params * 4.0 / 1048576.0);
+    {
+        tok_tokenizer *t;
+        dpo_err te;
+        if (tok_load(&t, dir, &te) == 0) {
+            printf("tokenizer: %d tokens, <|endoftext|> = %d%s\n", tok_vocab_size(t), tok_eot_id(t),
+                   tok_vocab_size(t) > m.cfg.vocab_size ? " (WARNING: more tokens than the model's vocab_size)" : "");
+            tok_free(t);
+        } else {
+            printf("tokenizer: none usable here (%s)\n", te.msg);
+        }
+    }
     printf("tensors in %s: %zu\n", path, f.n_tensors);
     for (k = 0; k < f.n_tensors; k++) {
         const st_tensor *t = &f.tensors[k];

@@ -359,21 +359,25 @@ fail:
     return -1;
 }
 
+/* the two files of a tokenizer directory: HF's names, else OpenAI's */
+static int tokenizer_paths(const char *dir, char *vpath, char *mpath, size_t cap, dpo_err *e) {
+    if (util_path_join(vpath, cap, dir, "vocab.json", e) != 0 ||
+        util_path_join(mpath, cap, dir, "merges.txt", e) != 0)
+        return -1;
+    if (file_exists(vpath)) return 0;
+    if (util_path_join(vpath, cap, dir, "encoder.json", e) != 0 ||
+        util_path_join(mpath, cap, dir, "vocab.bpe", e) != 0)
+        return -1;
+    if (file_exists(vpath)) return 0;
+    return dpo_errf(e, "%s: no tokenizer here: vocab.json (with merges.txt) or encoder.json "
+                       "(with vocab.bpe) is missing", dir);
+}
+
 int tok_load(tok_tokenizer **out, const char *dir, dpo_err *e) {
     char vpath[4096], mpath[4096];
     tok_tokenizer *t;
     *out = NULL;
-    if (util_path_join(vpath, sizeof vpath, dir, "vocab.json", e) != 0 ||
-        util_path_join(mpath, sizeof mpath, dir, "merges.txt", e) != 0)
-        return -1;
-    if (!file_exists(vpath)) {
-        if (util_path_join(vpath, sizeof vpath, dir, "encoder.json", e) != 0 ||
-            util_path_join(mpath, sizeof mpath, dir, "vocab.bpe", e) != 0)
-            return -1;
-        if (!file_exists(vpath))
-            return dpo_errf(e, "%s: no tokenizer here: vocab.json (with merges.txt) or encoder.json "
-                               "(with vocab.bpe) is missing", dir);
-    }
+    if (tokenizer_paths(dir, vpath, mpath, sizeof vpath, e) != 0) return -1;
     t = calloc(1, sizeof *t);
     if (!t) return dpo_errf(e, "out of memory");
     if (load_vocab(t, vpath, e) != 0 || build_vocab_index(t, vpath, e) != 0 || load_merges(t, mpath, e) != 0) {
@@ -381,6 +385,37 @@ int tok_load(tok_tokenizer **out, const char *dir, dpo_err *e) {
         return -1;
     }
     *out = t;
+    return 0;
+}
+
+static int copy_file(const char *src, const char *dst, dpo_err *e) {
+    char *data;
+    size_t len;
+    util_atomic_file af;
+    if (util_read_file(src, MAX_VOCAB_FILE, &data, &len, e) != 0) return -1;
+    if (util_atomic_open(&af, dst, e) != 0) {
+        free(data);
+        return -1;
+    }
+    if (util_atomic_write(&af, data, len, e) != 0) {
+        util_atomic_abort(&af);
+        free(data);
+        return -1;
+    }
+    free(data);
+    return util_atomic_commit(&af, e);
+}
+
+int tok_copy_files(const char *src_dir, const char *dst_dir, dpo_err *e) {
+    char vpath[4096], mpath[4096], out[4096];
+    tok_tokenizer *t;
+    if (tok_load(&t, src_dir, e) != 0) return -1; /* only a valid tokenizer is copied */
+    tok_free(t);
+    if (tokenizer_paths(src_dir, vpath, mpath, sizeof vpath, e) != 0) return -1;
+    if (util_path_join(out, sizeof out, dst_dir, "vocab.json", e) != 0 || copy_file(vpath, out, e) != 0)
+        return -1;
+    if (util_path_join(out, sizeof out, dst_dir, "merges.txt", e) != 0 || copy_file(mpath, out, e) != 0)
+        return -1;
     return 0;
 }
 

@@ -16,6 +16,11 @@ typedef struct tok_tokenizer tok_tokenizer;
  * two tokens whose concatenation is in the vocabulary. Errors name the file
  * and line or key. */
 int tok_load(tok_tokenizer **out, const char *dir, dpo_err *e);
+
+/* Copy a validated tokenizer's two files from src_dir into dst_dir (which must
+ * exist) under Hugging Face's names vocab.json + merges.txt, byte for byte,
+ * each written atomically. */
+int tok_copy_files(const char *src_dir, const char *dst_dir, dpo_err *e);
 void tok_free(tok_tokenizer *t);
 
 int tok_vocab_size(const tok_tokenizer *t);

@@ -73,6 +73,16 @@ expect 1 "the corpus yields only" "$DPO" tokenizer-train --data "$T/corpus.txt" 
 [ ! -e "$T/tok2" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: a failed tokenizer-train left $T/tok2 behind"; }
 expect 2 "--vocab-size must be an integer in \[257" "$DPO" tokenizer-train --data "$T/corpus.txt" --vocab-size 10 --out "$T/tok3"
 expect 1 "$T/missing.txt: cannot open" "$DPO" tokenizer-train --data "$T/missing.txt" --vocab-size 300 --out "$T/tok3"
+# 50257*32 + 16*32 + (12*32*32 + 13*32) + 2*32 = 1621504
+expect 0 "vocab 50257: 1621504 parameters (with its tokenizer)" \
+    "$DPO" init --out "$T/g" --layers 1 --heads 2 --dim 32 --ctx 16 --tokenizer data/gpt2
+cmp -s data/gpt2/vocab.json "$T/g/vocab.json" && cmp -s data/gpt2/merges.txt "$T/g/merges.txt" &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: init --tokenizer did not copy the tokenizer files"; }
+expect 0 "tokenizer: 50257 tokens, <|endoftext|> = 50256" "$DPO" info --model "$T/g"
+expect 0 "15496 995$" sh -c "printf 'Hello world' | '$DPO' encode --model '$T/g'"
+expect 2 "differs from the tokenizer's 50257 tokens" \
+    "$DPO" init --out "$T/g2" --layers 1 --heads 2 --dim 32 --ctx 16 --vocab 100 --tokenizer data/gpt2
+expect 2 "give --vocab V or --tokenizer DIR" "$DPO" init --out "$T/g2" --layers 1 --heads 2 --dim 32 --ctx 16
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
