@@ -20,6 +20,7 @@
 #include "json.h"
 #include "safetensors.h"
 #include "tokenizer.h"
+#include "train.h"
 #include "util.h"
 
 #define DPO_VERSION "0.1.0"
@@ -30,7 +31,8 @@
 
 /* OPT_LIST: one or more values (repeat the option, or list the values after it);
  * OPT_POS: the one optional positional argument (its name is shown in help). */
-typedef enum { OPT_INT, OPT_U64, OPT_STR, OPT_FLAG, OPT_LIST, OPT_POS } opt_kind;
+/* OPT_DOUBLE: a finite, non-negative number (ranges are checked by the module's validator). */
+typedef enum { OPT_INT, OPT_U64, OPT_DOUBLE, OPT_STR, OPT_FLAG, OPT_LIST, OPT_POS } opt_kind;
 
 typedef struct {
     const char **v; /* points into argv */
@@ -65,6 +67,7 @@ static void usage_options(FILE *fp, const opt_spec *opts, int n) {
                  opts[i].kind == OPT_FLAG || opts[i].kind == OPT_POS ? ""
                  : opts[i].kind == OPT_STR ? " PATH"
                  : opts[i].kind == OPT_LIST ? " PATH..."
+                 : opts[i].kind == OPT_DOUBLE ? " X"
                                             : " N");
         fprintf(fp, "  %-18s %s%s\n", left, opts[i].help, opts[i].required ? " (required)" : "");
     }
@@ -131,6 +134,17 @@ static int parse_options(const char *cmd, const char *synopsis, int argc, char *
                 return -1;
             }
             *(const char **)o->out = argv[a];
+        } else if (o->kind == OPT_DOUBLE) {
+            char *end;
+            double v;
+            errno = 0;
+            v = strtod(argv[a], &end);
+            if (end == argv[a] || *end != '\0' || errno != 0 || !(v >= 0.0 && v <= 1e300)) {
+                fprintf(stderr, "dpo %s: %s must be a finite non-negative number, got '%s'\n", cmd, o->name,
+                        argv[a]);
+                return -1;
+            }
+            *(double *)o->out = v;
         } else {
             long long v;
             if (parse_ll(argv[a], &v) != 0 || (o->kind == OPT_INT && (v < o->min || v > o->max)) ||
@@ -363,6 +377,150 @@ done:
     free(dlogp);
     model_free(&m);
     return rc;
+}
+
+/* ======================================================================== */
+/* dpo train                                                                 */
+/* ======================================================================== */
+
+typedef struct {
+    FILE *log;              /* metrics JSONL, or NULL */
+    double t0;
+    int quiet;
+} train_ui;
+
+static void train_ui_start(void *ctx, const dpo_dataset *d, long total) {
+    train_ui *ui = ctx;
+    if (!ui->quiet)
+        fprintf(stderr, "%d preference pairs (%d truncated to fit), %ld optimizer steps\n", d->n_rows,
+                d->n_truncated, total);
+}
+
+/* one JSONL metrics line with TRL's names; a one-line progress display with an ETA */
+static void train_ui_step(void *ctx, const train_metrics *m, long total) {
+    train_ui *ui = ctx;
+    double el = util_seconds() - ui->t0, eta = el / (double)m->step * (double)(total - m->step);
+    if (ui->log) {
+        fprintf(ui->log,
+                "{\"step\": %ld, \"epoch\": %.6g, \"loss\": %.9g, \"rewards/chosen\": %.9g, "
+                "\"rewards/rejected\": %.9g, \"rewards/accuracies\": %.9g, \"rewards/margins\": %.9g, "
+                "\"logps/chosen\": %.9g, \"logps/rejected\": %.9g, \"grad_norm\": %.9g, "
+                "\"learning_rate\": %.9g, \"tokens_per_second\": %.6g}\n",
+                m->step, m->epoch, m->loss, m->reward_chosen, m->reward_rejected, m->accuracy, m->margin,
+                m->logp_chosen, m->logp_rejected, m->grad_norm, m->learning_rate, m->tokens_per_second);
+        fflush(ui->log);
+    }
+    if (!ui->quiet)
+        fprintf(stderr, "\rstep %ld/%ld  loss %.4f  acc %.2f  margin %.4f  lr %.3g  %.0f tok/s  ETA %.0f s   ",
+                m->step, total, m->loss, m->accuracy, m->margin, m->learning_rate, m->tokens_per_second, eta);
+    if (!ui->quiet && m->step == total) fprintf(stderr, "\n");
+}
+
+static int cmd_train(int argc, char **argv) {
+    train_config c;
+    const char *loss = "dpo", *optimizer = "rmsprop", *schedule = "constant", *log_path = NULL;
+    double beta = 0.1, label_smoothing = 0.0, alpha = 1.0, sft_weight = 0.0;
+    double lr = 1e-6, weight_decay = 0.0, grad_clip = 10.0;
+    int warmup = 150, threads = 0, steps = 0, quiet = 0, rc;
+    optim_kind ok;
+    train_ui ui;
+    train_callbacks cb;
+    dpo_err e;
+    opt_spec opts[] = {
+        {"--model", OPT_STR, &c.model_dir, 0, 0, 1, "policy model directory (Hugging Face GPT-2, with tokenizer files)", 0},
+        {"--data", OPT_STR, &c.data_path, 0, 0, 1, "JSONL preference pairs {\"prompt\", \"chosen\", \"rejected\"}", 0},
+        {"--out", OPT_STR, &c.out_dir, 0, 0, 1, "directory for the fine-tuned model (written at the end, atomically)", 0},
+        {"--ref", OPT_STR, &c.ref_dir, 0, 0, 0, "frozen reference model (default: a copy of --model)", 0},
+        {"--tokenizer", OPT_STR, &c.tokenizer_dir, 0, 0, 0, "tokenizer directory (default: --model's)", 0},
+        {"--loss", OPT_STR, &loss, 0, 0, 0, "dpo (default), ipo (on summed log-probs, as the DPO authors' code), hinge, sft, unlikelihood", 0},
+        {"--beta", OPT_DOUBLE, &beta, 0, 0, 0, "KL strength beta (default 0.1)", 0},
+        {"--label-smoothing", OPT_DOUBLE, &label_smoothing, 0, 0, 0, "conservative DPO: assumed label noise in [0, 0.5) (default 0)", 0},
+        {"--alpha", OPT_DOUBLE, &alpha, 0, 0, 0, "unlikelihood weight (default 1)", 0},
+        {"--sft-weight", OPT_DOUBLE, &sft_weight, 0, 0, 0, "add this times the chosen response's mean-token NLL (default 0)", 0},
+        {"--batch", OPT_INT, &c.batch, 1, 1 << 20, 0, "pairs per optimizer step (default 64)", 0},
+        {"--micro-batch", OPT_INT, &c.micro_batch, 1, 1 << 20, 0, "pairs per forward/backward, gradients accumulated (default 4)", 0},
+        {"--steps", OPT_INT, &steps, 1, 1 << 30, 0, "optimizer steps (default: --epochs over the data)", 0},
+        {"--epochs", OPT_INT, &c.epochs, 1, 1 << 20, 0, "passes over the data when --steps is not given (default 1)", 0},
+        {"--max-len", OPT_INT, &c.max_len, 2, 1 << 20, 0, "longest prompt + response, in tokens (default 512; at most the model's context)", 0},
+        {"--max-prompt-len", OPT_INT, &c.max_prompt_len, 1, 1 << 20, 0, "prompt tokens kept (the last ones) when a pair is too long (default 256)", 0},
+        {"--optimizer", OPT_STR, &optimizer, 0, 0, 0, "rmsprop (default, the paper's; PyTorch defaults), adamw, sgd (plain)", 0},
+        {"--lr", OPT_DOUBLE, &lr, 0, 0, 0, "peak learning rate (default 1e-6)", 0},
+        {"--warmup", OPT_INT, &warmup, 0, 1 << 30, 0, "steps of linear warm-up from 0 (default 150)", 0},
+        {"--schedule", OPT_STR, &schedule, 0, 0, 0, "constant (default) or cosine, after the warm-up", 0},
+        {"--weight-decay", OPT_DOUBLE, &weight_decay, 0, 0, 0, "weight decay (default 0; not with sgd)", 0},
+        {"--grad-clip", OPT_DOUBLE, &grad_clip, 0, 0, 0, "clip the global gradient norm to this (default 10; 0 turns it off)", 0},
+        {"--seed", OPT_U64, &c.seed, 0, 0, 0, "seed of the data order (default 0)", 0},
+        {"--threads", OPT_INT, &threads, 1, 1024, 0, "OpenMP threads (default: all)", 0},
+        {"--log", OPT_STR, &log_path, 0, 0, 0, "append one JSON object of metrics per step to this file", 0},
+        {"--quiet", OPT_FLAG, &quiet, 0, 0, 0, "no progress display", 0},
+    };
+    memset(&c, 0, sizeof c);
+    c.batch = 64;
+    c.micro_batch = 4;
+    c.epochs = 1;
+    c.max_len = 512;
+    c.max_prompt_len = 256;
+    rc = parse_options("train", "usage: dpo train --model DIR --data FILE --out DIR [options]\n\n"
+                       "Fine-tune a GPT-2 model on preference pairs with Direct Preference\n"
+                       "Optimization (or one of its variants and baselines) against a frozen\n"
+                       "reference model. Each pair becomes prompt ++ response ++ <|endoftext|> for\n"
+                       "both responses; only response tokens count. Prints progress to standard\n"
+                       "error; --log writes TRL-named metrics (loss, rewards/chosen, rewards/rejected,\n"
+                       "rewards/accuracies, rewards/margins, logps/chosen, logps/rejected, grad_norm,\n"
+                       "learning_rate, step, epoch, tokens_per_second) as JSONL.",
+                       argc, argv, opts, (int)(sizeof opts / sizeof opts[0]));
+    if (rc != 0) return rc > 0 ? 0 : 2;
+    c.steps = steps;
+    if (dpo_loss_kind_parse(loss, &c.loss.kind) != 0) {
+        fprintf(stderr, "dpo train: unknown --loss '%s' (dpo, ipo, hinge, sft, unlikelihood)\n", loss);
+        return 2;
+    }
+    c.loss.beta = beta;
+    c.loss.label_smoothing = label_smoothing;
+    c.loss.alpha = alpha;
+    c.loss.sft_weight = sft_weight;
+    if (strcmp(optimizer, "rmsprop") == 0) ok = OPTIM_RMSPROP;
+    else if (strcmp(optimizer, "adamw") == 0) ok = OPTIM_ADAMW;
+    else if (strcmp(optimizer, "sgd") == 0) ok = OPTIM_SGD;
+    else {
+        fprintf(stderr, "dpo train: unknown --optimizer '%s' (rmsprop, adamw, sgd)\n", optimizer);
+        return 2;
+    }
+    optim_config_defaults(&c.opt, ok);
+    c.opt.lr = lr;
+    c.opt.warmup = warmup;
+    c.opt.weight_decay = weight_decay;
+    c.opt.grad_clip = grad_clip;
+    if (strcmp(schedule, "constant") == 0) c.opt.schedule = OPTIM_CONSTANT;
+    else if (strcmp(schedule, "cosine") == 0) c.opt.schedule = OPTIM_COSINE;
+    else {
+        fprintf(stderr, "dpo train: unknown --schedule '%s' (constant, cosine)\n", schedule);
+        return 2;
+    }
+    c.opt.total_steps = 0; /* cosine: the run's length, set by train_run */
+    if (dpo_loss_config_validate(&c.loss, &e) != 0) return fail("train", &e);
+    util_set_threads(threads);
+    memset(&ui, 0, sizeof ui);
+    ui.quiet = quiet;
+    ui.t0 = util_seconds();
+    if (log_path) {
+        ui.log = fopen(log_path, "a");
+        if (!ui.log) {
+            fprintf(stderr, "dpo train: error: %s: cannot open for appending: %s\n", log_path, strerror(errno));
+            return 1;
+        }
+    }
+    cb.start = train_ui_start;
+    cb.step = train_ui_step;
+    cb.ctx = &ui;
+    rc = train_run(&c, &cb, &e);
+    if (ui.log) fclose(ui.log);
+    if (rc != 0) {
+        if (!quiet) fprintf(stderr, "\n");
+        return fail("train", &e);
+    }
+    printf("wrote %s (%.1f s)\n", c.out_dir, util_seconds() - ui.t0);
+    return 0;
 }
 
 /* ======================================================================== */
@@ -626,6 +784,7 @@ static void usage(FILE *fp) {
             "dpo %s - Direct Preference Optimization for GPT-2 models, in C, on CPUs, offline.\n\n"
             "usage: dpo COMMAND [OPTIONS]\n\n"
             "commands:\n"
+            "  train   fine-tune a model on preference pairs with DPO\n"
             "  init    write a freshly initialised GPT-2 model directory\n"
             "  info    load and validate a model directory; print config and tensors\n"
             "  bench   time forward + backward passes on random tokens\n"
@@ -650,6 +809,7 @@ int main(int argc, char **argv) {
         printf("dpo %s\n", DPO_VERSION);
         return 0;
     }
+    if (strcmp(argv[1], "train") == 0) return cmd_train(argc - 2, argv + 2);
     if (strcmp(argv[1], "init") == 0) return cmd_init(argc - 2, argv + 2);
     if (strcmp(argv[1], "info") == 0) return cmd_info(argc - 2, argv + 2);
     if (strcmp(argv[1], "bench") == 0) return cmd_bench(argc - 2, argv + 2);

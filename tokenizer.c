@@ -68,15 +68,20 @@ static void byte_table(uint32_t cp_of[256], int order[256]) {
         }
 }
 
-/* Decode a vocabulary string (UTF-8, already validated by the JSON reader or
- * checked here) into bytes; -1 if a character is outside the table. */
-static int unicode_to_bytes(const char *s, size_t len, unsigned char *out, size_t *out_len) {
+/* inv[cp]: the byte that character cp stands for, or -1 (cp < 324) */
+static void byte_inverse(int inv[324]) {
     uint32_t cp_of[256];
-    int order[256], inv[324], b;
-    size_t i = 0, n = 0;
+    int order[256], b;
     byte_table(cp_of, order);
     for (b = 0; b < 324; b++) inv[b] = -1;
     for (b = 0; b < 256; b++) inv[cp_of[b]] = b;
+}
+
+/* Decode a vocabulary string (UTF-8) into bytes with the inverse table; -1 if a
+ * character is outside the table. */
+static int unicode_to_bytes(const int inv[324], const char *s, size_t len, unsigned char *out,
+                            size_t *out_len) {
+    size_t i = 0, n = 0;
     while (i < len) {
         uint32_t cp;
         int k = uni_decode_utf8((const unsigned char *)s + i, len - i, &cp);
@@ -187,10 +192,12 @@ static int file_exists(const char *path) {
 
 /* vocab.json: {"token": id, ...}, ids exactly 0..n-1 */
 static int load_vocab(tok_tokenizer *t, const char *path, dpo_err *e) {
+    int inv[324];
     char *text;
     size_t len, i, total = 0;
     json_value *root;
     int *order = NULL;
+    byte_inverse(inv);
     if (util_read_file(path, MAX_VOCAB_FILE, &text, &len, e) != 0) return -1;
     if (json_parse(text, len, &root, e) != 0) {
         free(text);
@@ -236,7 +243,7 @@ static int load_vocab(tok_tokenizer *t, const char *path, dpo_err *e) {
         size_t k = (size_t)order[i], n;
         t->off[i] = total;
         if (root->key_lens[k] == 0 ||
-            unicode_to_bytes(root->keys[k], root->key_lens[k], t->bytes + total, &n) != 0) {
+            unicode_to_bytes(inv, root->keys[k], root->key_lens[k], t->bytes + total, &n) != 0) {
             dpo_errf(e, "%s: token \"%.64s\" (id %zu) is not a string of GPT-2 byte characters", path,
                      root->keys[k], i);
             goto fail;
@@ -284,10 +291,12 @@ static int build_vocab_index(tok_tokenizer *t, const char *path, dpo_err *e) {
 
 /* merges.txt: "#version: ..." then one "LEFT RIGHT" per line, rank = order */
 static int load_merges(tok_tokenizer *t, const char *path, dpo_err *e) {
+    int inv[324];
     char *text, *p, *end;
     size_t len, lines = 0, size, i;
     unsigned char *buf = NULL;
     int line_no = 1;
+    byte_inverse(inv);
     if (util_read_file(path, MAX_VOCAB_FILE, &text, &len, e) != 0) return -1;
     end = text + len;
     if (len < 8 || strncmp(text, "#version", 8) != 0) {
@@ -321,8 +330,8 @@ static int load_merges(tok_tokenizer *t, const char *path, dpo_err *e) {
                 dpo_errf(e, "%s: line %d: a merge is two tokens separated by one space", path, line_no);
                 goto fail;
             }
-            if (unicode_to_bytes(p, (size_t)(sp - p), buf, &na) != 0 ||
-                unicode_to_bytes(sp + 1, (size_t)(le - sp - 1), buf + na, &nb) != 0) {
+            if (unicode_to_bytes(inv, p, (size_t)(sp - p), buf, &na) != 0 ||
+                unicode_to_bytes(inv, sp + 1, (size_t)(le - sp - 1), buf + na, &nb) != 0) {
                 dpo_errf(e, "%s: line %d: not GPT-2 byte characters", path, line_no);
                 goto fail;
             }

@@ -1,0 +1,469 @@
+/* train.c - owns preference data (reading JSONL pairs, tokenizing, truncating)
+ * and the DPO training loop built on model.c, objective.c and optim.c.
+ * It must never print (progress and metrics go through callbacks and files the
+ * caller names), never train on a half-read file, and never leave a partly
+ * written checkpoint behind. */
+#include "train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+
+#define MAX_DATA_BYTES ((size_t)1 << 34) /* 16 GiB */
+
+/* ======================================================================== */
+/* preference data                                                           */
+/* ======================================================================== */
+
+void dpo_data_free(dpo_dataset *d) {
+    free(d->rows);
+    free(d->pool);
+    memset(d, 0, sizeof *d);
+}
+
+static int pool_append(dpo_dataset *d, size_t *cap, const int *ids, size_t n) {
+    if (d->n_pool + n > *cap) {
+        size_t nc = *cap ? *cap : 65536;
+        int *q;
+        while (nc < d->n_pool + n) nc *= 2;
+        q = realloc(d->pool, nc * sizeof *q);
+        if (!q) return -1;
+        d->pool = q;
+        *cap = nc;
+    }
+    memcpy(d->pool + d->n_pool, ids, n * sizeof *ids);
+    d->n_pool += n;
+    return 0;
+}
+
+/* Truncation, as the help text states:
+ *   response' = response ++ [eos]
+ *   if P + max(|chosen'|, |rejected'|) > max_len: keep the last max_prompt_len prompt tokens
+ *   then cut each response' to max_len - P (keeping its start). */
+static void truncate_row(int *n_prompt, size_t *prompt_skip, int *n_c, int *n_r, int max_len,
+                         int max_prompt_len, int *cut) {
+    int longer = *n_c > *n_r ? *n_c : *n_r;
+    *prompt_skip = 0;
+    *cut = 0;
+    if (*n_prompt + longer <= max_len) return;
+    *cut = 1;
+    if (*n_prompt > max_prompt_len) {
+        *prompt_skip = (size_t)(*n_prompt - max_prompt_len);
+        *n_prompt = max_prompt_len;
+    }
+    if (*n_c > max_len - *n_prompt) *n_c = max_len - *n_prompt;
+    if (*n_r > max_len - *n_prompt) *n_r = max_len - *n_prompt;
+}
+
+int dpo_data_load(dpo_dataset *d, const char *path, const tok_tokenizer *t, int eos, int max_len,
+                  int max_prompt_len, dpo_err *e) {
+    char *text, *p, *end;
+    size_t len, cap_pool = 0, cap_rows = 0;
+    int *ids[3] = {NULL, NULL, NULL};
+    size_t n_ids[3], cap_ids[3] = {0, 0, 0};
+    static const char *const keys[3] = {"prompt", "chosen", "rejected"};
+    long line = 0;
+    int k;
+
+    memset(d, 0, sizeof *d);
+    if (max_prompt_len < 1 || max_len < max_prompt_len + 1)
+        return dpo_errf(e, "max_len (%d) must exceed max_prompt_len (%d) >= 1", max_len, max_prompt_len);
+    if (util_read_file(path, MAX_DATA_BYTES, &text, &len, e) != 0) return -1;
+    end = text + len;
+    for (p = text; p < end;) {
+        char *nl = memchr(p, '\n', (size_t)(end - p)), *le = nl ? nl : end, *q;
+        json_value *row;
+        dpo_row r;
+        size_t skip;
+        int cut;
+        line++;
+        for (q = p; q < le && (*q == ' ' || *q == '\t' || *q == '\r'); q++) {}
+        if (q == le) { /* blank line */
+            p = nl ? nl + 1 : end;
+            continue;
+        }
+        if (json_parse(p, (size_t)(le - p), &row, e) != 0) {
+            dpo_err_prefix(e, "%s: line %ld", path, line);
+            goto fail;
+        }
+        if (row->type != JSON_OBJECT) {
+            json_free(row);
+            dpo_errf(e, "%s: line %ld: not a JSON object", path, line);
+            goto fail;
+        }
+        for (k = 0; k < 3; k++) {
+            const char *s;
+            size_t slen;
+            int rc = json_get_string(row, keys[k], &s, &slen, e);
+            if (rc != 0) {
+                if (rc > 0) dpo_errf(e, "missing key \"%s\"", keys[k]);
+                json_free(row);
+                dpo_err_prefix(e, "%s: line %ld", path, line);
+                goto fail;
+            }
+            n_ids[k] = 0;
+            if (tok_encode(t, s, slen, &ids[k], &n_ids[k], &cap_ids[k], e) != 0) {
+                json_free(row);
+                dpo_err_prefix(e, "%s: line %ld", path, line);
+                goto fail;
+            }
+            /* responses end with eos; an empty prompt becomes [eos] (the model needs a first token) */
+            if (k > 0 || n_ids[k] == 0) {
+                if (n_ids[k] == cap_ids[k]) {
+                    size_t nc = cap_ids[k] ? 2 * cap_ids[k] : 16;
+                    int *np = realloc(ids[k], nc * sizeof *np);
+                    if (!np) {
+                        json_free(row);
+                        dpo_errf(e, "out of memory");
+                        goto fail;
+                    }
+                    ids[k] = np;
+                    cap_ids[k] = nc;
+                }
+                ids[k][n_ids[k]++] = eos;
+            }
+            if (n_ids[k] > (size_t)1 << 30) {
+                json_free(row);
+                dpo_errf(e, "%s: line %ld: \"%s\" is longer than 2^30 tokens", path, line, keys[k]);
+                goto fail;
+            }
+        }
+        json_free(row);
+        r.n_prompt = (int)n_ids[0];
+        r.n_chosen = (int)n_ids[1];
+        r.n_rejected = (int)n_ids[2];
+        r.line = line;
+        truncate_row(&r.n_prompt, &skip, &r.n_chosen, &r.n_rejected, max_len, max_prompt_len, &cut);
+        d->n_truncated += cut;
+        r.off = d->n_pool;
+        if (pool_append(d, &cap_pool, ids[0] + skip, (size_t)r.n_prompt) != 0 ||
+            pool_append(d, &cap_pool, ids[1], (size_t)r.n_chosen) != 0 ||
+            pool_append(d, &cap_pool, ids[2], (size_t)r.n_rejected) != 0) {
+            dpo_errf(e, "out of memory reading %s", path);
+            goto fail;
+        }
+        if ((size_t)d->n_rows == cap_rows) {
+            size_t nc = cap_rows ? 2 * cap_rows : 1024;
+            dpo_row *nr = realloc(d->rows, nc * sizeof *nr);
+            if (!nr) {
+                dpo_errf(e, "out of memory reading %s", path);
+                goto fail;
+            }
+            d->rows = nr;
+            cap_rows = nc;
+        }
+        if (d->n_rows == (1 << 30)) {
+            dpo_errf(e, "%s: more than 2^30 rows", path);
+            goto fail;
+        }
+        d->rows[d->n_rows++] = r;
+        p = nl ? nl + 1 : end;
+    }
+    if (d->n_rows == 0) {
+        dpo_errf(e, "%s: no preference pairs in the file", path);
+        goto fail;
+    }
+    for (k = 0; k < 3; k++) free(ids[k]);
+    free(text);
+    return 0;
+fail:
+    for (k = 0; k < 3; k++) free(ids[k]);
+    free(text);
+    dpo_data_free(d);
+    return -1;
+}
+
+/* ======================================================================== */
+/* packed batches of pairs                                                   */
+/* ======================================================================== */
+
+/* For rows[0..n): 2n sequences, chosen then rejected for each row. A sequence
+ * prompt ++ response is fed without its last token (it predicts nothing); the
+ * target at position j is the token at j + 1 when that token belongs to the
+ * response, else -1, so exactly |response| positions carry a log-prob. */
+typedef struct {
+    int *tokens, *targets;   /* (N) */
+    int *seq_len;            /* (2n) */
+    int *resp_start;         /* (2n) index in the stream of each sequence's first target */
+    int *resp_len;           /* (2n) */
+    float *logp, *dlogp;     /* (N) */
+    float *dtok;             /* (N) unlikelihood's per-token gradients */
+    size_t cap_tok;
+    int cap_seq;
+} batch_buf;
+
+static void batch_free(batch_buf *b) {
+    free(b->tokens);
+    free(b->targets);
+    free(b->seq_len);
+    free(b->resp_start);
+    free(b->resp_len);
+    free(b->logp);
+    free(b->dlogp);
+    free(b->dtok);
+    memset(b, 0, sizeof *b);
+}
+
+static int batch_reserve(batch_buf *b, size_t n_tok, int n_seq) {
+    if (n_tok > b->cap_tok) {
+        free(b->tokens);
+        free(b->targets);
+        free(b->logp);
+        free(b->dlogp);
+        free(b->dtok);
+        b->tokens = malloc(n_tok * sizeof(int));
+        b->targets = malloc(n_tok * sizeof(int));
+        b->logp = malloc(n_tok * sizeof(float));
+        b->dlogp = malloc(n_tok * sizeof(float));
+        b->dtok = malloc(n_tok * sizeof(float));
+        b->cap_tok = n_tok;
+        if (!b->tokens || !b->targets || !b->logp || !b->dlogp || !b->dtok) {
+            b->cap_tok = 0; /* so that the next call allocates again */
+            return -1;
+        }
+    }
+    if (n_seq > b->cap_seq) {
+        free(b->seq_len);
+        free(b->resp_start);
+        free(b->resp_len);
+        b->seq_len = malloc((size_t)n_seq * sizeof(int));
+        b->resp_start = malloc((size_t)n_seq * sizeof(int));
+        b->resp_len = malloc((size_t)n_seq * sizeof(int));
+        b->cap_seq = n_seq;
+        if (!b->seq_len || !b->resp_start || !b->resp_len) {
+            b->cap_seq = 0;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* fills b for rows[0..n) and returns the number of tokens N (0 on out of memory) */
+static size_t build_batch(batch_buf *b, const dpo_dataset *d, const int *rows, int n) {
+    size_t N = 0, pos = 0;
+    int i, k, j;
+    for (i = 0; i < n; i++) {
+        const dpo_row *r = &d->rows[rows[i]];
+        N += (size_t)(r->n_prompt + r->n_chosen - 1) + (size_t)(r->n_prompt + r->n_rejected - 1);
+    }
+    if (batch_reserve(b, N, 2 * n) != 0) return 0;
+    for (i = 0; i < n; i++) {
+        const dpo_row *r = &d->rows[rows[i]];
+        const int *prompt = d->pool + r->off;
+        for (k = 0; k < 2; k++) {
+            const int *resp = prompt + r->n_prompt + (k ? r->n_chosen : 0);
+            int R = k ? r->n_rejected : r->n_chosen, P = r->n_prompt, L = P + R - 1, s = 2 * i + k;
+            for (j = 0; j < L; j++) {
+                b->tokens[pos + (size_t)j] = j < P ? prompt[j] : resp[j - P];
+                b->targets[pos + (size_t)j] = j + 1 >= P ? resp[j + 1 - P] : -1;
+            }
+            b->seq_len[s] = L;
+            b->resp_start[s] = (int)pos + P - 1;
+            b->resp_len[s] = R;
+            pos += (size_t)L;
+        }
+    }
+    return N;
+}
+
+/* log p(response | prompt) of each sequence: the sum of its targets' log-probs, in double */
+static double seq_logp(const batch_buf *b, int s) {
+    double sum = 0.0;
+    int j;
+    for (j = 0; j < b->resp_len[s]; j++) sum += b->logp[b->resp_start[s] + j];
+    return sum;
+}
+
+/* ======================================================================== */
+/* the training loop                                                         */
+/* ======================================================================== */
+
+/* Row order: epoch k visits the rows in a permutation drawn from seed + k
+ * (Fisher-Yates with util_rng); pair number p of the run is perm_{p / n}[p % n]. */
+static void epoch_permutation(int *perm, int n, uint64_t seed, long epoch) {
+    util_rng r;
+    int i;
+    util_rng_seed(&r, seed + (uint64_t)epoch * 0x9e3779b97f4a7c15ULL);
+    for (i = 0; i < n; i++) perm[i] = i;
+    for (i = n - 1; i > 0; i--) {
+        int j = (int)(util_rng_u64(&r) % (uint64_t)(i + 1)), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+}
+
+typedef struct {
+    model policy, ref;
+    tok_tokenizer *tok;
+    dpo_dataset data;
+    optim_state opt;
+    batch_buf buf;
+    int *perm, *rows;
+    dpo_pair_in *pin;
+    dpo_pair_out *pout;
+} train_state;
+
+static void train_free(train_state *s) {
+    model_free(&s->policy);
+    model_free(&s->ref);
+    tok_free(s->tok);
+    dpo_data_free(&s->data);
+    optim_free(&s->opt);
+    batch_free(&s->buf);
+    free(s->perm);
+    free(s->rows);
+    free(s->pin);
+    free(s->pout);
+}
+
+/* One micro-batch of n pairs out of a batch of B: forward the reference and the
+ * policy, the objective, then the policy's backward pass, which adds
+ * (n / B) * d(mean loss over the micro-batch) = d(mean loss over the batch)
+ * into the gradients. Metrics are added into acc (sums over pairs). */
+static int micro_step(train_state *s, const train_config *c, const int *rows, int n, int B,
+                      train_metrics *acc, size_t *tokens, dpo_err *e) {
+    batch_buf *b = &s->buf;
+    size_t N = build_batch(b, &s->data, rows, n);
+    double scale = (double)n / (double)B, mean;
+    int i, j, need_ref = c->loss.kind != DPO_LOSS_SFT && c->loss.kind != DPO_LOSS_UNLIKELIHOOD;
+    if (N == 0) return dpo_errf(e, "out of memory for a batch");
+    *tokens += N;
+    /* reference log-probs (not needed by the baselines that ignore the reference) */
+    for (i = 0; i < n; i++) s->pin[i].ref_chosen = s->pin[i].ref_rejected = 0.0;
+    if (need_ref) {
+        if (model_forward(&s->ref, b->logp, b->tokens, b->targets, b->seq_len, 2 * n, e) != 0) return -1;
+        for (i = 0; i < n; i++) {
+            s->pin[i].ref_chosen = seq_logp(b, 2 * i);
+            s->pin[i].ref_rejected = seq_logp(b, 2 * i + 1);
+        }
+    }
+    if (model_forward(&s->policy, b->logp, b->tokens, b->targets, b->seq_len, 2 * n, e) != 0) return -1;
+    for (i = 0; i < n; i++) {
+        s->pin[i].policy_chosen = seq_logp(b, 2 * i);
+        s->pin[i].policy_rejected = seq_logp(b, 2 * i + 1);
+        s->pin[i].n_chosen = b->resp_len[2 * i];
+        s->pin[i].n_rejected = b->resp_len[2 * i + 1];
+        s->pin[i].tok_rejected = b->logp + b->resp_start[2 * i + 1];
+        s->pout[i].d_tok_rejected = c->loss.kind == DPO_LOSS_UNLIKELIHOOD ? b->dtok + b->resp_start[2 * i + 1] : NULL;
+    }
+    mean = dpo_loss_batch(&c->loss, s->pin, s->pout, n);
+    acc->loss += mean * n;
+    /* d loss / d logp of each token: every token of a sum receives the sum's gradient */
+    for (j = 0; j < (int)N; j++) b->dlogp[j] = 0.0f;
+    for (i = 0; i < n; i++) {
+        const dpo_pair_out *o = &s->pout[i];
+        int k;
+        for (k = 0; k < 2; k++) {
+            int sq = 2 * i + k;
+            float g = (float)(scale * (k ? o->d_rejected : o->d_chosen));
+            for (j = 0; j < b->resp_len[sq]; j++) {
+                float extra = (k && o->d_tok_rejected) ? (float)(scale * o->d_tok_rejected[j]) : 0.0f;
+                b->dlogp[b->resp_start[sq] + j] = g + extra;
+            }
+        }
+        acc->reward_chosen += o->reward_chosen;
+        acc->reward_rejected += o->reward_rejected;
+        acc->accuracy += o->reward_chosen > o->reward_rejected ? 1.0 : 0.0;
+        acc->margin += o->reward_chosen - o->reward_rejected;
+        acc->logp_chosen += s->pin[i].policy_chosen;
+        acc->logp_rejected += s->pin[i].policy_rejected;
+    }
+    return model_backward(&s->policy, b->dlogp, e);
+}
+
+int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
+    train_state s;
+    long total, step;
+    long long pair_pos = 0;
+    int B = c->batch, mb = c->micro_batch, max_len, eos, i;
+
+    memset(&s, 0, sizeof s);
+    if (B < 1 || mb < 1) return dpo_errf(e, "batch and micro-batch must be at least 1");
+    if (mb > B) mb = B;
+    if (dpo_loss_config_validate(&c->loss, e) != 0) return -1;
+    if (tok_load(&s.tok, c->tokenizer_dir ? c->tokenizer_dir : c->model_dir, e) != 0) return -1;
+    if (model_load(&s.policy, c->model_dir, e) != 0) goto fail;
+    if (model_load(&s.ref, c->ref_dir ? c->ref_dir : c->model_dir, e) != 0) goto fail;
+    if (s.ref.cfg.vocab_size != s.policy.cfg.vocab_size) {
+        dpo_errf(e, "the reference's vocabulary (%d) differs from the policy's (%d)", s.ref.cfg.vocab_size,
+                 s.policy.cfg.vocab_size);
+        goto fail;
+    }
+    if (tok_vocab_size(s.tok) > s.policy.cfg.vocab_size) {
+        dpo_errf(e, "the tokenizer has %d tokens, more than the model's vocab_size %d", tok_vocab_size(s.tok),
+                 s.policy.cfg.vocab_size);
+        goto fail;
+    }
+    eos = tok_eot_id(s.tok) >= 0 ? tok_eot_id(s.tok) : s.policy.cfg.eos_token_id;
+    max_len = c->max_len;
+    if (max_len > s.policy.cfg.n_ctx) max_len = s.policy.cfg.n_ctx;
+    if (max_len > s.ref.cfg.n_ctx) max_len = s.ref.cfg.n_ctx;
+    if (dpo_data_load(&s.data, c->data_path, s.tok, eos, max_len,
+                      c->max_prompt_len < max_len ? c->max_prompt_len : max_len - 1, e) != 0)
+        goto fail;
+    total = c->steps > 0 ? c->steps : ((long)c->epochs * s.data.n_rows + B - 1) / B;
+    {
+        optim_config oc = c->opt;
+        if (oc.schedule == OPTIM_COSINE && oc.total_steps <= 0) oc.total_steps = total;
+        if (optim_init(&s.opt, &oc, s.policy.num_params, e) != 0) goto fail;
+    }
+    if (model_alloc_grads(&s.policy, e) != 0) goto fail;
+    s.perm = malloc((size_t)s.data.n_rows * sizeof *s.perm);
+    s.rows = malloc((size_t)B * sizeof *s.rows);
+    s.pin = calloc((size_t)mb, sizeof *s.pin);
+    s.pout = calloc((size_t)mb, sizeof *s.pout);
+    if (!s.perm || !s.rows || !s.pin || !s.pout) {
+        dpo_errf(e, "out of memory");
+        goto fail;
+    }
+    if (cb && cb->start) cb->start(cb->ctx, &s.data, total);
+
+    for (step = 0; step < total; step++) {
+        train_metrics m;
+        size_t tokens = 0;
+        double t0 = util_seconds();
+        memset(&m, 0, sizeof m);
+        /* the batch: the next B pairs of the shuffled stream */
+        for (i = 0; i < B; i++, pair_pos++) {
+            long epoch = (long)(pair_pos / s.data.n_rows);
+            int k = (int)(pair_pos % s.data.n_rows);
+            if (k == 0) epoch_permutation(s.perm, s.data.n_rows, c->seed, epoch);
+            s.rows[i] = s.perm[k];
+        }
+        model_zero_grad(&s.policy);
+        for (i = 0; i < B; i += mb) {
+            int n = B - i < mb ? B - i : mb;
+            if (micro_step(&s, c, s.rows + i, n, B, &m, &tokens, e) != 0) goto fail;
+        }
+        m.learning_rate = optim_lr(&s.opt.cfg, s.opt.step);
+        m.grad_norm = optim_step(&s.opt, s.policy.params_mem, s.policy.grads_mem);
+        m.loss /= B;
+        if (!isfinite(m.loss) || !isfinite(m.grad_norm)) {
+            dpo_errf(e, "step %ld: the %s is not finite (%g); training stopped, nothing was saved by this run "
+                        "after its last checkpoint", step + 1, isfinite(m.loss) ? "gradient norm" : "loss",
+                     isfinite(m.loss) ? m.grad_norm : m.loss);
+            goto fail;
+        }
+        m.step = step + 1;
+        m.epoch = (double)pair_pos / s.data.n_rows;
+        m.reward_chosen /= B;
+        m.reward_rejected /= B;
+        m.accuracy /= B;
+        m.margin /= B;
+        m.logp_chosen /= B;
+        m.logp_rejected /= B;
+        m.tokens_per_second = (double)tokens / (util_seconds() - t0);
+        if (cb && cb->step) cb->step(cb->ctx, &m, total);
+    }
+    if (model_save(&s.policy, c->out_dir, e) != 0 ||
+        tok_copy_files(c->tokenizer_dir ? c->tokenizer_dir : c->model_dir, c->out_dir, e) != 0)
+        goto fail;
+    train_free(&s);
+    return 0;
+fail:
+    train_free(&s);
+    return -1;
+}

@@ -1,0 +1,84 @@
+/* train.h - preference data and the DPO training loop. See train.c. */
+#ifndef DPO_TRAIN_H
+#define DPO_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "model.h"
+#include "objective.h"
+#include "optim.h"
+#include "tokenizer.h"
+#include "util.h"
+
+/* One preference pair after tokenization and truncation. Its two sequences are
+ * prompt ++ chosen and prompt ++ rejected; each response ends with the
+ * end-of-text id unless truncation cut it off. */
+typedef struct {
+    size_t off;       /* into the pool: prompt, then chosen, then rejected tokens */
+    int n_prompt;     /* >= 1 */
+    int n_chosen;     /* >= 1, including the end-of-text id when it fits */
+    int n_rejected;   /* >= 1 */
+    long line;        /* line of the JSONL file it came from */
+} dpo_row;
+
+typedef struct {
+    dpo_row *rows;
+    int n_rows;
+    int *pool;        /* (n_pool) token ids of every row */
+    size_t n_pool;
+    int n_truncated;  /* rows that had to be cut to fit max_len */
+} dpo_dataset;
+
+/* Read JSONL rows {"prompt": str, "chosen": str, "rejected": str} (other keys
+ * ignored, blank lines skipped). prompt and each response are encoded
+ * separately, so no BPE merge crosses the boundary; an empty prompt becomes
+ * [eos]. Truncation: when prompt plus the longer response (with its eos) exceeds
+ * max_len, keep the last max_prompt_len prompt tokens, then cut each response
+ * (with its eos) to fit. A malformed row is an error naming the file and line,
+ * and nothing is returned. */
+int dpo_data_load(dpo_dataset *d, const char *path, const tok_tokenizer *t, int eos, int max_len,
+                  int max_prompt_len, dpo_err *e);
+void dpo_data_free(dpo_dataset *d);
+
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* the training loop */
+
+typedef struct {
+    const char *model_dir;     /* policy to fine-tune */
+    const char *ref_dir;       /* frozen reference (NULL: a copy of model_dir) */
+    const char *data_path;     /* JSONL pairs */
+    const char *out_dir;       /* where the fine-tuned model directory goes */
+    const char *tokenizer_dir; /* tokenizer (NULL: model_dir's) */
+    dpo_loss_config loss;
+    optim_config opt;
+    int batch;                 /* pairs per optimizer step */
+    int micro_batch;           /* pairs per forward/backward; gradients accumulate */
+    int max_len, max_prompt_len;
+    long steps;                /* optimizer steps; 0: from epochs */
+    int epochs;
+    uint64_t seed;             /* shuffling */
+} train_config;
+
+/* One step's metrics, with TRL's names in the log. */
+typedef struct {
+    long step;                 /* 1-based */
+    double epoch;              /* pairs seen / pairs in the data */
+    double loss;
+    double reward_chosen, reward_rejected, accuracy, margin; /* means over the batch */
+    double logp_chosen, logp_rejected;
+    double grad_norm;          /* before clipping */
+    double learning_rate;
+    double tokens_per_second;
+} train_metrics;
+
+typedef struct {
+    /* called once before training with the data sizes, then after every step */
+    void (*start)(void *ctx, const dpo_dataset *d, long total_steps);
+    void (*step)(void *ctx, const train_metrics *m, long total_steps);
+    void *ctx;
+} train_callbacks;
+
+int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e);
+
