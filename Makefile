@@ -87,13 +87,17 @@ asan: check-deps
 clean:
 	rm -rf build dpo
 
-# A first look: a small random GPT-2 with GPT-2's tokenizer, validated, a
-# sentence encoded, then forward + backward timed.
+# A first look: DPO on the shipped demo pairs (data/demo), starting from a small
+# random GPT-2 with GPT-2's tokenizer; the metrics move within a minute.
+DEMO := $(BUILD)/demo
 demo: $(BUILD)/dpo
-	./$(BUILD)/dpo init --out $(BUILD)/demo-model --layers 4 --heads 4 --dim 256 --ctx 256 --tokenizer data/gpt2 --seed 1
-	./$(BUILD)/dpo info --model $(BUILD)/demo-model | head -8
-	printf 'Direct Preference Optimization, offline, in C.' | ./$(BUILD)/dpo encode --model $(BUILD)/demo-model
-	./$(BUILD)/dpo bench --model $(BUILD)/demo-model --seqs 4 --len 128 --steps 3
+	./$(BUILD)/dpo init --out $(DEMO)/policy --layers 4 --heads 4 --dim 128 --ctx 64 --tokenizer data/gpt2 --seed 1
+	rm -f $(DEMO)/metrics.jsonl
+	./$(BUILD)/dpo train --model $(DEMO)/policy --data data/demo/sentiment_pairs.jsonl --out $(DEMO)/dpo \
+	    --optimizer adamw --lr 1e-3 --warmup 10 --batch 32 --micro-batch 16 --steps 60 --beta 0.1 \
+	    --log $(DEMO)/metrics.jsonl
+	@echo "first and last steps of $(DEMO)/metrics.jsonl:"
+	@sed -n '1p;$$p' $(DEMO)/metrics.jsonl
 
 # Throughput against PyTorch in the same run (see bench/run.sh).
 bench: $(BUILD)/dpo

@@ -204,12 +204,28 @@ void util_atomic_abort(util_atomic_file *f) {
 /* ------------------------------------------------------------------------ */
 /* paths and directories */
 
-int util_mkdir(const char *path, dpo_err *e) {
+/* one directory; an existing directory is fine */
+static int mkdir_one(const char *path, dpo_err *e) {
     struct stat st;
     if (mkdir(path, 0777) == 0) return 0;
     if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
     return dpo_errf(e, "%s: cannot create directory: %s", path,
                     errno == EEXIST ? "exists and is not a directory" : strerror(errno));
+}
+
+/* like mkdir -p: each missing parent, then the directory */
+int util_mkdir(const char *path, dpo_err *e) {
+    char buf[4096];
+    size_t n = strlen(path), i;
+    if (n == 0 || n >= sizeof buf) return dpo_errf(e, "%s: invalid directory path", path);
+    memcpy(buf, path, n + 1);
+    for (i = 1; i < n; i++) {
+        if (buf[i] != '/') continue;
+        buf[i] = '\0';
+        if (mkdir_one(buf, e) != 0) return -1;
+        buf[i] = '/';
+    }
+    return mkdir_one(buf, e);
 }
 
 int util_path_join(char *out, size_t cap, const char *dir, const char *name, dpo_err *e) {

@@ -49,7 +49,7 @@ int util_atomic_write(util_atomic_file *f, const void *data, size_t n, dpo_err *
 int util_atomic_commit(util_atomic_file *f, dpo_err *e);
 void util_atomic_abort(util_atomic_file *f);
 
-/* Create a directory if it does not exist (one level). */
+/* Create a directory and any missing parents (like mkdir -p). */
 int util_mkdir(const char *path, dpo_err *e);
 
 /* Join dir and name into out (bounded); error if it does not fit. */
