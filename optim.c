@@ -181,11 +181,12 @@ double optim_lr(const optim_config *c, long step) {
  * chunk c covers elements [c * NORM_CHUNK, min(n, (c + 1) * NORM_CHUNK)), and is
  * summed in NORM_LANES interleaved lanes (element i into lane i % NORM_LANES)
  * that are added in a fixed tree at the end. Chunks are processed in groups of
- * NORM_GROUP (their partial sums live on the stack); the partial sums are then
- * added in chunk order. */
-#define NORM_CHUNK 8192
+ * NORM_GROUP, one parallel region per group (2^24 elements: 8 regions for
+ * GPT-2 small), their partial sums on the stack (8 KiB); the partial sums are
+ * then added in chunk order. */
+#define NORM_CHUNK 16384
 #define NORM_LANES 8
-#define NORM_GROUP 256
+#define NORM_GROUP 1024
 
 /* sum_i x_i^2 over one chunk, in double. Each (double)x * x is exact (a float
  * has a 24-bit significand, its square fits in double's 53 bits). */

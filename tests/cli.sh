@@ -84,5 +84,22 @@ expect 2 "differs from the tokenizer's 50257 tokens" \
     "$DPO" init --out "$T/g2" --layers 1 --heads 2 --dim 32 --ctx 16 --vocab 100 --tokenizer data/gpt2
 expect 2 "give --vocab V or --tokenizer DIR" "$DPO" init --out "$T/g2" --layers 1 --heads 2 --dim 32 --ctx 16
 
+# training: the command line's checks and a tiny run
+"$DPO" init --out "$T/p" --layers 1 --heads 2 --dim 16 --ctx 32 --tokenizer data/gpt2 >/dev/null
+head -8 data/demo/sentiment_pairs.jsonl > "$T/pairs.jsonl"
+expect 0 "--label-smoothing" "$DPO" train --help
+expect 2 "missing required option --data" "$DPO" train --model "$T/p" --out "$T/o"
+expect 2 "unknown --loss 'dop'" "$DPO" train --model "$T/p" --data "$T/pairs.jsonl" --out "$T/o" --loss dop
+expect 2 "unknown --optimizer" "$DPO" train --model "$T/p" --data "$T/pairs.jsonl" --out "$T/o" --optimizer adam
+expect 2 "--beta must be a finite non-negative number" "$DPO" train --model "$T/p" --data "$T/pairs.jsonl" --out "$T/o" --beta x
+expect 1 "weight decay" "$DPO" train --model "$T/p" --data "$T/pairs.jsonl" --out "$T/o" --optimizer sgd --weight-decay 0.1
+printf '{"prompt": "a", "chosen": "b", "rejected": "c"}\n{"prompt": "a", "chosen": 5, "rejected": "c"}\n' > "$T/badpairs.jsonl"
+expect 1 "$T/badpairs.jsonl: line 2: key \"chosen\"" "$DPO" train --model "$T/p" --data "$T/badpairs.jsonl" --out "$T/o"
+[ ! -e "$T/o" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: a failed train left $T/o behind"; }
+expect 0 "\"step\": 2, " sh -c "'$DPO' train --model '$T/p' --data '$T/pairs.jsonl' --out '$T/o' --batch 4 --micro-batch 2 \
+    --steps 2 --warmup 0 --lr 1e-3 --quiet --log '$T/m.jsonl' && cat '$T/m.jsonl'"
+expect 0 "\"loss\": 0.693147" head -1 "$T/m.jsonl"
+expect 0 "tokenizer: 50257 tokens" "$DPO" info --model "$T/o"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
