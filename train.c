@@ -6,9 +6,11 @@
 #include "train.h"
 
 #include <math.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "json.h"
 
@@ -374,18 +376,156 @@ static int micro_step(train_state *s, const train_config *c, const int *rows, in
     return model_backward(&s->policy, b->dlogp, e);
 }
 
+/* ======================================================================== */
+/* checkpoints                                                               */
+/* ======================================================================== */
+
+static const char *const ckpt_files[] = {"config.json", "model.safetensors", "vocab.json", "merges.txt",
+                                         "optimizer.safetensors", "trainer_state.json"};
+#define N_CKPT_FILES (sizeof ckpt_files / sizeof ckpt_files[0])
+
+/* remove a checkpoint directory: only the files a checkpoint holds, then the directory */
+static void remove_ckpt_dir(const char *dir) {
+    char path[4096];
+    size_t i;
+    for (i = 0; i < N_CKPT_FILES; i++)
+        if (util_path_join(path, sizeof path, dir, ckpt_files[i], NULL) == 0) remove(path);
+    rmdir(dir);
+}
+
+static int dir_has_state(const char *dir) {
+    char path[4096];
+    FILE *fp;
+    if (util_path_join(path, sizeof path, dir, "trainer_state.json", NULL) != 0) return 0;
+    fp = fopen(path, "rb");
+    if (!fp) return 0;
+    fclose(fp);
+    return 1;
+}
+
+static int save_checkpoint(const train_state *s, const train_config *c, long step, long long pairs_seen,
+                           dpo_err *e) {
+    char tmp[4096], old[4096], path[4096], state[512];
+    util_atomic_file af;
+    int n;
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", c->out_dir) >= (int)sizeof tmp ||
+        snprintf(old, sizeof old, "%s.old", c->out_dir) >= (int)sizeof old)
+        return dpo_errf(e, "%s: path too long", c->out_dir);
+    remove_ckpt_dir(tmp);
+    if (model_save(&s->policy, tmp, e) != 0 ||
+        tok_copy_files(c->tokenizer_dir ? c->tokenizer_dir : c->model_dir, tmp, e) != 0 ||
+        util_path_join(path, sizeof path, tmp, "optimizer.safetensors", e) != 0 ||
+        optim_save(&s->opt, path, e) != 0)
+        return -1;
+    n = snprintf(state, sizeof state,
+                 "{\n  \"step\": %ld,\n  \"pairs_seen\": %lld,\n  \"seed\": \"%llu\",\n  \"batch\": %d,\n"
+                 "  \"micro_batch\": %d\n}\n",
+                 step, pairs_seen, (unsigned long long)c->seed, c->batch, c->micro_batch);
+    if (util_path_join(path, sizeof path, tmp, "trainer_state.json", e) != 0 || util_atomic_open(&af, path, e) != 0)
+        return -1;
+    if (util_atomic_write(&af, state, (size_t)n, e) != 0) {
+        util_atomic_abort(&af);
+        return -1;
+    }
+    if (util_atomic_commit(&af, e) != 0) return -1;
+    /* swap it in: out -> out.old, out.tmp -> out, remove out.old */
+    remove_ckpt_dir(old);
+    if (rename(c->out_dir, old) != 0 && errno != ENOENT)
+        return dpo_errf(e, "%s: cannot move the previous checkpoint aside: %s", c->out_dir, strerror(errno));
+    if (rename(tmp, c->out_dir) != 0)
+        return dpo_errf(e, "%s: cannot move the new checkpoint into place: %s", c->out_dir, strerror(errno));
+    remove_ckpt_dir(old);
+    return 0;
+}
+
+typedef struct {
+    long step;
+    long long pairs_seen;
+    uint64_t seed;
+    int batch, micro_batch;
+} ckpt_state;
+
+static int req_int(const json_value *root, const char *key, long long max, long long *v, dpo_err *e) {
+    int rc = json_get_int(root, key, 0, max, v, e);
+    if (rc > 0) return dpo_errf(e, "missing key \"%s\"", key);
+    return rc;
+}
+
+static int load_ckpt_state(const char *dir, ckpt_state *st, dpo_err *e) {
+    char path[4096], *text, *end;
+    size_t len;
+    json_value *root;
+    long long step, pairs, batch, micro;
+    const char *seed;
+    size_t slen;
+    int rc = -1;
+    if (util_path_join(path, sizeof path, dir, "trainer_state.json", e) != 0) return -1;
+    if (util_read_file(path, 1 << 16, &text, &len, e) != 0) return -1;
+    if (json_parse(text, len, &root, e) != 0) {
+        free(text);
+        return dpo_err_prefix(e, "%s", path);
+    }
+    free(text);
+    if (root->type != JSON_OBJECT) dpo_errf(e, "not a JSON object");
+    else if (req_int(root, "step", 1LL << 40, &step, e) == 0 &&
+             req_int(root, "pairs_seen", 1LL << 52, &pairs, e) == 0 &&
+             req_int(root, "batch", 1 << 20, &batch, e) == 0 &&
+             req_int(root, "micro_batch", 1 << 20, &micro, e) == 0) {
+        int r = json_get_string(root, "seed", &seed, &slen, e);
+        if (r > 0) dpo_errf(e, "missing key \"seed\"");
+        if (r == 0) {
+            errno = 0;
+            st->seed = (uint64_t)strtoull(seed, &end, 10);
+            if (errno != 0 || end == seed || *end != '\0') {
+                dpo_errf(e, "key \"seed\": not a decimal integer");
+            } else {
+                st->step = (long)step;
+                st->pairs_seen = pairs;
+                st->batch = (int)batch;
+                st->micro_batch = (int)micro;
+                rc = 0;
+            }
+        }
+    }
+    json_free(root);
+    if (rc != 0) dpo_err_prefix(e, "%s", path);
+    return rc;
+}
+
 int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
     train_state s;
-    long total, step;
+    ckpt_state ck;
+    char resume[4096];
+    long total, step, first = 0;
     long long pair_pos = 0;
     int B = c->batch, mb = c->micro_batch, max_len, eos, i;
 
     memset(&s, 0, sizeof s);
+    memset(&ck, 0, sizeof ck);
     if (B < 1 || mb < 1) return dpo_errf(e, "batch and micro-batch must be at least 1");
     if (mb > B) mb = B;
     if (dpo_loss_config_validate(&c->loss, e) != 0) return -1;
     if (tok_load(&s.tok, c->tokenizer_dir ? c->tokenizer_dir : c->model_dir, e) != 0) return -1;
-    if (model_load(&s.policy, c->model_dir, e) != 0) goto fail;
+    if (c->resume_dir) {
+        /* a crash during a checkpoint swap leaves the complete one under ".old" */
+        if (!dir_has_state(c->resume_dir)) {
+            if (snprintf(resume, sizeof resume, "%s.old", c->resume_dir) >= (int)sizeof resume ||
+                !dir_has_state(resume)) {
+                dpo_errf(e, "%s: not a checkpoint (no trainer_state.json)", c->resume_dir);
+                goto fail;
+            }
+        } else if (snprintf(resume, sizeof resume, "%s", c->resume_dir) >= (int)sizeof resume) {
+            dpo_errf(e, "%s: path too long", c->resume_dir);
+            goto fail;
+        }
+        if (load_ckpt_state(resume, &ck, e) != 0) goto fail;
+        if (ck.seed != c->seed || ck.batch != c->batch || ck.micro_batch != c->micro_batch) {
+            dpo_errf(e, "%s: the checkpoint was made with --seed %llu --batch %d --micro-batch %d; resume with the same",
+                     resume, (unsigned long long)ck.seed, ck.batch, ck.micro_batch);
+            goto fail;
+        }
+    }
+    if (model_load(&s.policy, c->resume_dir ? resume : c->model_dir, e) != 0) goto fail;
     if (model_load(&s.ref, c->ref_dir ? c->ref_dir : c->model_dir, e) != 0) goto fail;
     if (s.ref.cfg.vocab_size != s.policy.cfg.vocab_size) {
         dpo_errf(e, "the reference's vocabulary (%d) differs from the policy's (%d)", s.ref.cfg.vocab_size,
@@ -410,6 +550,14 @@ int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
         if (oc.schedule == OPTIM_COSINE && oc.total_steps <= 0) oc.total_steps = total;
         if (optim_init(&s.opt, &oc, s.policy.num_params, e) != 0) goto fail;
     }
+    if (c->resume_dir) {
+        char path[4096];
+        if (util_path_join(path, sizeof path, resume, "optimizer.safetensors", e) != 0 ||
+            optim_load(&s.opt, path, e) != 0)
+            goto fail;
+        first = ck.step;
+        pair_pos = ck.pairs_seen;
+    }
     if (model_alloc_grads(&s.policy, e) != 0) goto fail;
     s.perm = malloc((size_t)s.data.n_rows * sizeof *s.perm);
     s.rows = malloc((size_t)B * sizeof *s.rows);
@@ -421,7 +569,9 @@ int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
     }
     if (cb && cb->start) cb->start(cb->ctx, &s.data, total);
 
-    for (step = 0; step < total; step++) {
+    if (s.data.n_rows > 0 && pair_pos % s.data.n_rows != 0) /* resuming inside an epoch */
+        epoch_permutation(s.perm, s.data.n_rows, c->seed, (long)(pair_pos / s.data.n_rows));
+    for (step = first; step < total; step++) {
         train_metrics m;
         size_t tokens = 0;
         double t0 = util_seconds();
@@ -457,10 +607,11 @@ int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
         m.logp_rejected /= B;
         m.tokens_per_second = (double)tokens / (util_seconds() - t0);
         if (cb && cb->step) cb->step(cb->ctx, &m, total);
+        if (c->save_every > 0 && (step + 1) % c->save_every == 0 && step + 1 < total &&
+            save_checkpoint(&s, c, step + 1, pair_pos, e) != 0)
+            goto fail;
     }
-    if (model_save(&s.policy, c->out_dir, e) != 0 ||
-        tok_copy_files(c->tokenizer_dir ? c->tokenizer_dir : c->model_dir, c->out_dir, e) != 0)
-        goto fail;
+    if (save_checkpoint(&s, c, total, pair_pos, e) != 0) goto fail;
     train_free(&s);
     return 0;
 fail:

@@ -59,6 +59,8 @@ typedef struct {
     long steps;                /* optimizer steps; 0: from epochs */
     int epochs;
     uint64_t seed;             /* shuffling */
+    int save_every;            /* checkpoint into out_dir every N steps (0: only at the end) */
+    const char *resume_dir;    /* continue the run saved in this checkpoint (NULL: a new run) */
 } train_config;
 
 /* One step's metrics, with TRL's names in the log. */
@@ -80,5 +82,13 @@ typedef struct {
     void *ctx;
 } train_callbacks;
 
+/* Train and write out_dir: a model directory (config.json, model.safetensors,
+ * vocab.json, merges.txt) plus optimizer.safetensors and trainer_state.json
+ * (step, pairs seen, seed, batch sizes), at the end and every save_every steps.
+ * A checkpoint is written into "<out_dir>.tmp" and then swapped in by renames
+ * ("<out_dir>" -> "<out_dir>.old", "<out_dir>.tmp" -> "<out_dir>", remove the
+ * old): a crash leaves a complete checkpoint under one of the two names, and
+ * resuming looks in "<out_dir>.old" when "<out_dir>" is missing. Resuming with
+ * the same data, seed and batch sizes ends bit-identical to an uninterrupted run. */
 int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e);
 

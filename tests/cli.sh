@@ -101,5 +101,22 @@ expect 0 "\"step\": 2, " sh -c "'$DPO' train --model '$T/p' --data '$T/pairs.jso
 expect 0 "\"loss\": 0.693147" head -1 "$T/m.jsonl"
 expect 0 "tokenizer: 50257 tokens" "$DPO" info --model "$T/o"
 
+# kill -9 in the middle of a run, resume: the model ends bit-identical to an uninterrupted run
+A="--data $T/pairs.jsonl --batch 4 --micro-batch 2 --warmup 2 --lr 1e-3 --optimizer adamw --schedule cosine --quiet --seed 3 --steps 40"
+"$DPO" train --model "$T/p" --out "$T/full" $A >/dev/null 2>&1
+"$DPO" train --model "$T/p" --out "$T/part" --save-every 2 $A >/dev/null 2>&1 &
+pid=$!
+i=0
+while [ $i -lt 400 ] && ! grep -q '"step": \([4-9]\|[1-9][0-9]\)' "$T/part/trainer_state.json" 2>/dev/null; do
+    sleep 0.02; i=$((i + 1))
+done
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+expect 0 "wrote $T/part" "$DPO" train --model "$T/p" --out "$T/part" --save-every 2 $A --resume "$T/part"
+cmp -s "$T/full/model.safetensors" "$T/part/model.safetensors" && cmp -s "$T/full/optimizer.safetensors" "$T/part/optimizer.safetensors" &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: kill -9 + --resume did not end bit-identical to an uninterrupted run"; }
+expect 1 "resume with the same" "$DPO" train --model "$T/p" --out "$T/part" --data "$T/pairs.jsonl" --batch 4 \
+    --micro-batch 2 --seed 4 --steps 40 --resume "$T/part"
+expect 1 "not a checkpoint" "$DPO" train --model "$T/p" --out "$T/x" $A --resume "$T/p"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
