@@ -450,6 +450,7 @@ static int cmd_train(int argc, char **argv) {
         {"--weight-decay", OPT_DOUBLE, &weight_decay, 0, 0, 0, "weight decay (default 0; not with sgd)", 0},
         {"--grad-clip", OPT_DOUBLE, &grad_clip, 0, 0, 0, "clip the global gradient norm to this (default 10; 0 turns it off)", 0},
         {"--seed", OPT_U64, &c.seed, 0, 0, 0, "seed of the data order (default 0)", 0},
+        {"--precompute-ref", OPT_FLAG, &c.precompute_ref, 0, 0, 0, "reference log-probs of every pair once, before training, then free the reference (same results, less memory and compute)", 0},
         {"--save-every", OPT_INT, &c.save_every, 1, 1 << 30, 0, "also checkpoint into --out every N steps (model, optimizer state, data position)", 0},
         {"--resume", OPT_STR, &c.resume_dir, 0, 0, 0, "continue the run checkpointed in this directory (same data, seed and batch sizes)", 0},
         {"--threads", OPT_INT, &threads, 1, 1024, 0, "OpenMP threads (default: all)", 0},

@@ -153,7 +153,7 @@ void mm_matmul(float *out, const float *a, const float *b, const float *bias,
         for (k0 = 0; k0 < K; k0 += KC) {
             int kc = K - k0 < KC ? K - k0 : KC, r, p;
             /* the threads pack B's panels, then (after that loop's barrier) share the row panels */
-            DPO_OMP_PARALLEL
+            DPO_OMP_PARALLEL_IF((double)M * nc * kc)
             {
                 DPO_OMP_LOOP
                 for (p = 0; p < npan; p++) pack_b_panel(bp, b, N, K, b_t, k0, kc, j0, nc, p);

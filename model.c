@@ -242,7 +242,7 @@ static void encoder_forward(float *out /* (N, C) */, const int *tokens /* (N) */
                             const int *pos /* (N) */, const float *wte /* (V, C) */,
                             const float *wpe /* (n_ctx, C) */, int N, int C) {
     int n, c;
-    DPO_OMP_FOR
+    DPO_OMP_FOR_IF((double)N * C)
     for (n = 0; n < N; n++) {
         const float *te = wte + (size_t)tokens[n] * C, *pe = wpe + (size_t)pos[n] * C;
         float *o = out + (size_t)n * C;
@@ -276,7 +276,7 @@ static void layernorm_forward(float *out /* (N, C) */, float *mean /* (N) */, fl
                               const float *inp /* (N, C) */, const float *w /* (C) */,
                               const float *b /* (C) */, int N, int C, double eps) {
     int n, c;
-    DPO_OMP_FOR
+    DPO_OMP_FOR_IF((double)N * C)
     for (n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
@@ -302,7 +302,7 @@ static void layernorm_backward(float *dinp /* (N, C) */, float *dw /* (C) */, fl
                                const float *mean /* (N) */, const float *rstd /* (N) */,
                                const float *w /* (C) */, int N, int C) {
     int n, c;
-    DPO_OMP_FOR
+    DPO_OMP_FOR_IF((double)N * C)
     for (n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
         float *dx = dinp + (size_t)n * C;
@@ -321,7 +321,7 @@ static void layernorm_backward(float *dinp /* (N, C) */, float *dw /* (C) */, fl
         }
     }
     /* parameter gradients: each c sums over n in order (columns are disjoint) */
-    DPO_OMP_FOR
+    DPO_OMP_FOR_IF((double)N * C)
     for (c = 0; c < C; c++) {
         float sw = 0.0f, sb = 0.0f;
         for (n = 0; n < N; n++) {
@@ -368,7 +368,7 @@ static void attention_forward(float *out /* (N, C) */, float *att /* (A) */,
     int D = C / H, task, ntask = S * H;
     float scale = (float)(1.0 / sqrt((double)D));
     size_t C3 = (size_t)3 * C;
-    DPO_OMP_FOR
+    DPO_OMP_FOR_IF((double)seq_start[S] * C * 16)
     for (task = 0; task < ntask; task++) {
         int s = task / H, h = task % H, base = seq_start[s], T = seq_start[s + 1] - base, i, j, d;
         float *P = att + att_off[s] + (size_t)h * T * T;
@@ -411,7 +411,7 @@ static void attention_backward(float *dqkv /* (N, 3C) */, const float *att /* (A
     int D = C / H, task, ntask = S * H;
     float scale = (float)(1.0 / sqrt((double)D));
     size_t C3 = (size_t)3 * C;
-    DPO_OMP_FOR
+    DPO_OMP_FOR_IF((double)seq_start[S] * C * 16)
     for (task = 0; task < ntask; task++) {
         int s = task / H, h = task % H, base = seq_start[s], T = seq_start[s + 1] - base, i, j, d;
         const float *P = att + att_off[s] + (size_t)h * T * T;
@@ -455,7 +455,7 @@ static void attention_backward(float *dqkv /* (N, 3C) */, const float *att /* (A
 
 static void gelu_forward(float *out, const float *inp, size_t n) {
     long i, ni = (long)n;
-    DPO_OMP_FOR
+    DPO_OMP_FOR_IF(ni)
     for (i = 0; i < ni; i++) {
         float x = inp[i];
         float u = GELU_K * (x + 0.044715f * x * x * x);
@@ -467,7 +467,7 @@ static void gelu_forward(float *out, const float *inp, size_t n) {
  * dinp = gelu'(x) dout, written in place over dout when dinp == dout. */
 static void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     long i, ni = (long)n;
-    DPO_OMP_FOR
+    DPO_OMP_FOR_IF(ni)
     for (i = 0; i < ni; i++) {
         float x = inp[i];
         float u = GELU_K * (x + 0.044715f * x * x * x);
@@ -479,7 +479,7 @@ static void gelu_backward(float *dinp, const float *inp, const float *dout, size
 
 static void residual_forward(float *out, const float *a, const float *b, size_t n) {
     long i, ni = (long)n;
-    DPO_OMP_FOR
+    DPO_OMP_FOR_IF(ni)
     for (i = 0; i < ni; i++) out[i] = a[i] + b[i];
 }
 
@@ -491,7 +491,7 @@ static void residual_forward(float *out, const float *a, const float *b, size_t 
 static void logsoftmax_forward(float *logp /* (N) */, float *probs /* (M, V), logits in */,
                                const int *sel /* (M) */, const int *targets /* (N) */, int M, int V) {
     int r;
-    DPO_OMP_FOR
+    DPO_OMP_FOR_IF((double)M * V)
     for (r = 0; r < M; r++) {
         float *z = probs + (size_t)r * V, mx = -INFINITY, zt, inv;
         double sum = 0.0;
@@ -513,7 +513,7 @@ static void logsoftmax_forward(float *logp /* (N) */, float *probs /* (M, V), lo
 static void logsoftmax_backward(float *probs /* (M, V): becomes dlogits */, const float *dlogp /* (N) */,
                                 const int *sel, const int *targets, int M, int V) {
     int r;
-    DPO_OMP_FOR
+    DPO_OMP_FOR_IF((double)M * V)
     for (r = 0; r < M; r++) {
         float *z = probs + (size_t)r * V, g = dlogp[sel[r]];
         int v;

@@ -427,7 +427,7 @@ double dpo_loss_batch(const dpo_loss_config *c, const dpo_pair_in *in, dpo_pair_
         for (i = 0; i < n; i++) pair_nan(&out[i], in[i].n_rejected);
         return NAN;
     }
-    DPO_OMP_FOR
+    DPO_OMP_FOR_IF((double)n * 256)
     for (i = 0; i < n; i++) pair_loss(c, &in[i], &out[i], n);
     for (i = 0; i < n; i++) sum += out[i].loss;
     return sum / (double)n;

@@ -197,6 +197,7 @@ static double norm_chunk_sumsq(const float *x, size_t n) {
     for (; i + NORM_LANES <= n; i += NORM_LANES)
         for (j = 0; j < NORM_LANES; j++) acc[j] += (double)x[i + j] * (double)x[i + j];
     for (j = 0; i < n; i++, j++) acc[j] += (double)x[i] * (double)x[i];
+    /* a fixed tree over the NORM_LANES = 8 lanes */
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
@@ -207,7 +208,7 @@ double optim_grad_norm(const float *g, size_t n) {
     for (base = 0; base < nchunks; base += NORM_GROUP) {
         double part[NORM_GROUP];
         long cnt = (long)(nchunks - base < NORM_GROUP ? nchunks - base : NORM_GROUP), k;
-        DPO_OMP_FOR
+        DPO_OMP_FOR_IF((double)cnt * NORM_CHUNK)
         for (k = 0; k < cnt; k++) {
             size_t begin = (base + (size_t)k) * NORM_CHUNK;
             size_t len = n - begin < NORM_CHUNK ? n - begin : NORM_CHUNK;
@@ -224,7 +225,7 @@ double optim_grad_norm(const float *g, size_t n) {
 static void optim_clip(float *g, size_t n, double norm, double clip) {
     const float scale = (float)(clip / (norm + 1e-6));
     size_t i;
-    DPO_OMP_FOR
+    DPO_OMP_FOR_IF(n)
     for (i = 0; i < n; i++) g[i] *= scale;
 }
 
@@ -237,7 +238,7 @@ static void optim_clip(float *g, size_t n, double norm, double clip) {
 static void optim_sgd(float *p, const float *g, size_t n, double lr) {
     const float lrf = (float)lr;
     size_t i;
-    DPO_OMP_FOR
+    DPO_OMP_FOR_IF(n)
     for (i = 0; i < n; i++) p[i] = p[i] - lrf * g[i];
 }
 
@@ -251,7 +252,7 @@ static void optim_rmsprop(float *p, float *v, const float *g, size_t n, const op
     const float lrf = (float)lr, wd = (float)c->weight_decay, alpha = (float)c->alpha,
                 one_minus_alpha = (float)(1.0 - c->alpha), eps = (float)c->eps;
     size_t i;
-    DPO_OMP_FOR
+    DPO_OMP_FOR_IF(n)
     for (i = 0; i < n; i++) {
         float gi = g[i] + wd * p[i];
         float vi = v[i] * alpha + one_minus_alpha * gi * gi;
@@ -273,7 +274,7 @@ static void optim_adamw(float *p, float *m, float *v, const float *g, size_t n,
                 one_minus_b2 = (float)(1.0 - c->beta2), step_size = (float)(lr / bc1),
                 bc2_sqrt = (float)sqrt(bc2), eps = (float)c->eps;
     size_t i;
-    DPO_OMP_FOR
+    DPO_OMP_FOR_IF(n)
     for (i = 0; i < n; i++) {
         float gi = g[i], pi = p[i] * decay;
         float mi = m[i] * b1 + one_minus_b1 * gi;
@@ -346,6 +347,7 @@ int optim_save(const optim_state *s, const char *path, dpo_err *e) {
     st_out_tensor ts[5];
     float kind_f[1], n_f[2], step_f[2];
     size_t nt = 0;
+    if (s->n == 0) return dpo_errf(e, "%s: the optimizer state to save is not initialised", path);
     if (s->step < 0 || split_counter((uint64_t)s->step, step_f) != 0)
         return dpo_errf(e, "%s: step %ld cannot be stored (must be in [0, 2^48))", path, s->step);
     if (split_counter((uint64_t)s->n, n_f) != 0)
@@ -442,8 +444,12 @@ int optim_load(optim_state *s, const char *path, dpo_err *e) {
         goto fail;
     }
     if (!(tstep = find_vector(&f, "step", 2, e)) || st_read_f32(&f, tstep, step_f, e) != 0) goto fail;
-    if (join_counter(step_f, &step_file) != 0 || step_file > (uint64_t)LONG_MAX) {
+    if (join_counter(step_f, &step_file) != 0) {
         dpo_errf(e, "%s: tensor \"step\" is not two integers in [0, 2^24)", path);
+        goto fail;
+    }
+    if (step_file > (uint64_t)LONG_MAX) { /* only where long has 32 bits */
+        dpo_errf(e, "%s: step %llu does not fit in a long", path, (unsigned long long)step_file);
         goto fail;
     }
     if (s->m) {

@@ -279,6 +279,30 @@ static double seq_logp(const batch_buf *b, int s) {
     return sum;
 }
 
+int dpo_data_logps(model *m, const dpo_dataset *d, int micro_batch, double *logp, dpo_err *e) {
+    batch_buf b;
+    int *rows = malloc((size_t)(micro_batch > 0 ? micro_batch : 1) * sizeof *rows), r0, i, rc = 0;
+    memset(&b, 0, sizeof b);
+    if (!rows || micro_batch < 1) {
+        free(rows);
+        return dpo_errf(e, "out of memory");
+    }
+    for (r0 = 0; r0 < d->n_rows && rc == 0; r0 += micro_batch) {
+        int n = d->n_rows - r0 < micro_batch ? d->n_rows - r0 : micro_batch;
+        for (i = 0; i < n; i++) rows[i] = r0 + i;
+        if (build_batch(&b, d, rows, n) == 0) {
+            rc = dpo_errf(e, "out of memory for a batch");
+        } else if (model_forward(m, b.logp, b.tokens, b.targets, b.seq_len, 2 * n, e) != 0) {
+            rc = -1;
+        } else {
+            for (i = 0; i < 2 * n; i++) logp[2 * (size_t)r0 + (size_t)i] = seq_logp(&b, i);
+        }
+    }
+    batch_free(&b);
+    free(rows);
+    return rc;
+}
+
 /* ======================================================================== */
 /* the training loop                                                         */
 /* ======================================================================== */
@@ -306,6 +330,7 @@ typedef struct {
     int *perm, *rows;
     dpo_pair_in *pin;
     dpo_pair_out *pout;
+    double *ref_logp;        /* (2 n_rows) with --precompute-ref, else NULL */
 } train_state;
 
 static void train_free(train_state *s) {
@@ -319,6 +344,7 @@ static void train_free(train_state *s) {
     free(s->rows);
     free(s->pin);
     free(s->pout);
+    free(s->ref_logp);
 }
 
 /* One micro-batch of n pairs out of a batch of B: forward the reference and the
@@ -335,7 +361,12 @@ static int micro_step(train_state *s, const train_config *c, const int *rows, in
     *tokens += N;
     /* reference log-probs (not needed by the baselines that ignore the reference) */
     for (i = 0; i < n; i++) s->pin[i].ref_chosen = s->pin[i].ref_rejected = 0.0;
-    if (need_ref) {
+    if (need_ref && s->ref_logp) {
+        for (i = 0; i < n; i++) {
+            s->pin[i].ref_chosen = s->ref_logp[2 * (size_t)rows[i]];
+            s->pin[i].ref_rejected = s->ref_logp[2 * (size_t)rows[i] + 1];
+        }
+    } else if (need_ref) {
         if (model_forward(&s->ref, b->logp, b->tokens, b->targets, b->seq_len, 2 * n, e) != 0) return -1;
         for (i = 0; i < n; i++) {
             s->pin[i].ref_chosen = seq_logp(b, 2 * i);
@@ -566,6 +597,16 @@ int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
     if (!s.perm || !s.rows || !s.pin || !s.pout) {
         dpo_errf(e, "out of memory");
         goto fail;
+    }
+    if (c->precompute_ref && c->loss.kind != DPO_LOSS_SFT && c->loss.kind != DPO_LOSS_UNLIKELIHOOD) {
+        /* every row's reference log-probs once; then the reference model is not needed */
+        s.ref_logp = malloc(2 * (size_t)s.data.n_rows * sizeof *s.ref_logp);
+        if (!s.ref_logp) {
+            dpo_errf(e, "out of memory");
+            goto fail;
+        }
+        if (dpo_data_logps(&s.ref, &s.data, mb, s.ref_logp, e) != 0) goto fail;
+        model_free(&s.ref);
     }
     if (cb && cb->start) cb->start(cb->ctx, &s.data, total);
 

@@ -40,6 +40,12 @@ int dpo_data_load(dpo_dataset *d, const char *path, const tok_tokenizer *t, int 
                   int max_prompt_len, dpo_err *e);
 void dpo_data_free(dpo_dataset *d);
 
+/* Summed response log-probabilities of every row under model m:
+ * logp[2 r] = log p(chosen | prompt), logp[2 r + 1] = log p(rejected | prompt),
+ * micro_batch rows per forward pass (results do not depend on it: a sequence's
+ * log-probs are the same alone or packed). */
+int dpo_data_logps(model *m, const dpo_dataset *d, int micro_batch, double *logp, dpo_err *e);
+
 #endif
 
 /* ------------------------------------------------------------------------ */
@@ -60,6 +66,7 @@ typedef struct {
     int epochs;
     uint64_t seed;             /* shuffling */
     int save_every;            /* checkpoint into out_dir every N steps (0: only at the end) */
+    int precompute_ref;        /* reference log-probs of every row once, then free the reference */
     const char *resume_dir;    /* continue the run saved in this checkpoint (NULL: a new run) */
 } train_config;
 

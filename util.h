@@ -59,17 +59,22 @@ int util_path_join(char *out, size_t cap, const char *dir, const char *name, dpo
 double util_seconds(void);
 
 /* OpenMP pragmas that vanish cleanly (no -Wunknown-pragmas) in builds without it.
- * Only for loops whose iterations write disjoint memory. DPO_OMP_FOR is a
- * parallel loop; DPO_OMP_PARALLEL opens a region whose DPO_OMP_LOOP loops are
- * shared out among its threads (each ends with a barrier). */
+ * Only for loops whose iterations write disjoint memory. Each takes an estimate
+ * of the loop's work (element operations): below DPO_OMP_MIN_WORK it runs on the
+ * calling thread alone, because starting threads and waiting at the barrier
+ * costs more than the work (and costs a great deal when another process shares
+ * the cores). Which thread runs an iteration never changes its result.
+ * DPO_OMP_FOR_IF is a parallel loop; DPO_OMP_PARALLEL_IF opens a region whose
+ * DPO_OMP_LOOP loops are shared out among its threads (each ends with a barrier). */
 #define DPO_PRAGMA(x) _Pragma(#x)
+#define DPO_OMP_MIN_WORK 32768.0
 #ifdef _OPENMP
-#define DPO_OMP_FOR DPO_PRAGMA(omp parallel for schedule(static))
-#define DPO_OMP_PARALLEL DPO_PRAGMA(omp parallel)
+#define DPO_OMP_FOR_IF(work) DPO_PRAGMA(omp parallel for schedule(static) if ((double)(work) >= DPO_OMP_MIN_WORK))
+#define DPO_OMP_PARALLEL_IF(work) DPO_PRAGMA(omp parallel if ((double)(work) >= DPO_OMP_MIN_WORK))
 #define DPO_OMP_LOOP DPO_PRAGMA(omp for schedule(static))
 #else
-#define DPO_OMP_FOR
-#define DPO_OMP_PARALLEL
+#define DPO_OMP_FOR_IF(work)
+#define DPO_OMP_PARALLEL_IF(work)
 #define DPO_OMP_LOOP
 #endif
 

@@ -591,31 +591,39 @@ START_TEST(test_save_load_roundtrip) {
 }
 END_TEST
 
+/* Large enough that every parallel loop clears DPO_OMP_MIN_WORK and really runs
+ * on two threads (N * C = 270 * 128 = 34560 >= 32768). */
 START_TEST(test_threads_bit_identical) {
     model m;
-    st_file f;
-    golden_batch b;
-    float lp1[64], lp2[64], *g1;
+    model_config cfg = {2, 4, 128, 128, 300, 1e-5, 299};
+    int tokens[270], targets[270], lens[3] = {100, 90, 80}, i, saved = util_threads();
+    float lp1[270], lp2[270], w[270], *g1;
     dpo_err e;
-    int saved = util_threads();
-    ck_assert_int_eq(model_load(&m, GOLDEN_DIR "/tiny", &e), 0);
+    util_rng r;
+    ck_assert((double)270 * 128 >= DPO_OMP_MIN_WORK);
+    util_rng_seed(&r, 11);
+    ck_assert_int_eq(model_create(&m, &cfg, &e), 0);
     ck_assert_int_eq(model_alloc_grads(&m, &e), 0);
-    load_golden_batch(&f, &b);
-    st_close(&f);
+    randomize_params(&m, &r);
+    for (i = 0; i < 270; i++) {
+        tokens[i] = (int)(util_rng_u64(&r) % 300);
+        targets[i] = i % 7 == 3 ? -1 : (int)(util_rng_u64(&r) % 300);
+        w[i] = (float)util_rng_normal(&r);
+    }
     g1 = malloc(m.num_params * sizeof(float));
     ck_assert_ptr_nonnull(g1);
 
     util_set_threads(1);
-    ck_assert_int_eq(model_forward(&m, lp1, b.tokens, b.targets, b.seq_len, b.n_seq, &e), 0);
+    ck_assert_int_eq(model_forward(&m, lp1, tokens, targets, lens, 3, &e), 0);
     model_zero_grad(&m);
-    ck_assert_int_eq(model_backward(&m, b.weights, &e), 0);
+    ck_assert_int_eq(model_backward(&m, w, &e), 0);
     memcpy(g1, m.grads_mem, m.num_params * sizeof(float));
 
     util_set_threads(2);
-    ck_assert_int_eq(model_forward(&m, lp2, b.tokens, b.targets, b.seq_len, b.n_seq, &e), 0);
+    ck_assert_int_eq(model_forward(&m, lp2, tokens, targets, lens, 3, &e), 0);
     model_zero_grad(&m);
-    ck_assert_int_eq(model_backward(&m, b.weights, &e), 0);
-    ck_assert_mem_eq(lp1, lp2, (size_t)b.n_tok * sizeof(float));
+    ck_assert_int_eq(model_backward(&m, w, &e), 0);
+    ck_assert_mem_eq(lp1, lp2, sizeof lp1);
     ck_assert_mem_eq(g1, m.grads_mem, m.num_params * sizeof(float));
 
     util_set_threads(saved);

@@ -1095,15 +1095,22 @@ START_TEST(test_load_wrong_dtype) {
 }
 END_TEST
 
-START_TEST(test_load_uninitialised) {
+/* a zeroed (never initialised, or freed) state is neither saved nor loaded into */
+START_TEST(test_save_load_uninitialised) {
     optim_state s;
     dpo_err e;
     char path[256];
     memset(&s, 0, sizeof s);
     memset(&e, 0, sizeof e);
     path_in(path, sizeof path, "x.safetensors");
+    ck_assert_int_eq(optim_save(&s, path, &e), -1);
+    ck_assert_msg(strstr(e.msg, "state to save is not initialised"), "%s", e.msg);
+    ck_assert_int_eq(count_entries(), 0);
+    make_trained(&s, OPTIM_RMSPROP, 4, 1);
+    save_ok(&s, path);
+    optim_free(&s);
     ck_assert_int_eq(optim_load(&s, path, &e), -1);
-    ck_assert_msg(strstr(e.msg, "not initialised"), "%s", e.msg);
+    ck_assert_msg(strstr(e.msg, "state to load into is not initialised"), "%s", e.msg);
 }
 END_TEST
 
@@ -1138,7 +1145,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_load_wrong_kind_or_n);
     tcase_add_test(tc, test_load_hostile);
     tcase_add_test(tc, test_load_wrong_dtype);
-    tcase_add_test(tc, test_load_uninitialised);
+    tcase_add_test(tc, test_save_load_uninitialised);
     suite_add_tcase(s, tc);
     return s;
 }
