@@ -13,7 +13,9 @@ SIMD    ?= native
 BUILD   ?= build
 OPT     ?= -O3
 WARN    := -std=c99 -pedantic -Wall -Wextra -Werror
-CFLAGS_BASE := $(WARN) $(OPT) -D_POSIX_C_SOURCE=200809L
+# -fno-math-errno only says libm need not set errno (nothing here reads it after a
+# math call); it lets sqrtf vectorize. Unlike fast-math it changes no result.
+CFLAGS_BASE := $(WARN) $(OPT) -fno-math-errno -D_POSIX_C_SOURCE=200809L
 ifeq ($(SIMD),native)
 CFLAGS_BASE += -march=native
 endif
