@@ -527,6 +527,82 @@ static int cmd_train(int argc, char **argv) {
 }
 
 /* ======================================================================== */
+/* dpo logp                                                                  */
+/* ======================================================================== */
+
+/* One JSON object per pair: the policy's summed response log-probs, the token
+ * counts, and with --ref the reference's and the implicit rewards
+ * beta (log pi(y|x) - log pi_ref(y|x)) (objective.c derives them). */
+static int cmd_logp(int argc, char **argv) {
+    const char *model_dir = NULL, *ref_dir = NULL, *data = NULL, *tok_dir = NULL;
+    double beta = 0.1;
+    int max_len = 512, max_prompt_len = 256, micro = 4, threads = 0, rc, i, ml;
+    model pol, ref;
+    tok_tokenizer *t = NULL;
+    dpo_dataset d;
+    double *lp = NULL, *lr = NULL;
+    dpo_err e;
+    opt_spec opts[] = {
+        {"--model", OPT_STR, &model_dir, 0, 0, 1, "model directory (with its tokenizer files)", 0},
+        {"--data", OPT_STR, &data, 0, 0, 1, "JSONL preference pairs {\"prompt\", \"chosen\", \"rejected\"}", 0},
+        {"--ref", OPT_STR, &ref_dir, 0, 0, 0, "reference model: also print its log-probs and the implicit rewards", 0},
+        {"--tokenizer", OPT_STR, &tok_dir, 0, 0, 0, "tokenizer directory (default: --model's)", 0},
+        {"--beta", OPT_DOUBLE, &beta, 0, 0, 0, "beta of the implicit rewards (default 0.1)", 0},
+        {"--max-len", OPT_INT, &max_len, 2, 1 << 20, 0, "as for dpo train (default 512)", 0},
+        {"--max-prompt-len", OPT_INT, &max_prompt_len, 1, 1 << 20, 0, "as for dpo train (default 256)", 0},
+        {"--micro-batch", OPT_INT, &micro, 1, 1 << 20, 0, "pairs per forward pass (default 4)", 0},
+        {"--threads", OPT_INT, &threads, 1, 1024, 0, "OpenMP threads (default: all)", 0},
+    };
+    rc = parse_options("logp", "usage: dpo logp --model DIR --data FILE [--ref DIR] [--beta B]\n\n"
+                       "Print, for each pair, one JSON object: logp_chosen and logp_rejected (summed\n"
+                       "log-probabilities of the response tokens and the end-of-text token, as dpo train\n"
+                       "counts them), n_chosen and n_rejected (those tokens), and with --ref the\n"
+                       "reference's log-probs and the implicit rewards beta * (logp - ref_logp).",
+                       argc, argv, opts, (int)(sizeof opts / sizeof opts[0]));
+    if (rc != 0) return rc > 0 ? 0 : 2;
+    util_set_threads(threads);
+    memset(&pol, 0, sizeof pol);
+    memset(&ref, 0, sizeof ref);
+    memset(&d, 0, sizeof d);
+    rc = 1;
+    if (tok_load(&t, tok_dir ? tok_dir : model_dir, &e) != 0 || model_load(&pol, model_dir, &e) != 0 ||
+        (ref_dir && model_load(&ref, ref_dir, &e) != 0))
+        goto done;
+    ml = max_len < pol.cfg.n_ctx ? max_len : pol.cfg.n_ctx;
+    if (ref_dir && ml > ref.cfg.n_ctx) ml = ref.cfg.n_ctx;
+    if (dpo_data_load(&d, data, t, tok_eot_id(t) >= 0 ? tok_eot_id(t) : pol.cfg.eos_token_id, ml,
+                      max_prompt_len < ml ? max_prompt_len : ml - 1, &e) != 0)
+        goto done;
+    lp = malloc(2 * (size_t)d.n_rows * sizeof *lp);
+    lr = malloc(2 * (size_t)d.n_rows * sizeof *lr);
+    if (!lp || !lr) {
+        dpo_errf(&e, "out of memory");
+        goto done;
+    }
+    if (dpo_data_logps(&pol, &d, micro, lp, &e) != 0 || (ref_dir && dpo_data_logps(&ref, &d, micro, lr, &e) != 0))
+        goto done;
+    for (i = 0; i < d.n_rows; i++) {
+        printf("{\"line\": %ld, \"logp_chosen\": %.9g, \"logp_rejected\": %.9g, \"n_chosen\": %d, \"n_rejected\": %d",
+               d.rows[i].line, lp[2 * i], lp[2 * i + 1], d.rows[i].n_chosen, d.rows[i].n_rejected);
+        if (ref_dir)
+            printf(", \"ref_logp_chosen\": %.9g, \"ref_logp_rejected\": %.9g, \"reward_chosen\": %.9g, "
+                   "\"reward_rejected\": %.9g",
+                   lr[2 * i], lr[2 * i + 1], beta * (lp[2 * i] - lr[2 * i]), beta * (lp[2 * i + 1] - lr[2 * i + 1]));
+        printf("}\n");
+    }
+    rc = 0;
+done:
+    if (rc != 0) fail("logp", &e);
+    free(lp);
+    free(lr);
+    dpo_data_free(&d);
+    model_free(&pol);
+    model_free(&ref);
+    tok_free(t);
+    return rc;
+}
+
+/* ======================================================================== */
 /* tokenizer commands: encode, decode, tokenizer-train                      */
 /* ======================================================================== */
 
@@ -788,6 +864,7 @@ static void usage(FILE *fp) {
             "usage: dpo COMMAND [OPTIONS]\n\n"
             "commands:\n"
             "  train   fine-tune a model on preference pairs with DPO\n"
+            "  logp    log-probabilities and implicit rewards of preference pairs\n"
             "  init    write a freshly initialised GPT-2 model directory\n"
             "  info    load and validate a model directory; print config and tensors\n"
             "  bench   time forward + backward passes on random tokens\n"
@@ -813,6 +890,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(argv[1], "train") == 0) return cmd_train(argc - 2, argv + 2);
+    if (strcmp(argv[1], "logp") == 0) return cmd_logp(argc - 2, argv + 2);
     if (strcmp(argv[1], "init") == 0) return cmd_init(argc - 2, argv + 2);
     if (strcmp(argv[1], "info") == 0) return cmd_info(argc - 2, argv + 2);
     if (strcmp(argv[1], "bench") == 0) return cmd_bench(argc - 2, argv + 2);

@@ -118,5 +118,13 @@ expect 1 "resume with the same" "$DPO" train --model "$T/p" --out "$T/part" --da
     --micro-batch 2 --seed 4 --steps 40 --resume "$T/part"
 expect 1 "not a checkpoint" "$DPO" train --model "$T/p" --out "$T/x" $A --resume "$T/p"
 
+# dpo logp: packing-independent sums; with --ref the implicit rewards (policy = reference: 0)
+"$DPO" logp --model "$T/p" --data "$T/pairs.jsonl" --micro-batch 1 > "$T/lp1.jsonl"
+"$DPO" logp --model "$T/p" --data "$T/pairs.jsonl" --micro-batch 3 > "$T/lp3.jsonl"
+cmp -s "$T/lp1.jsonl" "$T/lp3.jsonl" && [ "$(wc -l < "$T/lp1.jsonl")" -eq 8 ] &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: dpo logp depends on --micro-batch or misses rows"; }
+expect 0 "\"reward_chosen\": 0, \"reward_rejected\": 0}" "$DPO" logp --model "$T/p" --ref "$T/p" --data "$T/pairs.jsonl"
+expect 1 "$T/badpairs.jsonl: line 2" "$DPO" logp --model "$T/p" --data "$T/badpairs.jsonl"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
