@@ -51,9 +51,9 @@ static int g_threads_before;
  * (test_threads_bit_identical, which shows the thread count changes no bit).
  * Reason: these models are so small that every OpenMP region is a few
  * microseconds of work, and when other processes keep the 2 cores busy, each
- * region's barrier waits for a descheduled thread: measured, the suite takes 4 s
- * on an idle machine with 2 threads, but over 5 minutes with two busy processes
- * beside it, against a few seconds with 1 thread. */
+ * region's barrier waits for a descheduled thread. Measured with two busy
+ * processes beside it: over 5 minutes with 2 threads (4 s on an idle machine),
+ * about 20 s with 1 thread, most of it the one test that runs on 2. */
 static void suite_setup(void) {
     dpo_err e;
     g_threads_before = util_threads();
@@ -607,9 +607,10 @@ END_TEST
  * family's gradients, not to the entry. Measured (gcc -O3 -march=native): the
  * largest error is 0.5 ulp where the gradient term is negligible, and
  * (error - 1 ulp) <= 2.2e-7 lr G_f elsewhere; the largest error is 0.28 of the
- * bound. Allowed: 2 ulps + 2^-20 (9.5e-7) lr G_f. The largest update of a family
- * is 3e3 ulps (LayerNorm weights, near 1) to 2e8 ulps, so a gradient wrong by
- * 1e-3 relative breaks the bound in every family, by 1e-5 in most. */
+ * bound (clang: 0.30). Allowed: 2 ulps + 2^-20 (9.5e-7) lr G_f. In every family
+ * the largest update is more than 100 times the tolerance at its entry (asserted;
+ * measured: at least 1.6e3, for the LayerNorm weights near 1), so a gradient wrong
+ * by 1% breaks the bound in every family. */
 #define SGD_ULPS 2.0
 #define SGD_GREL 9.5367431640625e-07 /* 2^-20 */
 
@@ -619,7 +620,7 @@ START_TEST(test_sgd_step_matches_gradient) {
     capture cap;
     model pol, ref, got;
     pair_seqs ps[NP4];
-    double h[NP4], hmax = 0.0, worst = 0.0, upd_ulps = 0.0, loss_here, lc = 0, lr_ = 0, rwc = 0, rwr = 0, mag = 0;
+    double h[NP4], hmax = 0.0, worst = 0.0, sens = HUGE_VAL, loss_here, lc = 0, lr_ = 0, rwc = 0, rwr = 0, mag = 0;
     int k, f, n_right = 0;
     dpo_err e;
     path_in(pdir, sizeof pdir, "policy");
@@ -678,7 +679,7 @@ START_TEST(test_sgd_step_matches_gradient) {
     load_model(&got, out);
     ck_assert_uint_eq(got.num_params, pol.num_params);
     for (f = 0; f < MODEL_NUM_FAMILIES; f++) {
-        size_t off = (size_t)(pol.params.t[f] - pol.params_mem), i;
+        size_t off = (size_t)(pol.params.t[f] - pol.params_mem), i, big = off;
         size_t end = f + 1 < MODEL_NUM_FAMILIES ? (size_t)(pol.params.t[f + 1] - pol.params_mem) : pol.num_params;
         double G = 0.0;
         for (i = off; i < end; i++)
@@ -692,13 +693,19 @@ START_TEST(test_sgd_step_matches_gradient) {
             ck_assert_msg(err <= tol, "family %d entry %zu: p0 %.9g p1 %.9g, -lr g %.9g: error %.3g > %.3g", f, i - off,
                           p0, p1, want, err, tol);
             if (err / tol > worst) worst = err / tol;
-            if (fabs(want) / u > upd_ulps) upd_ulps = fabs(want) / u;
+            if (fabs(pol.grads_mem[i]) == G) big = i;
+        }
+        /* the family's largest update is far above the tolerance at that entry */
+        {
+            float p0 = pol.params_mem[big], p1 = got.params_mem[big];
+            double tol = SGD_ULPS * ulpf(fabsf(p0) > fabsf(p1) ? p0 : p1) + LR3 * SGD_GREL * G;
+            if (LR3 * G / tol < sens) sens = LR3 * G / tol;
         }
     }
-    ck_assert_msg(upd_ulps > 1e6, "largest update only %.3g ulps", upd_ulps);
+    ck_assert_msg(sens > 100.0, "a family's largest update is only %.3g times the tolerance", sens);
     if (getenv("DPO_TEST_VERBOSE"))
-        fprintf(stderr, "sgd step: max error / tolerance %.3g, largest update %.3g ulps, max |beta h| %.3g\n", worst,
-                upd_ulps, hmax);
+        fprintf(stderr, "sgd step: max error / tolerance %.3g, min over families of largest update / tolerance %.3g, "
+                        "max |beta h| %.3g\n", worst, sens, hmax);
     /* the tokenizer went with the model */
     ck_assert((size_t)snprintf(path, sizeof path, "%s/vocab.json", out) < sizeof path && path_exists(path));
     ck_assert((size_t)snprintf(path, sizeof path, "%s/merges.txt", out) < sizeof path && path_exists(path));
@@ -711,14 +718,15 @@ END_TEST
 /* Central differences of the mean loss, through model_forward, at the entry of
  * largest gradient in each of eight tensor families: checks this file's own
  * gradient (the sign, the sigmoid weight, the 1/B and the response-only sums).
- * D(s) = (L(p+s) - L(p-s)) / 2s with s = 2^-7 (the float steps actually taken):
- * the truncation error s^2 L'''/6 and the float rounding of the log-prob sums
- * (about 1e-6 nats per sum) divided by 2s. Measured: at most 1.4e-4 relative on
- * these entries (|g| from 0.02 to 0.6; smaller steps are worse, rounding-bound).
- * Allowed: 1e-3 relative; a wrong factor in the weight or a prompt token in the
- * sums is off by far more. */
-#define FD_STEP 0.0078125
-#define FD_REL 1e-3
+ * D(s) = (L(p+s) - L(p-s)) / 2s with s = 2^-6 (dividing by the float steps
+ * actually taken) has two errors: truncation, s^2 L'''/6, and the float rounding
+ * of the log-prob sums (about 1e-6 nats each) divided by 2s, which is largest
+ * relative to the smallest of these gradients (0.02). Measured over steps 2^-5 to
+ * 2^-9 with gcc and clang: 2^-6 is the best compromise, at most 3.2e-4 relative
+ * on these entries (|g| from 0.02 to 0.6). Allowed: 2e-3 relative; a wrong factor
+ * in the weight or a prompt token in the sums is off by far more. */
+#define FD_STEP 0.015625
+#define FD_REL 2e-3
 
 START_TEST(test_gradient_finite_differences) {
     char pdir[256], rdir[256];
@@ -770,9 +778,9 @@ END_TEST
 /* ======================================================================== */
 
 /* Measured: micro-batches of 1, 2 and 3 differ from one batch of 4 after two SGD
- * steps by at most 3.0e-8 = 2.9e-8 of max |param| (1.04) (float summation order
- * of the gradient accumulation), while the two steps moved parameters by up to
- * 0.14 = 0.14 of max |param|. Allowed: 1e-6 of max |param|; a wrong scale of one
+ * steps by at most 3.0e-8 = 2.9e-8 of max |param| (1.04) with gcc, 1.2e-7 (one
+ * ulp of the parameters near 1) with clang (float summation order of the
+ * gradient accumulation), while the two steps moved parameters by up to 0.14. Allowed: 1e-6 of max |param|; a wrong scale of one
  * micro-batch (n/mb instead of n/B, a dropped or doubled partial micro-batch)
  * changes the model by a fraction of the update, 1e4 times more. */
 #define MICRO_REL 1e-6
@@ -887,7 +895,7 @@ START_TEST(test_threads_bit_identical) {
     path_in(out2, sizeof out2, "out2");
     make_model_dir(pdir, 3, 10.0f);
     write_pairs(data, pairs4, NP4);
-    base_config(&c, pdir, data, out1, OPTIM_ADAMW, 1e-2, NP4, 2, 3);
+    base_config(&c, pdir, data, out1, OPTIM_ADAMW, 1e-2, NP4, 2, 2);
     util_set_threads(1);
     run_ok(&c, &cap1);
     c.out_dir = out2;
@@ -898,12 +906,12 @@ START_TEST(test_threads_bit_identical) {
     load_model(&b, out2);
     ck_assert_uint_eq(a.num_params, b.num_params);
     ck_assert(memcmp(a.params_mem, b.params_mem, a.num_params * sizeof(float)) == 0);
-    for (k = 0; k < 3; k++) {
+    for (k = 0; k < 2; k++) {
         ck_assert(cap1.m[k].loss == cap2.m[k].loss);
         ck_assert(cap1.m[k].grad_norm == cap2.m[k].grad_norm);
         ck_assert(cap1.m[k].logp_chosen == cap2.m[k].logp_chosen);
     }
-    /* and the three steps did change the model */
+    /* and the two steps did change the model */
     model_free(&b);
     load_model(&b, pdir);
     ck_assert(memcmp(a.params_mem, b.params_mem, a.num_params * sizeof(float)) != 0);
@@ -916,18 +924,31 @@ END_TEST
 /* 7. learning a small preference set                                        */
 /* ======================================================================== */
 
+/* Eight prompts, each with a positive and a negative one-word continuation (each
+ * word one GPT-2 token, so every response is 2 tokens with its eos: short
+ * sequences keep the 3 x 40 steps fast, also under the sanitizers). */
 static const text_pair pairs8[] = {
-    {"The movie was", " great and fun.", " bad and boring."},
-    {"My day was", " happy.", " sad."},
-    {"The food tasted", " delicious.", " awful."},
-    {"I feel", " good today.", " terrible today."},
-    {"The service was", " excellent.", " horrible."},
-    {"This book is", " wonderful.", " dreadful."},
-    {"The weather is", " lovely.", " miserable."},
-    {"Our trip was", " amazing.", " a disaster."},
+    {"The movie was", " great", " bad"},
+    {"My day was", " happy", " sad"},
+    {"The food tasted", " delicious", " awful"},
+    {"I feel", " good", " terrible"},
+    {"The service was", " excellent", " horrible"},
+    {"This book is", " wonderful", " dreadful"},
+    {"The weather is", " lovely", " miserable"},
+    {"Our trip was", " amazing", " boring"},
 };
 #define NP8 8
-#define E2E_STEPS 40
+#define E2E_STEPS 30
+
+/* dpo, ipo and hinge (beta 0.1) with AdamW, lr 1e-3, no warm-up, clip 0, batch 8
+ * (all pairs), 30 steps, reference = the initial policy. Measured: step 1 has
+ * margin 0 and accuracy 0 (h = 0); from step 2 on every pair is ordered right
+ * (accuracy 1) and the margin grows by about 0.011 a step, to 0.313 (dpo),
+ * 0.304 (ipo), 0.314 (hinge) at step 30; losses 0.693 -> 0.549 (dpo),
+ * 25 -> 3.86 (ipo), 1 -> 0.686 (hinge). Asserted: final accuracy exactly 1, final
+ * margin above the first step's and above 10 times step 2's (the model keeps
+ * learning rather than stopping after the first update), final loss below the
+ * first. */
 
 START_TEST(test_end_to_end_losses) {
     static const dpo_loss_kind kinds[3] = {DPO_LOSS_DPO, DPO_LOSS_IPO, DPO_LOSS_HINGE};
@@ -954,6 +975,8 @@ START_TEST(test_end_to_end_losses) {
         ck_assert_msg(last->accuracy == 1.0, "%s: accuracy %g", dpo_loss_kind_name(kinds[k]), last->accuracy);
         ck_assert_msg(last->margin > first->margin, "%s: margin %g, first %g", dpo_loss_kind_name(kinds[k]),
                       last->margin, first->margin);
+        ck_assert_msg(last->margin > 10.0 * cap.m[1].margin, "%s: margin %g, at step 2 %g",
+                      dpo_loss_kind_name(kinds[k]), last->margin, cap.m[1].margin);
         ck_assert_msg(last->loss < first->loss, "%s: loss %g, first %g", dpo_loss_kind_name(kinds[k]), last->loss,
                       first->loss);
         ck_assert(path_exists(out));
