@@ -5,8 +5,8 @@
 #   SIMD=scalar make     portable build: no -march=native
 #   NO_OMP=1 make        build without OpenMP
 #
-# Never add -Ofast or -ffast-math: they turn isnan() into 0 and make results
-# depend on the build.
+# Never enable fast math (the fast-math flag, or the optimisation level that
+# implies it): it turns isnan() into 0 and makes results depend on the build.
 
 CC      ?= cc
 SIMD    ?= native
@@ -14,7 +14,7 @@ BUILD   ?= build
 OPT     ?= -O3
 WARN    := -std=c99 -pedantic -Wall -Wextra -Werror
 # -fno-math-errno only says libm need not set errno (nothing here reads it after a
-# math call); it lets sqrtf vectorize. Unlike fast-math it changes no result.
+# math call); it lets sqrtf vectorize. Unlike fast math it changes no result.
 CFLAGS_BASE := $(WARN) $(OPT) -fno-math-errno -D_POSIX_C_SOURCE=200809L
 ifeq ($(SIMD),native)
 CFLAGS_BASE += -march=native
