@@ -37,41 +37,19 @@ static void new_dir(char *out, size_t cap, const char *name) {
     ck_assert_msg(mkdir(out, 0777) == 0, "mkdir %s: %s", out, strerror(errno));
 }
 
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *fp = fopen(path, "wb");
-    ck_assert_msg(fp != NULL, "fopen %s: %s", path, strerror(errno));
-    ck_assert(n == 0 || fwrite(data, 1, n, fp) == n);
-    ck_assert(fclose(fp) == 0);
-}
 
-static unsigned char *read_bytes(const char *path, size_t *n) {
-    FILE *fp = fopen(path, "rb");
-    unsigned char *buf;
-    long sz;
-    ck_assert_msg(fp != NULL, "fopen %s: %s", path, strerror(errno));
-    ck_assert(fseek(fp, 0, SEEK_END) == 0);
-    sz = ftell(fp);
-    ck_assert(sz >= 0);
-    ck_assert(fseek(fp, 0, SEEK_SET) == 0);
-    buf = malloc((size_t)sz + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert((size_t)sz == fread(buf, 1, (size_t)sz, fp));
-    fclose(fp);
-    *n = (size_t)sz;
-    return buf;
-}
 
 static void copy_file(const char *from, const char *to) {
     size_t n;
-    unsigned char *b = read_bytes(from, &n);
-    write_bytes(to, b, n);
+    unsigned char *b = testutil_read_bytes(from, &n);
+    testutil_write_bytes(to, b, n);
     free(b);
 }
 
 static void write_text(const char *dir, const char *name, const char *text) {
     char p[4096];
     path_in(p, sizeof p, dir, name);
-    write_bytes(p, text, strlen(text));
+    testutil_write_bytes(p, text, strlen(text));
 }
 
 /* ======================================================================== */
@@ -292,7 +270,7 @@ static void raw_write(const raw_set *s, const char *path, int reverse_data) {
     for (k = 0; k < 8; k++) file[k] = (unsigned char)((uint64_t)len >> (8 * k));
     memcpy(file + 8, hdr, len);
     for (i = 0; i < s->n; i++) memcpy(file + 8 + len + offs[i], s->t[i].data, s->t[i].nbytes);
-    write_bytes(path, file, total);
+    testutil_write_bytes(path, file, total);
     free(file);
     free(hdr);
 }
@@ -558,7 +536,7 @@ START_TEST(test_weights_missing_and_truncated) {
     LOAD_FAIL(dir, "model.safetensors", "cannot open");
 
     path_in(from, sizeof from, good, "model.safetensors");
-    bytes = read_bytes(from, &n);
+    bytes = testutil_read_bytes(from, &n);
     for (hlen = 0, k = 0; k < 8; k++) hlen |= (size_t)bytes[k] << (8 * k);
     /* the cut points fall where the messages below expect them */
     ck_assert_msg(8 + hlen > 100 && 8 + hlen < n / 2, "header %zu, file %zu", hlen, n);
@@ -570,7 +548,7 @@ START_TEST(test_weights_missing_and_truncated) {
     cuts[5] = n - 1;
     path_in(p, sizeof p, dir, "model.safetensors");
     for (i = 0; i < 6; i++) {
-        write_bytes(p, bytes, cuts[i]);
+        testutil_write_bytes(p, bytes, cuts[i]);
         load_fail_at(dir, "model.safetensors", want[i], 1000 + i);
     }
     /* header length beyond the end of the file */
@@ -579,11 +557,11 @@ START_TEST(test_weights_missing_and_truncated) {
         ck_assert_ptr_nonnull(copy);
         memcpy(copy, bytes, n);
         for (k = 0; k < 8; k++) copy[k] = (unsigned char)((uint64_t)(n - 7) >> (8 * k));
-        write_bytes(p, copy, n);
+        testutil_write_bytes(p, copy, n);
         LOAD_FAIL(dir, "model.safetensors", "header length");
         /* and a header length of 2^63 */
         for (k = 0; k < 8; k++) copy[k] = k == 7 ? 0x80 : 0;
-        write_bytes(p, copy, n);
+        testutil_write_bytes(p, copy, n);
         LOAD_FAIL(dir, "model.safetensors", "header length");
         free(copy);
     }
@@ -877,12 +855,12 @@ START_TEST(test_save_errors) {
 
     /* a directory path that is an existing regular file */
     path_in(p, sizeof p, tmp_root, "plain-file");
-    write_bytes(p, "keep me", 7);
+    testutil_write_bytes(p, "keep me", 7);
     memset(&e, 0, sizeof e);
     ck_assert_int_eq(model_save(&m, p, &e), -1);
     ck_assert_msg(strstr(e.msg, p) != NULL, "message does not name the path: %s", e.msg);
     ck_assert_msg(strstr(e.msg, "not a directory") != NULL, "message: %s", e.msg);
-    after = read_bytes(p, &na);
+    after = testutil_read_bytes(p, &na);
     ck_assert(na == 7 && memcmp(after, "keep me", 7) == 0);
     free(after);
 
@@ -895,10 +873,10 @@ START_TEST(test_save_errors) {
 
     /* saving over an existing model replaces both files and leaves no temporary */
     path_in(p, sizeof p, good, "model.safetensors");
-    before = read_bytes(p, &nb);
+    before = testutil_read_bytes(p, &nb);
     m.params_mem[0] += 1.0f;
     ck_assert_msg(model_save(&m, good, &e) == 0, "%s", e.msg);
-    after = read_bytes(p, &na);
+    after = testutil_read_bytes(p, &na);
     ck_assert_uint_eq(na, nb);
     ck_assert(memcmp(before, after, nb) != 0);
     free(before);

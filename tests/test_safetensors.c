@@ -53,29 +53,7 @@ static int count_entries(const char *dir, int *tmp_seen) {
     return n;
 }
 
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *fp = fopen(path, "wb");
-    ck_assert_msg(fp != NULL, "fopen %s: %s", path, strerror(errno));
-    ck_assert(n == 0 || fwrite(data, 1, n, fp) == n);
-    ck_assert(fclose(fp) == 0);
-}
 
-static unsigned char *read_bytes(const char *path, size_t *n) {
-    FILE *fp = fopen(path, "rb");
-    unsigned char *buf;
-    long sz;
-    ck_assert_msg(fp != NULL, "fopen %s: %s", path, strerror(errno));
-    ck_assert(fseek(fp, 0, SEEK_END) == 0);
-    sz = ftell(fp);
-    ck_assert(sz >= 0);
-    ck_assert(fseek(fp, 0, SEEK_SET) == 0);
-    buf = malloc((size_t)sz + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert((size_t)sz == fread(buf, 1, (size_t)sz, fp));
-    fclose(fp);
-    *n = (size_t)sz;
-    return buf;
-}
 
 /* A safetensors file built by hand: the 8-byte little-endian length field
  * len_field (which need not match), hlen bytes of header, then ndata data
@@ -88,7 +66,7 @@ static void write_raw_len(const char *path, uint64_t len_field, const char *hdr,
     for (i = 0; i < 8; i++) buf[i] = (unsigned char)(len_field >> (8 * i));
     memcpy(buf + 8, hdr, hlen);
     for (i = 0; i < ndata; i++) buf[8 + hlen + i] = (unsigned char)(i % 251);
-    write_bytes(path, buf, total);
+    testutil_write_bytes(path, buf, total);
     free(buf);
 }
 
@@ -283,7 +261,7 @@ START_TEST(test_roundtrip) {
     ck_assert_int_eq(tmp_seen, 0);
 
     /* the raw layout: length field, header padded to a multiple of 8, 14 floats */
-    raw = read_bytes(path, &n);
+    raw = testutil_read_bytes(path, &n);
     for (hlen = 0, i = 0; i < 8; i++) hlen |= (size_t)raw[i] << (8 * i);
     ck_assert_msg(hlen % 8 == 0, "header length %zu is not a multiple of 8", hlen);
     ck_assert_uint_eq(n, 8 + hlen + 4 * (6 + 1 + 0 + 7));
@@ -419,7 +397,7 @@ START_TEST(test_read_dtypes) {
     for (k = 0; k < 8; k++) file[k] = (unsigned char)((uint64_t)hl >> (8 * k));
     memcpy(file + 8, hdr, hl);
     memcpy(file + 8 + hl, data, sizeof data);
-    write_bytes(path, file, sizeof file);
+    testutil_write_bytes(path, file, sizeof file);
     OPEN_OK(&f, path);
     ck_assert_uint_eq(f.n_tensors, 3);
     ck_assert_int_eq(st_find(&f, "h")->dtype, ST_F16);
@@ -505,11 +483,11 @@ START_TEST(test_hostile_framing) {
     /* missing file */
     EXPECT_OPEN_FAIL(path, "cannot open");
     /* empty, and shorter than the 8-byte length */
-    write_bytes(path, "", 0);
+    testutil_write_bytes(path, "", 0);
     EXPECT_OPEN_FAIL(path, "truncated");
-    write_bytes(path, "\x02\x00\x00\x00\x00", 5);
+    testutil_write_bytes(path, "\x02\x00\x00\x00\x00", 5);
     EXPECT_OPEN_FAIL(path, "truncated");
-    write_bytes(path, "\x02\x00\x00\x00\x00\x00\x00", 7);
+    testutil_write_bytes(path, "\x02\x00\x00\x00\x00\x00\x00", 7);
     EXPECT_OPEN_FAIL(path, "truncated");
     /* exactly the length field, claiming a 0-byte header */
     write_raw_len(path, 0, "", 0, 0);

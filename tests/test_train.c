@@ -72,14 +72,8 @@ static void path_in(char *out, size_t cap, const char *name) {
     ck_assert((size_t)snprintf(out, cap, "%s/%s", tmp_root, name) < cap);
 }
 
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *fp = fopen(path, "wb");
-    ck_assert_msg(fp != NULL, "%s", path);
-    ck_assert(n == 0 || fwrite(data, 1, n, fp) == n);
-    ck_assert(fclose(fp) == 0);
-}
 
-static void write_text(const char *path, const char *text) { write_bytes(path, text, strlen(text)); }
+static void write_text(const char *path, const char *text) { testutil_write_bytes(path, text, strlen(text)); }
 
 static int path_exists(const char *path) {
     struct stat st;
@@ -247,7 +241,7 @@ static void write_pairs(const char *path, const text_pair *tp, int n) {
         ck_assert(k > 0 && (size_t)k < sizeof buf - off);
         off += (size_t)k;
     }
-    write_bytes(path, buf, off);
+    testutil_write_bytes(path, buf, off);
 }
 
 /* log p(response ++ eos | prompt) under m: one forward of this sequence alone,
@@ -475,7 +469,7 @@ START_TEST(test_data_truncation) {
         off += (size_t)k;
     }
     path_in(path, sizeof path, "trunc.jsonl");
-    write_bytes(path, buf, off);
+    testutil_write_bytes(path, buf, off);
     ck_assert_msg(dpo_data_load(&d, path, g_tok, EOS, 10, 4, &e) == 0, "%s", e.msg);
     ck_assert_int_eq(d.n_rows, n_rows);
     ck_assert_int_eq(d.n_truncated, 4);
@@ -503,7 +497,7 @@ static void load_fails(const char *name, const char *content, size_t len, long l
     dpo_dataset d;
     dpo_err e;
     path_in(path, sizeof path, name);
-    write_bytes(path, content, len);
+    testutil_write_bytes(path, content, len);
     memset(&e, 0, sizeof e);
     ck_assert_msg(dpo_data_load(&d, path, g_tok, EOS, 32, 16, &e) == -1, "%s was accepted", name);
     ck_assert_msg(strstr(e.msg, path) != NULL, "%s: message does not name the file: %s", name, e.msg);

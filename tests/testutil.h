@@ -23,6 +23,31 @@ static inline int testutil_run(Suite *s) {
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
+/* Write n bytes to path (replacing it) / read a whole file; any failure fails the check. */
+static inline void testutil_write_bytes(const char *path, const void *data, size_t n) {
+    FILE *fp = fopen(path, "wb");
+    ck_assert_msg(fp != NULL, "fopen %s: %s", path, strerror(errno));
+    ck_assert(n == 0 || fwrite(data, 1, n, fp) == n);
+    ck_assert(fclose(fp) == 0);
+}
+
+static inline unsigned char *testutil_read_bytes(const char *path, size_t *n) {
+    FILE *fp = fopen(path, "rb");
+    unsigned char *buf;
+    long sz;
+    ck_assert_msg(fp != NULL, "fopen %s: %s", path, strerror(errno));
+    ck_assert(fseek(fp, 0, SEEK_END) == 0);
+    sz = ftell(fp);
+    ck_assert(sz >= 0);
+    ck_assert(fseek(fp, 0, SEEK_SET) == 0);
+    buf = malloc((size_t)sz + 1);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert((size_t)sz == fread(buf, 1, (size_t)sz, fp));
+    fclose(fp);
+    *n = (size_t)sz;
+    return buf;
+}
+
 /* Remove a file or a directory tree (no links followed). */
 static inline void testutil_remove_tree(const char *path) {
     struct stat st;
