@@ -4,11 +4,16 @@
  * the user names.
  *
  * Subcommands (see `dpo --help`):
+ *   train  DPO (and its variants and baselines) on preference pairs: train.c
+ *   sft    supervised fine-tuning, the same loop: train.c
+ *   logp   log-probabilities and implicit rewards of pairs
  *   init   write a freshly initialised GPT-2 model directory
  *   info   load and validate a model directory, print its config and tensors
  *   bench  time forward + backward passes of a model on random tokens
+ *   encode, decode, tokenizer-train: the tokenizer (tokenizer.c)
  *
- * The DPO objective and the training loop will live here too (issue: dpo train). */
+ * The DPO objective, with its derivation, is in objective.c; the training loop
+ * in train.c. */
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -386,49 +391,86 @@ done:
 typedef struct {
     FILE *log;              /* metrics JSONL, or NULL */
     double t0;
-    int quiet;
+    int quiet, sft;
 } train_ui;
 
-static void train_ui_start(void *ctx, const dpo_dataset *d, long total) {
+static void train_ui_start(void *ctx, const dpo_dataset *d, const dpo_dataset *eval, long total) {
     train_ui *ui = ctx;
-    if (!ui->quiet)
-        fprintf(stderr, "%d preference pairs (%d truncated to fit), %ld optimizer steps\n", d->n_rows,
-                d->n_truncated, total);
+    const char *what = ui->sft ? "rows" : "preference pairs";
+    if (ui->quiet) return;
+    fprintf(stderr, "%d %s (%d truncated to fit), %ld optimizer steps\n", d->n_rows, what, d->n_truncated, total);
+    if (eval) fprintf(stderr, "held-out: %d %s (%d truncated to fit)\n", eval->n_rows, what, eval->n_truncated);
 }
 
-/* one JSONL metrics line with TRL's names; a one-line progress display with an ETA */
+/* One JSONL metrics line with TRL's names; an evaluation's names get TRL's
+ * "eval_" prefix. SFT runs have no rewards or rejected responses. */
+static void write_metrics(FILE *fp, const train_metrics *m, int sft, int eval) {
+    const char *p = eval ? "eval_" : "";
+    fprintf(fp, "{\"step\": %ld, \"epoch\": %.6g, \"%sloss\": %.9g", m->step, m->epoch, p, m->loss);
+    if (!sft)
+        fprintf(fp, ", \"%srewards/chosen\": %.9g, \"%srewards/rejected\": %.9g, \"%srewards/accuracies\": %.9g, "
+                    "\"%srewards/margins\": %.9g, \"%slogps/chosen\": %.9g, \"%slogps/rejected\": %.9g",
+                p, m->reward_chosen, p, m->reward_rejected, p, m->accuracy, p, m->margin, p, m->logp_chosen, p,
+                m->logp_rejected);
+    if (!eval) fprintf(fp, ", \"grad_norm\": %.9g, \"learning_rate\": %.9g", m->grad_norm, m->learning_rate);
+    fprintf(fp, ", \"%stokens_per_second\": %.6g}\n", p, m->tokens_per_second);
+    fflush(fp);
+}
+
+/* a metrics line in the log, and a one-line progress display with an ETA */
 static void train_ui_step(void *ctx, const train_metrics *m, long total) {
     train_ui *ui = ctx;
     double el = util_seconds() - ui->t0, eta = el / (double)m->step * (double)(total - m->step);
-    if (ui->log) {
-        fprintf(ui->log,
-                "{\"step\": %ld, \"epoch\": %.6g, \"loss\": %.9g, \"rewards/chosen\": %.9g, "
-                "\"rewards/rejected\": %.9g, \"rewards/accuracies\": %.9g, \"rewards/margins\": %.9g, "
-                "\"logps/chosen\": %.9g, \"logps/rejected\": %.9g, \"grad_norm\": %.9g, "
-                "\"learning_rate\": %.9g, \"tokens_per_second\": %.6g}\n",
-                m->step, m->epoch, m->loss, m->reward_chosen, m->reward_rejected, m->accuracy, m->margin,
-                m->logp_chosen, m->logp_rejected, m->grad_norm, m->learning_rate, m->tokens_per_second);
-        fflush(ui->log);
-    }
-    if (!ui->quiet)
+    if (ui->log) write_metrics(ui->log, m, ui->sft, 0);
+    if (ui->quiet) return;
+    if (ui->sft)
+        fprintf(stderr, "\rstep %ld/%ld  loss %.4f  lr %.3g  %.0f tok/s  ETA %.0f s   ", m->step, total, m->loss,
+                m->learning_rate, m->tokens_per_second, eta);
+    else
         fprintf(stderr, "\rstep %ld/%ld  loss %.4f  acc %.2f  margin %.4f  lr %.3g  %.0f tok/s  ETA %.0f s   ",
                 m->step, total, m->loss, m->accuracy, m->margin, m->learning_rate, m->tokens_per_second, eta);
-    if (!ui->quiet && m->step == total) fprintf(stderr, "\n");
+    if (m->step == total) fprintf(stderr, "\n");
 }
 
-static int cmd_train(int argc, char **argv) {
+static void train_ui_eval(void *ctx, const train_metrics *m, long total) {
+    train_ui *ui = ctx;
+    if (ui->log) write_metrics(ui->log, m, ui->sft, 1);
+    if (ui->quiet) return;
+    if (m->step != total) fprintf(stderr, "\n");
+    if (ui->sft)
+        fprintf(stderr, "eval after step %ld: loss %.4f\n", m->step, m->loss);
+    else
+        fprintf(stderr, "eval after step %ld: loss %.4f  acc %.2f  margin %.4f  rewards %.4f / %.4f\n", m->step,
+                m->loss, m->accuracy, m->margin, m->reward_chosen, m->reward_rejected);
+}
+
+/* options that only preference training has */
+static const char *const dpo_only_options[] = {"--ref", "--loss", "--beta", "--label-smoothing", "--alpha",
+                                               "--sft-weight", "--precompute-ref"};
+
+static int dpo_only(const char *name) {
+    size_t i;
+    for (i = 0; i < sizeof dpo_only_options / sizeof dpo_only_options[0]; i++)
+        if (strcmp(name, dpo_only_options[i]) == 0) return 1;
+    return 0;
+}
+
+/* dpo train (sft = 0) and dpo sft (sft = 1): one option table, the DPO-only
+ * options left out of sft's */
+static int cmd_train(int argc, char **argv, int sft) {
+    const char *cmd = sft ? "sft" : "train";
     train_config c;
     const char *loss = "dpo", *optimizer = "rmsprop", *schedule = "constant", *log_path = NULL;
     double beta = 0.1, label_smoothing = 0.0, alpha = 1.0, sft_weight = 0.0;
     double lr = 1e-6, weight_decay = 0.0, grad_clip = 10.0;
-    int warmup = 150, threads = 0, steps = 0, quiet = 0, rc;
+    int warmup = 150, threads = 0, steps = 0, quiet = 0, rc, n_opts = 0, i;
     optim_kind ok;
     train_ui ui;
     train_callbacks cb;
     dpo_err e;
-    opt_spec opts[] = {
-        {"--model", OPT_STR, &c.model_dir, 0, 0, 1, "policy model directory (Hugging Face GPT-2, with tokenizer files)", 0},
-        {"--data", OPT_STR, &c.data_path, 0, 0, 1, "JSONL preference pairs {\"prompt\", \"chosen\", \"rejected\"}", 0},
+    opt_spec all[] = {
+        {"--model", OPT_STR, &c.model_dir, 0, 0, 1, "model directory to fine-tune (Hugging Face GPT-2, with tokenizer files)", 0},
+        {"--data", OPT_STR, &c.data_path, 0, 0, 1, sft ? "JSONL rows {\"prompt\", \"completion\"} or {\"text\"}" : "JSONL preference pairs {\"prompt\", \"chosen\", \"rejected\"}", 0},
         {"--out", OPT_STR, &c.out_dir, 0, 0, 1, "directory for the fine-tuned model (written at the end, atomically)", 0},
         {"--ref", OPT_STR, &c.ref_dir, 0, 0, 0, "frozen reference model (default: a copy of --model)", 0},
         {"--tokenizer", OPT_STR, &c.tokenizer_dir, 0, 0, 0, "tokenizer directory (default: --model's)", 0},
@@ -437,12 +479,14 @@ static int cmd_train(int argc, char **argv) {
         {"--label-smoothing", OPT_DOUBLE, &label_smoothing, 0, 0, 0, "conservative DPO: assumed label noise in [0, 0.5) (default 0)", 0},
         {"--alpha", OPT_DOUBLE, &alpha, 0, 0, 0, "unlikelihood weight (default 1)", 0},
         {"--sft-weight", OPT_DOUBLE, &sft_weight, 0, 0, 0, "add this times the chosen response's mean-token NLL (default 0)", 0},
-        {"--batch", OPT_INT, &c.batch, 1, 1 << 20, 0, "pairs per optimizer step (default 64)", 0},
-        {"--micro-batch", OPT_INT, &c.micro_batch, 1, 1 << 20, 0, "pairs per forward/backward, gradients accumulated (default 4)", 0},
+        {"--eval-data", OPT_STR, &c.eval_path, 0, 0, 0, sft ? "held-out JSONL rows: the loss on them, forward passes only" : "held-out JSONL pairs: the same metrics on them, forward passes only", 0},
+        {"--eval-every", OPT_INT, &c.eval_every, 1, 1 << 30, 0, "evaluate every N steps (default: after the last step only)", 0},
+        {"--batch", OPT_INT, &c.batch, 1, 1 << 20, 0, sft ? "rows per optimizer step (default 64)" : "pairs per optimizer step (default 64)", 0},
+        {"--micro-batch", OPT_INT, &c.micro_batch, 1, 1 << 20, 0, sft ? "rows per forward/backward, gradients accumulated (default 4)" : "pairs per forward/backward, gradients accumulated (default 4)", 0},
         {"--steps", OPT_INT, &steps, 1, 1 << 30, 0, "optimizer steps (default: --epochs over the data)", 0},
         {"--epochs", OPT_INT, &c.epochs, 1, 1 << 20, 0, "passes over the data when --steps is not given (default 1)", 0},
         {"--max-len", OPT_INT, &c.max_len, 2, 1 << 20, 0, "longest prompt + response, in tokens (default 512; at most the model's context)", 0},
-        {"--max-prompt-len", OPT_INT, &c.max_prompt_len, 1, 1 << 20, 0, "prompt tokens kept (the last ones) when a pair is too long (default 256)", 0},
+        {"--max-prompt-len", OPT_INT, &c.max_prompt_len, 1, 1 << 20, 0, "prompt tokens kept (the last ones) when a row is too long (default 256)", 0},
         {"--optimizer", OPT_STR, &optimizer, 0, 0, 0, "rmsprop (default, the paper's; PyTorch defaults), adamw, sgd (plain)", 0},
         {"--lr", OPT_DOUBLE, &lr, 0, 0, 0, "peak learning rate (default 1e-6)", 0},
         {"--warmup", OPT_INT, &warmup, 0, 1 << 30, 0, "steps of linear warm-up from 0 (default 150)", 0},
@@ -454,25 +498,43 @@ static int cmd_train(int argc, char **argv) {
         {"--save-every", OPT_INT, &c.save_every, 1, 1 << 30, 0, "also checkpoint into --out every N steps (model, optimizer state, data position)", 0},
         {"--resume", OPT_STR, &c.resume_dir, 0, 0, 0, "continue the run checkpointed in this directory (same data, seed and batch sizes)", 0},
         {"--threads", OPT_INT, &threads, 1, 1024, 0, "OpenMP threads (default: all)", 0},
-        {"--log", OPT_STR, &log_path, 0, 0, 0, "append one JSON object of metrics per step to this file", 0},
+        {"--log", OPT_STR, &log_path, 0, 0, 0, "append one JSON object of metrics per step (and per evaluation) to this file", 0},
         {"--quiet", OPT_FLAG, &quiet, 0, 0, 0, "no progress display", 0},
     };
+    opt_spec opts[sizeof all / sizeof all[0]];
+    for (i = 0; i < (int)(sizeof all / sizeof all[0]); i++)
+        if (!sft || !dpo_only(all[i].name)) opts[n_opts++] = all[i];
     memset(&c, 0, sizeof c);
+    c.mode = sft ? TRAIN_SFT : TRAIN_DPO;
     c.batch = 64;
     c.micro_batch = 4;
     c.epochs = 1;
     c.max_len = 512;
     c.max_prompt_len = 256;
-    rc = parse_options("train", "usage: dpo train --model DIR --data FILE --out DIR [options]\n\n"
+    rc = parse_options(cmd, sft ? "usage: dpo sft --model DIR --data FILE --out DIR [options]\n\n"
+                       "Supervised fine-tuning: maximise the likelihood of each row's completion\n"
+                       "given its prompt. A row {\"prompt\", \"completion\"} becomes prompt ++ completion\n"
+                       "++ <|endoftext|>; a row {\"text\"} is an empty prompt (<|endoftext|>) and the\n"
+                       "text as the completion. Only completion tokens count: the loss is their mean\n"
+                       "negative log-likelihood over the whole batch (every token weighs the same).\n"
+                       "Optimizer, schedule, checkpoint and resume options are dpo train's. Prints\n"
+                       "progress to standard error; --log writes loss, grad_norm, learning_rate, step,\n"
+                       "epoch, tokens_per_second (and eval_loss with --eval-data) as JSONL."
+                       : "usage: dpo train --model DIR --data FILE --out DIR [options]\n\n"
                        "Fine-tune a GPT-2 model on preference pairs with Direct Preference\n"
                        "Optimization (or one of its variants and baselines) against a frozen\n"
                        "reference model. Each pair becomes prompt ++ response ++ <|endoftext|> for\n"
                        "both responses; only response tokens count. Prints progress to standard\n"
                        "error; --log writes TRL-named metrics (loss, rewards/chosen, rewards/rejected,\n"
                        "rewards/accuracies, rewards/margins, logps/chosen, logps/rejected, grad_norm,\n"
-                       "learning_rate, step, epoch, tokens_per_second) as JSONL.",
-                       argc, argv, opts, (int)(sizeof opts / sizeof opts[0]));
+                       "learning_rate, step, epoch, tokens_per_second) as JSONL; with --eval-data,\n"
+                       "the same on the held-out pairs, named eval_loss, eval_rewards/chosen, ...",
+                       argc, argv, opts, n_opts);
     if (rc != 0) return rc > 0 ? 0 : 2;
+    if (c.eval_every > 0 && !c.eval_path) {
+        fprintf(stderr, "dpo %s: --eval-every needs --eval-data FILE\n", cmd);
+        return 2;
+    }
     c.steps = steps;
     if (dpo_loss_kind_parse(loss, &c.loss.kind) != 0) {
         fprintf(stderr, "dpo train: unknown --loss '%s' (dpo, ipo, hinge, sft, unlikelihood)\n", loss);
@@ -486,7 +548,7 @@ static int cmd_train(int argc, char **argv) {
     else if (strcmp(optimizer, "adamw") == 0) ok = OPTIM_ADAMW;
     else if (strcmp(optimizer, "sgd") == 0) ok = OPTIM_SGD;
     else {
-        fprintf(stderr, "dpo train: unknown --optimizer '%s' (rmsprop, adamw, sgd)\n", optimizer);
+        fprintf(stderr, "dpo %s: unknown --optimizer '%s' (rmsprop, adamw, sgd)\n", cmd, optimizer);
         return 2;
     }
     optim_config_defaults(&c.opt, ok);
@@ -497,30 +559,32 @@ static int cmd_train(int argc, char **argv) {
     if (strcmp(schedule, "constant") == 0) c.opt.schedule = OPTIM_CONSTANT;
     else if (strcmp(schedule, "cosine") == 0) c.opt.schedule = OPTIM_COSINE;
     else {
-        fprintf(stderr, "dpo train: unknown --schedule '%s' (constant, cosine)\n", schedule);
+        fprintf(stderr, "dpo %s: unknown --schedule '%s' (constant, cosine)\n", cmd, schedule);
         return 2;
     }
     c.opt.total_steps = 0; /* cosine: the run's length, set by train_run */
-    if (dpo_loss_config_validate(&c.loss, &e) != 0) return fail("train", &e);
+    if (!sft && dpo_loss_config_validate(&c.loss, &e) != 0) return fail(cmd, &e);
     util_set_threads(threads);
     memset(&ui, 0, sizeof ui);
     ui.quiet = quiet;
+    ui.sft = sft;
     ui.t0 = util_seconds();
     if (log_path) {
         ui.log = fopen(log_path, "a");
         if (!ui.log) {
-            fprintf(stderr, "dpo train: error: %s: cannot open for appending: %s\n", log_path, strerror(errno));
+            fprintf(stderr, "dpo %s: error: %s: cannot open for appending: %s\n", cmd, log_path, strerror(errno));
             return 1;
         }
     }
     cb.start = train_ui_start;
     cb.step = train_ui_step;
+    cb.eval = train_ui_eval;
     cb.ctx = &ui;
     rc = train_run(&c, &cb, &e);
     if (ui.log) fclose(ui.log);
     if (rc != 0) {
         if (!quiet) fprintf(stderr, "\n");
-        return fail("train", &e);
+        return fail(cmd, &e);
     }
     printf("wrote %s (%.1f s)\n", c.out_dir, util_seconds() - ui.t0);
     return 0;
@@ -864,6 +928,7 @@ static void usage(FILE *fp) {
             "usage: dpo COMMAND [OPTIONS]\n\n"
             "commands:\n"
             "  train   fine-tune a model on preference pairs with DPO\n"
+            "  sft     supervised fine-tuning on prompt/completion or text rows\n"
             "  logp    log-probabilities and implicit rewards of preference pairs\n"
             "  init    write a freshly initialised GPT-2 model directory\n"
             "  info    load and validate a model directory; print config and tensors\n"
@@ -889,7 +954,8 @@ int main(int argc, char **argv) {
         printf("dpo %s\n", DPO_VERSION);
         return 0;
     }
-    if (strcmp(argv[1], "train") == 0) return cmd_train(argc - 2, argv + 2);
+    if (strcmp(argv[1], "train") == 0) return cmd_train(argc - 2, argv + 2, 0);
+    if (strcmp(argv[1], "sft") == 0) return cmd_train(argc - 2, argv + 2, 1);
     if (strcmp(argv[1], "logp") == 0) return cmd_logp(argc - 2, argv + 2);
     if (strcmp(argv[1], "init") == 0) return cmd_init(argc - 2, argv + 2);
     if (strcmp(argv[1], "info") == 0) return cmd_info(argc - 2, argv + 2);

@@ -60,17 +60,48 @@ static void truncate_row(int *n_prompt, size_t *prompt_skip, int *n_c, int *n_r,
     if (*n_r > max_len - *n_prompt) *n_r = max_len - *n_prompt;
 }
 
-int dpo_data_load(dpo_dataset *d, const char *path, const tok_tokenizer *t, int eos, int max_len,
-                  int max_prompt_len, dpo_err *e) {
+/* The texts of one row into s[], len[]: pairs {prompt, chosen, rejected}; SFT
+ * {prompt, completion}, or {text} as an empty prompt and the text. Returns the
+ * number of texts, or -1 with the problem in e. */
+static int row_texts(const json_value *row, int sft, const char **s, size_t *len, dpo_err *e) {
+    static const char *const pair_keys[3] = {"prompt", "chosen", "rejected"};
+    static const char *const sft_keys[2] = {"prompt", "completion"};
+    const char *const *keys = sft ? sft_keys : pair_keys;
+    int n = sft ? 2 : 3, k, rc;
+    if (row->type != JSON_OBJECT) return dpo_errf(e, "not a JSON object");
+    if (sft) {
+        rc = json_get_string(row, "text", &s[1], &len[1], e);
+        if (rc < 0) return -1;
+        if (rc == 0) {
+            if (json_get(row, "completion"))
+                return dpo_errf(e, "both \"text\" and \"completion\": a row is {\"text\"} or {\"prompt\", \"completion\"}");
+            s[0] = "";
+            len[0] = 0;
+            return 2;
+        }
+    }
+    for (k = 0; k < n; k++) {
+        rc = json_get_string(row, keys[k], &s[k], &len[k], e);
+        if (rc > 0)
+            return sft ? dpo_errf(e, "missing key \"%s\" (a row is {\"text\"} or {\"prompt\", \"completion\"})", keys[k])
+                       : dpo_errf(e, "missing key \"%s\"", keys[k]);
+        if (rc < 0) return -1;
+    }
+    return n;
+}
+
+static int data_load(dpo_dataset *d, const char *path, const tok_tokenizer *t, int eos, int max_len,
+                     int max_prompt_len, int sft, dpo_err *e) {
     char *text, *p, *end;
     size_t len, cap_pool = 0, cap_rows = 0;
     int *ids[3] = {NULL, NULL, NULL};
-    size_t n_ids[3], cap_ids[3] = {0, 0, 0};
-    static const char *const keys[3] = {"prompt", "chosen", "rejected"};
+    size_t n_ids[3] = {0, 0, 0}, cap_ids[3] = {0, 0, 0};
+    static const char *const names[2][3] = {{"prompt", "chosen", "rejected"}, {"prompt", "completion", ""}};
     long line = 0;
     int k;
 
     memset(d, 0, sizeof *d);
+    d->sft = sft;
     if (max_prompt_len < 1 || max_len < max_prompt_len + 1)
         return dpo_errf(e, "max_len (%d) must exceed max_prompt_len (%d) >= 1", max_len, max_prompt_len);
     if (util_read_file(path, MAX_DATA_BYTES, &text, &len, e) != 0) return -1;
@@ -78,9 +109,11 @@ int dpo_data_load(dpo_dataset *d, const char *path, const tok_tokenizer *t, int 
     for (p = text; p < end;) {
         char *nl = memchr(p, '\n', (size_t)(end - p)), *le = nl ? nl : end, *q;
         json_value *row;
+        const char *str[3];
+        size_t slen[3];
         dpo_row r;
         size_t skip;
-        int cut;
+        int cut, n_texts;
         line++;
         for (q = p; q < le && (*q == ' ' || *q == '\t' || *q == '\r'); q++) {}
         if (q == le) { /* blank line */
@@ -91,23 +124,15 @@ int dpo_data_load(dpo_dataset *d, const char *path, const tok_tokenizer *t, int 
             dpo_err_prefix(e, "%s: line %ld", path, line);
             goto fail;
         }
-        if (row->type != JSON_OBJECT) {
+        n_texts = row_texts(row, sft, str, slen, e);
+        if (n_texts < 0) {
             json_free(row);
-            dpo_errf(e, "%s: line %ld: not a JSON object", path, line);
+            dpo_err_prefix(e, "%s: line %ld", path, line);
             goto fail;
         }
-        for (k = 0; k < 3; k++) {
-            const char *s;
-            size_t slen;
-            int rc = json_get_string(row, keys[k], &s, &slen, e);
-            if (rc != 0) {
-                if (rc > 0) dpo_errf(e, "missing key \"%s\"", keys[k]);
-                json_free(row);
-                dpo_err_prefix(e, "%s: line %ld", path, line);
-                goto fail;
-            }
+        for (k = 0; k < n_texts; k++) {
             n_ids[k] = 0;
-            if (tok_encode(t, s, slen, &ids[k], &n_ids[k], &cap_ids[k], e) != 0) {
+            if (tok_encode(t, str[k], slen[k], &ids[k], &n_ids[k], &cap_ids[k], e) != 0) {
                 json_free(row);
                 dpo_err_prefix(e, "%s: line %ld", path, line);
                 goto fail;
@@ -129,21 +154,21 @@ int dpo_data_load(dpo_dataset *d, const char *path, const tok_tokenizer *t, int 
             }
             if (n_ids[k] > (size_t)1 << 30) {
                 json_free(row);
-                dpo_errf(e, "%s: line %ld: \"%s\" is longer than 2^30 tokens", path, line, keys[k]);
+                dpo_errf(e, "%s: line %ld: \"%s\" is longer than 2^30 tokens", path, line, names[sft][k]);
                 goto fail;
             }
         }
         json_free(row);
         r.n_prompt = (int)n_ids[0];
         r.n_chosen = (int)n_ids[1];
-        r.n_rejected = (int)n_ids[2];
+        r.n_rejected = sft ? 0 : (int)n_ids[2];
         r.line = line;
         truncate_row(&r.n_prompt, &skip, &r.n_chosen, &r.n_rejected, max_len, max_prompt_len, &cut);
         d->n_truncated += cut;
         r.off = d->n_pool;
         if (pool_append(d, &cap_pool, ids[0] + skip, (size_t)r.n_prompt) != 0 ||
             pool_append(d, &cap_pool, ids[1], (size_t)r.n_chosen) != 0 ||
-            pool_append(d, &cap_pool, ids[2], (size_t)r.n_rejected) != 0) {
+            (r.n_rejected > 0 && pool_append(d, &cap_pool, ids[2], (size_t)r.n_rejected) != 0)) {
             dpo_errf(e, "out of memory reading %s", path);
             goto fail;
         }
@@ -165,7 +190,7 @@ int dpo_data_load(dpo_dataset *d, const char *path, const tok_tokenizer *t, int 
         p = nl ? nl + 1 : end;
     }
     if (d->n_rows == 0) {
-        dpo_errf(e, "%s: no preference pairs in the file", path);
+        dpo_errf(e, "%s: no %s in the file", path, sft ? "rows" : "preference pairs");
         goto fail;
     }
     for (k = 0; k < 3; k++) free(ids[k]);
@@ -178,14 +203,26 @@ fail:
     return -1;
 }
 
+int dpo_data_load(dpo_dataset *d, const char *path, const tok_tokenizer *t, int eos, int max_len,
+                  int max_prompt_len, dpo_err *e) {
+    return data_load(d, path, t, eos, max_len, max_prompt_len, 0, e);
+}
+
+int sft_data_load(dpo_dataset *d, const char *path, const tok_tokenizer *t, int eos, int max_len,
+                  int max_prompt_len, dpo_err *e) {
+    return data_load(d, path, t, eos, max_len, max_prompt_len, 1, e);
+}
+
 /* ======================================================================== */
 /* packed batches of pairs                                                   */
 /* ======================================================================== */
 
-/* For rows[0..n): 2n sequences, chosen then rejected for each row. A sequence
- * prompt ++ response is fed without its last token (it predicts nothing); the
- * target at position j is the token at j + 1 when that token belongs to the
- * response, else -1, so exactly |response| positions carry a log-prob. */
+/* For rows[0..n): per = 2 sequences per pair (chosen then rejected), or per = 1
+ * per SFT row (the completion). A sequence prompt ++ response is fed without
+ * its last token (it predicts nothing); the target at position j is the token
+ * at j + 1 when that token belongs to the response, else -1, so exactly
+ * |response| positions carry a log-prob. Sequence k of row i is number
+ * per * i + k. */
 typedef struct {
     int *tokens, *targets;   /* (N) */
     int *seq_len;            /* (2n) */
@@ -243,21 +280,24 @@ static int batch_reserve(batch_buf *b, size_t n_tok, int n_seq) {
     return 0;
 }
 
+static int seqs_per_row(const dpo_dataset *d) { return d->sft ? 1 : 2; }
+
 /* fills b for rows[0..n) and returns the number of tokens N (0 on out of memory) */
 static size_t build_batch(batch_buf *b, const dpo_dataset *d, const int *rows, int n) {
     size_t N = 0, pos = 0;
-    int i, k, j;
+    int per = seqs_per_row(d), i, k, j;
     for (i = 0; i < n; i++) {
         const dpo_row *r = &d->rows[rows[i]];
-        N += (size_t)(r->n_prompt + r->n_chosen - 1) + (size_t)(r->n_prompt + r->n_rejected - 1);
+        N += (size_t)(r->n_prompt + r->n_chosen - 1);
+        if (per == 2) N += (size_t)(r->n_prompt + r->n_rejected - 1);
     }
-    if (batch_reserve(b, N, 2 * n) != 0) return 0;
+    if (batch_reserve(b, N, per * n) != 0) return 0;
     for (i = 0; i < n; i++) {
         const dpo_row *r = &d->rows[rows[i]];
         const int *prompt = d->pool + r->off;
-        for (k = 0; k < 2; k++) {
+        for (k = 0; k < per; k++) {
             const int *resp = prompt + r->n_prompt + (k ? r->n_chosen : 0);
-            int R = k ? r->n_rejected : r->n_chosen, P = r->n_prompt, L = P + R - 1, s = 2 * i + k;
+            int R = k ? r->n_rejected : r->n_chosen, P = r->n_prompt, L = P + R - 1, s = per * i + k;
             for (j = 0; j < L; j++) {
                 b->tokens[pos + (size_t)j] = j < P ? prompt[j] : resp[j - P];
                 b->targets[pos + (size_t)j] = j + 1 >= P ? resp[j + 1 - P] : -1;
@@ -282,6 +322,7 @@ static double seq_logp(const batch_buf *b, int s) {
 int dpo_data_logps(model *m, const dpo_dataset *d, int micro_batch, double *logp, dpo_err *e) {
     batch_buf b;
     int *rows = malloc((size_t)(micro_batch > 0 ? micro_batch : 1) * sizeof *rows), r0, i, rc = 0;
+    int per = seqs_per_row(d);
     memset(&b, 0, sizeof b);
     if (!rows || micro_batch < 1) {
         free(rows);
@@ -292,10 +333,10 @@ int dpo_data_logps(model *m, const dpo_dataset *d, int micro_batch, double *logp
         for (i = 0; i < n; i++) rows[i] = r0 + i;
         if (build_batch(&b, d, rows, n) == 0) {
             rc = dpo_errf(e, "out of memory for a batch");
-        } else if (model_forward(m, b.logp, b.tokens, b.targets, b.seq_len, 2 * n, e) != 0) {
+        } else if (model_forward(m, b.logp, b.tokens, b.targets, b.seq_len, per * n, e) != 0) {
             rc = -1;
         } else {
-            for (i = 0; i < 2 * n; i++) logp[2 * (size_t)r0 + (size_t)i] = seq_logp(&b, i);
+            for (i = 0; i < per * n; i++) logp[(size_t)per * (size_t)r0 + (size_t)i] = seq_logp(&b, i);
         }
     }
     batch_free(&b);
@@ -324,13 +365,15 @@ static void epoch_permutation(int *perm, int n, uint64_t seed, long epoch) {
 typedef struct {
     model policy, ref;
     tok_tokenizer *tok;
-    dpo_dataset data;
+    dpo_dataset data, eval;
     optim_state opt;
     batch_buf buf;
     int *perm, *rows;
+    int *eval_rows;          /* 0, 1, ..., eval.n_rows - 1 */
     dpo_pair_in *pin;
     dpo_pair_out *pout;
     double *ref_logp;        /* (2 n_rows) with --precompute-ref, else NULL */
+    double *eval_ref_logp;   /* (2 eval.n_rows) when the objective uses the reference */
 } train_state;
 
 static void train_free(train_state *s) {
@@ -338,33 +381,69 @@ static void train_free(train_state *s) {
     model_free(&s->ref);
     tok_free(s->tok);
     dpo_data_free(&s->data);
+    dpo_data_free(&s->eval);
     optim_free(&s->opt);
     batch_free(&s->buf);
     free(s->perm);
     free(s->rows);
+    free(s->eval_rows);
     free(s->pin);
     free(s->pout);
     free(s->ref_logp);
+    free(s->eval_ref_logp);
 }
 
-/* One micro-batch of n pairs out of a batch of B: forward the reference and the
- * policy, the objective, then the policy's backward pass, which adds
- * (n / B) * d(mean loss over the micro-batch) = d(mean loss over the batch)
- * into the gradients. Metrics are added into acc (sums over pairs). */
-static int micro_step(train_state *s, const train_config *c, const int *rows, int n, int B,
-                      train_metrics *acc, size_t *tokens, dpo_err *e) {
+/* does the objective look at the reference model? (not SFT, nor the baselines) */
+static int needs_ref(const train_config *c) {
+    return c->mode == TRAIN_DPO && c->loss.kind != DPO_LOSS_SFT && c->loss.kind != DPO_LOSS_UNLIKELIHOOD;
+}
+
+/* response tokens (each one a log-prob term) of rows[0..n) */
+static double response_tokens(const dpo_dataset *d, const int *rows, int n) {
+    double t = 0.0;
+    int i;
+    for (i = 0; i < n; i++) t += d->rows[rows[i]].n_chosen + d->rows[rows[i]].n_rejected;
+    return t;
+}
+
+/* The forward half of a micro-batch: rows[0..n) of d, part of a batch of B rows
+ * with tok_batch response tokens. Forwards the reference (unless its log-probs
+ * are given in ref_logp, indexed like dpo_data_logps, or the objective ignores
+ * it) and the policy, evaluates the objective, and leaves in buf.dlogp the
+ * derivative of the batch's loss with respect to every token's log-prob:
+ *   TRAIN_DPO: the batch loss is the mean over its B pairs, so this micro-batch
+ *     contributes (n / B) * (mean over its n pairs), and every token of a
+ *     sequence receives (1 / B) * d(pair loss) / d(the sequence's summed log-prob);
+ *   TRAIN_SFT: the batch loss is -(sum of completion token log-probs) / tok_batch,
+ *     so every completion token receives -1 / tok_batch.
+ * The loss is added into acc->loss already divided as above; the other metrics
+ * are added as sums over rows. */
+static int forward_part(train_state *s, const train_config *c, const dpo_dataset *d, const double *ref_logp,
+                        const int *rows, int n, int B, double tok_batch, train_metrics *acc, size_t *tokens,
+                        dpo_err *e) {
     batch_buf *b = &s->buf;
-    size_t N = build_batch(b, &s->data, rows, n);
+    size_t N = build_batch(b, d, rows, n);
     double scale = (double)n / (double)B, mean;
-    int i, j, need_ref = c->loss.kind != DPO_LOSS_SFT && c->loss.kind != DPO_LOSS_UNLIKELIHOOD;
+    int i, j, need_ref = needs_ref(c);
     if (N == 0) return dpo_errf(e, "out of memory for a batch");
     *tokens += N;
+    if (d->sft) {
+        if (model_forward(&s->policy, b->logp, b->tokens, b->targets, b->seq_len, n, e) != 0) return -1;
+        for (j = 0; j < (int)N; j++) b->dlogp[j] = 0.0f;
+        for (i = 0; i < n; i++) {
+            double lp = seq_logp(b, i);
+            acc->loss -= lp / tok_batch;
+            acc->logp_chosen += lp;
+            for (j = 0; j < b->resp_len[i]; j++) b->dlogp[b->resp_start[i] + j] = (float)(-1.0 / tok_batch);
+        }
+        return 0;
+    }
     /* reference log-probs (not needed by the baselines that ignore the reference) */
     for (i = 0; i < n; i++) s->pin[i].ref_chosen = s->pin[i].ref_rejected = 0.0;
-    if (need_ref && s->ref_logp) {
+    if (need_ref && ref_logp) {
         for (i = 0; i < n; i++) {
-            s->pin[i].ref_chosen = s->ref_logp[2 * (size_t)rows[i]];
-            s->pin[i].ref_rejected = s->ref_logp[2 * (size_t)rows[i] + 1];
+            s->pin[i].ref_chosen = ref_logp[2 * (size_t)rows[i]];
+            s->pin[i].ref_rejected = ref_logp[2 * (size_t)rows[i] + 1];
         }
     } else if (need_ref) {
         if (model_forward(&s->ref, b->logp, b->tokens, b->targets, b->seq_len, 2 * n, e) != 0) return -1;
@@ -383,7 +462,7 @@ static int micro_step(train_state *s, const train_config *c, const int *rows, in
         s->pout[i].d_tok_rejected = c->loss.kind == DPO_LOSS_UNLIKELIHOOD ? b->dtok + b->resp_start[2 * i + 1] : NULL;
     }
     mean = dpo_loss_batch(&c->loss, s->pin, s->pout, n);
-    acc->loss += mean * n;
+    acc->loss += mean * scale;
     /* d loss / d logp of each token: every token of a sum receives the sum's gradient */
     for (j = 0; j < (int)N; j++) b->dlogp[j] = 0.0f;
     for (i = 0; i < n; i++) {
@@ -404,12 +483,52 @@ static int micro_step(train_state *s, const train_config *c, const int *rows, in
         acc->logp_chosen += s->pin[i].policy_chosen;
         acc->logp_rejected += s->pin[i].policy_rejected;
     }
-    return model_backward(&s->policy, b->dlogp, e);
+    return 0;
+}
+
+/* One micro-batch of a training step: the forward half, then the policy's
+ * backward pass, which adds the micro-batch's share of d(batch loss) into the
+ * gradients. */
+static int micro_step(train_state *s, const train_config *c, const int *rows, int n, int B, double tok_batch,
+                      train_metrics *acc, size_t *tokens, dpo_err *e) {
+    if (forward_part(s, c, &s->data, s->ref_logp, rows, n, B, tok_batch, acc, tokens, e) != 0) return -1;
+    return model_backward(&s->policy, s->buf.dlogp, e);
+}
+
+/* turn the sums over rows of a batch of B rows into means (the loss already is one) */
+static void metrics_mean(train_metrics *m, int B) {
+    m->reward_chosen /= B;
+    m->reward_rejected /= B;
+    m->accuracy /= B;
+    m->margin /= B;
+    m->logp_chosen /= B;
+    m->logp_rejected /= B;
+}
+
+/* The metrics of the policy on the whole held-out set, micro_batch rows per
+ * forward pass; no backward pass, so the gradients and the run are untouched. */
+static int evaluate(train_state *s, const train_config *c, int micro_batch, train_metrics *m, dpo_err *e) {
+    const dpo_dataset *d = &s->eval;
+    double t0 = util_seconds(), tok_all;
+    size_t tokens = 0;
+    int r0;
+    memset(m, 0, sizeof *m);
+    tok_all = response_tokens(d, s->eval_rows, d->n_rows);
+    for (r0 = 0; r0 < d->n_rows; r0 += micro_batch) {
+        int n = d->n_rows - r0 < micro_batch ? d->n_rows - r0 : micro_batch;
+        if (forward_part(s, c, d, s->eval_ref_logp, s->eval_rows + r0, n, d->n_rows, tok_all, m, &tokens, e) != 0)
+            return dpo_err_prefix(e, "evaluating on %s", c->eval_path);
+    }
+    metrics_mean(m, d->n_rows);
+    m->tokens_per_second = (double)tokens / (util_seconds() - t0);
+    return 0;
 }
 
 /* ======================================================================== */
 /* checkpoints                                                               */
 /* ======================================================================== */
+
+static const char *mode_name(train_mode m) { return m == TRAIN_SFT ? "sft" : "dpo"; }
 
 static const char *const ckpt_files[] = {"config.json", "model.safetensors", "vocab.json", "merges.txt",
                                          "optimizer.safetensors", "trainer_state.json"};
@@ -449,9 +568,9 @@ static int save_checkpoint(const train_state *s, const train_config *c, long ste
         optim_save(&s->opt, path, e) != 0)
         return -1;
     n = snprintf(state, sizeof state,
-                 "{\n  \"step\": %ld,\n  \"pairs_seen\": %lld,\n  \"seed\": \"%llu\",\n  \"batch\": %d,\n"
+                 "{\n  \"mode\": \"%s\",\n  \"step\": %ld,\n  \"pairs_seen\": %lld,\n  \"seed\": \"%llu\",\n  \"batch\": %d,\n"
                  "  \"micro_batch\": %d\n}\n",
-                 step, pairs_seen, (unsigned long long)c->seed, c->batch, c->micro_batch);
+                 mode_name(c->mode), step, pairs_seen, (unsigned long long)c->seed, c->batch, c->micro_batch);
     if (util_path_join(path, sizeof path, tmp, "trainer_state.json", e) != 0 || util_atomic_open(&af, path, e) != 0)
         return -1;
     if (util_atomic_write(&af, state, (size_t)n, e) != 0) {
@@ -470,6 +589,7 @@ static int save_checkpoint(const train_state *s, const train_config *c, long ste
 }
 
 typedef struct {
+    train_mode mode;
     long step;
     long long pairs_seen;
     uint64_t seed;
@@ -482,13 +602,18 @@ static int req_int(const json_value *root, const char *key, long long max, long 
     return rc;
 }
 
+static int req_str(const json_value *root, const char *key, const char **v, size_t *len, dpo_err *e) {
+    int rc = json_get_string(root, key, v, len, e);
+    if (rc > 0) return dpo_errf(e, "missing key \"%s\"", key);
+    return rc;
+}
+
 static int load_ckpt_state(const char *dir, ckpt_state *st, dpo_err *e) {
     char path[4096], *text, *end;
-    size_t len;
+    size_t len, slen, mlen;
     json_value *root;
     long long step, pairs, batch, micro;
-    const char *seed;
-    size_t slen;
+    const char *seed, *mode;
     int rc = -1;
     if (util_path_join(path, sizeof path, dir, "trainer_state.json", e) != 0) return -1;
     if (util_read_file(path, 1 << 16, &text, &len, e) != 0) return -1;
@@ -498,29 +623,36 @@ static int load_ckpt_state(const char *dir, ckpt_state *st, dpo_err *e) {
     }
     free(text);
     if (root->type != JSON_OBJECT) dpo_errf(e, "not a JSON object");
-    else if (req_int(root, "step", 1LL << 40, &step, e) == 0 &&
+    else if (req_str(root, "mode", &mode, &mlen, e) == 0 && req_int(root, "step", 1LL << 40, &step, e) == 0 &&
              req_int(root, "pairs_seen", 1LL << 52, &pairs, e) == 0 &&
              req_int(root, "batch", 1 << 20, &batch, e) == 0 &&
-             req_int(root, "micro_batch", 1 << 20, &micro, e) == 0) {
-        int r = json_get_string(root, "seed", &seed, &slen, e);
-        if (r > 0) dpo_errf(e, "missing key \"seed\"");
-        if (r == 0) {
-            errno = 0;
-            st->seed = (uint64_t)strtoull(seed, &end, 10);
-            if (errno != 0 || end == seed || *end != '\0') {
-                dpo_errf(e, "key \"seed\": not a decimal integer");
-            } else {
-                st->step = (long)step;
-                st->pairs_seen = pairs;
-                st->batch = (int)batch;
-                st->micro_batch = (int)micro;
-                rc = 0;
-            }
+             req_int(root, "micro_batch", 1 << 20, &micro, e) == 0 && req_str(root, "seed", &seed, &slen, e) == 0) {
+        errno = 0;
+        st->seed = (uint64_t)strtoull(seed, &end, 10);
+        if (mlen != 3 || (memcmp(mode, "dpo", 3) != 0 && memcmp(mode, "sft", 3) != 0)) {
+            dpo_errf(e, "key \"mode\": neither \"dpo\" nor \"sft\"");
+        } else if (errno != 0 || end == seed || *end != '\0') {
+            dpo_errf(e, "key \"seed\": not a decimal integer");
+        } else {
+            st->mode = memcmp(mode, "sft", 3) == 0 ? TRAIN_SFT : TRAIN_DPO;
+            st->step = (long)step;
+            st->pairs_seen = pairs;
+            st->batch = (int)batch;
+            st->micro_batch = (int)micro;
+            rc = 0;
         }
     }
     json_free(root);
     if (rc != 0) dpo_err_prefix(e, "%s", path);
     return rc;
+}
+
+/* the data of one JSONL file, as the mode reads it */
+static int load_data(dpo_dataset *d, const train_config *c, const char *path, const tok_tokenizer *t, int eos,
+                     int max_len, dpo_err *e) {
+    int mpl = c->max_prompt_len < max_len ? c->max_prompt_len : max_len - 1;
+    return c->mode == TRAIN_SFT ? sft_data_load(d, path, t, eos, max_len, mpl, e)
+                                : dpo_data_load(d, path, t, eos, max_len, mpl, e);
 }
 
 int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
@@ -529,13 +661,14 @@ int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
     char resume[4096];
     long total, step, first = 0;
     long long pair_pos = 0;
-    int B = c->batch, mb = c->micro_batch, max_len, eos, i;
+    int B = c->batch, mb = c->micro_batch, max_len, eos, i, use_ref = needs_ref(c);
 
     memset(&s, 0, sizeof s);
     memset(&ck, 0, sizeof ck);
     if (B < 1 || mb < 1) return dpo_errf(e, "batch and micro-batch must be at least 1");
+    if (c->eval_every < 0) return dpo_errf(e, "eval_every must be >= 0");
     if (mb > B) mb = B;
-    if (dpo_loss_config_validate(&c->loss, e) != 0) return -1;
+    if (c->mode == TRAIN_DPO && dpo_loss_config_validate(&c->loss, e) != 0) return -1;
     if (tok_load(&s.tok, c->tokenizer_dir ? c->tokenizer_dir : c->model_dir, e) != 0) return -1;
     if (c->resume_dir) {
         /* a crash during a checkpoint swap leaves the complete one under ".old" */
@@ -550,6 +683,11 @@ int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
             goto fail;
         }
         if (load_ckpt_state(resume, &ck, e) != 0) goto fail;
+        if (ck.mode != c->mode) {
+            dpo_errf(e, "%s: the checkpoint is of a dpo %s run; resume it with dpo %s", resume, mode_name(ck.mode),
+                     mode_name(ck.mode));
+            goto fail;
+        }
         if (ck.seed != c->seed || ck.batch != c->batch || ck.micro_batch != c->micro_batch) {
             dpo_errf(e, "%s: the checkpoint was made with --seed %llu --batch %d --micro-batch %d; resume with the same",
                      resume, (unsigned long long)ck.seed, ck.batch, ck.micro_batch);
@@ -557,11 +695,13 @@ int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
         }
     }
     if (model_load(&s.policy, c->resume_dir ? resume : c->model_dir, e) != 0) goto fail;
-    if (model_load(&s.ref, c->ref_dir ? c->ref_dir : c->model_dir, e) != 0) goto fail;
-    if (s.ref.cfg.vocab_size != s.policy.cfg.vocab_size) {
-        dpo_errf(e, "the reference's vocabulary (%d) differs from the policy's (%d)", s.ref.cfg.vocab_size,
-                 s.policy.cfg.vocab_size);
-        goto fail;
+    if (use_ref) {
+        if (model_load(&s.ref, c->ref_dir ? c->ref_dir : c->model_dir, e) != 0) goto fail;
+        if (s.ref.cfg.vocab_size != s.policy.cfg.vocab_size) {
+            dpo_errf(e, "the reference's vocabulary (%d) differs from the policy's (%d)", s.ref.cfg.vocab_size,
+                     s.policy.cfg.vocab_size);
+            goto fail;
+        }
     }
     if (tok_vocab_size(s.tok) > s.policy.cfg.vocab_size) {
         dpo_errf(e, "the tokenizer has %d tokens, more than the model's vocab_size %d", tok_vocab_size(s.tok),
@@ -571,10 +711,9 @@ int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
     eos = tok_eot_id(s.tok) >= 0 ? tok_eot_id(s.tok) : s.policy.cfg.eos_token_id;
     max_len = c->max_len;
     if (max_len > s.policy.cfg.n_ctx) max_len = s.policy.cfg.n_ctx;
-    if (max_len > s.ref.cfg.n_ctx) max_len = s.ref.cfg.n_ctx;
-    if (dpo_data_load(&s.data, c->data_path, s.tok, eos, max_len,
-                      c->max_prompt_len < max_len ? c->max_prompt_len : max_len - 1, e) != 0)
-        goto fail;
+    if (use_ref && max_len > s.ref.cfg.n_ctx) max_len = s.ref.cfg.n_ctx;
+    if (load_data(&s.data, c, c->data_path, s.tok, eos, max_len, e) != 0) goto fail;
+    if (c->eval_path && load_data(&s.eval, c, c->eval_path, s.tok, eos, max_len, e) != 0) goto fail;
     total = c->steps > 0 ? c->steps : ((long)c->epochs * s.data.n_rows + B - 1) / B;
     {
         optim_config oc = c->opt;
@@ -592,13 +731,24 @@ int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
     if (model_alloc_grads(&s.policy, e) != 0) goto fail;
     s.perm = malloc((size_t)s.data.n_rows * sizeof *s.perm);
     s.rows = malloc((size_t)B * sizeof *s.rows);
+    s.eval_rows = malloc((size_t)(s.eval.n_rows > 0 ? s.eval.n_rows : 1) * sizeof *s.eval_rows);
     s.pin = calloc((size_t)mb, sizeof *s.pin);
     s.pout = calloc((size_t)mb, sizeof *s.pout);
-    if (!s.perm || !s.rows || !s.pin || !s.pout) {
+    if (!s.perm || !s.rows || !s.eval_rows || !s.pin || !s.pout) {
         dpo_errf(e, "out of memory");
         goto fail;
     }
-    if (c->precompute_ref && c->loss.kind != DPO_LOSS_SFT && c->loss.kind != DPO_LOSS_UNLIKELIHOOD) {
+    for (i = 0; i < s.eval.n_rows; i++) s.eval_rows[i] = i;
+    if (use_ref && c->eval_path) {
+        /* the held-out rows' reference log-probs once: the reference never changes */
+        s.eval_ref_logp = malloc(2 * (size_t)s.eval.n_rows * sizeof *s.eval_ref_logp);
+        if (!s.eval_ref_logp) {
+            dpo_errf(e, "out of memory");
+            goto fail;
+        }
+        if (dpo_data_logps(&s.ref, &s.eval, mb, s.eval_ref_logp, e) != 0) goto fail;
+    }
+    if (use_ref && c->precompute_ref) {
         /* every row's reference log-probs once; then the reference model is not needed */
         s.ref_logp = malloc(2 * (size_t)s.data.n_rows * sizeof *s.ref_logp);
         if (!s.ref_logp) {
@@ -608,30 +758,30 @@ int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
         if (dpo_data_logps(&s.ref, &s.data, mb, s.ref_logp, e) != 0) goto fail;
         model_free(&s.ref);
     }
-    if (cb && cb->start) cb->start(cb->ctx, &s.data, total);
+    if (cb && cb->start) cb->start(cb->ctx, &s.data, c->eval_path ? &s.eval : NULL, total);
 
     if (s.data.n_rows > 0 && pair_pos % s.data.n_rows != 0) /* resuming inside an epoch */
         epoch_permutation(s.perm, s.data.n_rows, c->seed, (long)(pair_pos / s.data.n_rows));
     for (step = first; step < total; step++) {
         train_metrics m;
         size_t tokens = 0;
-        double t0 = util_seconds();
+        double t0 = util_seconds(), tok_batch;
         memset(&m, 0, sizeof m);
-        /* the batch: the next B pairs of the shuffled stream */
+        /* the batch: the next B rows of the shuffled stream */
         for (i = 0; i < B; i++, pair_pos++) {
             long epoch = (long)(pair_pos / s.data.n_rows);
             int k = (int)(pair_pos % s.data.n_rows);
             if (k == 0) epoch_permutation(s.perm, s.data.n_rows, c->seed, epoch);
             s.rows[i] = s.perm[k];
         }
+        tok_batch = response_tokens(&s.data, s.rows, B);
         model_zero_grad(&s.policy);
         for (i = 0; i < B; i += mb) {
             int n = B - i < mb ? B - i : mb;
-            if (micro_step(&s, c, s.rows + i, n, B, &m, &tokens, e) != 0) goto fail;
+            if (micro_step(&s, c, s.rows + i, n, B, tok_batch, &m, &tokens, e) != 0) goto fail;
         }
         m.learning_rate = optim_lr(&s.opt.cfg, s.opt.step);
         m.grad_norm = optim_step(&s.opt, s.policy.params_mem, s.policy.grads_mem);
-        m.loss /= B;
         if (!isfinite(m.loss) || !isfinite(m.grad_norm)) {
             dpo_errf(e, "step %ld: the %s is not finite (%g); training stopped, nothing was saved by this run "
                         "after its last checkpoint", step + 1, isfinite(m.loss) ? "gradient norm" : "loss",
@@ -640,14 +790,16 @@ int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
         }
         m.step = step + 1;
         m.epoch = (double)pair_pos / s.data.n_rows;
-        m.reward_chosen /= B;
-        m.reward_rejected /= B;
-        m.accuracy /= B;
-        m.margin /= B;
-        m.logp_chosen /= B;
-        m.logp_rejected /= B;
+        metrics_mean(&m, B);
         m.tokens_per_second = (double)tokens / (util_seconds() - t0);
         if (cb && cb->step) cb->step(cb->ctx, &m, total);
+        if (c->eval_path && (step + 1 == total || (c->eval_every > 0 && (step + 1) % c->eval_every == 0))) {
+            train_metrics em;
+            if (evaluate(&s, c, mb, &em, e) != 0) goto fail;
+            em.step = m.step;
+            em.epoch = m.epoch;
+            if (cb && cb->eval) cb->eval(cb->ctx, &em, total);
+        }
         if (c->save_every > 0 && (step + 1) % c->save_every == 0 && step + 1 < total &&
             save_checkpoint(&s, c, step + 1, pair_pos, e) != 0)
             goto fail;

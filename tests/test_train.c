@@ -123,16 +123,27 @@ static double ulpf(float x) {
 #define MAXSTEPS 64
 
 typedef struct {
-    int n_start, n_rows, n_steps;
+    int n_start, n_rows, n_eval_rows, n_steps, n_evals;
     long total;
-    train_metrics m[MAXSTEPS];
+    train_metrics m[MAXSTEPS], ev[MAXSTEPS];
 } capture;
 
-static void cap_start(void *ctx, const dpo_dataset *d, long total) {
+static void cap_start(void *ctx, const dpo_dataset *d, const dpo_dataset *eval, long total) {
     capture *c = ctx;
     c->n_start++;
     c->n_rows = d->n_rows;
+    c->n_eval_rows = eval ? eval->n_rows : -1;
     c->total = total;
+}
+
+/* an evaluation follows the step it is numbered with */
+static void cap_eval(void *ctx, const train_metrics *m, long total) {
+    capture *c = ctx;
+    ck_assert_int_eq(total, c->total);
+    ck_assert_int_lt(c->n_evals, MAXSTEPS);
+    ck_assert_int_eq(m->step, c->n_steps);
+    ck_assert(m->grad_norm == 0.0 && m->learning_rate == 0.0);
+    c->ev[c->n_evals++] = *m;
 }
 
 static void cap_step(void *ctx, const train_metrics *m, long total) {
@@ -168,8 +179,10 @@ static void run_ok(const train_config *c, capture *cap) {
     train_callbacks cb;
     dpo_err e;
     memset(cap, 0, sizeof *cap);
+    memset(&cb, 0, sizeof cb);
     cb.start = cap_start;
     cb.step = cap_step;
+    cb.eval = cap_eval;
     cb.ctx = cap;
     ck_assert_msg(train_run(c, &cb, &e) == 0, "train_run: %s", e.msg);
     ck_assert_int_eq(cap->n_start, 1);
@@ -608,14 +621,50 @@ END_TEST
 #define SGD_ULPS 2.0
 #define SGD_GREL 9.5367431640625e-07 /* 2^-20 */
 
+/* got = pol - lr * (pol's gradients), entry by entry, within the tolerance
+ * above; and in every family the largest update is far above the tolerance at
+ * its entry, so that the comparison can fail. */
+static void check_sgd_update(const model *pol, const model *got, double lr, const char *what) {
+    double worst = 0.0, sens = HUGE_VAL;
+    int f;
+    ck_assert_uint_eq(got->num_params, pol->num_params);
+    for (f = 0; f < MODEL_NUM_FAMILIES; f++) {
+        size_t off = (size_t)(pol->params.t[f] - pol->params_mem), i, big = off;
+        size_t end = f + 1 < MODEL_NUM_FAMILIES ? (size_t)(pol->params.t[f + 1] - pol->params_mem) : pol->num_params;
+        double G = 0.0;
+        for (i = off; i < end; i++)
+            if (fabs(pol->grads_mem[i]) > G) G = fabs(pol->grads_mem[i]);
+        ck_assert_msg(G > 0.0, "%s: family %d has no gradient", what, f);
+        for (i = off; i < end; i++) {
+            float p0 = pol->params_mem[i], p1 = got->params_mem[i];
+            double want = -lr * (double)pol->grads_mem[i], d = (double)p1 - (double)p0;
+            double u = ulpf(fabsf(p0) > fabsf(p1) ? p0 : p1), err = fabs(d - want);
+            double tol = SGD_ULPS * u + lr * SGD_GREL * G;
+            ck_assert_msg(err <= tol, "%s: family %d entry %zu: p0 %.9g p1 %.9g, -lr g %.9g: error %.3g > %.3g", what,
+                          f, i - off, p0, p1, want, err, tol);
+            if (err / tol > worst) worst = err / tol;
+            if (fabs(pol->grads_mem[i]) == G) big = i;
+        }
+        {
+            float p0 = pol->params_mem[big], p1 = got->params_mem[big];
+            double tol = SGD_ULPS * ulpf(fabsf(p0) > fabsf(p1) ? p0 : p1) + lr * SGD_GREL * G;
+            if (lr * G / tol < sens) sens = lr * G / tol;
+        }
+    }
+    ck_assert_msg(sens > 100.0, "%s: a family's largest update is only %.3g times the tolerance", what, sens);
+    if (getenv("DPO_TEST_VERBOSE"))
+        fprintf(stderr, "%s sgd step: max error / tolerance %.3g, min over families of largest update / tolerance "
+                        "%.3g\n", what, worst, sens);
+}
+
 START_TEST(test_sgd_step_matches_gradient) {
     char pdir[256], rdir[256], data[256], out[256], path[300];
     train_config c;
     capture cap;
     model pol, ref, got;
     pair_seqs ps[NP4];
-    double h[NP4], hmax = 0.0, worst = 0.0, sens = HUGE_VAL, loss_here, lc = 0, lr_ = 0, rwc = 0, rwr = 0, mag = 0;
-    int k, f, n_right = 0;
+    double h[NP4], hmax = 0.0, loss_here, lc = 0, lr_ = 0, rwc = 0, rwr = 0, mag = 0;
+    int k, n_right = 0;
     dpo_err e;
     path_in(pdir, sizeof pdir, "policy");
     path_in(rdir, sizeof rdir, "ref");
@@ -671,35 +720,8 @@ START_TEST(test_sgd_step_matches_gradient) {
 
     /* the saved model is p0 - lr g, entry by entry */
     load_model(&got, out);
-    ck_assert_uint_eq(got.num_params, pol.num_params);
-    for (f = 0; f < MODEL_NUM_FAMILIES; f++) {
-        size_t off = (size_t)(pol.params.t[f] - pol.params_mem), i, big = off;
-        size_t end = f + 1 < MODEL_NUM_FAMILIES ? (size_t)(pol.params.t[f + 1] - pol.params_mem) : pol.num_params;
-        double G = 0.0;
-        for (i = off; i < end; i++)
-            if (fabs(pol.grads_mem[i]) > G) G = fabs(pol.grads_mem[i]);
-        ck_assert_msg(G > 0.0, "family %d has no gradient", f);
-        for (i = off; i < end; i++) {
-            float p0 = pol.params_mem[i], p1 = got.params_mem[i];
-            double want = -(double)LR3 * (double)pol.grads_mem[i], d = (double)p1 - (double)p0;
-            double u = ulpf(fabsf(p0) > fabsf(p1) ? p0 : p1), err = fabs(d - want);
-            double tol = SGD_ULPS * u + LR3 * SGD_GREL * G;
-            ck_assert_msg(err <= tol, "family %d entry %zu: p0 %.9g p1 %.9g, -lr g %.9g: error %.3g > %.3g", f, i - off,
-                          p0, p1, want, err, tol);
-            if (err / tol > worst) worst = err / tol;
-            if (fabs(pol.grads_mem[i]) == G) big = i;
-        }
-        /* the family's largest update is far above the tolerance at that entry */
-        {
-            float p0 = pol.params_mem[big], p1 = got.params_mem[big];
-            double tol = SGD_ULPS * ulpf(fabsf(p0) > fabsf(p1) ? p0 : p1) + LR3 * SGD_GREL * G;
-            if (LR3 * G / tol < sens) sens = LR3 * G / tol;
-        }
-    }
-    ck_assert_msg(sens > 100.0, "a family's largest update is only %.3g times the tolerance", sens);
-    if (getenv("DPO_TEST_VERBOSE"))
-        fprintf(stderr, "sgd step: max error / tolerance %.3g, min over families of largest update / tolerance %.3g, "
-                        "max |beta h| %.3g\n", worst, sens, hmax);
+    check_sgd_update(&pol, &got, LR3, "dpo");
+    if (getenv("DPO_TEST_VERBOSE")) fprintf(stderr, "dpo sgd step: max |beta h| %.3g\n", hmax);
     /* the tokenizer went with the model */
     ck_assert((size_t)snprintf(path, sizeof path, "%s/vocab.json", out) < sizeof path && path_exists(path));
     ck_assert((size_t)snprintf(path, sizeof path, "%s/merges.txt", out) < sizeof path && path_exists(path));
@@ -1002,6 +1024,7 @@ START_TEST(test_nonfinite_stops) {
     model_free(&m);
     base_config(&c, pdir, data, out, OPTIM_SGD, 0.1, NP4, 2, 3);
     memset(&cap, 0, sizeof cap);
+    memset(&cb, 0, sizeof cb);
     cb.start = cap_start;
     cb.step = cap_step;
     cb.ctx = &cap;
