@@ -126,5 +126,23 @@ cmp -s "$T/lp1.jsonl" "$T/lp3.jsonl" && [ "$(wc -l < "$T/lp1.jsonl")" -eq 8 ] &&
 expect 0 "\"reward_chosen\": 0, \"reward_rejected\": 0}" "$DPO" logp --model "$T/p" --ref "$T/p" --data "$T/pairs.jsonl"
 expect 1 "$T/badpairs.jsonl: line 2" "$DPO" logp --model "$T/p" --data "$T/badpairs.jsonl"
 
+# held-out evaluation, and dpo sft
+expect 2 "needs --eval-data" "$DPO" train --model "$T/p" --data "$T/pairs.jsonl" --out "$T/o" --eval-every 2
+expect 1 "$T/badpairs.jsonl: line 2" "$DPO" train --model "$T/p" --data "$T/pairs.jsonl" --out "$T/ev" --eval-data "$T/badpairs.jsonl"
+[ ! -e "$T/ev" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: a failed train left $T/ev behind"; }
+expect 0 "\"eval_rewards/accuracies\"" sh -c "'$DPO' train --model '$T/p' --data '$T/pairs.jsonl' --out '$T/ev' --batch 4 \
+    --steps 3 --eval-data '$T/pairs.jsonl' --eval-every 2 --quiet --log '$T/ev.jsonl' && grep -c eval_loss '$T/ev.jsonl' | grep -qx 2 && cat '$T/ev.jsonl'"
+expect 0 "eval after step 2: loss" "$DPO" train --model "$T/p" --data "$T/pairs.jsonl" --out "$T/ev2" --batch 4 --steps 2 \
+    --eval-data "$T/pairs.jsonl" --eval-every 2
+expect 0 "--eval-data" "$DPO" sft --help
+expect 2 "unknown option '--beta'" "$DPO" sft --model "$T/p" --data "$T/pairs.jsonl" --out "$T/s" --beta 0.1
+printf '{"prompt": "The movie was", "completion": " great"}\n{"text": "A fine day."}\n' > "$T/sft.jsonl"
+expect 1 "$T/pairs.jsonl: line 1: missing key \"completion\"" "$DPO" sft --model "$T/p" --data "$T/pairs.jsonl" --out "$T/s"
+expect 0 "\"eval_loss\"" sh -c "'$DPO' sft --model '$T/p' --data '$T/sft.jsonl' --out '$T/s' --batch 2 --steps 2 \
+    --warmup 0 --lr 1e-3 --eval-data '$T/sft.jsonl' --quiet --log '$T/s.jsonl' && cat '$T/s.jsonl'"
+! grep -q rewards "$T/s.jsonl" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: dpo sft logged DPO rewards"; }
+expect 0 "tokenizer: 50257 tokens" "$DPO" info --model "$T/s"
+expect 1 "resume it with dpo sft" "$DPO" train --model "$T/p" --data "$T/pairs.jsonl" --out "$T/s" --batch 2 --steps 3 --resume "$T/s"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1048,6 +1048,346 @@ START_TEST(test_nonfinite_stops) {
 END_TEST
 
 /* ======================================================================== */
+/* 9. evaluation on held-out data                                            */
+/* ======================================================================== */
+
+/* the two files hold the same bytes (saved models, bit for bit) */
+static int same_file(const char *a, const char *b) {
+    size_t la, lb;
+    unsigned char *x = testutil_read_bytes(a, &la), *y = testutil_read_bytes(b, &lb);
+    int same;
+    ck_assert_msg(x && y, "cannot read %s or %s", a, b);
+    same = la == lb && memcmp(x, y, la) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+#define EVAL_REL 1e-12
+
+/* |a - b| <= EVAL_REL (|a| + |b|) + tiny: the same sums, added in another order */
+static void close_rel(double a, double b, const char *what, long step) {
+    ck_assert_msg(fabs(a - b) <= EVAL_REL * (fabs(a) + fabs(b)) + 1e-300, "%s after step %ld: eval %.17g, training %.17g",
+                  what, step, a, b);
+}
+
+/* With a batch of every row and the held-out file equal to the training file,
+ * the evaluation after step k sees the model that step k + 1 trains on, and the
+ * same rows (in another order): its metrics are step k + 1's, up to the order of
+ * the double sums. */
+static void check_eval_is_next_step(const capture *cap, int sft) {
+    int k;
+    for (k = 0; k + 1 < cap->n_steps; k++) {
+        const train_metrics *ev = &cap->ev[k], *m = &cap->m[k + 1];
+        ck_assert_int_eq(ev->step, k + 1);
+        ck_assert(ev->epoch == cap->m[k].epoch);
+        ck_assert(ev->tokens_per_second > 0.0);
+        close_rel(ev->loss, m->loss, "loss", ev->step);
+        close_rel(ev->logp_chosen, m->logp_chosen, "logps/chosen", ev->step);
+        if (sft) continue;
+        close_rel(ev->logp_rejected, m->logp_rejected, "logps/rejected", ev->step);
+        close_rel(ev->reward_chosen, m->reward_chosen, "rewards/chosen", ev->step);
+        close_rel(ev->reward_rejected, m->reward_rejected, "rewards/rejected", ev->step);
+        close_rel(ev->margin, m->margin, "rewards/margins", ev->step);
+        ck_assert(ev->accuracy == m->accuracy);
+    }
+}
+
+/* DPO against a reference that differs from the policy (so every metric is
+ * non-trivial), AdamW, batch = the 4 pairs, micro-batches of 3 (uneven), 4 steps:
+ *   - evaluations after steps 1, 2, 3, 4 with --eval-every 1; the first three
+ *     equal the metrics of the next training step;
+ *   - --eval-every 3 evaluates after step 3 and after the last, bit for bit as
+ *     the run that evaluates every step;
+ *   - --precompute-ref gives the same evaluations bit for bit;
+ *   - the models of all these runs and of a run without evaluation are the same
+ *     bytes: evaluating changes nothing in training. */
+START_TEST(test_eval) {
+    char pdir[256], rdir[256], data[256], out[4][256], path[4][300];
+    train_config c;
+    capture cap, cap3, capp;
+    int k;
+    path_in(pdir, sizeof pdir, "policy");
+    path_in(rdir, sizeof rdir, "ref");
+    path_in(data, sizeof data, "pairs.jsonl");
+    make_model_dir(pdir, 11, 10.0f);
+    make_model_dir(rdir, 22, 10.0f);
+    write_pairs(data, pairs4, NP4);
+    for (k = 0; k < 4; k++) {
+        char name[16];
+        snprintf(name, sizeof name, "out%d", k);
+        path_in(out[k], sizeof out[k], name);
+        ck_assert((size_t)snprintf(path[k], sizeof path[k], "%s/model.safetensors", out[k]) < sizeof path[k]);
+    }
+    base_config(&c, pdir, data, out[0], OPTIM_ADAMW, 1e-2, NP4, 3, 4);
+    c.ref_dir = rdir;
+    c.loss.beta = BETA3;
+    run_ok(&c, &cap); /* no evaluation */
+    ck_assert_int_eq(cap.n_evals, 0);
+    ck_assert_int_eq(cap.n_eval_rows, -1);
+    c.eval_path = data;
+    c.eval_every = 1;
+    c.out_dir = out[1];
+    run_ok(&c, &cap);
+    ck_assert_int_eq(cap.n_eval_rows, NP4);
+    ck_assert_int_eq(cap.n_evals, 4);
+    check_eval_is_next_step(&cap, 0);
+    /* the run moved the metrics, so that the comparisons above compare something */
+    ck_assert_msg(fabs(cap.ev[3].margin - cap.m[0].margin) > 0.1, "margin %g -> %g", cap.m[0].margin, cap.ev[3].margin);
+    c.eval_every = 3;
+    c.out_dir = out[2];
+    run_ok(&c, &cap3);
+    ck_assert_int_eq(cap3.n_evals, 2);
+    ck_assert_int_eq(cap3.ev[0].step, 3);
+    ck_assert_int_eq(cap3.ev[1].step, 4);
+    ck_assert(cap3.ev[0].loss == cap.ev[2].loss && cap3.ev[0].margin == cap.ev[2].margin);
+    ck_assert(cap3.ev[1].loss == cap.ev[3].loss && cap3.ev[1].margin == cap.ev[3].margin);
+    c.eval_every = 0; /* after the last step only */
+    c.precompute_ref = 1;
+    c.out_dir = out[3];
+    run_ok(&c, &capp);
+    ck_assert_int_eq(capp.n_evals, 1);
+    ck_assert(capp.ev[0].loss == cap.ev[3].loss && capp.ev[0].reward_chosen == cap.ev[3].reward_chosen &&
+              capp.ev[0].reward_rejected == cap.ev[3].reward_rejected);
+    for (k = 1; k < 4; k++) ck_assert_msg(same_file(path[0], path[k]), "%s differs from %s", path[k], path[0]);
+}
+END_TEST
+
+/* ======================================================================== */
+/* 10. supervised fine-tuning data                                           */
+/* ======================================================================== */
+
+/* An SFT row read without truncation: enc(prompt) (or [eos]), enc(completion) ++ [eos]. */
+static void check_sft_row(const dpo_dataset *d, int i, const char *p, const char *c, long line) {
+    size_t np, nc;
+    int *ip = enc(p, &np), *ic = enc(c, &nc), eos = EOS;
+    ic = realloc(ic, (nc + 1) * sizeof *ic);
+    ck_assert(ic != NULL);
+    ic[nc++] = EOS;
+    check_row(d, i, np ? ip : &eos, np ? (int)np : 1, ic, (int)nc, NULL, 0, line);
+    free(ip);
+    free(ic);
+}
+
+START_TEST(test_sft_data) {
+    char path[256];
+    dpo_dataset d;
+    dpo_err e;
+    int wid[10], i;
+    /* line 1: prompt + completion (other keys ignored); line 3: text; line 4: text
+     * equal to line 1's prompt + completion; line 5: empty completion */
+    path_in(path, sizeof path, "sft.jsonl");
+    write_text(path, "{\"prompt\": \"I think the food\", \"id\": 3, \"completion\": \" tasted great\"}\n\n"
+                     "{\"text\": \"Hello world\"}\n"
+                     "{\"text\": \"I think the food tasted great\", \"prompt\": \"ignored\"}\n"
+                     "{\"prompt\": \"Weather today:\", \"completion\": \"\"}\n");
+    ck_assert_msg(sft_data_load(&d, path, g_tok, EOS, 32, 16, &e) == 0, "%s", e.msg);
+    ck_assert_int_eq(d.sft, 1);
+    ck_assert_int_eq(d.n_rows, 4);
+    check_sft_row(&d, 0, "I think the food", " tasted great", 1);
+    check_sft_row(&d, 1, "", "Hello world", 3);
+    check_sft_row(&d, 2, "", "I think the food tasted great", 4);
+    check_sft_row(&d, 3, "Weather today:", "", 5);
+    ck_assert_int_eq(d.n_truncated, 0);
+    dpo_data_free(&d);
+    /* preference data is not SFT data, and the other way round */
+    ck_assert_int_eq(dpo_data_load(&d, path, g_tok, EOS, 32, 16, &e), -1);
+    ck_assert_msg(strstr(e.msg, "line 1") && strstr(e.msg, "chosen"), "%s", e.msg);
+
+    /* truncation, the rule of dpo_data_load with the completion as the only
+     * response: max_len 6, max_prompt_len 2, one-token words */
+    for (i = 0; i < 10; i++) {
+        size_t n;
+        int *ids = enc(words[i], &n);
+        ck_assert(n == 1);
+        wid[i] = ids[0];
+        free(ids);
+    }
+    write_text(path, "{\"prompt\": \" one two three\", \"completion\": \" four five\"}\n"   /* 3 + 3 = 6: whole */
+                     "{\"prompt\": \" one two three\", \"completion\": \" four five six\"}\n" /* 7: prompt -> 2 */
+                     "{\"prompt\": \" one\", \"completion\": \" two three four five six\"}\n"); /* 1 + 6: cut to 5 */
+    ck_assert_msg(sft_data_load(&d, path, g_tok, EOS, 6, 2, &e) == 0, "%s", e.msg);
+    ck_assert_int_eq(d.n_truncated, 2);
+    {
+        int p0[3] = {wid[0], wid[1], wid[2]}, c0[3] = {wid[3], wid[4], EOS};
+        int p1[2] = {wid[1], wid[2]}, c1[4] = {wid[3], wid[4], wid[5], EOS};
+        int p2[1] = {wid[0]}, c2[5] = {wid[1], wid[2], wid[3], wid[4], wid[5]};
+        check_row(&d, 0, p0, 3, c0, 3, NULL, 0, 1);
+        check_row(&d, 1, p1, 2, c1, 4, NULL, 0, 2);
+        check_row(&d, 2, p2, 1, c2, 5, NULL, 0, 3);
+    }
+    dpo_data_free(&d);
+}
+END_TEST
+
+/* an SFT file whose line `line` is bad: the file and line named, nothing returned */
+static void sft_load_fails(const char *content, long line, const char *also) {
+    char path[256], want[320];
+    dpo_dataset d;
+    dpo_err e;
+    path_in(path, sizeof path, "bad-sft.jsonl");
+    write_text(path, content);
+    memset(&e, 0, sizeof e);
+    ck_assert_msg(sft_data_load(&d, path, g_tok, EOS, 32, 16, &e) == -1, "accepted: %s", content);
+    snprintf(want, sizeof want, "%s: line %ld", path, line);
+    ck_assert_msg(strstr(e.msg, want) != NULL, "message lacks \"%s\": %s", want, e.msg);
+    if (also) ck_assert_msg(strstr(e.msg, also) != NULL, "message lacks \"%s\": %s", also, e.msg);
+    ck_assert_int_eq(d.n_rows, 0);
+    ck_assert_ptr_null(d.pool);
+}
+
+#define SGOOD "{\"text\": \"a\"}\n"
+
+START_TEST(test_sft_data_malformed) {
+    sft_load_fails(SGOOD "{\"text\": \"a\", \"completion\": \"b\"}\n", 2, "both");
+    sft_load_fails(SGOOD SGOOD "{\"prompt\": \"a\"}\n", 3, "completion");
+    sft_load_fails(SGOOD "{\"completion\": \"a\"}\n", 2, "prompt");
+    sft_load_fails(SGOOD "{\"text\": 5}\n", 2, "text");
+    sft_load_fails(SGOOD "{\"prompt\": \"a\", \"completion\": null}\n", 2, "completion");
+    sft_load_fails(SGOOD "{\"chosen\": \"a\", \"rejected\": \"b\"}\n", 2, NULL);
+    sft_load_fails(SGOOD "{\"text\": \"a\xff\"}\n", 2, NULL);
+    sft_load_fails(SGOOD "[\"a\"]\n", 2, "object");
+    sft_load_fails(SGOOD "{\"text\": \"a\"\n", 2, NULL);
+}
+END_TEST
+
+/* ======================================================================== */
+/* 11. supervised fine-tuning: one SGD step, micro-batches, learning         */
+/* ======================================================================== */
+
+typedef struct {
+    const char *prompt, *completion; /* prompt NULL: a {"text"} row */
+} text_sft;
+
+static const text_sft sft4[] = {
+    {"The movie was", " wonderful and moving."},
+    {NULL, "Yes, of course."},
+    {"I think the food", " tasted great"},
+    {"Weather today:", " rain all day long"},
+};
+#define NS4 4
+
+static void write_sft(const char *path, const text_sft *rows, int n) {
+    char buf[4096];
+    size_t off = 0;
+    int i, k;
+    for (i = 0; i < n; i++) {
+        if (rows[i].prompt)
+            k = snprintf(buf + off, sizeof buf - off, "{\"prompt\": \"%s\", \"completion\": \"%s\"}\n", rows[i].prompt,
+                         rows[i].completion);
+        else
+            k = snprintf(buf + off, sizeof buf - off, "{\"text\": \"%s\"}\n", rows[i].completion);
+        ck_assert(k > 0 && (size_t)k < sizeof buf - off);
+        off += (size_t)k;
+    }
+    testutil_write_bytes(path, buf, off);
+}
+
+/* The SFT loss of a batch: L = -(1/T) sum over rows of the summed completion
+ * log-probs, T = the completion tokens of the batch (each with its eos), and its
+ * gradient into m's (zeroed) gradients: dL/dlogp = -1/T at every completion
+ * token, nothing at prompt tokens. Sequences forwarded one at a time. */
+static double sft_loss_grad(model *m, const seq_t *s, int n) {
+    double sum = 0.0, T = 0.0;
+    int i;
+    for (i = 0; i < n; i++) T += s[i].n_resp;
+    for (i = 0; i < n; i++) sum += seq_logp(m, &s[i]);
+    model_zero_grad(m);
+    for (i = 0; i < n; i++) seq_backward(m, &s[i], -1.0 / T);
+    return -sum / T;
+}
+
+/* One plain-SGD step on the 4 rows (lr 0.25, no clip, no warm-up) moves the
+ * weights to p0 - lr g, g the gradient computed here (so prompt tokens carry no
+ * loss, and the token mean spans the whole batch), for micro-batches of 4, 3
+ * and 1; the step's loss and logps/chosen are this file's. Then --eval-data on the
+ * training file over 3 steps: each evaluation is the next step's loss. */
+START_TEST(test_sft_step) {
+    static const int mbs[3] = {4, 3, 1};
+    char pdir[256], data[256], out[256], name[32];
+    train_config c;
+    capture cap;
+    model pol, got;
+    seq_t s[NS4];
+    double loss_here, lc = 0.0;
+    dpo_err e;
+    int k;
+    path_in(pdir, sizeof pdir, "policy");
+    path_in(data, sizeof data, "sft.jsonl");
+    make_model_dir(pdir, 5, 10.0f);
+    write_sft(data, sft4, NS4);
+    for (k = 0; k < NS4; k++) make_seq(&s[k], sft4[k].prompt ? sft4[k].prompt : "", sft4[k].completion);
+    load_model(&pol, pdir);
+    ck_assert_msg(model_alloc_grads(&pol, &e) == 0, "%s", e.msg);
+    loss_here = sft_loss_grad(&pol, s, NS4);
+    for (k = 0; k < NS4; k++) lc += seq_logp(&pol, &s[k]) / NS4;
+    for (k = 0; k < 3; k++) {
+        snprintf(name, sizeof name, "out%d", mbs[k]);
+        path_in(out, sizeof out, name);
+        base_config(&c, pdir, data, out, OPTIM_SGD, LR3, NS4, mbs[k], 1);
+        c.mode = TRAIN_SFT;
+        run_ok(&c, &cap);
+        ck_assert_int_eq(cap.n_rows, NS4);
+        /* packed versus alone: the float log-probs may round differently (measured: identical) */
+        ck_assert_msg(fabs(cap.m[0].loss - loss_here) <= 1e-6 * loss_here, "micro %d: loss %.17g, here %.17g",
+                      mbs[k], cap.m[0].loss, loss_here);
+        ck_assert_msg(fabs(cap.m[0].logp_chosen - lc) <= 1e-6 * fabs(lc), "micro %d: logps %.17g, here %.17g",
+                      mbs[k], cap.m[0].logp_chosen, lc);
+        ck_assert(cap.m[0].reward_chosen == 0.0 && cap.m[0].margin == 0.0 && cap.m[0].logp_rejected == 0.0);
+        load_model(&got, out);
+        snprintf(name, sizeof name, "sft, micro-batch %d", mbs[k]);
+        check_sgd_update(&pol, &got, LR3, name);
+        model_free(&got);
+    }
+    /* evaluation on the training rows */
+    path_in(out, sizeof out, "eval");
+    base_config(&c, pdir, data, out, OPTIM_ADAMW, 1e-2, NS4, 3, 3);
+    c.mode = TRAIN_SFT;
+    c.eval_path = data;
+    c.eval_every = 1;
+    run_ok(&c, &cap);
+    ck_assert_int_eq(cap.n_evals, 3);
+    check_eval_is_next_step(&cap, 1);
+    ck_assert_msg(cap.ev[2].loss < cap.m[0].loss - 0.1, "eval loss %g, first %g", cap.ev[2].loss, cap.m[0].loss);
+    model_free(&pol);
+}
+END_TEST
+
+/* SFT learns: AdamW lr 1e-2, 30 steps on the 4 rows (all of them each step), the
+ * completion NLL falls well below half of its start (measured: see the verbose
+ * line); a checkpoint of an SFT run does not resume as DPO. */
+START_TEST(test_sft_learns) {
+    char pdir[256], data[256], out[256];
+    train_config c;
+    capture cap;
+    train_callbacks cb;
+    dpo_err e;
+    path_in(pdir, sizeof pdir, "policy");
+    path_in(data, sizeof data, "sft.jsonl");
+    path_in(out, sizeof out, "out");
+    make_model_dir(pdir, 5, 1.0f);
+    write_sft(data, sft4, NS4);
+    base_config(&c, pdir, data, out, OPTIM_ADAMW, 1e-2, NS4, NS4, E2E_STEPS);
+    c.mode = TRAIN_SFT;
+    run_ok(&c, &cap);
+    if (getenv("DPO_TEST_VERBOSE"))
+        fprintf(stderr, "sft: step 1 loss %.6g, step %d loss %.6g\n", cap.m[0].loss, E2E_STEPS,
+                cap.m[E2E_STEPS - 1].loss);
+    /* a random model: every token near -ln 50257 */
+    ck_assert_msg(fabs(cap.m[0].loss - log(50257.0)) < 0.5, "first loss %g", cap.m[0].loss);
+    ck_assert_msg(cap.m[E2E_STEPS - 1].loss < 0.5 * cap.m[0].loss, "loss %g -> %g", cap.m[0].loss,
+                  cap.m[E2E_STEPS - 1].loss);
+    /* resuming an SFT checkpoint as DPO is refused */
+    base_config(&c, pdir, data, out, OPTIM_ADAMW, 1e-2, NS4, NS4, E2E_STEPS + 1);
+    c.resume_dir = out;
+    memset(&cb, 0, sizeof cb);
+    memset(&e, 0, sizeof e);
+    ck_assert_int_eq(train_run(&c, &cb, &e), -1);
+    ck_assert_msg(strstr(e.msg, "dpo sft run"), "%s", e.msg);
+}
+END_TEST
+
+/* ======================================================================== */
 
 static Suite *make_suite(void) {
     Suite *s = suite_create("train");
@@ -1066,6 +1406,11 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_threads_bit_identical);
     tcase_add_test(tc, test_end_to_end_losses);
     tcase_add_test(tc, test_nonfinite_stops);
+    tcase_add_test(tc, test_eval);
+    tcase_add_test(tc, test_sft_data);
+    tcase_add_test(tc, test_sft_data_malformed);
+    tcase_add_test(tc, test_sft_step);
+    tcase_add_test(tc, test_sft_learns);
     suite_add_tcase(s, tc);
     return s;
 }
