@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "model.h"
 #include "json.h"
@@ -392,6 +393,7 @@ typedef struct {
     FILE *log;              /* metrics JSONL, or NULL */
     double t0;
     int quiet, sft;
+    int tty;                /* stderr is a terminal: redraw one line; else a line every 5% of the run */
 } train_ui;
 
 static void train_ui_start(void *ctx, const dpo_dataset *d, const dpo_dataset *eval, long total) {
@@ -421,22 +423,24 @@ static void write_metrics(FILE *fp, const train_metrics *m, int sft, int eval) {
 static void train_ui_step(void *ctx, const train_metrics *m, long total) {
     train_ui *ui = ctx;
     double el = util_seconds() - ui->t0, eta = el / (double)m->step * (double)(total - m->step);
+    long every = total >= 20 ? total / 20 : 1;
     if (ui->log) write_metrics(ui->log, m, ui->sft, 0);
-    if (ui->quiet) return;
+    if (ui->quiet || (!ui->tty && m->step % every != 0 && m->step != 1 && m->step != total)) return;
     if (ui->sft)
-        fprintf(stderr, "\rstep %ld/%ld  loss %.4f  lr %.3g  %.0f tok/s  ETA %.0f s   ", m->step, total, m->loss,
-                m->learning_rate, m->tokens_per_second, eta);
+        fprintf(stderr, "%sstep %ld/%ld  loss %.4f  lr %.3g  %.0f tok/s  ETA %.0f s", ui->tty ? "\r" : "", m->step,
+                total, m->loss, m->learning_rate, m->tokens_per_second, eta);
     else
-        fprintf(stderr, "\rstep %ld/%ld  loss %.4f  acc %.2f  margin %.4f  lr %.3g  %.0f tok/s  ETA %.0f s   ",
-                m->step, total, m->loss, m->accuracy, m->margin, m->learning_rate, m->tokens_per_second, eta);
-    if (m->step == total) fprintf(stderr, "\n");
+        fprintf(stderr, "%sstep %ld/%ld  loss %.4f  acc %.2f  margin %.4f  lr %.3g  %.0f tok/s  ETA %.0f s",
+                ui->tty ? "\r" : "", m->step, total, m->loss, m->accuracy, m->margin, m->learning_rate,
+                m->tokens_per_second, eta);
+    fprintf(stderr, "%s", !ui->tty || m->step == total ? "\n" : "   ");
 }
 
 static void train_ui_eval(void *ctx, const train_metrics *m, long total) {
     train_ui *ui = ctx;
     if (ui->log) write_metrics(ui->log, m, ui->sft, 1);
     if (ui->quiet) return;
-    if (m->step != total) fprintf(stderr, "\n");
+    if (ui->tty && m->step != total) fprintf(stderr, "\n");
     if (ui->sft)
         fprintf(stderr, "eval after step %ld: loss %.4f\n", m->step, m->loss);
     else
@@ -568,6 +572,7 @@ static int cmd_train(int argc, char **argv, int sft) {
     memset(&ui, 0, sizeof ui);
     ui.quiet = quiet;
     ui.sft = sft;
+    ui.tty = isatty(2);
     ui.t0 = util_seconds();
     if (log_path) {
         ui.log = fopen(log_path, "a");
@@ -583,7 +588,7 @@ static int cmd_train(int argc, char **argv, int sft) {
     rc = train_run(&c, &cb, &e);
     if (ui.log) fclose(ui.log);
     if (rc != 0) {
-        if (!quiet) fprintf(stderr, "\n");
+        if (!quiet && ui.tty) fprintf(stderr, "\n");
         return fail(cmd, &e);
     }
     printf("wrote %s (%.1f s)\n", c.out_dir, util_seconds() - ui.t0);
