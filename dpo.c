@@ -637,6 +637,8 @@ static int cmd_logp(int argc, char **argv) {
     if (tok_load(&t, tok_dir ? tok_dir : model_dir, &e) != 0 || model_load(&pol, model_dir, &e) != 0 ||
         (ref_dir && model_load(&ref, ref_dir, &e) != 0))
         goto done;
+    model_set_no_grad(&pol, 1);
+    model_set_no_grad(&ref, 1);
     ml = max_len < pol.cfg.n_ctx ? max_len : pol.cfg.n_ctx;
     if (ref_dir && ml > ref.cfg.n_ctx) ml = ref.cfg.n_ctx;
     if (dpo_data_load(&d, data, t, tok_eot_id(t) >= 0 ? tok_eot_id(t) : pol.cfg.eos_token_id, ml,

@@ -615,9 +615,10 @@ static int set_batch(model *m, const int *tokens, const int *targets, const int 
     return 0;
 }
 
+/* L layers of activations, or one that every layer reuses in forward-only mode */
 static int alloc_acts(model *m, dpo_err *e) {
     size_t N = (size_t)m->n_tok, M = (size_t)m->n_sel, C = (size_t)m->cfg.n_embd,
-           L = (size_t)m->cfg.n_layer, V = (size_t)m->cfg.vocab_size, A = m->att_per_layer;
+           L = m->no_grad ? 1 : (size_t)m->cfg.n_layer, V = (size_t)m->cfg.vocab_size, A = m->att_per_layer;
     model_acts *a = &m->acts;
     float **ptrs[] = {&a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty,
                       &a->att, &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fch,
@@ -684,19 +685,22 @@ int model_forward(model *m, float *logp, const int *tokens, const int *targets,
     encoder_forward(a->encoded, m->tokens, m->pos, p->t[P_WTE], p->t[P_WPE], N, C);
     residual = a->encoded;
     for (l = 0; l < L; l++) {
-        size_t lc = (size_t)l * C, lcc = lc * C;
-        float *ln1 = a->ln1 + l * NC, *qkv = a->qkv + 3 * l * NC, *atty = a->atty + l * NC;
-        float *res2 = a->residual2 + l * NC, *ln2 = a->ln2 + l * NC, *fch = a->fch + 4 * l * NC;
-        float *fchg = a->fch_gelu + 4 * l * NC, *res3 = a->residual3 + l * NC;
+        /* s: this layer's activation slot; forward-only, every layer reuses slot 0
+           (each buffer is read only before it is overwritten: the residual input,
+           slot 0's residual3 from layer 1 on, is last read by the attention residual) */
+        size_t lc = (size_t)l * C, lcc = lc * C, s = m->no_grad ? 0 : (size_t)l;
+        float *ln1 = a->ln1 + s * NC, *qkv = a->qkv + 3 * s * NC, *atty = a->atty + s * NC;
+        float *res2 = a->residual2 + s * NC, *ln2 = a->ln2 + s * NC, *fch = a->fch + 4 * s * NC;
+        float *fchg = a->fch_gelu + 4 * s * NC, *res3 = a->residual3 + s * NC;
 
-        layernorm_forward(ln1, a->ln1_mean + (size_t)l * N, a->ln1_rstd + (size_t)l * N, residual,
+        layernorm_forward(ln1, a->ln1_mean + s * N, a->ln1_rstd + s * N, residual,
                           p->t[P_LN1W] + lc, p->t[P_LN1B] + lc, N, C, c->ln_eps);
         matmul_forward(qkv, ln1, p->t[P_QKVW] + 3 * lcc, p->t[P_QKVB] + 3 * lc, N, C, 3 * C);
-        attention_forward(atty, a->att + (size_t)l * m->att_per_layer, qkv, m->seq_start,
+        attention_forward(atty, a->att + s * m->att_per_layer, qkv, m->seq_start,
                           m->att_off, m->n_seq, C, H);
         matmul_forward(a->tmp, atty, p->t[P_ATTPROJW] + lcc, p->t[P_ATTPROJB] + lc, N, C, C);
         residual_forward(res2, residual, a->tmp, NC);
-        layernorm_forward(ln2, a->ln2_mean + (size_t)l * N, a->ln2_rstd + (size_t)l * N, res2,
+        layernorm_forward(ln2, a->ln2_mean + s * N, a->ln2_rstd + s * N, res2,
                           p->t[P_LN2W] + lc, p->t[P_LN2B] + lc, N, C, c->ln_eps);
         matmul_forward(fch, ln2, p->t[P_FCW] + 4 * lcc, p->t[P_FCB] + 4 * lc, N, C, 4 * C);
         gelu_forward(fchg, fch, 4 * NC);
@@ -713,8 +717,13 @@ int model_forward(model *m, float *logp, const int *tokens, const int *targets,
     mm_matmul(a->probs, a->head_in, p->t[P_WTE], NULL, M, V, C, 0, 1, 0);
     for (r = 0; r < N; r++) logp[r] = 0.0f;
     logsoftmax_forward(logp, a->probs, m->sel, m->targets, M, V);
-    m->backward_ready = 1;
+    m->backward_ready = !m->no_grad;
     return 0;
+}
+
+void model_set_no_grad(model *m, int on) {
+    m->no_grad = on != 0;
+    m->backward_ready = 0;
 }
 
 int model_backward(model *m, const float *dlogp, dpo_err *e) {
@@ -726,6 +735,7 @@ int model_backward(model *m, const float *dlogp, dpo_err *e) {
         M = m->n_sel, l, r;
     size_t NC = (size_t)N * C;
 
+    if (m->no_grad) return dpo_errf(e, "model_backward: the model is forward-only (model_set_no_grad)");
     if (!m->backward_ready) return dpo_errf(e, "model_backward needs a fresh model_forward");
     if (!m->grads_mem) return dpo_errf(e, "model_backward: gradients are not allocated");
     if (alloc_dacts(m, e) != 0) return -1;

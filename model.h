@@ -125,6 +125,7 @@ typedef struct {
     float *dacts_mem;
     size_t dacts_cap;         /* floats */
     int backward_ready;       /* set by forward, cleared by backward */
+    int no_grad;              /* forward-only: see model_set_no_grad */
 } model;
 
 /* Check a config: positive, bounded sizes, n_embd % n_head == 0, parameter count bounded. */
@@ -163,6 +164,12 @@ void model_zero_grad(model *m);
  * where the target is -1. */
 int model_forward(model *m, float *logp, const int *tokens, const int *targets,
                   const int *seq_len, int n_seq, dpo_err *e);
+
+/* Forward-only mode (on = 1) for a model that is never trained, such as the
+ * frozen reference: the forward pass keeps one layer's activations instead of
+ * all of them (about L times less activation memory; the log-probs are bit for
+ * bit the same) and model_backward is refused. */
+void model_set_no_grad(model *m, int on);
 
 /* Backward from dlogp (N) = d loss / d logp per token (ignored where the
  * target was -1): adds d loss / d parameter into the gradients. Uses, and

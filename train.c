@@ -697,6 +697,7 @@ int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
     if (model_load(&s.policy, c->resume_dir ? resume : c->model_dir, e) != 0) goto fail;
     if (use_ref) {
         if (model_load(&s.ref, c->ref_dir ? c->ref_dir : c->model_dir, e) != 0) goto fail;
+        model_set_no_grad(&s.ref, 1); /* frozen: forward passes only, one layer of activations */
         if (s.ref.cfg.vocab_size != s.policy.cfg.vocab_size) {
             dpo_errf(e, "the reference's vocabulary (%d) differs from the policy's (%d)", s.ref.cfg.vocab_size,
                      s.policy.cfg.vocab_size);

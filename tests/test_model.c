@@ -532,6 +532,43 @@ START_TEST(test_packed_equals_alone) {
 }
 END_TEST
 
+/* Forward-only mode: the same log-probs bit for bit (golden 2-layer model,
+ * packed batch of three), a smaller activation arena, backward refused; back
+ * in training mode, forward + backward work again. */
+START_TEST(test_no_grad_forward) {
+    model m;
+    st_file f;
+    golden_batch b;
+    float full[64], nog[64], dlogp[64];
+    size_t cap_full;
+    dpo_err e;
+    int i, n = 0;
+    ck_assert_int_eq(model_load(&m, GOLDEN_DIR "/tiny", &e), 0);
+    ck_assert_int_eq(m.cfg.n_layer, 2);
+    load_golden_batch(&f, &b);
+    st_close(&f);
+    for (i = 0; i < b.n_seq; i++) n += b.seq_len[i];
+    ck_assert_int_eq(model_forward(&m, full, b.tokens, b.targets, b.seq_len, b.n_seq, &e), 0);
+    cap_full = m.acts_cap;
+    model_free(&m);
+    ck_assert_int_eq(model_load(&m, GOLDEN_DIR "/tiny", &e), 0);
+    model_set_no_grad(&m, 1);
+    ck_assert_int_eq(model_forward(&m, nog, b.tokens, b.targets, b.seq_len, b.n_seq, &e), 0);
+    ck_assert_mem_eq(nog, full, (size_t)n * sizeof(float));
+    /* two layers' worth of the per-layer activations became one */
+    ck_assert_msg(m.acts_cap < cap_full, "arena %zu floats, with gradients %zu", m.acts_cap, cap_full);
+    ck_assert_int_eq(model_alloc_grads(&m, &e), 0);
+    for (i = 0; i < n; i++) dlogp[i] = 1.0f;
+    ck_assert_int_eq(model_backward(&m, dlogp, &e), -1);
+    ck_assert_ptr_nonnull(strstr(e.msg, "forward-only"));
+    model_set_no_grad(&m, 0);
+    ck_assert_int_eq(model_forward(&m, nog, b.tokens, b.targets, b.seq_len, b.n_seq, &e), 0);
+    ck_assert_mem_eq(nog, full, (size_t)n * sizeof(float));
+    ck_assert_int_eq(model_backward(&m, dlogp, &e), 0);
+    model_free(&m);
+}
+END_TEST
+
 START_TEST(test_bad_batches) {
     model m;
     float logp[64];
@@ -649,6 +686,7 @@ static Suite *model_suite(void) {
     tcase_add_test(t, test_golden);
     tcase_add_test(t, test_dtypes_load_same_model);
     tcase_add_test(t, test_packed_equals_alone);
+    tcase_add_test(t, test_no_grad_forward);
     tcase_add_test(t, test_bad_batches);
     tcase_add_test(t, test_save_load_roundtrip);
     tcase_add_test(t, test_threads_bit_identical);
