@@ -772,8 +772,11 @@ static int cmd_encode(int argc, char **argv) {
             printf("\n");
         }
     } else {
+        /* every row is read and encoded before anything is printed: a bad row
+           leaves no partial output. ends[r] = the end of row r's ids in ids. */
         const char *name = file ? file : "standard input";
         char *p = text, *end = text + len;
+        size_t *ends = NULL, n_rows = 0, cap_rows = 0, r, i;
         long line = 0;
         while (p < end && rc == 0) {
             char *nl = memchr(p, '\n', (size_t)(end - p)), *le = nl ? nl : end;
@@ -781,8 +784,7 @@ static int cmd_encode(int argc, char **argv) {
             const char *s;
             size_t slen;
             line++;
-            if (json_parse(p, (size_t)(le - p), &row, &e) != 0) {
-                dpo_err_prefix(&e, "%s: line %ld", name, line);
+            if (json_parse_line(p, (size_t)(le - p), name, line, &row, &e) != 0) {
                 rc = fail("encode", &e);
                 break;
             }
@@ -794,20 +796,33 @@ static int cmd_encode(int argc, char **argv) {
                 rc = fail("encode", &e);
                 break;
             }
-            n = 0;
+            if (n_rows == cap_rows) {
+                size_t nc = cap_rows ? 2 * cap_rows : 256;
+                size_t *q = realloc(ends, nc * sizeof *q);
+                if (!q) {
+                    json_free(row);
+                    dpo_errf(&e, "out of memory");
+                    rc = fail("encode", &e);
+                    break;
+                }
+                ends = q;
+                cap_rows = nc;
+            }
             t0 = util_seconds();
             if (tok_encode(t, s, slen, &ids, &n, &cap, &e) != 0) rc = fail("encode", &e);
             t_enc += util_seconds() - t0;
-            total += n;
+            ends[n_rows++] = n;
             json_free(row);
-            if (rc == 0) {
-                size_t i;
-                printf("[");
-                for (i = 0; i < n; i++) printf("%s%d", i ? ", " : "", ids[i]);
-                printf("]\n");
-            }
             p = nl ? nl + 1 : end;
         }
+        total = n;
+        for (r = 0; rc == 0 && r < n_rows; r++) {
+            size_t start = r ? ends[r - 1] : 0;
+            printf("[");
+            for (i = start; i < ends[r]; i++) printf("%s%d", i > start ? ", " : "", ids[i]);
+            printf("]\n");
+        }
+        free(ends);
     }
     if (stats && rc == 0)
         fprintf(stderr, "encoded %zu bytes into %zu tokens in %.3f s: %.1f MB/s\n", len, total, t_enc,

@@ -814,6 +814,16 @@ int json_parse(const char *text, size_t len, json_value **out, dpo_err *e) {
     return 0;
 }
 
+int json_parse_line(const char *text, size_t len, const char *path, long line, json_value **out, dpo_err *e) {
+    static const char first[] = "line 1, ";
+    dpo_err pe;
+    if (json_parse(text, len, out, &pe) == 0) return 0;
+    /* the text has no newline, so the parser's position is on its line 1 */
+    if (strncmp(pe.msg, first, sizeof first - 1) == 0)
+        return dpo_errf(e, "%s: line %ld, %s", path, line, pe.msg + sizeof first - 1);
+    return dpo_errf(e, "%s: line %ld: %s", path, line, pe.msg);
+}
+
 void json_free(json_value *v) {
     if (!v) return;
     free_contents(v);

@@ -43,6 +43,10 @@ struct json_value {
 int json_parse(const char *text, size_t len, json_value **out, dpo_err *e);
 void json_free(json_value *v);
 
+/* json_parse of one line of a JSONL file (text without its newline), with an
+ * error that reads "PATH: line N, column C: what", N the line in the file. */
+int json_parse_line(const char *text, size_t len, const char *path, long line, json_value **out, dpo_err *e);
+
 /* Member lookup in an object by key (exact bytes); NULL if absent or v is not an object. */
 const json_value *json_get(const json_value *v, const char *key);
 

@@ -120,10 +120,7 @@ static int data_load(dpo_dataset *d, const char *path, const tok_tokenizer *t, i
             p = nl ? nl + 1 : end;
             continue;
         }
-        if (json_parse(p, (size_t)(le - p), &row, e) != 0) {
-            dpo_err_prefix(e, "%s: line %ld", path, line);
-            goto fail;
-        }
+        if (json_parse_line(p, (size_t)(le - p), path, line, &row, e) != 0) goto fail;
         n_texts = row_texts(row, sft, str, slen, e);
         if (n_texts < 0) {
             json_free(row);

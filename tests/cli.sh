@@ -57,6 +57,10 @@ expect 0 "^\[15496, 995\]$" sh -c "printf '{\"text\": \"Hello world\"}\n' | '$DP
 expect 0 "^Hello world$" sh -c "echo 15496 995 | '$DPO' decode --tokenizer data/gpt2"
 printf '{"text": "ok"}\n{"txt": "no"}\n' > "$T/bad.jsonl"
 expect 1 "$T/bad.jsonl: line 2: missing key \"text\"" "$DPO" encode --tokenizer data/gpt2 --jsonl "$T/bad.jsonl"
+[ -z "$("$DPO" encode --tokenizer data/gpt2 --jsonl "$T/bad.jsonl" 2>/dev/null)" ] && pass=$((pass + 1)) ||
+    { fail=$((fail + 1)); echo "FAIL: encode --jsonl printed rows before failing on a bad one"; }
+printf '{"text": "ok"}\n{"text": x}\n' > "$T/bad2.jsonl"
+expect 1 "$T/bad2.jsonl: line 2, column 10: expected a value" "$DPO" encode --tokenizer data/gpt2 --jsonl "$T/bad2.jsonl"
 expect 1 "id 50257 at position 1 is outside the vocabulary" sh -c "echo 1 50257 | '$DPO' decode --tokenizer data/gpt2"
 expect 1 "not a token id" sh -c "echo 1 x2 | '$DPO' decode --tokenizer data/gpt2"
 expect 1 "no tokenizer here" "$DPO" encode --tokenizer "$T"

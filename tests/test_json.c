@@ -1114,6 +1114,23 @@ END_TEST
 /* suite                                                                     */
 /* ======================================================================== */
 
+/* One JSONL line: the error gives the file's line and the column in it. */
+START_TEST(test_parse_line) {
+    json_value *v = NULL;
+    dpo_err e;
+    const char good[] = "{\"text\": \"hi\"}", bad[] = "{\"text\": x}", dup[] = "{\"a\": 1, \"a\": 2}";
+    ck_assert_int_eq(json_parse_line(good, sizeof good - 1, "f.jsonl", 7, &v, &e), 0);
+    ck_assert_int_eq(v->type, JSON_OBJECT);
+    json_free(v);
+    ck_assert_int_eq(json_parse_line(bad, sizeof bad - 1, "f.jsonl", 7, &v, &e), -1);
+    ck_assert_str_eq(e.msg, "f.jsonl: line 7, column 10: expected a value, found 'x'");
+    ck_assert_int_eq(json_parse_line(dup, sizeof dup - 1, "dir/g.jsonl", 123456, &v, &e), -1);
+    ck_assert_str_eq(e.msg, "dir/g.jsonl: line 123456, column 10: duplicate key \"a\"");
+    ck_assert_int_eq(json_parse_line("", 0, "h", 2, &v, &e), -1);
+    ck_assert_str_eq(e.msg, "h: line 2, column 1: unexpected end of input");
+}
+END_TEST
+
 static Suite *json_suite(void) {
     Suite *s = suite_create("json");
     TCase *valid = tcase_create("valid");
@@ -1138,6 +1155,7 @@ static Suite *json_suite(void) {
     suite_add_tcase(s, escape);
 
     tcase_add_test(hostile, test_empty_and_positions);
+    tcase_add_test(hostile, test_parse_line);
     tcase_add_test(hostile, test_truncated_prefixes);
     tcase_add_test(hostile, test_trailing_garbage);
     tcase_add_test(hostile, test_bad_numbers);
