@@ -5,7 +5,9 @@
 # (" the" x 128) and a 128-token response (127 one-token words + <|endoftext|>),
 # so a step forwards the reference on 4 sequences and the policy forward and
 # backward on the same 4, then takes an RMSprop step over 124M parameters.
-# Runs twice: with the reference model in memory, and with --precompute-ref.
+# Runs twice: with the reference model in memory, and with --precompute-ref;
+# then the same two with PyTorch (bench/torch_dpo_step.py, when Debian's
+# python3-torch is there) and prints PyTorch's time per step over dpo's.
 # Usage: sh bench/train_step.sh [DPO_BINARY]   (needs GNU time at /usr/bin/time)
 set -eu
 DPO=${1:-./dpo}
@@ -34,6 +36,21 @@ for mode in ref precompute; do
         awk -v n=$NTOK '{ print n / $1 }' | sort -n > "$OUT/$mode.steps"
     med=$(awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }' "$OUT/$mode.steps")
     rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$OUT/$mode.time")
-    printf '%-10s %s threads: %.2f s/step (median of steps 2-%s: %s), peak RSS %.2f GiB\n' "$mode" "$THREADS" "$med" \
-        "$STEPS" "$(tr '\n' ' ' < "$OUT/$mode.steps" | sed 's/ $//')" "$(echo "$rss" | awk '{ print $1 / 1048576 }')"
+    printf 'dpo %s: %s threads, %.2f s/step (median of steps 2-%s: %s), peak RSS %.2f GiB\n' "$mode" "$THREADS" "$med" \
+        "$STEPS" "$(tr '\n' ' ' < "$OUT/$mode.steps" | sed 's/ $//')" "$(echo "$rss" | awk '{ print $1 / 1048576 }')" |
+        tee "$OUT/dpo-$mode.txt"
 done
+if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+    for mode in ref precompute; do
+        extra=
+        [ "$mode" = precompute ] && extra=--precompute
+        # OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE, set on some machines here, slow OpenBLAS down: unset for the reference only
+        env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 bench/torch_dpo_step.py --steps "$STEPS" \
+            --threads "$THREADS" $extra | tee "$OUT/torch-$mode.txt"
+        d=$(sed -n 's/.* threads, \([0-9.]*\) s\/step.*/\1/p' "$OUT/dpo-$mode.txt")
+        t=$(sed -n 's/.* threads, \([0-9.]*\) s\/step.*/\1/p' "$OUT/torch-$mode.txt")
+        echo "$mode: dpo is $(awk -v d="$d" -v t="$t" 'BEGIN { printf "%.2f", t / d }')x PyTorch (time per step, torch/dpo)"
+    done
+else
+    echo "(no python3-torch: PyTorch reference skipped)"
+fi
