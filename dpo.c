@@ -35,10 +35,11 @@
 /* option parsing: one table per subcommand                                  */
 /* ======================================================================== */
 
-/* OPT_LIST: one or more values (repeat the option, or list the values after it);
- * OPT_POS: the one optional positional argument (its name is shown in help). */
-/* OPT_DOUBLE: a finite, non-negative number (ranges are checked by the module's validator). */
-typedef enum { OPT_INT, OPT_U64, OPT_DOUBLE, OPT_STR, OPT_FLAG, OPT_LIST, OPT_POS } opt_kind;
+/* OPT_STR: a path; OPT_NAME: a word chosen from a list (checked by the command);
+ * OPT_LIST: one or more values (repeat the option, or list the values after it);
+ * OPT_POS: the one optional positional argument (its name is shown in help);
+ * OPT_DOUBLE: a finite, non-negative number (ranges are checked by the module's validator). */
+typedef enum { OPT_INT, OPT_U64, OPT_DOUBLE, OPT_STR, OPT_NAME, OPT_FLAG, OPT_LIST, OPT_POS } opt_kind;
 
 typedef struct {
     const char **v; /* points into argv */
@@ -72,6 +73,7 @@ static void usage_options(FILE *fp, const opt_spec *opts, int n) {
         snprintf(left, sizeof left, "%s%s", opts[i].name,
                  opts[i].kind == OPT_FLAG || opts[i].kind == OPT_POS ? ""
                  : opts[i].kind == OPT_STR ? " PATH"
+                 : opts[i].kind == OPT_NAME ? " NAME"
                  : opts[i].kind == OPT_LIST ? " PATH..."
                  : opts[i].kind == OPT_DOUBLE ? " X"
                                             : " N");
@@ -134,7 +136,7 @@ static int parse_options(const char *cmd, const char *synopsis, int argc, char *
             return -1;
         }
         a++;
-        if (o->kind == OPT_STR) {
+        if (o->kind == OPT_STR || o->kind == OPT_NAME) {
             if (argv[a][0] == '\0') {
                 fprintf(stderr, "dpo %s: option %s needs a non-empty value\n", cmd, o->name);
                 return -1;
@@ -478,7 +480,7 @@ static int cmd_train(int argc, char **argv, int sft) {
         {"--out", OPT_STR, &c.out_dir, 0, 0, 1, "directory for the fine-tuned model (written at the end, atomically)", 0},
         {"--ref", OPT_STR, &c.ref_dir, 0, 0, 0, "frozen reference model (default: a copy of --model)", 0},
         {"--tokenizer", OPT_STR, &c.tokenizer_dir, 0, 0, 0, "tokenizer directory (default: --model's)", 0},
-        {"--loss", OPT_STR, &loss, 0, 0, 0, "dpo (default), ipo (on summed log-probs, as the DPO authors' code), hinge, sft, unlikelihood", 0},
+        {"--loss", OPT_NAME, &loss, 0, 0, 0, "dpo (default), ipo (on summed log-probs, as the DPO authors' code), hinge, sft, unlikelihood", 0},
         {"--beta", OPT_DOUBLE, &beta, 0, 0, 0, "KL strength beta (default 0.1)", 0},
         {"--label-smoothing", OPT_DOUBLE, &label_smoothing, 0, 0, 0, "conservative DPO: assumed label noise in [0, 0.5) (default 0)", 0},
         {"--alpha", OPT_DOUBLE, &alpha, 0, 0, 0, "unlikelihood weight (default 1)", 0},
@@ -491,10 +493,10 @@ static int cmd_train(int argc, char **argv, int sft) {
         {"--epochs", OPT_INT, &c.epochs, 1, 1 << 20, 0, "passes over the data when --steps is not given (default 1)", 0},
         {"--max-len", OPT_INT, &c.max_len, 2, 1 << 20, 0, "longest prompt + response, in tokens (default 512; at most the model's context)", 0},
         {"--max-prompt-len", OPT_INT, &c.max_prompt_len, 1, 1 << 20, 0, "prompt tokens kept (the last ones) when a row is too long (default 256)", 0},
-        {"--optimizer", OPT_STR, &optimizer, 0, 0, 0, "rmsprop (default, the paper's; PyTorch defaults), adamw, sgd (plain)", 0},
+        {"--optimizer", OPT_NAME, &optimizer, 0, 0, 0, "rmsprop (default, the paper's; PyTorch defaults), adamw, sgd (plain)", 0},
         {"--lr", OPT_DOUBLE, &lr, 0, 0, 0, "peak learning rate (default 1e-6)", 0},
         {"--warmup", OPT_INT, &warmup, 0, 1 << 30, 0, "steps of linear warm-up from 0 (default 150)", 0},
-        {"--schedule", OPT_STR, &schedule, 0, 0, 0, "constant (default) or cosine, after the warm-up", 0},
+        {"--schedule", OPT_NAME, &schedule, 0, 0, 0, "constant (default) or cosine, after the warm-up", 0},
         {"--weight-decay", OPT_DOUBLE, &weight_decay, 0, 0, 0, "weight decay (default 0; not with sgd)", 0},
         {"--grad-clip", OPT_DOUBLE, &grad_clip, 0, 0, 0, "clip the global gradient norm to this (default 10; 0 turns it off)", 0},
         {"--seed", OPT_U64, &c.seed, 0, 0, 0, "seed of the data order (default 0)", 0},
