@@ -396,6 +396,9 @@ typedef struct {
     double t0;
     int quiet, sft;
     int tty;                /* stderr is a terminal: redraw one line; else a line every 5% of the run */
+    int ref_done, ref_tenth; /* progress of the reference's log-probs: rows done, tenths printed */
+    double step_seconds;    /* sum of the wall times of the steps of this process (for the ETA) */
+    long n_steps;
 } train_ui;
 
 static void train_ui_start(void *ctx, const dpo_dataset *d, const dpo_dataset *eval, long total) {
@@ -424,8 +427,11 @@ static void write_metrics(FILE *fp, const train_metrics *m, int sft, int eval) {
 /* a metrics line in the log, and a one-line progress display with an ETA */
 static void train_ui_step(void *ctx, const train_metrics *m, long total) {
     train_ui *ui = ctx;
-    double el = util_seconds() - ui->t0, eta = el / (double)m->step * (double)(total - m->step);
+    double eta;
     long every = total >= 20 ? total / 20 : 1;
+    ui->step_seconds += m->seconds;
+    ui->n_steps++;
+    eta = ui->step_seconds / (double)ui->n_steps * (double)(total - m->step); /* evaluations not counted */
     if (ui->log) write_metrics(ui->log, m, ui->sft, 0);
     if (ui->quiet || (!ui->tty && m->step % every != 0 && m->step != 1 && m->step != total)) return;
     if (ui->sft)
@@ -448,6 +454,19 @@ static void train_ui_eval(void *ctx, const train_metrics *m, long total) {
     else
         fprintf(stderr, "eval after step %ld: loss %.4f  acc %.2f  margin %.4f  rewards %.4f / %.4f\n", m->step,
                 m->loss, m->accuracy, m->margin, m->reward_chosen, m->reward_rejected);
+}
+
+/* the reference's log-probs computed once: a redrawn line on a terminal, else a
+ * line at every 10% */
+static void train_ui_ref(void *ctx, const char *which, int done, int total) {
+    train_ui *ui = ctx;
+    int tenth = (int)((long long)done * 10 / total);
+    if (done <= ui->ref_done) ui->ref_tenth = 0; /* a new pass */
+    ui->ref_done = done;
+    if (ui->quiet || (!ui->tty && tenth <= ui->ref_tenth && done != total)) return;
+    ui->ref_tenth = tenth;
+    fprintf(stderr, "%sreference log-probs of the %s pairs: %d/%d (%.0f s)%s", ui->tty ? "\r" : "", which, done,
+            total, util_seconds() - ui->t0, !ui->tty || done == total ? "\n" : "");
 }
 
 /* options that only preference training has */
@@ -586,6 +605,7 @@ static int cmd_train(int argc, char **argv, int sft) {
     cb.start = train_ui_start;
     cb.step = train_ui_step;
     cb.eval = train_ui_eval;
+    cb.ref_progress = train_ui_ref;
     cb.ctx = &ui;
     rc = train_run(&c, &cb, &e);
     if (ui.log) fclose(ui.log);
@@ -652,7 +672,8 @@ static int cmd_logp(int argc, char **argv) {
         dpo_errf(&e, "out of memory");
         goto done;
     }
-    if (dpo_data_logps(&pol, &d, micro, lp, &e) != 0 || (ref_dir && dpo_data_logps(&ref, &d, micro, lr, &e) != 0))
+    if (dpo_data_logps(&pol, &d, micro, lp, NULL, NULL, &e) != 0 ||
+        (ref_dir && dpo_data_logps(&ref, &d, micro, lr, NULL, NULL, &e) != 0))
         goto done;
     for (i = 0; i < d.n_rows; i++) {
         printf("{\"line\": %ld, \"logp_chosen\": %.9g, \"logp_rejected\": %.9g, \"n_chosen\": %d, \"n_rejected\": %d",

@@ -316,7 +316,8 @@ static double seq_logp(const batch_buf *b, int s) {
     return sum;
 }
 
-int dpo_data_logps(model *m, const dpo_dataset *d, int micro_batch, double *logp, dpo_err *e) {
+int dpo_data_logps(model *m, const dpo_dataset *d, int micro_batch, double *logp, dpo_progress_fn progress,
+                   void *ctx, dpo_err *e) {
     batch_buf b;
     int *rows = malloc((size_t)(micro_batch > 0 ? micro_batch : 1) * sizeof *rows), r0, i, rc = 0;
     int per = seqs_per_row(d);
@@ -334,6 +335,7 @@ int dpo_data_logps(model *m, const dpo_dataset *d, int micro_batch, double *logp
             rc = -1;
         } else {
             for (i = 0; i < per * n; i++) logp[(size_t)per * (size_t)r0 + (size_t)i] = seq_logp(&b, i);
+            if (progress) progress(ctx, r0 + n, d->n_rows);
         }
     }
     batch_free(&b);
@@ -517,7 +519,8 @@ static int evaluate(train_state *s, const train_config *c, int micro_batch, trai
             return dpo_err_prefix(e, "evaluating on %s", c->eval_path);
     }
     metrics_mean(m, d->n_rows);
-    m->tokens_per_second = (double)tokens / (util_seconds() - t0);
+    m->seconds = util_seconds() - t0;
+    m->tokens_per_second = (double)tokens / m->seconds;
     return 0;
 }
 
@@ -644,6 +647,26 @@ static int load_ckpt_state(const char *dir, ckpt_state *st, dpo_err *e) {
     return rc;
 }
 
+/* the caller's ref_progress, told which data the reference is going through */
+typedef struct {
+    const train_callbacks *cb;
+    const char *which;
+} ref_progress_ctx;
+
+static void ref_progress(void *ctx, int done, int total) {
+    const ref_progress_ctx *r = ctx;
+    r->cb->ref_progress(r->cb->ctx, r->which, done, total);
+}
+
+/* the reference's log-probs of every row of d, reporting progress as `which` */
+static int ref_logps(model *ref, const dpo_dataset *d, int mb, double *out, const train_callbacks *cb,
+                     const char *which, dpo_err *e) {
+    ref_progress_ctx r;
+    r.cb = cb;
+    r.which = which;
+    return dpo_data_logps(ref, d, mb, out, cb && cb->ref_progress ? ref_progress : NULL, &r, e);
+}
+
 /* the data of one JSONL file, as the mode reads it */
 static int load_data(dpo_dataset *d, const train_config *c, const char *path, const tok_tokenizer *t, int eos,
                      int max_len, dpo_err *e) {
@@ -737,6 +760,7 @@ int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
         goto fail;
     }
     for (i = 0; i < s.eval.n_rows; i++) s.eval_rows[i] = i;
+    if (cb && cb->start) cb->start(cb->ctx, &s.data, c->eval_path ? &s.eval : NULL, total);
     if (use_ref && c->eval_path) {
         /* the held-out rows' reference log-probs once: the reference never changes */
         s.eval_ref_logp = malloc(2 * (size_t)s.eval.n_rows * sizeof *s.eval_ref_logp);
@@ -744,7 +768,7 @@ int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
             dpo_errf(e, "out of memory");
             goto fail;
         }
-        if (dpo_data_logps(&s.ref, &s.eval, mb, s.eval_ref_logp, e) != 0) goto fail;
+        if (ref_logps(&s.ref, &s.eval, mb, s.eval_ref_logp, cb, "held-out", e) != 0) goto fail;
     }
     if (use_ref && c->precompute_ref) {
         /* every row's reference log-probs once; then the reference model is not needed */
@@ -753,10 +777,9 @@ int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
             dpo_errf(e, "out of memory");
             goto fail;
         }
-        if (dpo_data_logps(&s.ref, &s.data, mb, s.ref_logp, e) != 0) goto fail;
+        if (ref_logps(&s.ref, &s.data, mb, s.ref_logp, cb, "training", e) != 0) goto fail;
         model_free(&s.ref);
     }
-    if (cb && cb->start) cb->start(cb->ctx, &s.data, c->eval_path ? &s.eval : NULL, total);
 
     if (s.data.n_rows > 0 && pair_pos % s.data.n_rows != 0) /* resuming inside an epoch */
         epoch_permutation(s.perm, s.data.n_rows, c->seed, (long)(pair_pos / s.data.n_rows));
@@ -789,7 +812,8 @@ int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
         m.step = step + 1;
         m.epoch = (double)pair_pos / s.data.n_rows;
         metrics_mean(&m, B);
-        m.tokens_per_second = (double)tokens / (util_seconds() - t0);
+        m.seconds = util_seconds() - t0;
+        m.tokens_per_second = (double)tokens / m.seconds;
         if (cb && cb->step) cb->step(cb->ctx, &m, total);
         if (c->eval_path && (step + 1 == total || (c->eval_every > 0 && (step + 1) % c->eval_every == 0))) {
             train_metrics em;

@@ -55,8 +55,11 @@ void dpo_data_free(dpo_dataset *d);
  * logp[2 r] = log p(chosen | prompt), logp[2 r + 1] = log p(rejected | prompt);
  * SFT data: logp[r] = log p(completion | prompt). micro_batch rows per forward
  * pass (results do not depend on it: a sequence's log-probs are the same alone
- * or packed). */
-int dpo_data_logps(model *m, const dpo_dataset *d, int micro_batch, double *logp, dpo_err *e);
+ * or packed). progress (may be NULL) is called after every forward pass with the
+ * rows done so far and the rows in all. */
+typedef void (*dpo_progress_fn)(void *ctx, int done, int total);
+int dpo_data_logps(model *m, const dpo_dataset *d, int micro_batch, double *logp, dpo_progress_fn progress,
+                   void *ctx, dpo_err *e);
 
 #endif
 
@@ -104,6 +107,7 @@ typedef struct {
     double grad_norm;          /* before clipping */
     double learning_rate;
     double tokens_per_second;  /* tokens forwarded (and backwarded, in training) per second */
+    double seconds;            /* wall time of the step (or evaluation) */
 } train_metrics;
 
 /* Any of the functions may be NULL. */
@@ -112,6 +116,9 @@ typedef struct {
     void (*start)(void *ctx, const dpo_dataset *train, const dpo_dataset *eval, long total_steps);
     void (*step)(void *ctx, const train_metrics *m, long total_steps); /* after every step */
     void (*eval)(void *ctx, const train_metrics *m, long total_steps); /* after every evaluation */
+    /* while the reference's log-probs are computed once (--precompute-ref: which =
+       "training"; held-out rows: "held-out"): rows done so far, of total */
+    void (*ref_progress)(void *ctx, const char *which, int done, int total);
     void *ctx;
 } train_callbacks;
 
