@@ -13,7 +13,12 @@
  *   - the logps/chosen and logps/rejected metrics against sums over response tokens only;
  *   - 1 and 2 threads bit for bit;
  *   - dpo, ipo and hinge learning a small preference set;
- *   - a non-finite loss stopping the run with nothing written.
+ *   - a non-finite loss stopping the run with nothing written;
+ *   - held-out evaluation against the next training step's metrics, and
+ *     training runs with and without it saving the same bytes;
+ *   - SFT data (sft_data_load), one SFT SGD step against p - lr * g with g the
+ *     gradient of the completion-token mean NLL built here, for several
+ *     micro-batch sizes, and SFT learning a few rows.
  *
  * Models are tiny (2 layers, 2 heads, width 16, context 32) with GPT-2's own
  * tokenizer (data/gpt2, vocabulary 50257), so the tests run from the project root
@@ -124,6 +129,7 @@ static double ulpf(float x) {
 
 typedef struct {
     int n_start, n_rows, n_eval_rows, n_steps, n_evals;
+    int ref_done[2], ref_calls[2]; /* reference log-probs: [0] training rows, [1] held-out rows */
     long total;
     train_metrics m[MAXSTEPS], ev[MAXSTEPS];
 } capture;
@@ -144,6 +150,18 @@ static void cap_eval(void *ctx, const train_metrics *m, long total) {
     ck_assert_int_eq(m->step, c->n_steps);
     ck_assert(m->grad_norm == 0.0 && m->learning_rate == 0.0);
     c->ev[c->n_evals++] = *m;
+}
+
+/* progress of the reference's log-probs: rows done grow to the rows in all */
+static void cap_ref(void *ctx, const char *which, int done, int total) {
+    capture *c = ctx;
+    int k = strcmp(which, "held-out") == 0;
+    ck_assert_msg(k || strcmp(which, "training") == 0, "which = %s", which);
+    ck_assert_int_eq(total, k ? c->n_eval_rows : c->n_rows);
+    ck_assert_int_gt(done, c->ref_done[k]);
+    ck_assert_int_le(done, total);
+    c->ref_done[k] = done;
+    c->ref_calls[k]++;
 }
 
 static void cap_step(void *ctx, const train_metrics *m, long total) {
@@ -183,6 +201,7 @@ static void run_ok(const train_config *c, capture *cap) {
     cb.start = cap_start;
     cb.step = cap_step;
     cb.eval = cap_eval;
+    cb.ref_progress = cap_ref;
     cb.ctx = cap;
     ck_assert_msg(train_run(c, &cb, &e) == 0, "train_run: %s", e.msg);
     ck_assert_int_eq(cap->n_start, 1);
@@ -1147,6 +1166,11 @@ START_TEST(test_eval) {
     c.out_dir = out[3];
     run_ok(&c, &capp);
     ck_assert_int_eq(capp.n_evals, 1);
+    /* the reference went through both files once, 3 rows (the micro-batch) at a time */
+    ck_assert(capp.ref_done[0] == NP4 && capp.ref_calls[0] == 2);
+    ck_assert(capp.ref_done[1] == NP4 && capp.ref_calls[1] == 2);
+    ck_assert(cap3.ref_done[0] == 0 && cap3.ref_calls[0] == 0); /* no --precompute-ref */
+    ck_assert(cap3.ref_done[1] == NP4 && cap3.ref_calls[1] == 2);
     ck_assert(capp.ev[0].loss == cap.ev[3].loss && capp.ev[0].reward_chosen == cap.ev[3].reward_chosen &&
               capp.ev[0].reward_rejected == cap.ev[3].reward_rejected);
     for (k = 1; k < 4; k++) ck_assert_msg(same_file(path[0], path[k]), "%s differs from %s", path[k], path[0]);
