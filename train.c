@@ -608,6 +608,17 @@ static int req_str(const json_value *root, const char *key, const char **v, size
     return rc;
 }
 
+/* "mode"; checkpoints written before dpo sft existed have none and are "dpo" */
+static int opt_mode(const json_value *root, const char **mode, size_t *len, dpo_err *e) {
+    int rc = json_get_string(root, "mode", mode, len, e);
+    if (rc > 0) {
+        *mode = "dpo";
+        *len = 3;
+        return 0;
+    }
+    return rc;
+}
+
 static int load_ckpt_state(const char *dir, ckpt_state *st, dpo_err *e) {
     char path[4096], *text, *end;
     size_t len, slen, mlen;
@@ -623,7 +634,7 @@ static int load_ckpt_state(const char *dir, ckpt_state *st, dpo_err *e) {
     }
     free(text);
     if (root->type != JSON_OBJECT) dpo_errf(e, "not a JSON object");
-    else if (req_str(root, "mode", &mode, &mlen, e) == 0 && req_int(root, "step", 1LL << 40, &step, e) == 0 &&
+    else if (opt_mode(root, &mode, &mlen, e) == 0 && req_int(root, "step", 1LL << 40, &step, e) == 0 &&
              req_int(root, "pairs_seen", 1LL << 52, &pairs, e) == 0 &&
              req_int(root, "batch", 1 << 20, &batch, e) == 0 &&
              req_int(root, "micro_batch", 1 << 20, &micro, e) == 0 && req_str(root, "seed", &seed, &slen, e) == 0) {

@@ -121,6 +121,11 @@ cmp -s "$T/full/model.safetensors" "$T/part/model.safetensors" && cmp -s "$T/ful
 expect 1 "resume with the same" "$DPO" train --model "$T/p" --out "$T/part" --data "$T/pairs.jsonl" --batch 4 \
     --micro-batch 2 --seed 4 --steps 40 --resume "$T/part"
 expect 1 "not a checkpoint" "$DPO" train --model "$T/p" --out "$T/x" $A --resume "$T/p"
+# a checkpoint from before trainer_state.json had "mode" resumes as dpo; a bad mode is an error
+grep -v '"mode"' "$T/part/trainer_state.json" > "$T/state" && mv "$T/state" "$T/part/trainer_state.json"
+expect 0 "wrote $T/part" "$DPO" train --model "$T/p" --out "$T/part" $(echo "$A" | sed 's/--steps 40/--steps 41/') --resume "$T/part"
+sed 's/"mode": "dpo"/"mode": "ppo"/' "$T/part/trainer_state.json" > "$T/state" && mv "$T/state" "$T/part/trainer_state.json"
+expect 1 "trainer_state.json: key \"mode\": neither" "$DPO" train --model "$T/p" --out "$T/part" $(echo "$A" | sed 's/--steps 40/--steps 42/') --resume "$T/part"
 
 # dpo logp: packing-independent sums; with --ref the implicit rewards (policy = reference: 0)
 "$DPO" logp --model "$T/p" --data "$T/pairs.jsonl" --micro-batch 1 > "$T/lp1.jsonl"
