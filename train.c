@@ -1,5 +1,6 @@
-/* train.c - owns preference data (reading JSONL pairs, tokenizing, truncating)
- * and the DPO training loop built on model.c, objective.c and optim.c.
+/* train.c - owns training data (reading JSONL preference pairs and SFT rows,
+ * tokenizing, truncating), the training loop of dpo train and dpo sft built on
+ * model.c, objective.c and optim.c, held-out evaluation, and checkpoints.
  * It must never print (progress and metrics go through callbacks and files the
  * caller names), never train on a half-read file, and never leave a partly
  * written checkpoint behind. */

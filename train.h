@@ -1,4 +1,4 @@
-/* train.h - preference data and the DPO training loop. See train.c. */
+/* train.h - training data (pairs, SFT rows), the training loop, evaluation. See train.c. */
 #ifndef DPO_TRAIN_H
 #define DPO_TRAIN_H
 

@@ -276,6 +276,18 @@ static void write_pairs(const char *path, const text_pair *tp, int n) {
     testutil_write_bytes(path, buf, off);
 }
 
+/* The fixture of the tests that compare against this file's own gradient: a
+ * policy and a different reference (both with wte scaled by 10, so that h is
+ * far from 0) and the four pairs, in tmp_root as "policy", "ref", "pairs.jsonl". */
+static void policy_ref_pairs(char pdir[256], char rdir[256], char data[256]) {
+    path_in(pdir, 256, "policy");
+    path_in(rdir, 256, "ref");
+    path_in(data, 256, "pairs.jsonl");
+    make_model_dir(pdir, 11, 10.0f);
+    make_model_dir(rdir, 22, 10.0f);
+    write_pairs(data, pairs4, NP4);
+}
+
 /* log p(response ++ eos | prompt) under m: one forward of this sequence alone,
  * summed in double over the positions that have a target. */
 static double seq_logp(model *m, const seq_t *s) {
@@ -685,13 +697,8 @@ START_TEST(test_sgd_step_matches_gradient) {
     double h[NP4], hmax = 0.0, loss_here, lc = 0, lr_ = 0, rwc = 0, rwr = 0, mag = 0;
     int k, n_right = 0;
     dpo_err e;
-    path_in(pdir, sizeof pdir, "policy");
-    path_in(rdir, sizeof rdir, "ref");
-    path_in(data, sizeof data, "pairs.jsonl");
+    policy_ref_pairs(pdir, rdir, data);
     path_in(out, sizeof out, "out");
-    make_model_dir(pdir, 11, 10.0f);
-    make_model_dir(rdir, 22, 10.0f);
-    write_pairs(data, pairs4, NP4);
     make_pairs(ps, pairs4, NP4);
     base_config(&c, pdir, data, out, OPTIM_SGD, LR3, NP4, NP4, 1);
     c.ref_dir = rdir;
@@ -829,12 +836,7 @@ START_TEST(test_micro_batches) {
     double pmax = 0.0, upd = 0.0, worst = 0.0;
     size_t i;
     int k;
-    path_in(pdir, sizeof pdir, "policy");
-    path_in(rdir, sizeof rdir, "ref");
-    path_in(data, sizeof data, "pairs.jsonl");
-    make_model_dir(pdir, 11, 10.0f);
-    make_model_dir(rdir, 22, 10.0f);
-    write_pairs(data, pairs4, NP4);
+    policy_ref_pairs(pdir, rdir, data);
     for (k = 0; k < 4; k++) {
         char name[32];
         snprintf(name, sizeof name, "out%d", mbs[k]);
@@ -1126,12 +1128,7 @@ START_TEST(test_eval) {
     train_config c;
     capture cap, cap3, capp;
     int k;
-    path_in(pdir, sizeof pdir, "policy");
-    path_in(rdir, sizeof rdir, "ref");
-    path_in(data, sizeof data, "pairs.jsonl");
-    make_model_dir(pdir, 11, 10.0f);
-    make_model_dir(rdir, 22, 10.0f);
-    write_pairs(data, pairs4, NP4);
+    policy_ref_pairs(pdir, rdir, data);
     for (k = 0; k < 4; k++) {
         char name[16];
         snprintf(name, sizeof name, "out%d", k);
