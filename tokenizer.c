@@ -13,19 +13,51 @@
  *      line of merges.txt) is replaced by the merged token, leftmost first, until
  *      no adjacent pair has a rank.
  * The vocabulary files spell each byte as a printable Unicode character
- * (GPT-2's byte-to-unicode table) so that tokens are valid JSON strings. */
+ * (GPT-2's byte-to-unicode table) so that tokens are valid JSON strings.
+ *
+ * Files read: the tokenizer's two files (kept in memory, as validated, so that
+ * what a checkpoint gets is what was checked), the training corpus, and 16 bytes
+ * of /dev/urandom per table set: the key of the hash tables, so that whoever
+ * writes a vocabulary or a corpus cannot choose strings that all land in one
+ * slot. No id, merge or output ever depends on that key. */
 #include "tokenizer.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "json.h"
 #include "unicode.h"
 
-#define MAX_VOCAB 4194304             /* ids must fit this, as in model.h */
-#define MAX_VOCAB_FILE (256u << 20)   /* 256 MiB */
+#define MAX_VOCAB 4194304 /* ids must fit this, as in model.h */
+/* Largest vocab.json / merges.txt (or encoder.json / vocab.bpe) accepted. GPT-2's
+ * vocab.json is about 1 MB and its merges.txt 456 KB; the largest byte-level BPE
+ * vocabularies in use (200k-250k entries) take a few MB per file. 32 MiB is ten
+ * times that, and bounds what a hostile file makes the loader hold (the text, its
+ * JSON tree and the tables: a few hundred MB at most). */
+#define MAX_VOCAB_FILE ((size_t)32 << 20)
+/* Training reads each corpus file whole, up to 4 GiB (1 GiB where size_t is 32 bits). */
+#define MAX_TRAIN_FILE ((size_t)1 << (sizeof(size_t) >= 8 ? 32 : 30))
+/* Training cuts a pre-tokenizer piece longer than this many bytes into chunks of at
+ * most this size (ending at a UTF-8 character boundary when one is within 3 bytes).
+ * Real words are far shorter; pieces this long are runs of one class (base64
+ * letters, digits, a line of '=' or spaces) where a merge across a chunk boundary
+ * is worth nothing. 512 is four times GPT-2's longest token (128 bytes), so any
+ * token GPT-2 learnt can still be learnt; equal chunks of a long run are counted
+ * as one word, and positions inside a word fit an int. Encoding never cuts. */
+#define MAX_TRAIN_PIECE 512
+/* Encoding keeps positions inside one piece in an int: a piece of more than 2^30
+ * bytes (one GiB without a single change of character class) is refused. */
+#define MAX_ENCODE_PIECE ((size_t)1 << 30)
 #define EOT_TEXT "<|endoftext|>"
+
+/* The key of a set of hash tables (SipHash's 128-bit key). */
+typedef struct {
+    uint64_t k0, k1;
+} hash_key;
 
 struct tok_tokenizer {
     int n_vocab;
@@ -33,6 +65,7 @@ struct tok_tokenizer {
     size_t *off;            /* (n_vocab + 1) token id's bytes are bytes[off[id] .. off[id+1]) */
     int byte_id[256];       /* id of each single-byte token */
     int eot;                /* id of "<|endoftext|>", or -1 */
+    hash_key key;           /* of both tables below; random per tokenizer */
     int *vocab_slots;       /* open addressing: token bytes -> id; -1 empty */
     size_t vocab_mask;
     uint64_t *merge_keys;   /* open addressing: (left id << 32 | right id) -> slot; ~0 empty */
@@ -40,8 +73,11 @@ struct tok_tokenizer {
     int *merge_result;      /* id of the merged token */
     size_t merge_mask;
     int n_merges;
+    char *vocab_text;       /* (vocab_len) the vocabulary file's bytes as read and validated */
+    size_t vocab_len;
+    char *merges_text;      /* (merges_len) the merges file's bytes as read and validated */
+    size_t merges_len;
 };
-
 /* ======================================================================== */
 /* GPT-2's byte <-> unicode table                                            */
 /* ======================================================================== */
@@ -112,24 +148,126 @@ static size_t bytes_to_unicode(const unsigned char *s, size_t len, char *out) {
 }
 
 /* ======================================================================== */
-/* hash tables                                                               */
+/* keyed hashing                                                             */
 /* ======================================================================== */
 
-/* FNV-1a over bytes */
-static uint64_t hash_bytes(const unsigned char *s, size_t n) {
-    uint64_t h = 1469598103934665603ULL;
-    size_t i;
-    for (i = 0; i < n; i++) h = (h ^ s[i]) * 1099511628211ULL;
-    return h;
+/* SipHash-2-4 (Aumasson and Bernstein, "SipHash: a fast short-input PRF", 2012),
+ * written from the paper. State v0..v3 = the key XOR the four constants of
+ * "somepseudorandomlygeneratedbytes"; each 8-byte little-endian block m is
+ * absorbed as v3 ^= m, two SipRounds, v0 ^= m; the last block holds the 0..7
+ * remaining bytes and, in its top byte, the length mod 256; then v2 ^= 0xff, four
+ * SipRounds, and the hash is v0 ^ v1 ^ v2 ^ v3. Without the key, which inputs
+ * collide in a table cannot be predicted, so a table of n keys costs O(n)
+ * probes in total whatever the files hold. */
+
+static uint64_t rotl64(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
+
+/* One SipRound: an add-rotate-xor network over the four state words. */
+static void sip_round(uint64_t v[4]) {
+    v[0] += v[1];
+    v[1] = rotl64(v[1], 13);
+    v[1] ^= v[0];
+    v[0] = rotl64(v[0], 32);
+    v[2] += v[3];
+    v[3] = rotl64(v[3], 16);
+    v[3] ^= v[2];
+    v[0] += v[3];
+    v[3] = rotl64(v[3], 21);
+    v[3] ^= v[0];
+    v[2] += v[1];
+    v[1] = rotl64(v[1], 17);
+    v[1] ^= v[2];
+    v[2] = rotl64(v[2], 32);
 }
 
-static uint64_t hash_u64(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    return x ^ (x >> 33);
+/* The initial state for key k. */
+static void sip_init(uint64_t v[4], const hash_key *k) {
+    v[0] = k->k0 ^ 0x736f6d6570736575ULL;
+    v[1] = k->k1 ^ 0x646f72616e646f6dULL;
+    v[2] = k->k0 ^ 0x6c7967656e657261ULL;
+    v[3] = k->k1 ^ 0x7465646279746573ULL;
 }
+
+/* Absorb one 64-bit block (c = 2 rounds). */
+static void sip_block(uint64_t v[4], uint64_t m) {
+    v[3] ^= m;
+    sip_round(v);
+    sip_round(v);
+    v[0] ^= m;
+}
+
+/* Finalize (d = 4 rounds). */
+static uint64_t sip_final(uint64_t v[4]) {
+    v[2] ^= 0xff;
+    sip_round(v);
+    sip_round(v);
+    sip_round(v);
+    sip_round(v);
+    return v[0] ^ v[1] ^ v[2] ^ v[3];
+}
+
+/* SipHash-2-4 of s[0..n) under key k. */
+static uint64_t hash_bytes(const hash_key *k, const unsigned char *s, size_t n) {
+    uint64_t v[4], m;
+    size_t i, j;
+    sip_init(v, k);
+    for (i = 0; i + 8 <= n; i += 8) {
+        m = 0;
+        for (j = 0; j < 8; j++) m |= (uint64_t)s[i + j] << (8 * j);
+        sip_block(v, m);
+    }
+    m = (uint64_t)(n & 0xff) << 56;
+    for (j = 0; i + j < n; j++) m |= (uint64_t)s[i + j] << (8 * j);
+    sip_block(v, m);
+    return sip_final(v);
+}
+
+/* SipHash-2-4 of the 8 little-endian bytes of x (the same value hash_bytes gives them). */
+static uint64_t hash_u64(const hash_key *k, uint64_t x) {
+    uint64_t v[4];
+    sip_init(v, k);
+    sip_block(v, x);
+    sip_block(v, (uint64_t)8 << 56);
+    return sip_final(v);
+}
+
+/* splitmix64: one step of a 64-bit mixer, for the fallback key below. */
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* A fresh random key: 16 bytes of /dev/urandom; where that cannot be read, a mix of
+ * the time, the CPU clock, the process id and two addresses (not secret, but not
+ * written in any file either). */
+static void hash_key_random(hash_key *k) {
+    unsigned char b[16];
+    size_t got = 0;
+    int i;
+    FILE *fp = fopen("/dev/urandom", "rb");
+    if (fp) {
+        got = fread(b, 1, sizeof b, fp);
+        fclose(fp);
+    }
+    if (got == sizeof b) {
+        k->k0 = k->k1 = 0;
+        for (i = 0; i < 8; i++) {
+            k->k0 |= (uint64_t)b[i] << (8 * i);
+            k->k1 |= (uint64_t)b[8 + i] << (8 * i);
+        }
+    } else {
+        uint64_t s = (uint64_t)time(NULL) ^ (uint64_t)clock() << 24 ^ (uint64_t)getpid() << 40 ^
+                     (uint64_t)(uintptr_t)k ^ (uint64_t)(uintptr_t)&s << 7;
+        k->k0 = splitmix64(&s);
+        k->k1 = splitmix64(&s);
+    }
+}
+
+/* ======================================================================== */
+/* hash tables                                                               */
+/* ======================================================================== */
 
 /* a power of two at least twice n */
 static size_t table_size(size_t n) {
@@ -138,8 +276,9 @@ static size_t table_size(size_t n) {
     return s;
 }
 
+/* id of the token spelled s[0..n), or -1 */
 static int vocab_find(const tok_tokenizer *t, const unsigned char *s, size_t n) {
-    size_t i = (size_t)hash_bytes(s, n) & t->vocab_mask;
+    size_t i = (size_t)hash_bytes(&t->key, s, n) & t->vocab_mask;
     for (;; i = (i + 1) & t->vocab_mask) {
         int id = t->vocab_slots[i];
         if (id < 0) return -1;
@@ -152,7 +291,7 @@ static uint64_t pair_key(int a, int b) { return (uint64_t)(uint32_t)a << 32 | (u
 /* slot of merge (a, b), or -1 */
 static long merge_find(const tok_tokenizer *t, int a, int b) {
     uint64_t k = pair_key(a, b);
-    size_t i = (size_t)hash_u64(k) & t->merge_mask;
+    size_t i = (size_t)hash_u64(&t->key, k) & t->merge_mask;
     for (;; i = (i + 1) & t->merge_mask) {
         if (t->merge_keys[i] == k) return (long)i;
         if (t->merge_keys[i] == ~(uint64_t)0) return -1;
@@ -171,6 +310,8 @@ void tok_free(tok_tokenizer *t) {
     free(t->merge_keys);
     free(t->merge_rank);
     free(t->merge_result);
+    free(t->vocab_text);
+    free(t->merges_text);
     free(t);
 }
 
@@ -190,7 +331,38 @@ static int file_exists(const char *path) {
     return 1;
 }
 
-/* vocab.json: {"token": id, ...}, ids exactly 0..n-1 */
+/* The vocab.json spelling of token id for a message: at most 40 bytes of the
+ * token (80 bytes of printable characters), NUL-terminated, "..." when cut.
+ * out must hold 96 bytes. Never raw bytes: every byte maps to a printable
+ * character of GPT-2's table. */
+static void token_spelling(const tok_tokenizer *t, int id, char *out) {
+    size_t n = t->off[id + 1] - t->off[id], k;
+    k = bytes_to_unicode(t->bytes + t->off[id], n > 40 ? 40 : n, out);
+    if (n > 40) {
+        memcpy(out + k, "...", 3);
+        k += 3;
+    }
+    out[k] = '\0';
+}
+
+/* Length of at most max bytes of the UTF-8 text s[0..n), not cutting a character. */
+static int utf8_clip(const char *s, size_t n, size_t max) {
+    if (n <= max) return (int)n;
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80) max--;
+    return (int)max;
+}
+
+/* A special token: "<|" + one or more printable ASCII characters other than '|'
+ * + "|>", such as "<|endoftext|>". Such an entry may be formed by no merge. */
+static int is_special(const unsigned char *s, size_t n) {
+    size_t i;
+    if (n < 5 || s[0] != '<' || s[1] != '|' || s[n - 2] != '|' || s[n - 1] != '>') return 0;
+    for (i = 2; i + 2 < n; i++)
+        if (s[i] < 0x21 || s[i] > 0x7e || s[i] == '|') return 0;
+    return 1;
+}
+
+/* vocab.json: {"token": id, ...}, ids exactly 0..n-1; keeps the file's bytes */
 static int load_vocab(tok_tokenizer *t, const char *path, dpo_err *e) {
     int inv[324];
     char *text;
@@ -203,7 +375,8 @@ static int load_vocab(tok_tokenizer *t, const char *path, dpo_err *e) {
         free(text);
         return dpo_err_prefix(e, "%s", path);
     }
-    free(text);
+    t->vocab_text = text; /* freed by tok_free */
+    t->vocab_len = len;
     if (root->type != JSON_OBJECT) {
         json_free(root);
         return dpo_errf(e, "%s: not a JSON object of token -> id", path);
@@ -222,14 +395,15 @@ static int load_vocab(tok_tokenizer *t, const char *path, dpo_err *e) {
         const json_value *v = &root->items[i];
         long long id;
         if (v->type != JSON_NUMBER || !v->is_integer || v->number < 0 || v->number >= (double)root->count) {
-            dpo_errf(e, "%s: token \"%.64s\": id must be an integer in [0, %zu)", path, root->keys[i],
-                     root->count);
+            dpo_errf(e, "%s: token \"%.*s\": id must be an integer in [0, %zu)", path,
+                     utf8_clip(root->keys[i], root->key_lens[i], 64), root->keys[i], root->count);
             goto fail;
         }
         id = (long long)v->number;
         if (order[id] >= 0) {
-            dpo_errf(e, "%s: id %lld is given to two tokens (\"%.64s\" and \"%.64s\")", path, id,
-                     root->keys[order[id]], root->keys[i]);
+            dpo_errf(e, "%s: id %lld is given to two tokens (\"%.*s\" and \"%.*s\")", path, id,
+                     utf8_clip(root->keys[order[id]], root->key_lens[order[id]], 64), root->keys[order[id]],
+                     utf8_clip(root->keys[i], root->key_lens[i], 64), root->keys[i]);
             goto fail;
         }
         order[id] = (int)i;
@@ -244,8 +418,8 @@ static int load_vocab(tok_tokenizer *t, const char *path, dpo_err *e) {
         t->off[i] = total;
         if (root->key_lens[k] == 0 ||
             unicode_to_bytes(inv, root->keys[k], root->key_lens[k], t->bytes + total, &n) != 0) {
-            dpo_errf(e, "%s: token \"%.64s\" (id %zu) is not a string of GPT-2 byte characters", path,
-                     root->keys[k], i);
+            dpo_errf(e, "%s: token \"%.*s\" (id %zu) is not a string of GPT-2 byte characters", path,
+                     utf8_clip(root->keys[k], root->key_lens[k], 64), root->keys[k], i);
             goto fail;
         }
         total += n;
@@ -262,6 +436,7 @@ fail:
     return -1;
 }
 
+/* the token bytes -> id table; finds the 256 byte tokens and "<|endoftext|>" */
 static int build_vocab_index(tok_tokenizer *t, const char *path, dpo_err *e) {
     size_t size = table_size((size_t)t->n_vocab), i;
     int id, b;
@@ -274,7 +449,7 @@ static int build_vocab_index(tok_tokenizer *t, const char *path, dpo_err *e) {
         size_t n = t->off[id + 1] - t->off[id];
         if (vocab_find(t, s, n) >= 0)
             return dpo_errf(e, "%s: two ids spell the same bytes (id %d)", path, id);
-        i = (size_t)hash_bytes(s, n) & t->vocab_mask;
+        i = (size_t)hash_bytes(&t->key, s, n) & t->vocab_mask;
         while (t->vocab_slots[i] >= 0) i = (i + 1) & t->vocab_mask;
         t->vocab_slots[i] = id;
     }
@@ -289,39 +464,72 @@ static int build_vocab_index(tok_tokenizer *t, const char *path, dpo_err *e) {
     return 0;
 }
 
-/* merges.txt: "#version: ..." then one "LEFT RIGHT" per line, rank = order */
+/* After all merges are read: every entry of vocab.json is a byte token, a special
+ * token "<|...|>" or the result of a merge (formed[id] >= 0), else the two files
+ * do not belong together (typically a truncated merges.txt). */
+static int check_all_formed(const tok_tokenizer *t, const int *formed, const char *mpath, dpo_err *e) {
+    int id, first = -1, unformed = 0, special = 0;
+    char spell[96];
+    for (id = 0; id < t->n_vocab; id++) {
+        const unsigned char *s = t->bytes + t->off[id];
+        size_t n = t->off[id + 1] - t->off[id];
+        if (n == 1 || formed[id] >= 0) continue;
+        if (is_special(s, n)) {
+            special++;
+        } else {
+            if (first < 0) first = id;
+            unformed++;
+        }
+    }
+    if (unformed == 0) return 0;
+    token_spelling(t, first, spell);
+    return dpo_errf(e, "%s: vocab.json has %d entries but merges.txt accounts for only %d (%d merged tokens "
+                       "+ 256 bytes + %d special tokens <|...|>): truncated, or from another vocabulary? "
+                       "(id %d \"%s\" is formed by no merge)",
+                    mpath, t->n_vocab, t->n_vocab - unformed, t->n_merges, special, first, spell);
+}
+
+/* merges.txt: "#version: ..." then one "LEFT RIGHT" per line, rank = order.
+ * Each merge must form an entry of vocab.json that no other merge forms, and
+ * every entry of vocab.json but the bytes and special tokens must be formed:
+ * then there are at most n_vocab - 256 merges and the table is sized by n_vocab.
+ * Keeps the file's bytes. */
 static int load_merges(tok_tokenizer *t, const char *path, dpo_err *e) {
     int inv[324];
     char *text, *p, *end;
-    size_t len, lines = 0, size, i;
+    size_t len, size, i;
     unsigned char *buf = NULL;
-    int line_no = 1;
+    int line_no = 1, *formed = NULL;
     byte_inverse(inv);
     if (util_read_file(path, MAX_VOCAB_FILE, &text, &len, e) != 0) return -1;
+    t->merges_text = text; /* freed by tok_free */
+    t->merges_len = len;
     end = text + len;
-    if (len < 8 || strncmp(text, "#version", 8) != 0) {
-        free(text);
+    if (len < 8 || strncmp(text, "#version", 8) != 0)
         return dpo_errf(e, "%s: line 1: missing the \"#version\" header of a merges file", path);
-    }
-    for (p = text; p < end; p++) lines += (*p == '\n');
-    size = table_size(lines + 1);
+    size = table_size((size_t)t->n_vocab);
     t->merge_keys = malloc(size * sizeof *t->merge_keys);
     t->merge_rank = malloc(size * sizeof *t->merge_rank);
     t->merge_result = malloc(size * sizeof *t->merge_result);
+    formed = malloc((size_t)t->n_vocab * sizeof *formed); /* formed[id]: line of the merge forming it, or -1 */
     buf = malloc(len + 1);
-    if (!t->merge_keys || !t->merge_rank || !t->merge_result || !buf) {
-        free(text);
-        free(buf);
-        return dpo_errf(e, "%s: out of memory", path);
+    if (!t->merge_keys || !t->merge_rank || !t->merge_result || !formed || !buf) {
+        dpo_errf(e, "%s: out of memory", path);
+        goto fail;
     }
     for (i = 0; i < size; i++) t->merge_keys[i] = ~(uint64_t)0;
+    for (i = 0; i < (size_t)t->n_vocab; i++) formed[i] = -1;
     t->merge_mask = size - 1;
     p = memchr(text, '\n', len);
     p = p ? p + 1 : end;
     while (p < end) {
         char *nl = memchr(p, '\n', (size_t)(end - p)), *le = nl ? nl : end, *sp;
         size_t na, nb;
-        int a, b, r;
+        int a, b, r, ql;
+        if (line_no == INT_MAX) {
+            dpo_errf(e, "%s: too many lines", path);
+            goto fail;
+        }
         line_no++;
         if (le > p && le[-1] == '\r') le--;
         if (le > p) {
@@ -335,23 +543,32 @@ static int load_merges(tok_tokenizer *t, const char *path, dpo_err *e) {
                 dpo_errf(e, "%s: line %d: not GPT-2 byte characters", path, line_no);
                 goto fail;
             }
+            /* from here the line is GPT-2 byte characters only: printable, safe to quote */
+            ql = utf8_clip(p, (size_t)(le - p), 120);
             a = vocab_find(t, buf, na);
             b = vocab_find(t, buf + na, nb);
             r = vocab_find(t, buf, na + nb);
             if (a < 0 || b < 0) {
-                dpo_errf(e, "%s: line %d: merge names a token that is not in the vocabulary", path,
-                         line_no);
+                dpo_errf(e, "%s: line %d: merge \"%.*s\" names a token that is not in the vocabulary", path,
+                         line_no, ql, p);
                 goto fail;
             }
             if (r < 0) {
-                dpo_errf(e, "%s: line %d: the merged token is not in the vocabulary", path, line_no);
+                dpo_errf(e, "%s: line %d: merge \"%.*s\": the merged token is not in vocab.json "
+                            "(the two files do not belong together)", path, line_no, ql, p);
                 goto fail;
             }
             if (merge_find(t, a, b) >= 0) {
-                dpo_errf(e, "%s: line %d: the same merge appears twice", path, line_no);
+                dpo_errf(e, "%s: line %d: the same merge appears twice (\"%.*s\")", path, line_no, ql, p);
                 goto fail;
             }
-            i = (size_t)hash_u64(pair_key(a, b)) & t->merge_mask;
+            if (formed[r] >= 0) {
+                dpo_errf(e, "%s: line %d: merge \"%.*s\" forms the token (id %d) that line %d forms already",
+                         path, line_no, ql, p, r, formed[r]);
+                goto fail;
+            }
+            formed[r] = line_no;
+            i = (size_t)hash_u64(&t->key, pair_key(a, b)) & t->merge_mask;
             while (t->merge_keys[i] != ~(uint64_t)0) i = (i + 1) & t->merge_mask;
             t->merge_keys[i] = pair_key(a, b);
             t->merge_rank[i] = t->n_merges++;
@@ -359,12 +576,13 @@ static int load_merges(tok_tokenizer *t, const char *path, dpo_err *e) {
         }
         p = nl ? nl + 1 : end;
     }
+    if (check_all_formed(t, formed, path, e) != 0) goto fail;
+    free(formed);
     free(buf);
-    free(text);
     return 0;
 fail:
+    free(formed);
     free(buf);
-    free(text);
     return -1;
 }
 
@@ -382,13 +600,19 @@ static int tokenizer_paths(const char *dir, char *vpath, char *mpath, size_t cap
                        "(with vocab.bpe) is missing", dir);
 }
 
-int tok_load(tok_tokenizer **out, const char *dir, dpo_err *e) {
+int tok_load_keyed(tok_tokenizer **out, const char *dir, const uint64_t key[2], dpo_err *e) {
     char vpath[4096], mpath[4096];
     tok_tokenizer *t;
     *out = NULL;
     if (tokenizer_paths(dir, vpath, mpath, sizeof vpath, e) != 0) return -1;
     t = calloc(1, sizeof *t);
     if (!t) return dpo_errf(e, "out of memory");
+    if (key) {
+        t->key.k0 = key[0];
+        t->key.k1 = key[1];
+    } else {
+        hash_key_random(&t->key);
+    }
     if (load_vocab(t, vpath, e) != 0 || build_vocab_index(t, vpath, e) != 0 || load_merges(t, mpath, e) != 0) {
         tok_free(t);
         return -1;
@@ -397,35 +621,32 @@ int tok_load(tok_tokenizer **out, const char *dir, dpo_err *e) {
     return 0;
 }
 
-static int copy_file(const char *src, const char *dst, dpo_err *e) {
-    char *data;
-    size_t len;
+int tok_load(tok_tokenizer **out, const char *dir, dpo_err *e) { return tok_load_keyed(out, dir, NULL, e); }
+
+/* write data[0..len) as dir/name, atomically */
+static int write_file_atomic(const char *dir, const char *name, const char *data, size_t len, dpo_err *e) {
+    char path[4096];
     util_atomic_file af;
-    if (util_read_file(src, MAX_VOCAB_FILE, &data, &len, e) != 0) return -1;
-    if (util_atomic_open(&af, dst, e) != 0) {
-        free(data);
-        return -1;
-    }
+    if (util_path_join(path, sizeof path, dir, name, e) != 0 || util_atomic_open(&af, path, e) != 0) return -1;
     if (util_atomic_write(&af, data, len, e) != 0) {
         util_atomic_abort(&af);
-        free(data);
         return -1;
     }
-    free(data);
     return util_atomic_commit(&af, e);
 }
 
+int tok_write_files(const tok_tokenizer *t, const char *dir, dpo_err *e) {
+    if (write_file_atomic(dir, "vocab.json", t->vocab_text, t->vocab_len, e) != 0) return -1;
+    return write_file_atomic(dir, "merges.txt", t->merges_text, t->merges_len, e);
+}
+
 int tok_copy_files(const char *src_dir, const char *dst_dir, dpo_err *e) {
-    char vpath[4096], mpath[4096], out[4096];
     tok_tokenizer *t;
+    int rc;
     if (tok_load(&t, src_dir, e) != 0) return -1; /* only a valid tokenizer is copied */
+    rc = tok_write_files(t, dst_dir, e);
     tok_free(t);
-    if (tokenizer_paths(src_dir, vpath, mpath, sizeof vpath, e) != 0) return -1;
-    if (util_path_join(out, sizeof out, dst_dir, "vocab.json", e) != 0 || copy_file(vpath, out, e) != 0)
-        return -1;
-    if (util_path_join(out, sizeof out, dst_dir, "merges.txt", e) != 0 || copy_file(mpath, out, e) != 0)
-        return -1;
-    return 0;
+    return rc;
 }
 
 /* ======================================================================== */
@@ -563,24 +784,34 @@ static void push_pair(const tok_tokenizer *t, bpe_work *w, int pos) {
     heap_push(w, c);
 }
 
+/* room for a piece of n tokens (n <= MAX_ENCODE_PIECE, so that the sizes below fit) */
 static int work_reserve(bpe_work *w, size_t n) {
+    size_t bytes_int, bytes_heap;
     if (n <= w->cap) return 0;
     free(w->id);
     free(w->prev);
     free(w->next);
     free(w->heap);
-    w->id = malloc(n * sizeof *w->id);
-    w->prev = malloc(n * sizeof *w->prev);
-    w->next = malloc(n * sizeof *w->next);
-    w->heap = malloc(2 * n * sizeof *w->heap);
+    w->id = w->prev = w->next = NULL;
+    w->heap = NULL;
+    w->cap = 0;
+    if (util_mul_size(n, sizeof(int), &bytes_int) != 0 || util_mul_size(n, 2 * sizeof(cand), &bytes_heap) != 0)
+        return -1;
+    w->id = malloc(bytes_int);
+    w->prev = malloc(bytes_int);
+    w->next = malloc(bytes_int);
+    w->heap = malloc(bytes_heap);
     w->cap = (w->id && w->prev && w->next && w->heap) ? n : 0;
     return w->cap ? 0 : -1;
 }
 
+/* append one id to the growing array (doubling, overflow-checked) */
 static int append_id(int **ids, size_t *n, size_t *cap, int id) {
     if (*n == *cap) {
-        size_t nc = *cap ? 2 * *cap : 256;
-        int *p = realloc(*ids, nc * sizeof *p);
+        size_t nc = *cap ? 2 * *cap : 256, bytes;
+        int *p;
+        if (nc < *cap || util_mul_size(nc, sizeof *p, &bytes) != 0) return -1;
+        p = realloc(*ids, bytes);
         if (!p) return -1;
         *ids = p;
         *cap = nc;
@@ -594,6 +825,7 @@ typedef struct {
     bpe_work w;
     int **ids;
     size_t *n, *cap;
+    size_t too_long;  /* length of a piece refused for its size, or 0 */
 } encode_ctx;
 
 /* BPE on one piece, appending its ids */
@@ -604,7 +836,11 @@ static int encode_piece(void *p, const char *start, size_t len) {
     const unsigned char *s = (const unsigned char *)start;
     int i, n = (int)len, pos;
     if (len == 1) return append_id(c->ids, c->n, c->cap, t->byte_id[s[0]]);
-    if (len > (size_t)1 << 30 || work_reserve(w, len) != 0) return -1;
+    if (len > MAX_ENCODE_PIECE) {
+        c->too_long = len;
+        return -1;
+    }
+    if (work_reserve(w, len) != 0) return -1;
     for (i = 0; i < n; i++) {
         w->id[i] = t->byte_id[s[i]];
         w->prev[i] = i - 1;
@@ -645,6 +881,9 @@ int tok_encode(const tok_tokenizer *t, const char *text, size_t len, int **ids, 
     free(c.w.prev);
     free(c.w.next);
     free(c.w.heap);
+    if (rc != 0 && c.too_long)
+        return dpo_errf(e, "a piece of %zu bytes (a run of one kind of character) is longer than the %zu "
+                           "bytes one piece may have", c.too_long, MAX_ENCODE_PIECE);
     if (rc != 0) return dpo_errf(e, "out of memory while encoding");
     return 0;
 }
@@ -661,7 +900,8 @@ int tok_decode(const tok_tokenizer *t, const int *ids, size_t n, char **out, siz
         if (ids[i] < 0 || ids[i] >= t->n_vocab)
             return dpo_errf(e, "id %d at position %zu is outside the vocabulary [0, %d)", ids[i], i,
                             t->n_vocab);
-        total += t->off[ids[i] + 1] - t->off[ids[i]];
+        if (util_add_size(total, t->off[ids[i] + 1] - t->off[ids[i]], &total) != 0 || total == SIZE_MAX)
+            return dpo_errf(e, "decoding %zu ids: the text would not fit in memory", n);
     }
     buf = malloc(total + 1);
     if (!buf) return dpo_errf(e, "out of memory decoding %zu bytes", total);
@@ -682,28 +922,51 @@ int tok_decode(const tok_tokenizer *t, const int *ids, size_t n, char **out, siz
 /* ======================================================================== */
 
 /* Byte-level BPE training, as GPT-2's merges were learnt: count the corpus's
- * pre-tokenized pieces ("words"); start every word as its bytes; repeatedly
- * merge the adjacent pair that occurs most often (summed over word counts),
- * everywhere, as a new token. The best pair is kept in a max-heap ordered by
- * (count, then smallest left id, then smallest right id); counts change as
- * words are rewritten, so an entry is checked against the live count when it
- * is popped, and re-queued with the live count if that is lower. */
+ * pre-tokenized pieces ("words", pieces over MAX_TRAIN_PIECE bytes cut into
+ * chunks); start every word as its bytes; repeatedly merge the adjacent pair
+ * that occurs most often, everywhere, as a new token:
+ *
+ *   count(l, r) = sum over words w of  count(w) * #{ i : sym_w[i] = l, sym_w[i+1] = r }
+ *
+ * (overlapping positions count: "a a a" holds (a, a) twice), and merging (l, r)
+ * rewrites each word left to right without overlaps ("a a a" -> "aa a").
+ *
+ * Cost near-linear in the corpus: each word's tokens are a linked list over its
+ * byte positions, and each pair keeps the (word, position) of its occurrences.
+ * Merging (l, r) at position i of word w, with neighbours x before and y after,
+ *   x l r y  ->  x z y
+ * changes only four counts, each by count(w): (x, l) and (r, y) lose one
+ * occurrence, (x, z) and (z, y) gain one (recorded for when they are merged).
+ * Occurrences are never removed; one is stale when its tokens have changed since,
+ * and is checked when used. Every merge at least shortens a word by one token, so
+ * the whole training touches O(corpus bytes) occurrences (plus a sort when l = r).
+ *
+ * The best pair is kept in a max-heap of (count, then smallest left id, then
+ * smallest right id); whenever a count grows, the pair is queued again with it,
+ * and a popped entry is checked against the live count: a lower entry is stale
+ * (the live one is queued too), a higher one is queued again with the live count.
+ *
+ * A merge whose result would spell "<|endoftext|>", or a token that exists
+ * already (another merge formed those bytes), is refused and never tried again:
+ * every trained token is formed by exactly one merge, as tok_load requires. */
 
 typedef struct {
-    unsigned char *text; /* the word's bytes */
-    size_t len;
-    int *sym;            /* the word's current tokens */
-    int n_sym;
-    long long count;     /* occurrences in the corpus */
-    int stamp;           /* last merge step that rewrote it */
+    size_t base;     /* its bytes and tokens start at text[base], sym[base] */
+    int len;         /* bytes, 1 .. MAX_TRAIN_PIECE */
+    long long count; /* occurrences in the corpus */
 } tr_word;
 
 typedef struct {
-    uint64_t key;      /* pair_key(left, right); ~0 for an empty slot */
-    long long count;
-    int *words;        /* indices of words that contained the pair when it was counted */
-    int n_words, cap_words;
-    int done;          /* merged already, or refused */
+    int w, pos; /* word index; position of the pair's left token in the word */
+} tr_occ;
+
+typedef struct {
+    int left, right;
+    long long count; /* live count, per the formula above */
+    tr_occ *occ;     /* (n_occ) where the pair was formed or first counted; some are stale */
+    size_t n_occ, cap_occ;
+    int done;        /* merged already, or refused */
+    int touched;     /* last merge step in which its count grew */
 } tr_pair;
 
 typedef struct {
@@ -712,47 +975,61 @@ typedef struct {
 } tr_entry;
 
 typedef struct {
+    hash_key key;          /* of the three tables; random per training */
     /* tokens */
-    unsigned char *bytes;
+    unsigned char *bytes;  /* all tokens' bytes, concatenated */
     size_t n_bytes, cap_bytes;
-    size_t *off;          /* (cap_tok + 1) */
-    int n_tok, cap_tok;
-    int *tok_slots;       /* bytes -> id */
+    size_t *off;           /* (vocab_size + 1) token id's bytes are bytes[off[id] .. off[id+1]) */
+    int n_tok;
+    int byte_id[256];      /* id of each byte's token */
+    int *tok_slots;        /* open addressing: token bytes -> id; -1 empty */
     size_t tok_mask;
-    /* words */
+    /* words: distinct chunks */
     tr_word *words;
-    int n_words, cap_words;
-    int *word_slots;      /* word bytes -> index */
+    size_t n_words, cap_words;
+    int *word_slots;       /* open addressing: word bytes -> index; -1 empty */
     size_t word_mask;
+    unsigned char *text;   /* (n_sym) the words' bytes, back to back (freed once counted) */
+    int *sym;              /* (n_sym) token at each position, -1 once merged into its left neighbour */
+    int *prev, *next;      /* (n_sym) neighbouring live position in the same word, or -1 */
+    size_t n_sym, cap_sym;
     /* pairs */
     tr_pair *pairs;
-    size_t pair_mask, n_pairs;
+    size_t n_pairs, cap_pairs;
+    size_t *pair_slots;    /* open addressing: pair_key(l, r) -> index in pairs; SIZE_MAX empty */
+    size_t pair_mask;
+    size_t *touched;       /* (n_touched) pairs whose count grew in this merge step */
+    size_t n_touched, cap_touched;
     tr_entry *heap;
     size_t n_heap, cap_heap;
     /* merges in order: (left, right) ids */
     int (*merges)[2];
-    int n_merges, cap_merges;
+    size_t n_merges, cap_merges;
     int oom;
 } trainer;
 
-static int grow(void **p, int *cap, int need, size_t elem) {
-    int nc;
+/* Make room for need elements of size elem in *p (capacity *cap, doubling);
+ * -1 when out of memory or when the size would overflow. */
+static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+    size_t nc, bytes;
     void *q;
     if (need <= *cap) return 0;
     nc = *cap ? *cap : 16;
     while (nc < need) {
-        if (nc > (1 << 29)) return -1;
+        if (nc > SIZE_MAX / 2) return -1;
         nc *= 2;
     }
-    q = realloc(*p, (size_t)nc * elem);
+    if (util_mul_size(nc, elem, &bytes) != 0) return -1;
+    q = realloc(*p, bytes);
     if (!q) return -1;
     *p = q;
     *cap = nc;
     return 0;
 }
 
+/* id of the token spelled s[0..n), or -1 */
 static int tr_find_tok(const trainer *tr, const unsigned char *s, size_t n) {
-    size_t i = (size_t)hash_bytes(s, n) & tr->tok_mask;
+    size_t i = (size_t)hash_bytes(&tr->key, s, n) & tr->tok_mask;
     for (;; i = (i + 1) & tr->tok_mask) {
         int id = tr->tok_slots[i];
         if (id < 0) return -1;
@@ -763,43 +1040,31 @@ static int tr_find_tok(const trainer *tr, const unsigned char *s, size_t n) {
 /* add a token (bytes must be new); the token table is sized for the final vocabulary */
 static int tr_add_tok(trainer *tr, const unsigned char *s, size_t n) {
     size_t i;
-    if (tr->n_bytes + n > tr->cap_bytes) {
-        size_t nc = tr->cap_bytes ? tr->cap_bytes : 4096;
-        unsigned char *q;
-        while (nc < tr->n_bytes + n) nc *= 2;
-        q = realloc(tr->bytes, nc);
-        if (!q) return -1;
-        tr->bytes = q;
-        tr->cap_bytes = nc;
-    }
+    if (grow((void **)&tr->bytes, &tr->cap_bytes, tr->n_bytes + n, 1) != 0) return -1;
     memcpy(tr->bytes + tr->n_bytes, s, n);
     tr->off[tr->n_tok] = tr->n_bytes;
     tr->n_bytes += n;
     tr->off[tr->n_tok + 1] = tr->n_bytes;
-    i = (size_t)hash_bytes(s, n) & tr->tok_mask;
+    i = (size_t)hash_bytes(&tr->key, s, n) & tr->tok_mask;
     while (tr->tok_slots[i] >= 0) i = (i + 1) & tr->tok_mask;
     tr->tok_slots[i] = tr->n_tok;
     return tr->n_tok++;
 }
 
+/* heap order: higher count first, then smaller left id, then smaller right id */
 static int entry_before(const tr_entry *a, const tr_entry *b) {
     if (a->count != b->count) return a->count > b->count;
     if (a->left != b->left) return a->left < b->left;
     return a->right < b->right;
 }
 
+/* queue (count, l, r) */
 static void tr_push(trainer *tr, long long count, int l, int r) {
     tr_entry en;
     size_t i;
-    if (tr->n_heap == tr->cap_heap) {
-        size_t nc = tr->cap_heap ? 2 * tr->cap_heap : 1024;
-        tr_entry *q = realloc(tr->heap, nc * sizeof *q);
-        if (!q) {
-            tr->oom = 1;
-            return;
-        }
-        tr->heap = q;
-        tr->cap_heap = nc;
+    if (grow((void **)&tr->heap, &tr->cap_heap, tr->n_heap + 1, sizeof *tr->heap) != 0) {
+        tr->oom = 1;
+        return;
     }
     en.count = count;
     en.left = l;
@@ -814,6 +1079,7 @@ static void tr_push(trainer *tr, long long count, int l, int r) {
     tr->heap[i] = en;
 }
 
+/* remove and return the first entry (the heap is not empty) */
 static tr_entry tr_pop(trainer *tr) {
     tr_entry top = tr->heap[0], last = tr->heap[--tr->n_heap];
     size_t i = 0, n = tr->n_heap;
@@ -833,84 +1099,96 @@ static tr_entry tr_pop(trainer *tr) {
     return top;
 }
 
-static tr_pair *tr_pair_get(trainer *tr, int l, int r) {
+/* index of pair (l, r) in tr->pairs, added with count 0 if new; SIZE_MAX when out
+ * of memory. (Adding may move tr->pairs: hold indices, not pointers.) */
+static size_t tr_pair_index(trainer *tr, int l, int r) {
     uint64_t k = pair_key(l, r);
-    size_t i = (size_t)hash_u64(k) & tr->pair_mask;
+    size_t i = (size_t)hash_u64(&tr->key, k) & tr->pair_mask, idx;
     for (;; i = (i + 1) & tr->pair_mask) {
-        if (tr->pairs[i].key == k) return &tr->pairs[i];
-        if (tr->pairs[i].key == ~(uint64_t)0) break;
+        size_t s = tr->pair_slots[i];
+        if (s == SIZE_MAX) break;
+        if (tr->pairs[s].left == l && tr->pairs[s].right == r) return s;
     }
-    /* new pair: grow the table first when it is half full */
+    /* a new pair: grow the index first when it is half full */
     if (2 * (tr->n_pairs + 1) > tr->pair_mask + 1) {
-        size_t ns = 2 * (tr->pair_mask + 1), j;
-        tr_pair *np = malloc(ns * sizeof *np), *old = tr->pairs;
-        if (!np) {
-            tr->oom = 1;
-            return NULL;
+        size_t ns = 2 * (tr->pair_mask + 1), j, *nsl;
+        if (ns > SIZE_MAX / sizeof *nsl || !(nsl = malloc(ns * sizeof *nsl))) return SIZE_MAX;
+        for (j = 0; j < ns; j++) nsl[j] = SIZE_MAX;
+        for (j = 0; j < tr->n_pairs; j++) {
+            size_t m = (size_t)hash_u64(&tr->key, pair_key(tr->pairs[j].left, tr->pairs[j].right)) & (ns - 1);
+            while (nsl[m] != SIZE_MAX) m = (m + 1) & (ns - 1);
+            nsl[m] = j;
         }
-        for (j = 0; j < ns; j++) np[j].key = ~(uint64_t)0;
-        for (j = 0; j <= tr->pair_mask; j++) {
-            size_t m;
-            if (old[j].key == ~(uint64_t)0) continue;
-            m = (size_t)hash_u64(old[j].key) & (ns - 1);
-            while (np[m].key != ~(uint64_t)0) m = (m + 1) & (ns - 1);
-            np[m] = old[j];
-        }
-        free(old);
-        tr->pairs = np;
+        free(tr->pair_slots);
+        tr->pair_slots = nsl;
         tr->pair_mask = ns - 1;
-        i = (size_t)hash_u64(k) & tr->pair_mask;
-        while (tr->pairs[i].key != ~(uint64_t)0) i = (i + 1) & tr->pair_mask;
+        i = (size_t)hash_u64(&tr->key, k) & tr->pair_mask;
+        while (tr->pair_slots[i] != SIZE_MAX) i = (i + 1) & tr->pair_mask;
     }
-    memset(&tr->pairs[i], 0, sizeof tr->pairs[i]);
-    tr->pairs[i].key = k;
-    tr->n_pairs++;
-    return &tr->pairs[i];
+    if (grow((void **)&tr->pairs, &tr->cap_pairs, tr->n_pairs + 1, sizeof *tr->pairs) != 0) return SIZE_MAX;
+    idx = tr->n_pairs++;
+    memset(&tr->pairs[idx], 0, sizeof tr->pairs[idx]);
+    tr->pairs[idx].left = l;
+    tr->pairs[idx].right = r;
+    tr->pairs[idx].touched = -1;
+    tr->pair_slots[i] = idx;
+    return idx;
 }
 
-/* count += delta for every adjacent pair of word w; new occurrences remember w */
-static void tr_count_word(trainer *tr, int w, long long delta) {
-    tr_word *wd = &tr->words[w];
-    int i;
-    for (i = 0; i + 1 < wd->n_sym; i++) {
-        tr_pair *p = tr_pair_get(tr, wd->sym[i], wd->sym[i + 1]);
-        if (!p) return;
-        p->count += delta;
-        if (delta > 0) {
-            if (grow((void **)&p->words, &p->cap_words, p->n_words + 1, sizeof(int)) != 0) {
-                tr->oom = 1;
-                return;
-            }
-            p->words[p->n_words++] = w;
-            if (!p->done) tr_push(tr, p->count, wd->sym[i], wd->sym[i + 1]);
+/* count(l, r) += delta; a gain (delta > 0) records the occurrence (w, pos) and,
+ * in merge step `step` (>= 0), puts the pair on the list to queue again. */
+static void tr_pair_add(trainer *tr, int l, int r, long long delta, int w, int pos, int step) {
+    size_t idx = tr_pair_index(tr, l, r);
+    tr_pair *p;
+    if (idx == SIZE_MAX) {
+        tr->oom = 1;
+        return;
+    }
+    p = &tr->pairs[idx];
+    p->count += delta;
+    if (delta <= 0) return;
+    if (grow((void **)&p->occ, &p->cap_occ, p->n_occ + 1, sizeof *p->occ) != 0) {
+        tr->oom = 1;
+        return;
+    }
+    p->occ[p->n_occ].w = w;
+    p->occ[p->n_occ].pos = pos;
+    p->n_occ++;
+    if (step >= 0 && p->touched != step) {
+        p->touched = step;
+        if (grow((void **)&tr->touched, &tr->cap_touched, tr->n_touched + 1, sizeof *tr->touched) != 0) {
+            tr->oom = 1;
+            return;
         }
+        tr->touched[tr->n_touched++] = idx;
     }
 }
 
-static int tr_add_piece(void *ctx, const char *start, size_t len) {
-    trainer *tr = ctx;
-    const unsigned char *s = (const unsigned char *)start;
-    size_t h = (size_t)hash_bytes(s, len), i;
+/* Count one chunk s[0..len) (1 <= len <= MAX_TRAIN_PIECE): one more occurrence of
+ * a known word, or a new word whose tokens start as its bytes. */
+static int tr_add_word(trainer *tr, const unsigned char *s, size_t len) {
+    size_t h = (size_t)hash_bytes(&tr->key, s, len), i, w, k;
     tr_word *wd;
-    int w;
     for (i = h & tr->word_mask;; i = (i + 1) & tr->word_mask) {
-        w = tr->word_slots[i];
-        if (w < 0) break;
-        if (tr->words[w].len == len && memcmp(tr->words[w].text, s, len) == 0) {
-            tr->words[w].count++;
+        int x = tr->word_slots[i];
+        if (x < 0) break;
+        wd = &tr->words[x];
+        if ((size_t)wd->len == len && memcmp(tr->text + wd->base, s, len) == 0) {
+            wd->count++;
             return 0;
         }
     }
+    if (tr->n_words >= INT_MAX) return -1; /* word indices are ints */
     /* a new word: grow the index when half full */
-    if (2 * ((size_t)tr->n_words + 1) > tr->word_mask + 1) {
+    if (2 * (tr->n_words + 1) > tr->word_mask + 1) {
         size_t ns = 2 * (tr->word_mask + 1), j;
-        int *nsl = malloc(ns * sizeof *nsl);
-        if (!nsl) return -1;
+        int *nsl;
+        if (ns > SIZE_MAX / sizeof *nsl || !(nsl = malloc(ns * sizeof *nsl))) return -1;
         for (j = 0; j < ns; j++) nsl[j] = -1;
         for (w = 0; w < tr->n_words; w++) {
-            j = (size_t)hash_bytes(tr->words[w].text, tr->words[w].len) & (ns - 1);
+            j = (size_t)hash_bytes(&tr->key, tr->text + tr->words[w].base, (size_t)tr->words[w].len) & (ns - 1);
             while (nsl[j] >= 0) j = (j + 1) & (ns - 1);
-            nsl[j] = w;
+            nsl[j] = (int)w;
         }
         free(tr->word_slots);
         tr->word_slots = nsl;
@@ -918,78 +1196,115 @@ static int tr_add_piece(void *ctx, const char *start, size_t len) {
         for (i = h & tr->word_mask; tr->word_slots[i] >= 0; i = (i + 1) & tr->word_mask) {}
     }
     if (grow((void **)&tr->words, &tr->cap_words, tr->n_words + 1, sizeof *tr->words) != 0) return -1;
-    w = tr->n_words;
-    wd = &tr->words[w];
-    wd->text = malloc(len);
-    wd->sym = malloc(len * sizeof(int));
-    if (!wd->text || !wd->sym) {
-        free(wd->text);
-        free(wd->sym);
-        return -1;
+    if (tr->n_sym + len > tr->cap_sym) {
+        size_t c = tr->cap_sym;
+        if (grow((void **)&tr->text, &c, tr->n_sym + len, 1) != 0) return -1;
+        c = tr->cap_sym;
+        if (grow((void **)&tr->sym, &c, tr->n_sym + len, sizeof(int)) != 0) return -1;
+        c = tr->cap_sym;
+        if (grow((void **)&tr->prev, &c, tr->n_sym + len, sizeof(int)) != 0) return -1;
+        c = tr->cap_sym;
+        if (grow((void **)&tr->next, &c, tr->n_sym + len, sizeof(int)) != 0) return -1;
+        tr->cap_sym = c;
     }
-    memcpy(wd->text, s, len);
-    wd->len = len;
-    wd->n_sym = (int)len;
+    w = tr->n_words++;
+    wd = &tr->words[w];
+    wd->base = tr->n_sym;
+    wd->len = (int)len;
     wd->count = 1;
-    wd->stamp = -1;
-    for (i = 0; i < len; i++) wd->sym[i] = tr_find_tok(tr, s + i, 1);
-    for (i = h & tr->word_mask; tr->word_slots[i] >= 0; i = (i + 1) & tr->word_mask) {}
-    tr->word_slots[i] = w;
-    tr->n_words++;
+    memcpy(tr->text + wd->base, s, len);
+    for (k = 0; k < len; k++) {
+        tr->sym[wd->base + k] = tr->byte_id[s[k]];
+        tr->prev[wd->base + k] = (int)k - 1;
+        tr->next[wd->base + k] = k + 1 < len ? (int)k + 1 : -1;
+    }
+    tr->n_sym += len;
+    tr->word_slots[i] = (int)w;
     return 0;
 }
 
+/* tok_pretokenize callback: a piece, cut into chunks of at most MAX_TRAIN_PIECE
+ * bytes, each ending before a UTF-8 continuation byte when a character start is
+ * among its last 3 bytes. */
+static int tr_add_piece(void *ctx, const char *start, size_t len) {
+    trainer *tr = ctx;
+    const unsigned char *s = (const unsigned char *)start;
+    while (len > MAX_TRAIN_PIECE) {
+        size_t n = MAX_TRAIN_PIECE; /* s[n] exists: len > n */
+        while (n > MAX_TRAIN_PIECE - 3 && (s[n] & 0xC0) == 0x80) n--;
+        if ((s[n] & 0xC0) == 0x80) n = MAX_TRAIN_PIECE; /* no character start near: invalid UTF-8, cut anyway */
+        if (tr_add_word(tr, s, n) != 0) return -1;
+        s += n;
+        len -= n;
+    }
+    return tr_add_word(tr, s, len);
+}
+
+/* occurrences in word order, then position order */
+static int occ_cmp(const void *a, const void *b) {
+    const tr_occ *x = a, *y = b;
+    if (x->w != y->w) return x->w < y->w ? -1 : 1;
+    return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* Merge (l, r) -> z at occurrence o, if it is still there: x l r y -> x z y, and
+ * the four counts around it change by the word's count. */
+static void tr_merge_at(trainer *tr, tr_occ o, int l, int r, int z, int step) {
+    const tr_word *wd = &tr->words[o.w];
+    int *sym = tr->sym + wd->base, *prv = tr->prev + wd->base, *nxt = tr->next + wd->base;
+    int q = nxt[o.pos], x, y;
+    long long c = wd->count;
+    if (sym[o.pos] != l || q < 0 || sym[q] != r) return; /* stale */
+    x = prv[o.pos];
+    y = nxt[q];
+    if (x >= 0) {
+        tr_pair_add(tr, sym[x], l, -c, o.w, x, step);
+        tr_pair_add(tr, sym[x], z, c, o.w, x, step);
+    }
+    if (y >= 0) {
+        tr_pair_add(tr, r, sym[y], -c, o.w, q, step);
+        tr_pair_add(tr, z, sym[y], c, o.w, o.pos, step);
+    }
+    sym[o.pos] = z;
+    sym[q] = -1;
+    nxt[o.pos] = y;
+    if (y >= 0) prv[y] = o.pos;
+}
+
 static void tr_free(trainer *tr) {
-    int i;
     size_t j;
     free(tr->bytes);
     free(tr->off);
     free(tr->tok_slots);
-    for (i = 0; i < tr->n_words; i++) {
-        free(tr->words[i].sym);
-        free(tr->words[i].text);
-    }
     free(tr->words);
     free(tr->word_slots);
-    if (tr->pairs)
-        for (j = 0; j <= tr->pair_mask; j++)
-            if (tr->pairs[j].key != ~(uint64_t)0) free(tr->pairs[j].words);
+    free(tr->text);
+    free(tr->sym);
+    free(tr->prev);
+    free(tr->next);
+    for (j = 0; j < tr->n_pairs; j++) free(tr->pairs[j].occ);
     free(tr->pairs);
+    free(tr->pair_slots);
+    free(tr->touched);
     free(tr->heap);
     free(tr->merges);
 }
 
-/* merge (l, r) -> z in word w, left to right, without overlaps */
-static void tr_rewrite(trainer *tr, int w, int l, int r, int z) {
-    tr_word *wd = &tr->words[w];
-    int i, k = 0;
-    tr_count_word(tr, w, -wd->count);
-    for (i = 0; i < wd->n_sym; i++) {
-        if (i + 1 < wd->n_sym && wd->sym[i] == l && wd->sym[i + 1] == r) {
-            wd->sym[k++] = z;
-            i++;
-        } else {
-            wd->sym[k++] = wd->sym[i];
-        }
-    }
-    wd->n_sym = k;
-    tr_count_word(tr, w, wd->count);
-}
-
 /* write vocab.json and merges.txt for the trained tokens */
 static int tr_write(const trainer *tr, const char *dir, dpo_err *e) {
-    char path[4096], *buf = NULL, *lit = NULL, *u;
-    size_t cap = 0, len = 0, ucap = 0;
-    util_atomic_file af;
-    int id, m;
-    /* worst case per token: 2 bytes per byte as UTF-8, escaped up to 6 per byte */
+    char *buf = NULL, *lit = NULL, *u = NULL;
+    size_t cap = 0, len = 0, ucap = 0, m;
+    int id;
+    /* worst case per token: 2 bytes per byte as UTF-8, escaped up to 6 per byte;
+     * tokens are at most MAX_TRAIN_PIECE bytes, so these sizes are small */
     for (id = 0; id < tr->n_tok; id++) {
         size_t n = tr->off[id + 1] - tr->off[id];
         if (2 * n + 1 > ucap) ucap = 2 * n + 1;
     }
+    if (util_mul_size(tr->n_bytes, 14, &cap) != 0 || util_add_size(cap, 64 + (size_t)tr->n_tok * 32, &cap) != 0)
+        goto oom;
     u = malloc(ucap + 16);
     lit = malloc(6 * ucap + 16);
-    cap = 64 + (size_t)tr->n_tok * 32 + 14 * tr->n_bytes;
     buf = malloc(cap);
     if (!u || !lit || !buf) goto oom;
     /* vocab.json: {"token": id, ...} in id order, "<|endoftext|>" last */
@@ -1013,13 +1328,7 @@ static int tr_write(const trainer *tr, const char *dir, dpo_err *e) {
     }
     buf[len++] = '}';
     buf[len++] = '\n';
-    if (util_path_join(path, sizeof path, dir, "vocab.json", e) != 0 || util_atomic_open(&af, path, e) != 0)
-        goto fail;
-    if (util_atomic_write(&af, buf, len, e) != 0) {
-        util_atomic_abort(&af);
-        goto fail;
-    }
-    if (util_atomic_commit(&af, e) != 0) goto fail;
+    if (write_file_atomic(dir, "vocab.json", buf, len, e) != 0) goto fail;
     /* merges.txt */
     len = (size_t)snprintf(buf, cap, "#version: 0.2\n");
     for (m = 0; m < tr->n_merges; m++) {
@@ -1037,13 +1346,7 @@ static int tr_write(const trainer *tr, const char *dir, dpo_err *e) {
         len += bytes_to_unicode(tr->bytes + tr->off[r], nr, buf + len);
         buf[len++] = '\n';
     }
-    if (util_path_join(path, sizeof path, dir, "merges.txt", e) != 0 || util_atomic_open(&af, path, e) != 0)
-        goto fail;
-    if (util_atomic_write(&af, buf, len, e) != 0) {
-        util_atomic_abort(&af);
-        goto fail;
-    }
-    if (util_atomic_commit(&af, e) != 0) goto fail;
+    if (write_file_atomic(dir, "merges.txt", buf, len, e) != 0) goto fail;
     free(u);
     free(lit);
     free(buf);
@@ -1057,6 +1360,24 @@ fail:
     return -1;
 }
 
+/* Count every adjacent pair of every word (with the word's count), remember
+ * where, and queue each pair once; the words' bytes are not needed after this. */
+static void tr_count_all(trainer *tr) {
+    size_t w, j;
+    for (w = 0; w < tr->n_words && !tr->oom; w++) {
+        const tr_word *wd = &tr->words[w];
+        const int *sym = tr->sym + wd->base;
+        int k;
+        for (k = 0; k + 1 < wd->len; k++) tr_pair_add(tr, sym[k], sym[k + 1], wd->count, (int)w, k, -1);
+    }
+    for (j = 0; j < tr->n_pairs && !tr->oom; j++)
+        if (tr->pairs[j].count > 0) tr_push(tr, tr->pairs[j].count, tr->pairs[j].left, tr->pairs[j].right);
+    free(tr->text);
+    tr->text = NULL;
+    free(tr->word_slots);
+    tr->word_slots = NULL;
+}
+
 int tok_train(const char *const *files, int n_files, int vocab_size, const char *out_dir,
               tok_progress_fn progress, void *progress_ctx, dpo_err *e) {
     trainer tr;
@@ -1064,95 +1385,94 @@ int tok_train(const char *const *files, int n_files, int vocab_size, const char 
     int order[256], i, step = 0, rc = -1, target_merges;
     size_t j;
     unsigned char *mbuf = NULL;
-    size_t mcap = 0;
 
     if (vocab_size < 257 || vocab_size > MAX_VOCAB)
         return dpo_errf(e, "vocabulary size %d is out of range [257, %d] (256 bytes + merges + <|endoftext|>)",
                         vocab_size, MAX_VOCAB);
     memset(&tr, 0, sizeof tr);
+    hash_key_random(&tr.key);
     target_merges = vocab_size - 257;
+    mbuf = malloc(2 * MAX_TRAIN_PIECE); /* a merged token is at most one chunk */
     tr.off = malloc(((size_t)vocab_size + 1) * sizeof *tr.off);
     tr.tok_mask = table_size((size_t)vocab_size) - 1;
     tr.tok_slots = malloc((tr.tok_mask + 1) * sizeof *tr.tok_slots);
     tr.word_mask = 1023;
     tr.word_slots = malloc((tr.word_mask + 1) * sizeof *tr.word_slots);
     tr.pair_mask = 1023;
-    tr.pairs = malloc((tr.pair_mask + 1) * sizeof *tr.pairs);
-    if (!tr.off || !tr.tok_slots || !tr.word_slots || !tr.pairs) goto oom;
+    tr.pair_slots = malloc((tr.pair_mask + 1) * sizeof *tr.pair_slots);
+    if (!mbuf || !tr.off || !tr.tok_slots || !tr.word_slots || !tr.pair_slots) goto oom;
     for (j = 0; j <= tr.tok_mask; j++) tr.tok_slots[j] = -1;
     for (j = 0; j <= tr.word_mask; j++) tr.word_slots[j] = -1;
-    for (j = 0; j <= tr.pair_mask; j++) tr.pairs[j].key = ~(uint64_t)0;
+    for (j = 0; j <= tr.pair_mask; j++) tr.pair_slots[j] = SIZE_MAX;
     /* the 256 byte tokens, in GPT-2's order */
     byte_table(cp_of, order);
     for (i = 0; i < 256; i++) {
         unsigned char b = (unsigned char)order[i];
-        if (tr_add_tok(&tr, &b, 1) < 0) goto oom;
+        if ((tr.byte_id[b] = tr_add_tok(&tr, &b, 1)) < 0) goto oom;
     }
     /* count the words of every file */
     for (i = 0; i < n_files; i++) {
         char *text;
         size_t len;
         int r;
-        if (util_read_file(files[i], (size_t)1 << 32, &text, &len, e) != 0) goto done;
+        if (util_read_file(files[i], MAX_TRAIN_FILE, &text, &len, e) != 0) goto done;
         r = tok_pretokenize(text, len, tr_add_piece, &tr);
         free(text);
         if (r != 0) goto oom;
     }
-    for (i = 0; i < tr.n_words; i++) tr_count_word(&tr, i, tr.words[i].count);
+    tr_count_all(&tr);
     if (tr.oom) goto oom;
 
     /* merge the most frequent pair until the vocabulary is full */
     while (tr.n_tok < vocab_size - 1) {
         tr_entry best;
-        tr_pair *p;
-        size_t nl, nr;
-        int z, k, n_words;
+        tr_occ *occ;
+        size_t nl, nr, n_occ, idx, k;
+        int z, l, r;
         if (tr.n_heap == 0) {
             dpo_errf(e, "the corpus yields only %d merges; ask for --vocab-size %d or less (or give more text)",
                      tr.n_tok - 256, tr.n_tok + 1);
             goto done;
         }
         best = tr_pop(&tr);
-        p = tr_pair_get(&tr, best.left, best.right);
-        if (!p) goto oom;
-        if (p->done || p->count <= 0 || best.count < p->count) continue; /* stale */
-        if (best.count > p->count) { /* the count fell since: queue it again */
-            tr_push(&tr, p->count, best.left, best.right);
+        l = best.left;
+        r = best.right;
+        idx = tr_pair_index(&tr, l, r);
+        if (idx == SIZE_MAX) goto oom;
+        if (tr.pairs[idx].done || tr.pairs[idx].count <= 0 || best.count < tr.pairs[idx].count) continue; /* stale */
+        if (best.count > tr.pairs[idx].count) { /* the count fell since: queue it again */
+            tr_push(&tr, tr.pairs[idx].count, l, r);
+            if (tr.oom) goto oom;
             continue;
         }
-        nl = tr.off[best.left + 1] - tr.off[best.left];
-        nr = tr.off[best.right + 1] - tr.off[best.right];
-        if (nl + nr > mcap) {
-            unsigned char *q = realloc(mbuf, 2 * (nl + nr));
-            if (!q) goto oom;
-            mbuf = q;
-            mcap = 2 * (nl + nr);
-        }
-        memcpy(mbuf, tr.bytes + tr.off[best.left], nl);
-        memcpy(mbuf + nl, tr.bytes + tr.off[best.right], nr);
-        p->done = 1;
+        tr.pairs[idx].done = 1;
+        nl = tr.off[l + 1] - tr.off[l];
+        nr = tr.off[r + 1] - tr.off[r];
+        memcpy(mbuf, tr.bytes + tr.off[l], nl);
+        memcpy(mbuf + nl, tr.bytes + tr.off[r], nr);
         if (nl + nr == strlen(EOT_TEXT) && memcmp(mbuf, EOT_TEXT, nl + nr) == 0) continue; /* reserved */
-        z = tr_find_tok(&tr, mbuf, nl + nr);
-        if (z < 0) z = tr_add_tok(&tr, mbuf, nl + nr);
+        if (tr_find_tok(&tr, mbuf, nl + nr) >= 0) continue; /* formed by another merge already */
+        z = tr_add_tok(&tr, mbuf, nl + nr);
         if (z < 0) goto oom;
         if (grow((void **)&tr.merges, &tr.cap_merges, tr.n_merges + 1, sizeof *tr.merges) != 0) goto oom;
-        tr.merges[tr.n_merges][0] = best.left;
-        tr.merges[tr.n_merges][1] = best.right;
+        tr.merges[tr.n_merges][0] = l;
+        tr.merges[tr.n_merges][1] = r;
         tr.n_merges++;
-        /* rewrite every word that holds the pair (p may move as the table grows: copy the list) */
-        n_words = p->n_words;
-        {
-            int *ws = p->words;
-            p->words = NULL;
-            p->n_words = p->cap_words = 0;
-            for (k = 0; k < n_words; k++) {
-                int w = ws[k];
-                if (tr.words[w].stamp == step) continue;
-                tr.words[w].stamp = step;
-                tr_rewrite(&tr, w, best.left, best.right, z);
-            }
-            free(ws);
+        /* merge at every recorded occurrence; with l = r, left to right in each word
+         * so that "a a a" becomes "aa a" */
+        occ = tr.pairs[idx].occ;
+        n_occ = tr.pairs[idx].n_occ;
+        tr.pairs[idx].occ = NULL;
+        tr.pairs[idx].n_occ = tr.pairs[idx].cap_occ = 0;
+        if (l == r) qsort(occ, n_occ, sizeof *occ, occ_cmp);
+        for (k = 0; k < n_occ && !tr.oom; k++) tr_merge_at(&tr, occ[k], l, r, z, step);
+        free(occ);
+        /* queue again every pair whose count grew */
+        for (k = 0; k < tr.n_touched && !tr.oom; k++) {
+            const tr_pair *p = &tr.pairs[tr.touched[k]];
+            if (!p->done && p->count > 0) tr_push(&tr, p->count, p->left, p->right);
         }
+        tr.n_touched = 0;
         if (tr.oom) goto oom;
         step++;
         if (progress && (step % 100 == 0 || tr.n_tok == vocab_size - 1)) progress(progress_ctx, step, target_merges);

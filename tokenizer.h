@@ -11,15 +11,27 @@ typedef struct tok_tokenizer tok_tokenizer;
 
 /* Load a vocabulary from a directory holding Hugging Face's vocab.json +
  * merges.txt or OpenAI's encoder.json + vocab.bpe (the same content under other
- * names). Ids must be exactly 0..n-1, each token a valid byte-level string,
- * merges.txt must start with its "#version" header and every merge must name
- * two tokens whose concatenation is in the vocabulary. Errors name the file
- * and line or key. */
+ * names), each at most 32 MiB. Ids must be exactly 0..n-1, each token a valid
+ * byte-level string, merges.txt must start with its "#version" header, and the
+ * two files must belong together: every merge names two tokens whose
+ * concatenation is an entry of the vocabulary that no other merge forms, and
+ * every entry but the 256 single bytes and special tokens ("<|" + printable
+ * ASCII without '|' + "|>", such as "<|endoftext|>") is formed by a merge (so a
+ * truncated merges.txt is refused). Errors name the file and line or key. The
+ * files' bytes are kept, as validated, for tok_write_files. The hash tables
+ * take a random key (from /dev/urandom); no result depends on it. */
 int tok_load(tok_tokenizer **out, const char *dir, dpo_err *e);
+/* tok_load with the given hash-table key (NULL: a random one), for tests that
+ * show that results do not depend on the key. */
+int tok_load_keyed(tok_tokenizer **out, const char *dir, const uint64_t key[2], dpo_err *e);
 
-/* Copy a validated tokenizer's two files from src_dir into dst_dir (which must
- * exist) under Hugging Face's names vocab.json + merges.txt, byte for byte,
- * each written atomically. */
+/* Write the tokenizer's two files, exactly the bytes tok_load read and checked,
+ * into dir (which must exist) under Hugging Face's names vocab.json +
+ * merges.txt, each written atomically. Whatever happened to the source files
+ * since loading does not matter. */
+int tok_write_files(const tok_tokenizer *t, const char *dir, dpo_err *e);
+
+/* tok_load(src_dir) then tok_write_files(dst_dir): only a valid tokenizer is copied. */
 int tok_copy_files(const char *src_dir, const char *dst_dir, dpo_err *e);
 void tok_free(tok_tokenizer *t);
 
@@ -49,11 +61,16 @@ int tok_encode(const tok_tokenizer *t, const char *text, size_t len, int **ids, 
 int tok_decode(const tok_tokenizer *t, const int *ids, size_t n, char **out, size_t *len,
                dpo_err *e);
 
-/* Learn byte-level BPE on the given files (each file read whole, pre-tokenized
- * with the pattern above) until the vocabulary has vocab_size entries: the 256
- * byte tokens first (in GPT-2's byte order), then one token per merge, then
- * "<|endoftext|>" last. Ties between equally frequent pairs go to the pair whose
- * (left id, right id) is smallest. Writes vocab.json + merges.txt into out_dir
+/* Learn byte-level BPE on the given files (each file read whole, at most 4 GiB,
+ * pre-tokenized with the pattern above; a piece longer than 512 bytes is cut into
+ * chunks of at most 512 bytes, at a UTF-8 character boundary where one is near,
+ * and no merge crosses a cut) until the vocabulary has vocab_size entries: the
+ * 256 byte tokens first (in GPT-2's byte order), then one token per merge, then
+ * "<|endoftext|>" last. Each step merges the most frequent adjacent pair (counting
+ * overlapping positions, merging left to right); ties between equally frequent
+ * pairs go to the pair whose (left id, right id) is smallest. A pair whose merge
+ * would spell "<|endoftext|>" or an existing token is skipped. Time and memory
+ * are near-linear in the corpus. Writes vocab.json + merges.txt into out_dir
  * (created if missing), atomically. progress, if non-NULL, is called now and
  * then with the number of merges learnt so far. */
 typedef void (*tok_progress_fn)(void *ctx, int merges_done, int merges_total);

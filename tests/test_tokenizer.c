@@ -797,6 +797,16 @@ static void sb_add(sbuf *s, const char *fmt, ...) {
     s->n += (size_t)k;
 }
 
+/* Append the UTF-8 string s[0..n) as the inside of a JSON string literal
+ * (byte-level spellings hold no control characters; '"' and '\\' are escaped). */
+static void json_lit(sbuf *b, const char *s, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (s[i] == '"' || s[i] == '\\') sb_add(b, "\\");
+        sb_add(b, "%c", s[i]);
+    }
+}
+
 /* A valid small vocab.json: the 256 byte tokens (ids 0..255, GPT-2's order),
  * then "\u0120t" 256, "he" 257, "\u0120the" 258, "<|endoftext|>" eot_id, then
  * the raw members in extra (each starting with a comma). */
@@ -1308,7 +1318,16 @@ START_TEST(test_train) {
         ck_assert(mb != NULL);
         snprintf(name, sizeof name, "first-%d", k);
         sub_dir(kdir, sizeof kdir, name);
-        write_bytes(kdir, "vocab.json", v1, v1n);
+        /* the vocabulary of the first k merges: ids 0..255+k, then "<|endoftext|>" */
+        mb->n = 0;
+        sb_add(mb, "{");
+        for (j = 0; j < 256 + k; j++) {
+            sb_add(mb, "\"");
+            json_lit(mb, by_id[j], by_id_len[j]);
+            sb_add(mb, "\": %d, ", j);
+        }
+        sb_add(mb, "\"<|endoftext|>\": %d}", 256 + k);
+        write_bytes(kdir, "vocab.json", mb->buf, mb->n);
         mb->n = 0;
         sb_add(mb, "#version: 0.2\n");
         for (j = 0; j < k; j++) sb_add(mb, "%s\n", lines[1 + j]);
