@@ -1092,8 +1092,47 @@ static char *make_corpus(uint64_t seed, size_t target, size_t *len) {
     return s;
 }
 
+/* A corpus full of overlapping pairs ("aaaa", "abab"), multi-byte characters
+ * and repeated punctuation, every piece under 512 bytes; deterministic. */
+static char *make_runs_corpus(uint64_t seed, size_t target, size_t *len) {
+    static const char *words[] = {
+        "aaa", "aaaa", "aaaaa", "aa", "baaab", "abab", "ababab", "bababa", "mississippi",
+        "bookkeeper", "committee", "zzz", "zzzz", "!!!", "!!", "...", "....", "1000000", "111",
+        "\xc3\xb1\xc3\xb1\xc3\xb1\xc3\xb1", "\xc3\xb1" "a\xc3\xb1" "a", "\xe6\x97\xa5\xe6\x97\xa5\xe6\x97\xa5",
+        "\xe6\x97\xa5\xe6\x9c\xac", "xxxxxxxxx", "abba", "aabbaabb", "llll", "the", "a"};
+    static const char *punct[] = {" ", " ", " ", "  ", "\n", ", ", "... ", "\n\n   "};
+    const size_t nw = sizeof words / sizeof words[0], np = sizeof punct / sizeof punct[0];
+    util_rng rng;
+    char *s = malloc(target + 64);
+    size_t n = 0;
+    ck_assert(s != NULL);
+    util_rng_seed(&rng, seed);
+    while (n < target) {
+        const char *w = words[util_rng_u64(&rng) % nw];
+        const char *p = punct[util_rng_u64(&rng) % np];
+        size_t lw = strlen(w), lp = strlen(p);
+        if (n + lw + lp > target) break;
+        memcpy(s + n, w, lw);
+        n += lw;
+        memcpy(s + n, p, lp);
+        n += lp;
+    }
+    s[n] = '\0';
+    *len = n;
+    return s;
+}
+
 /* ---- a naive reference trainer: every pair counted at every position, the most
- * frequent pair merged, ties to the smallest (left id, right id). ---- */
+ * frequent pair merged, ties to the smallest (left id, right id), each piece
+ * merged left to right; pieces over 512 bytes cut as tokenizer.h documents
+ * (chunks of 512 bytes, 1 to 3 bytes fewer when that ends the chunk before a
+ * character's first byte instead of inside a character). Everything is recounted
+ * after every merge. ---- */
+
+#define REF_MAX_MERGES 160
+#define REF_VOCAB (256 + REF_MAX_MERGES + 1)
+#define REF_MAX_TOKEN 1024
+#define TRAIN_CUT 512
 
 typedef struct {
     int *ids; /* (total,) token ids of all pieces, back to back */
@@ -1102,8 +1141,7 @@ typedef struct {
     size_t npieces, total, cap_pieces;
 } ref_words;
 
-static int ref_piece(void *ctx, const char *start, size_t len) {
-    ref_words *w = ctx;
+static void ref_chunk(ref_words *w, const char *start, size_t len) {
     size_t i;
     if (w->npieces + 1 >= w->cap_pieces) {
         w->cap_pieces = w->cap_pieces ? 2 * w->cap_pieces : 1024;
@@ -1115,22 +1153,35 @@ static int ref_piece(void *ctx, const char *start, size_t len) {
     w->len[w->npieces] = len;
     for (i = 0; i < len; i++) w->ids[w->total++] = gpt2_id[(unsigned char)start[i]];
     w->npieces++;
+}
+
+static int ref_piece(void *ctx, const char *start, size_t len) {
+    while (len > TRAIN_CUT) {
+        size_t n = TRAIN_CUT, back;
+        for (back = 0; back <= 3; back++) /* the first of 512, 511, 510, 509 that starts a character */
+            if (((unsigned char)start[TRAIN_CUT - back] & 0xC0) != 0x80) break;
+        if (back <= 3) n = TRAIN_CUT - back;
+        ref_chunk(ctx, start, n);
+        start += n;
+        len -= n;
+    }
+    ref_chunk(ctx, start, len);
     return 0;
 }
 
 typedef struct {
-    unsigned char bytes[TRAIN_VOCAB][64]; /* raw bytes of each token */
-    size_t nbytes[TRAIN_VOCAB];
-    int left[TRAIN_MERGES], right[TRAIN_MERGES];
-    size_t tokens_after[TRAIN_MERGES + 1]; /* corpus token count after k merges */
+    unsigned char bytes[REF_VOCAB][REF_MAX_TOKEN]; /* raw bytes of each token */
+    size_t nbytes[REF_VOCAB];
+    int left[REF_MAX_MERGES], right[REF_MAX_MERGES];
+    size_t tokens_after[REF_MAX_MERGES + 1]; /* corpus token count after k merges */
 } ref_result;
 
-static void ref_train(const char *const *texts, const size_t *lens, int ntexts, ref_result *r) {
+static void ref_train(const char *const *texts, const size_t *lens, int ntexts, int nmerges, ref_result *r) {
     ref_words w;
     size_t total_bytes = 0, i, p;
     int k, id, f;
-    long *count = malloc((size_t)TRAIN_VOCAB * TRAIN_VOCAB * sizeof *count);
-    ck_assert(count != NULL);
+    long *count = malloc((size_t)REF_VOCAB * REF_VOCAB * sizeof *count);
+    ck_assert(count != NULL && nmerges <= REF_MAX_MERGES);
     memset(&w, 0, sizeof w);
     for (f = 0; f < ntexts; f++) total_bytes += lens[f];
     w.ids = malloc((total_bytes + 1) * sizeof *w.ids);
@@ -1141,21 +1192,21 @@ static void ref_train(const char *const *texts, const size_t *lens, int ntexts, 
         r->bytes[id][0] = (unsigned char)gpt2_byte[id];
         r->nbytes[id] = 1;
     }
-    for (k = 0; k <= TRAIN_MERGES; k++) {
+    for (k = 0; k <= nmerges; k++) {
         long best = 0;
         int bl = -1, br = -1, a, b;
         r->tokens_after[k] = 0;
         for (p = 0; p < w.npieces; p++) r->tokens_after[k] += w.len[p];
-        if (k == TRAIN_MERGES) break;
-        memset(count, 0, (size_t)TRAIN_VOCAB * TRAIN_VOCAB * sizeof *count);
+        if (k == nmerges) break;
+        memset(count, 0, (size_t)REF_VOCAB * REF_VOCAB * sizeof *count);
         for (p = 0; p < w.npieces; p++) {
             const int *x = w.ids + w.start[p];
-            for (i = 0; i + 1 < w.len[p]; i++) count[(size_t)x[i] * TRAIN_VOCAB + (size_t)x[i + 1]]++;
+            for (i = 0; i + 1 < w.len[p]; i++) count[(size_t)x[i] * REF_VOCAB + (size_t)x[i + 1]]++;
         }
         for (a = 0; a < 256 + k; a++)
             for (b = 0; b < 256 + k; b++)
-                if (count[(size_t)a * TRAIN_VOCAB + (size_t)b] > best) {
-                    best = count[(size_t)a * TRAIN_VOCAB + (size_t)b];
+                if (count[(size_t)a * REF_VOCAB + (size_t)b] > best) {
+                    best = count[(size_t)a * REF_VOCAB + (size_t)b];
                     bl = a;
                     br = b;
                 }
@@ -1184,6 +1235,55 @@ static void ref_train(const char *const *texts, const size_t *lens, int ntexts, 
     free(w.ids);
     free(w.start);
     free(w.len);
+}
+
+/* The merges.txt the reference learns (header + nmerges lines) into a fresh buffer. */
+static char *ref_merges_txt(const ref_result *r, int nmerges, size_t *len) {
+    size_t cap = 64 + (size_t)nmerges * (8 * REF_MAX_TOKEN + 2), n;
+    char *out = malloc(cap);
+    int k;
+    ck_assert(out != NULL);
+    n = (size_t)snprintf(out, cap, "#version: 0.2\n");
+    for (k = 0; k < nmerges; k++) {
+        n += byte_level(out + n, r->bytes[r->left[k]], r->nbytes[r->left[k]]);
+        out[n++] = ' ';
+        n += byte_level(out + n, r->bytes[r->right[k]], r->nbytes[r->right[k]]);
+        out[n++] = '\n';
+    }
+    out[n] = '\0';
+    *len = n;
+    return out;
+}
+
+/* Train on the given texts (written to files first) into a fresh directory under
+ * tmp_root; returns the directory's merges.txt (and vocab.json when vocab != NULL). */
+static char *train_texts(const char *name, const char *const *texts, const size_t *lens, int ntexts,
+                         int vocab_size, size_t *mlen, char **vocab, size_t *vlen) {
+    char dir[4096], paths[4][4096], fname[64];
+    const char *files[4];
+    dpo_err e;
+    int f;
+    char *m;
+    ck_assert(ntexts <= 4);
+    for (f = 0; f < ntexts; f++) {
+        snprintf(fname, sizeof fname, "%s-%d.txt", name, f);
+        write_bytes(tmp_root, fname, texts[f], lens[f]);
+        path_in(paths[f], sizeof paths[f], tmp_root, fname);
+        files[f] = paths[f];
+    }
+    path_in(dir, sizeof dir, tmp_root, name);
+    e.msg[0] = '\0';
+    ck_assert_msg(tok_train(files, ntexts, vocab_size, dir, NULL, NULL, &e) == 0, "tok_train %s: %s", name, e.msg);
+    m = slurp_in(dir, "merges.txt", mlen);
+    if (vocab) *vocab = slurp_in(dir, "vocab.json", vlen);
+    return m;
+}
+
+/* Index of the first byte where a[0..na) and b[0..nb) differ (min(na, nb) when one is a prefix). */
+static size_t first_diff(const char *a, size_t na, const char *b, size_t nb) {
+    size_t i = 0;
+    while (i < na && i < nb && a[i] == b[i]) i++;
+    return i;
 }
 
 typedef struct {
@@ -1294,7 +1394,7 @@ START_TEST(test_train) {
 
     /* merges.txt: the header, then 40 merges; merge k makes token 256 + k; and they
      * are exactly what the naive reference trainer learns */
-    ref_train(texts, lens, 2, &ref);
+    ref_train(texts, lens, 2, TRAIN_MERGES, &ref);
     nlines = split_lines(m1, m1n, lines, sizeof lines / sizeof lines[0]);
     ck_assert_msg(strncmp(lines[0], "#version", 8) == 0, "merges.txt header is \"%s\"", lines[0]);
     ck_assert_uint_eq(nlines, 1 + TRAIN_MERGES);
@@ -1367,6 +1467,175 @@ START_TEST(test_train) {
     free(m2);
     free(text1);
     free(text2);
+}
+END_TEST
+
+/* The trainer's output is byte for byte what the trainer before the incremental
+ * rewrite wrote (tests/tok_train_expected/, recorded with it from this corpus),
+ * and its merges are the naive reference's: on a corpus full of overlapping
+ * pairs ("aaaa" holds (a, a) three times and becomes "aa aa"). */
+#define SAME_MERGES 150
+START_TEST(test_train_same_as_before) {
+    const char *texts[2];
+    size_t lens[2], mlen, vlen, wm, wv, rn, d;
+    char *t1 = make_runs_corpus(5, 6000, &lens[0]), *t2 = make_corpus(7, 4000, &lens[1]);
+    char *m, *v, *want_m, *want_v, *refm;
+    static ref_result ref;
+    texts[0] = t1;
+    texts[1] = t2;
+    m = train_texts("same", texts, lens, 2, 256 + SAME_MERGES + 1, &mlen, &v, &vlen);
+    want_m = slurp("tests/tok_train_expected/merges.txt", &wm);
+    want_v = slurp("tests/tok_train_expected/vocab.json", &wv);
+    d = first_diff(m, mlen, want_m, wm);
+    ck_assert_msg(mlen == wm && d == mlen, "merges.txt differs from the recorded one at byte %zu", d);
+    d = first_diff(v, vlen, want_v, wv);
+    ck_assert_msg(vlen == wv && d == vlen, "vocab.json differs from the recorded one at byte %zu", d);
+    ref_train(texts, lens, 2, SAME_MERGES, &ref);
+    refm = ref_merges_txt(&ref, SAME_MERGES, &rn);
+    d = first_diff(m, mlen, refm, rn);
+    ck_assert_msg(mlen == rn && d == mlen, "merges.txt differs from the reference's at byte %zu: \"%.40s\" vs \"%.40s\"",
+                  d, m + d, refm + d);
+    free(refm);
+    free(m);
+    free(v);
+    free(want_m);
+    free(want_v);
+    free(t1);
+    free(t2);
+}
+END_TEST
+
+/* Pieces over 512 bytes are cut for training. One run of 1300 'q' is the chunks
+ * 512, 512, 276 = 256 + 16 + 4: the merges double 'q' up to 512 and no further,
+ * then (ties: the smallest ids) q16 + q4, q256 + q20. Uncut, merge 10 would be
+ * q512 + q512. And on a corpus with long runs of letters, digits and 3-byte
+ * characters, the merges are the naive reference's with the documented cut. */
+#define LONG_MERGES 120
+START_TEST(test_train_long_pieces) {
+    char *qrun = malloc(1301), *m, *line, *big, *refm;
+    const char *texts[1];
+    size_t lens[1], mlen, n = 0, i, rn, d, runs_len;
+    int k;
+    char *runs = make_runs_corpus(11, 5000, &runs_len);
+    static ref_result ref;
+    util_rng rng;
+    ck_assert(qrun != NULL);
+    memset(qrun, 'q', 1300);
+    texts[0] = qrun;
+    lens[0] = 1300;
+    m = train_texts("qrun", texts, lens, 1, 256 + 11 + 1, &mlen, NULL, NULL);
+    line = strchr(m, '\n') + 1;
+    for (k = 0; k < 11; k++) {
+        size_t a, b;
+        char want[1100], *nl = strchr(line, '\n');
+        if (k < 9) {
+            a = b = (size_t)1 << k; /* q^(2^k) + q^(2^k) */
+        } else if (k == 9) {
+            a = 16; b = 4;
+        } else {
+            a = 256; b = 20;
+        }
+        memset(want, 'q', a);
+        want[a] = ' ';
+        memset(want + a + 1, 'q', b);
+        want[a + 1 + b] = '\0';
+        ck_assert_msg(nl != NULL, "merges.txt has %d merges, want 11", k);
+        *nl = '\0';
+        ck_assert_msg(strcmp(line, want) == 0, "merge %d is q^%zu + q^%zu? got a line of %zu bytes", k + 1,
+                      a, b, strlen(line));
+        line = nl + 1;
+    }
+    ck_assert_msg(*line == '\0', "more than 11 merges");
+    free(m);
+
+    /* long pieces of several kinds among ordinary text, against the reference */
+    big = malloc(runs_len + 8000);
+    ck_assert(big != NULL);
+    memcpy(big, runs, runs_len);
+    n = runs_len;
+    big[n++] = ' ';
+    memset(big + n, 'q', 1300); /* letters: 512 + 512 + 276 */
+    n += 1300;
+    big[n++] = ' ';
+    for (i = 0; i < 250; i++) { /* 750 bytes of U+65E5: cut at 510, inside no character */
+        memcpy(big + n, "\xe6\x97\xa5", 3);
+        n += 3;
+    }
+    big[n++] = ' ';
+    util_rng_seed(&rng, 99);
+    for (i = 0; i < 1500; i++) big[n++] = (char)('0' + util_rng_u64(&rng) % 3); /* digits */
+    big[n++] = '\n';
+    for (i = 0; i < 2000; i++) big[n++] = (char)('a' + util_rng_u64(&rng) % 4); /* letters */
+    big[n++] = '\n';
+    texts[0] = big;
+    lens[0] = n;
+    m = train_texts("long", texts, lens, 1, 256 + LONG_MERGES + 1, &mlen, NULL, NULL);
+    ref_train(texts, lens, 1, LONG_MERGES, &ref);
+    refm = ref_merges_txt(&ref, LONG_MERGES, &rn);
+    d = first_diff(m, mlen, refm, rn);
+    ck_assert_msg(mlen == rn && d == mlen, "merges.txt differs from the reference's at byte %zu: \"%.40s\" vs \"%.40s\"",
+                  d, m + d, refm + d);
+    free(refm);
+    free(m);
+    free(big);
+    free(runs);
+    free(qrun);
+}
+END_TEST
+
+/* Text of made-up words (1 to 4 syllables), n bytes without spaces; with
+ * spaces=1 the same words separated by spaces. Deterministic. */
+static char *syllable_text(size_t target_nospace, int spaces, size_t *len) {
+    static const char *syl[] = {"ka", "ri", "to", "mu", "se", "na", "lo", "pe", "ti", "ga", "bu",
+                                "re", "shi", "an", "or", "el", "in", "ou", "ta", "de", "vo"};
+    util_rng rng;
+    char *s = malloc(2 * target_nospace + 64);
+    size_t n = 0, letters = 0;
+    ck_assert(s != NULL);
+    util_rng_seed(&rng, 7);
+    while (letters < target_nospace) {
+        int k, nsyl = 1 + (int)(util_rng_u64(&rng) % 4);
+        if (spaces && n > 0) s[n++] = ' ';
+        for (k = 0; k < nsyl; k++) {
+            const char *x = syl[util_rng_u64(&rng) % (sizeof syl / sizeof syl[0])];
+            size_t lx = strlen(x);
+            if (letters + lx > target_nospace) lx = target_nospace - letters;
+            memcpy(s + n, x, lx);
+            n += lx;
+            letters += lx;
+        }
+    }
+    s[n] = '\0';
+    *len = n;
+    return s;
+}
+
+/* 80 KB without a single space (one 80 KB piece) trains 500 merges within 20
+ * times the time of the same words with spaces (the trainer used to take 13 s
+ * and 473 MB against 0.24 s: each merge rescanned every word holding the pair). */
+START_TEST(test_train_fast_without_spaces) {
+    size_t ls, ln, mlen;
+    char *sp = syllable_text(80000, 1, &ls), *nosp = syllable_text(80000, 0, &ln), *m;
+    const char *texts[1];
+    double t0, t_sp, t_nosp;
+    texts[0] = sp;
+    t0 = util_seconds();
+    m = train_texts("spaces", texts, &ls, 1, 757, &mlen, NULL, NULL);
+    t_sp = util_seconds() - t0;
+    free(m);
+    texts[0] = nosp;
+    t0 = util_seconds();
+    m = train_texts("nospaces", texts, &ln, 1, 757, &mlen, NULL, NULL);
+    t_nosp = util_seconds() - t0;
+    free(m);
+    printf("  500 merges: %zu bytes with spaces %.3f s, %zu bytes without %.3f s (%.1fx)\n", ls, t_sp, ln,
+           t_nosp, t_nosp / (t_sp > 0 ? t_sp : 1e-9));
+    ck_assert_uint_eq(ln, 80000);
+    /* 20 ms floor: below that the clock and the shared cores dominate */
+    ck_assert_msg(t_nosp <= 20.0 * (t_sp > 0.02 ? t_sp : 0.02), "without spaces %.3f s, with spaces %.3f s",
+                  t_nosp, t_sp);
+    free(sp);
+    free(nosp);
 }
 END_TEST
 
@@ -1443,6 +1712,9 @@ static Suite *make_suite(void) {
     tcase_add_checked_fixture(tc, testutil_setup_tmp, testutil_teardown_tmp);
     tcase_add_test(tc, test_train);
     tcase_add_test(tc, test_train_errors);
+    tcase_add_test(tc, test_train_same_as_before);
+    tcase_add_test(tc, test_train_long_pieces);
+    tcase_add_test(tc, test_train_fast_without_spaces);
     suite_add_tcase(s, tc);
     return s;
 }
