@@ -8,14 +8,29 @@
  * allocation size is overflow-checked; nesting is bounded by JSON_MAX_DEPTH
  * and checked before each descent, so hostile input cannot exhaust the stack.
  *
- * Cost: one left-to-right pass over the input (each string is pre-scanned once
- * to bound its decoded size), arrays grow geometrically, and duplicate keys are
- * found per object by a pairwise scan (small objects) or one sort (large ones),
- * so a document of n bytes parses in O(n log n) at worst, O(n) in practice.
+ * Memory is bounded by the input: the parser counts every byte it mallocs or
+ * reallocs (tree and scratch alike) and refuses the document as soon as that
+ * count would pass its budget, json_memory_budget(len) = JSON_MEM_PER_BYTE *
+ * len + JSON_MEM_BASE by default. Without the budget a document of small
+ * values ("[0,0,0,...]": 2 input bytes, one 64-byte json_value) could make a
+ * 32 MiB file cost gigabytes. The multiple, 12, comes from measuring the
+ * files dpo reads (peak bytes held per input byte): GPT-2's vocab.json 5.2, a
+ * Hugging Face GPT-2 124M safetensors header 6.9, JSONL rows of text 4.5 and
+ * of token ids 9.6, small config/state files up to 9.5 (and those fall under
+ * JSON_MEM_BASE anyway); documents of tiny values need 18 to 32 and are
+ * refused once they have used 12.
  *
- * The tree: the root json_value is one malloc'd block; children live inline in
- * their parent's items array; every string and key is its own malloc'd,
- * NUL-terminated buffer. json_free releases all of it. */
+ * Cost: one pass over the input to size the string arena, then one
+ * left-to-right parse; containers grow by 1.5x (never past what the rest of
+ * the input could fill) and are cut to their exact size when they close;
+ * duplicate keys are found per object by a pairwise scan (small objects) or
+ * one sort (large ones), so a document of n bytes parses in O(n log n) at
+ * worst, O(n) in practice.
+ *
+ * The tree: the root json_value and, right after it, an arena holding every
+ * decoded string and key (NUL-terminated, in document order) are one malloc'd
+ * block; children live inline in their parent's items array; an object's keys
+ * and key_lens are arrays of their own. json_free releases all of it. */
 #include "json.h"
 
 #include <math.h>
@@ -33,6 +48,12 @@ typedef struct {
     size_t len;
     size_t pos;             /* next byte to read, 0 <= pos <= len */
     int depth;              /* arrays/objects currently open, <= JSON_MAX_DEPTH */
+    char *arena;            /* (arena_cap,) decoded strings and keys, in document order */
+    size_t arena_cap;       /* what the input's strings could need (string_bound) */
+    size_t arena_used;      /* bytes of the arena handed out */
+    size_t used;            /* bytes the parser holds from malloc/realloc right now */
+    size_t peak;            /* the most it has held at once */
+    size_t budget;          /* used may never exceed this */
     dpo_err *e;
 } parser;
 
@@ -103,21 +124,54 @@ static void quote_key(char *out, size_t cap, const char *key, size_t len) {
 /* memory helpers                                                            */
 /* ======================================================================== */
 
-/* realloc p to n elements of elem bytes, overflow-checked. NULL on failure,
- * in which case p is untouched and still owned by the caller. */
-static void *realloc_array(void *p, size_t n, size_t elem) {
-    size_t bytes;
-    if (util_mul_size(n, elem, &bytes) != 0 || bytes == 0) return NULL;
-    return realloc(p, bytes);
+/* The budget error: the document would need more than p->budget bytes. */
+static int fail_budget(const parser *p) {
+    return fail_at(p, p->pos, "document needs more than %zu bytes of memory for its size of %zu bytes",
+                   p->budget, p->len);
 }
 
-/* Geometric growth: 0 -> 4 -> 8 -> 16 ... ; -1 on overflow. */
-static int next_cap(size_t cap, size_t *out) {
-    if (cap == 0) {
-        *out = 4;
-        return 0;
+/* Resize the block *ptr of old_bytes to n elements of elem bytes (malloc when
+ * *ptr is NULL), counting the change against the budget. Growth beyond the
+ * budget is refused before anything is allocated. On failure (budget, size
+ * overflow, out of memory) the error is set, *ptr is untouched and still owned
+ * by the caller, and -1 is returned. */
+static int mem_resize(parser *p, void **ptr, size_t old_bytes, size_t n, size_t elem) {
+    size_t bytes;
+    void *q;
+    if (util_mul_size(n, elem, &bytes) != 0 || bytes == 0) return fail_oom(p);
+    if (bytes > old_bytes && bytes - old_bytes > p->budget - p->used) return fail_budget(p);
+    q = realloc(*ptr, bytes);
+    if (!q) {
+        if (bytes < old_bytes) return 0; /* a shrink that failed: keep the larger block */
+        return fail_oom(p);
     }
-    return util_mul_size(cap, 2, out);
+    *ptr = q;
+    p->used = p->used - old_bytes + bytes;
+    if (p->used > p->peak) p->peak = p->used;
+    return 0;
+}
+
+/* free() a block of bytes counted by mem_resize. */
+static void mem_release(parser *p, void *ptr, size_t bytes) {
+    free(ptr);
+    p->used -= bytes;
+}
+
+/* Capacity after cap, growing by half (0 -> 1 -> 2 -> 4 -> 7 -> 11 ...: one-
+ * element containers, such as a shape [768], are common), but never
+ * past limit when limit > cap: limit is the most items the rest of the input
+ * could hold, so the last growth of a large container wastes little. */
+static size_t next_cap(size_t cap, size_t limit) {
+    size_t grown = cap + cap / 2 + 1;
+    if (grown <= cap) grown = (size_t)-1; /* saturate; mem_resize refuses it */
+    if (limit > cap && limit < grown) grown = limit;
+    return grown;
+}
+
+/* Cut a container's block (cap items) down to count items; the items stay. */
+static void mem_fit(parser *p, void **ptr, size_t cap, size_t count, size_t elem) {
+    if (count == 0 || count == cap) return;
+    (void)mem_resize(p, ptr, cap * elem, count, elem); /* cannot fail: a shrink */
 }
 
 static void value_init(json_value *v) {
@@ -132,24 +186,16 @@ static void value_init(json_value *v) {
     v->key_lens = NULL;
 }
 
-/* Free what v owns (not v itself). Recursion depth is bounded by the parser. */
+/* Free what v owns (not v itself): its containers' arrays; strings and keys
+ * live in the root's arena. Recursion depth is bounded by the parser. */
 static void free_contents(json_value *v) {
     size_t i;
     switch (v->type) {
-    case JSON_STRING:
-        free(v->str);
-        break;
     case JSON_ARRAY:
+    case JSON_OBJECT:
         for (i = 0; i < v->count; i++) free_contents(&v->items[i]);
         free(v->items);
-        break;
-    case JSON_OBJECT:
-        for (i = 0; i < v->count; i++) {
-            free_contents(&v->items[i]);
-            free(v->keys[i]);
-        }
-        free(v->items);
-        free(v->keys);
+        free(v->keys);     /* NULL for an array */
         free(v->key_lens);
         break;
     default:
@@ -285,27 +331,42 @@ static int read_hex4(const parser *p, size_t i, unsigned long *cp) {
     return 0;
 }
 
-/* Decode the string literal whose opening quote is at p->pos. On success *out
- * is a fresh NUL-terminated buffer of *out_len bytes (which may include NULs
- * from \u0000) and p->pos is just past the closing quote. On error nothing
- * is allocated and *out, *out_len are untouched. */
+/* Upper bound of the arena all of the text's strings can need: for each
+ * string (a '"' outside a string opens one; a backslash inside skips the next
+ * byte) its raw bytes between the quotes plus one for the NUL. Escapes only
+ * shrink (2 -> 1 byte, \uXXXX 6 -> <= 3, a surrogate pair 12 -> 4) and raw
+ * bytes copy 1:1, so a decoded string never needs more than its raw length;
+ * and since each string's raw length plus its two quotes is input, the bound
+ * is at most len. The parser reads exactly these strings for as long as the
+ * text is valid, so the bound holds while it parses. */
+static size_t string_bound(const unsigned char *s, size_t len) {
+    size_t i = 0, total = 0;
+    for (;;) {
+        const unsigned char *q = memchr(s + i, '"', len - i);
+        size_t start;
+        if (!q) return total;
+        start = i = (size_t)(q - s) + 1;
+        while (i < len && s[i] != '"') i += (s[i] == '\\') ? 2 : 1;
+        if (i > len) i = len;
+        total += i - start + 1;
+        if (i >= len) return total;
+        i++; /* past the closing quote */
+    }
+}
+
+/* Decode the string literal whose opening quote is at p->pos into the arena.
+ * On success *out points at the decoded NUL-terminated bytes, *out_len of them
+ * (which may include NULs from \u0000), and p->pos is just past the closing
+ * quote. On error the arena is unchanged and *out, *out_len are untouched. */
 static int parse_string(parser *p, char **out, size_t *out_len) {
     const unsigned char *s = p->s;
-    size_t open = p->pos, i = open + 1, j, cap, n = 0;
-    unsigned char *buf;
+    size_t open = p->pos, i = open + 1, n = 0;
+    /* what is left of the arena: at least this string's raw length + 1 */
+    size_t cap = p->arena_cap - p->arena_used;
+    unsigned char *buf = (unsigned char *)p->arena + p->arena_used;
     char what[16];
 
-    /* Pass 1: find the closing quote. Escapes only shrink (2 -> 1 byte,
-     * \uXXXX 6 -> <= 3, a surrogate pair 12 -> 4) and raw bytes copy 1:1, so
-     * the raw length bounds the decoded length. */
-    j = i;
-    while (j < p->len && s[j] != '"') j += (s[j] == '\\') ? 2 : 1;
-    if (j > p->len) j = p->len;
-    cap = j - i;
-    buf = malloc(cap + 1); /* cap < len, so cap + 1 cannot overflow */
-    if (!buf) return fail_at(p, open, "out of memory for a string of %zu bytes", cap);
-
-    /* Pass 2: validate and decode. */
+    if (cap == 0) return fail_at(p, open, "internal error: no room left for a string");
     for (;;) {
         unsigned char tmp[4];
         const unsigned char *src;
@@ -333,11 +394,9 @@ static int parse_string(parser *p, char **out, size_t *out_len) {
                 r = read_hex4(p, i + 2, &cp);
                 if (r == -2) goto unterminated;
                 if (r != 0) {
-                    free(buf);
                     return fail_at(p, i, "invalid \\u escape in string: expected 4 hex digits");
                 }
                 if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                    free(buf);
                     return fail_at(p, i, "lone low surrogate \\u%04lX in string "
                                          "(it must follow a \\uD800-\\uDBFF escape)", cp);
                 }
@@ -345,19 +404,16 @@ static int parse_string(parser *p, char **out, size_t *out_len) {
                     /* A high surrogate must be followed at once by \uDC00..\uDFFF. */
                     if (i + 6 >= p->len || (s[i + 6] == '\\' && i + 7 >= p->len)) goto unterminated;
                     if (s[i + 6] != '\\' || s[i + 7] != 'u') {
-                        free(buf);
-                        return fail_at(p, i, "lone high surrogate \\u%04lX in string "
+                            return fail_at(p, i, "lone high surrogate \\u%04lX in string "
                                              "(it must be followed by a \\uDC00-\\uDFFF escape)", cp);
                     }
                     r = read_hex4(p, i + 8, &lo);
                     if (r == -2) goto unterminated;
                     if (r != 0) {
-                        free(buf);
-                        return fail_at(p, i + 6, "invalid \\u escape in string: expected 4 hex digits");
+                            return fail_at(p, i + 6, "invalid \\u escape in string: expected 4 hex digits");
                     }
                     if (lo < 0xDC00 || lo > 0xDFFF) {
-                        free(buf);
-                        return fail_at(p, i, "lone high surrogate \\u%04lX in string "
+                            return fail_at(p, i, "lone high surrogate \\u%04lX in string "
                                              "(it must be followed by a \\uDC00-\\uDFFF escape)", cp);
                     }
                     /* cp = 0x10000 + (high - 0xD800) * 0x400 + (low - 0xDC00) */
@@ -368,13 +424,11 @@ static int parse_string(parser *p, char **out, size_t *out_len) {
                 i += 4; /* the hex digits; the 2-byte "\u" is added below */
                 break;
             default:
-                free(buf);
                 return fail_at(p, i, "invalid escape in string: backslash followed by %s",
                                describe_byte(s[i + 1], what, sizeof what));
             }
             i += 2;
         } else if (c < 0x20) {
-            free(buf);
             return fail_at(p, i, "unescaped control character (byte 0x%02X) in string", (unsigned)c);
         } else if (c < 0x80) {
             src = s + i;
@@ -385,28 +439,25 @@ static int parse_string(parser *p, char **out, size_t *out_len) {
             int r = utf8_sequence(s + i, p->len - i, &why);
             if (r < 0) goto unterminated;
             if (r == 0) {
-                free(buf);
                 return fail_at(p, i, "invalid UTF-8 in string (%s, byte 0x%02X)", why, (unsigned)c);
             }
             src = s + i;
             k = (size_t)r;
             i += k;
         }
-        if (k > cap - n) { /* cannot happen (see pass 1); checked all the same */
-            free(buf);
+        if (k >= cap - n) /* cannot happen (see string_bound); checked all the same */
             return fail_at(p, open, "internal error: string longer than its bound");
-        }
         memcpy(buf + n, src, k);
         n += k;
     }
     buf[n] = '\0';
+    p->arena_used += n + 1;
     p->pos = i + 1;
     *out = (char *)buf;
     *out_len = n;
     return 0;
 
 unterminated:
-    free(buf);
     return fail_at(p, open, "unterminated string (the input ends before its closing quote)");
 }
 
@@ -428,7 +479,7 @@ static int is_digit(unsigned char c) {
  * is accepted. */
 static int parse_number(parser *p, json_value *v) {
     const unsigned char *s = p->s;
-    size_t start = p->pos, i = start, n, tok_cap;
+    size_t start = p->pos, i = start, n, tok_cap = 0;
     int integer = 1, whole;
     char small[64], *tok, *end, what[16];
     double x;
@@ -470,13 +521,15 @@ static int parse_number(parser *p, json_value *v) {
     if (n < sizeof small) {
         tok = small;
     } else {
-        if (util_add_size(n, 1, &tok_cap) != 0 || !(tok = malloc(tok_cap))) return fail_oom(p);
+        void *t = NULL;
+        if (util_add_size(n, 1, &tok_cap) != 0 || mem_resize(p, &t, 0, tok_cap, 1) != 0) return -1;
+        tok = t;
     }
     memcpy(tok, s + start, n);
     tok[n] = '\0';
     x = strtod(tok, &end);
     whole = (end == tok + n);
-    if (tok != small) free(tok);
+    if (tok != small) mem_release(p, tok, tok_cap);
     if (!whole) return fail_at(p, start, "invalid number"); /* cannot happen for a validated token */
     if (isinf(x))
         return fail_at(p, start, "number out of range: %.*s%s does not fit in a double",
@@ -512,28 +565,61 @@ static int parse_value(parser *p, json_value *v);
 #define JSON_PAIRWISE_MAX 16
 
 typedef struct {
-    const char *key; /* (len,) decoded key bytes */
+    const char *key; /* (len,) decoded key bytes, in the arena */
     size_t len;
-    size_t pos;      /* member index (document order) */
 } key_ref;
 
-/* Order by key bytes (shorter first on a common prefix), then by position. */
+/* Order by key bytes (shorter first on a common prefix), then by place in the
+ * arena, which is document order (all keys point into the one arena block). */
 static int key_ref_cmp(const void *a, const void *b) {
     const key_ref *x = a, *y = b;
     size_t n = x->len < y->len ? x->len : y->len;
     int c = memcmp(x->key, y->key, n);
     if (c != 0) return c;
     if (x->len != y->len) return x->len < y->len ? -1 : 1;
-    return (x->pos > y->pos) - (x->pos < y->pos);
+    return (x->key > y->key) - (x->key < y->key);
 }
 
 static int same_key(const char *a, size_t alen, const char *b, size_t blen) {
     return alen == blen && memcmp(a, b, alen) == 0;
 }
 
-/* Report the first key (in document order) that repeats an earlier one. */
-static int check_duplicates(const parser *p, char *const *keys, const size_t *lens,
-                            const size_t *pos, size_t count) {
+/* Byte offset of the opening quote of member `index`'s name in the object
+ * whose '{' is at `open`, found again from the text (for an error message, so
+ * that the parser need not keep every key's offset). Only called once the
+ * object has parsed, so the text there is valid JSON: at nesting level 1 a
+ * string followed by ':' is a member name. */
+static size_t key_position(const parser *p, size_t open, size_t index) {
+    const unsigned char *s = p->s;
+    size_t i = open + 1, k = 0;
+    int level = 1;
+    while (i < p->len && level > 0) {
+        unsigned char c = s[i];
+        if (c == '"') {
+            size_t start = i++;
+            while (i < p->len && s[i] != '"') i += (s[i] == '\\') ? 2 : 1;
+            i++; /* past the closing quote */
+            if (level == 1) {
+                size_t j = i;
+                while (j < p->len && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r')) j++;
+                if (j < p->len && s[j] == ':') {
+                    if (k == index) return start;
+                    k++;
+                }
+            }
+            continue;
+        }
+        if (c == '{' || c == '[') level++;
+        if (c == '}' || c == ']') level--;
+        i++;
+    }
+    return open; /* not reached for an object that parsed */
+}
+
+/* Report the first key (in document order) that repeats an earlier one, in
+ * the object whose '{' is at `open`. */
+static int check_duplicates(parser *p, size_t open, char *const *keys, const size_t *lens,
+                            size_t count) {
     char quoted[400];
     size_t i, j;
     if (count <= JSON_PAIRWISE_MAX) {
@@ -541,41 +627,38 @@ static int check_duplicates(const parser *p, char *const *keys, const size_t *le
             for (i = 0; i < j; i++) {
                 if (same_key(keys[i], lens[i], keys[j], lens[j])) {
                     quote_key(quoted, sizeof quoted, keys[j], lens[j]);
-                    return fail_at(p, pos[j], "duplicate key %s", quoted);
+                    return fail_at(p, key_position(p, open, j), "duplicate key %s", quoted);
                 }
             }
         }
         return 0;
     } else {
-        key_ref *refs = realloc_array(NULL, count, sizeof *refs);
-        size_t best = 0;
-        int found = 0;
-        if (!refs) return fail_at(p, p->pos, "out of memory checking %zu keys for duplicates", count);
+        void *mem = NULL;
+        key_ref *refs;
+        const char *best = NULL;
+        if (mem_resize(p, &mem, 0, count, sizeof *refs) != 0) return -1;
+        refs = mem;
         for (i = 0; i < count; i++) {
             refs[i].key = keys[i];
             refs[i].len = lens[i];
-            refs[i].pos = i; /* member index: document order */
         }
         qsort(refs, count, sizeof *refs, key_ref_cmp);
         /* Within a run of equal keys the members are in document order, so the
-         * first repeat of each run is its second element. */
+         * first repeat of each run is its second element; the earliest of
+         * those in the arena is the first repeat in the document. */
         for (i = 1; i < count; i++) {
             if (same_key(refs[i - 1].key, refs[i - 1].len, refs[i].key, refs[i].len) &&
-                (!found || refs[i].pos < best)) {
-                best = refs[i].pos;
-                found = 1;
-            }
+                (!best || refs[i].key < best))
+                best = refs[i].key;
         }
-        free(refs);
-        if (found) {
-            quote_key(quoted, sizeof quoted, keys[best], lens[best]);
-            return fail_at(p, pos[best], "duplicate key %s", quoted);
-        }
-        return 0;
+        mem_release(p, refs, count * sizeof *refs);
+        if (!best) return 0;
+        for (j = 0; j < count && keys[j] != best; j++) continue;
+        quote_key(quoted, sizeof quoted, keys[j], lens[j]);
+        return fail_at(p, key_position(p, open, j), "duplicate key %s", quoted);
     }
 }
 
-/* array = "[" [ value *( "," value ) ] "]" ; p->pos is at the '['. */
 /* After an array element or object member: a ',' (not followed by the closing
  * bracket) means another item follows (0); the closing bracket ends the
  * container (1); anything else is an error (-1). */
@@ -606,8 +689,9 @@ static int after_item(parser *p, unsigned char close, const char *item) {
     return -1;
 }
 
+/* array = "[" [ value *( "," value ) ] "]" ; p->pos is at the '['. */
 static int parse_array(parser *p, json_value *v) {
-    json_value *items = NULL; /* (cap,) elements; the first count are parsed */
+    void *items = NULL; /* (cap,) json_value elements; the first count are parsed */
     size_t count = 0, cap = 0, k;
     int rc;
 
@@ -621,21 +705,19 @@ static int parse_array(parser *p, json_value *v) {
     } else {
         for (;;) {
             if (count == cap) {
-                size_t ncap;
-                json_value *t;
-                if (next_cap(cap, &ncap) != 0 || !(t = realloc_array(items, ncap, sizeof *items))) {
-                    fail_oom(p);
+                /* each further element takes at least one byte and a comma */
+                size_t ncap = next_cap(cap, count + (p->len - p->pos + 1) / 2);
+                if (mem_resize(p, &items, cap * sizeof(json_value), ncap, sizeof(json_value)) != 0)
                     goto fail;
-                }
-                items = t;
                 cap = ncap;
             }
-            if (parse_value(p, &items[count]) != 0) goto fail;
+            if (parse_value(p, (json_value *)items + count) != 0) goto fail;
             count++;
             rc = after_item(p, ']', "an array element");
             if (rc < 0) goto fail;
             if (rc > 0) break;
         }
+        mem_fit(p, &items, cap, count, sizeof(json_value));
     }
     p->depth--;
     v->type = JSON_ARRAY;
@@ -644,7 +726,7 @@ static int parse_array(parser *p, json_value *v) {
     return 0;
 
 fail:
-    for (k = 0; k < count; k++) free_contents(&items[k]);
+    for (k = 0; k < count; k++) free_contents((json_value *)items + k);
     free(items);
     p->depth--;
     return -1;
@@ -653,11 +735,10 @@ fail:
 /* object = "{" [ member *( "," member ) ] "}" ; member = string ":" value.
  * p->pos is at the '{'. */
 static int parse_object(parser *p, json_value *v) {
-    json_value *items = NULL; /* (cap,) member values; the first count are owned */
-    char **keys = NULL;       /* (cap,) decoded keys */
-    size_t *key_lens = NULL;  /* (cap,) key byte lengths */
-    size_t *key_pos = NULL;   /* (cap,) byte offset of each key's opening quote */
-    size_t count = 0, cap = 0, k;
+    void *items = NULL;    /* (cap,) json_value member values; the first count are owned */
+    void *keys = NULL;     /* (cap,) char *: decoded keys, in the arena */
+    void *key_lens = NULL; /* (cap,) size_t: key byte lengths */
+    size_t open = p->pos, count = 0, cap = 0, k;
     char what[16];
     int rc;
 
@@ -685,23 +766,17 @@ static int parse_object(parser *p, json_value *v) {
                 goto fail;
             }
             if (count == cap) {
-                size_t ncap;
-                void *t;
-                if (next_cap(cap, &ncap) != 0) goto oom;
-                if (!(t = realloc_array(items, ncap, sizeof *items))) goto oom;
-                items = t;
-                if (!(t = realloc_array(keys, ncap, sizeof *keys))) goto oom;
-                keys = t;
-                if (!(t = realloc_array(key_lens, ncap, sizeof *key_lens))) goto oom;
-                key_lens = t;
-                if (!(t = realloc_array(key_pos, ncap, sizeof *key_pos))) goto oom;
-                key_pos = t;
+                /* each further member takes at least 4 bytes ("":0) */
+                size_t ncap = next_cap(cap, count + (p->len - p->pos) / 4 + 1);
+                if (mem_resize(p, &items, cap * sizeof(json_value), ncap, sizeof(json_value)) != 0 ||
+                    mem_resize(p, &keys, cap * sizeof(char *), ncap, sizeof(char *)) != 0 ||
+                    mem_resize(p, &key_lens, cap * sizeof(size_t), ncap, sizeof(size_t)) != 0)
+                    goto fail;
                 cap = ncap;
             }
-            key_pos[count] = p->pos;
-            if (parse_string(p, &keys[count], &key_lens[count]) != 0) goto fail;
-            value_init(&items[count]);
-            count++; /* the key is owned from here on; its value is still null */
+            if (parse_string(p, (char **)keys + count, (size_t *)key_lens + count) != 0) goto fail;
+            value_init((json_value *)items + count);
+            count++; /* the member is owned from here on; its value is still null */
             skip_ws(p);
             if (p->pos >= p->len) {
                 fail_eof(p);
@@ -713,14 +788,16 @@ static int parse_object(parser *p, json_value *v) {
                 goto fail;
             }
             p->pos++;
-            if (parse_value(p, &items[count - 1]) != 0) goto fail;
+            if (parse_value(p, (json_value *)items + count - 1) != 0) goto fail;
             rc = after_item(p, '}', "an object member");
             if (rc < 0) goto fail;
             if (rc > 0) break;
         }
-        if (check_duplicates(p, keys, key_lens, key_pos, count) != 0) goto fail;
+        mem_fit(p, &items, cap, count, sizeof(json_value));
+        mem_fit(p, &keys, cap, count, sizeof(char *));
+        mem_fit(p, &key_lens, cap, count, sizeof(size_t));
+        if (check_duplicates(p, open, keys, key_lens, count) != 0) goto fail;
     }
-    free(key_pos);
     p->depth--;
     v->type = JSON_OBJECT;
     v->count = count;
@@ -729,17 +806,11 @@ static int parse_object(parser *p, json_value *v) {
     v->key_lens = key_lens;
     return 0;
 
-oom:
-    fail_oom(p);
 fail:
-    for (k = 0; k < count; k++) {
-        free_contents(&items[k]);
-        free(keys[k]);
-    }
+    for (k = 0; k < count; k++) free_contents((json_value *)items + k);
     free(items);
     free(keys);
     free(key_lens);
-    free(key_pos);
     p->depth--;
     return -1;
 }
@@ -780,9 +851,23 @@ static int parse_value(parser *p, json_value *v) {
 /* entry points: parse and free                                              */
 /* ======================================================================== */
 
+size_t json_memory_budget(size_t len) {
+    size_t b;
+    if (util_mul_size(len, JSON_MEM_PER_BYTE, &b) != 0 || util_add_size(b, JSON_MEM_BASE, &b) != 0)
+        return (size_t)-1;
+    return b;
+}
+
 int json_parse(const char *text, size_t len, json_value **out, dpo_err *e) {
+    return json_parse_budget(text, len, json_memory_budget(len), NULL, out, e);
+}
+
+int json_parse_budget(const char *text, size_t len, size_t max_bytes, size_t *peak,
+                      json_value **out, dpo_err *e) {
     parser p;
+    void *block = NULL;
     json_value *root;
+    size_t arena;
     char what[16];
 
     if (!out) return dpo_errf(e, "json_parse: no output pointer");
@@ -792,14 +877,23 @@ int json_parse(const char *text, size_t len, json_value **out, dpo_err *e) {
     p.len = text ? len : 0;
     p.pos = 0;
     p.depth = 0;
+    p.used = 0;
+    p.peak = 0;
+    p.budget = max_bytes;
     p.e = e;
 
     if (p.len >= 3 && p.s[0] == 0xEF && p.s[1] == 0xBB && p.s[2] == 0xBF)
         return fail_at(&p, 0, "byte order mark (U+FEFF) is not allowed before JSON text");
-    root = malloc(sizeof *root);
-    if (!root) return fail_oom(&p);
+    /* one block: the root value, then the arena for every string (<= len bytes) */
+    arena = string_bound(p.s, p.len);
+    if (util_add_size(arena, sizeof *root, &arena) != 0 || mem_resize(&p, &block, 0, arena, 1) != 0)
+        return -1;
+    root = block;
+    p.arena = (char *)block + sizeof *root;
+    p.arena_cap = arena - sizeof *root;
+    p.arena_used = 0;
     if (parse_value(&p, root) != 0) {
-        free(root);
+        free(block);
         return -1;
     }
     skip_ws(&p);
@@ -807,9 +901,10 @@ int json_parse(const char *text, size_t len, json_value **out, dpo_err *e) {
         fail_at(&p, p.pos, "unexpected %s after the JSON value",
                 describe_byte(p.s[p.pos], what, sizeof what));
         free_contents(root);
-        free(root);
+        free(block);
         return -1;
     }
+    if (peak) *peak = p.peak;
     *out = root;
     return 0;
 }

@@ -18,20 +18,29 @@ typedef enum {
 } json_type;
 
 typedef struct json_value json_value;
+/* One value; 64 bytes on LP64 (type and is_integer share the first 8). */
 struct json_value {
     json_type type;
-    double number;       /* JSON_NUMBER: value as parsed by strtod of the validated text */
     int is_integer;      /* JSON_NUMBER: the text had no fraction and no exponent */
+    double number;       /* JSON_NUMBER: value as parsed by strtod of the validated text */
     char *str;           /* JSON_STRING: decoded UTF-8, NUL-terminated (may contain \u0000: use len) */
     size_t len;          /* JSON_STRING: bytes in str, excluding the terminator */
     size_t count;        /* JSON_ARRAY / JSON_OBJECT: number of elements / members */
     json_value *items;   /* (count,) elements, or member values in document order */
-    char **keys;         /* JSON_OBJECT: (count,) decoded keys, NUL-terminated */
+    char **keys;         /* JSON_OBJECT: (count,) decoded keys, NUL-terminated (NULL for arrays) */
     size_t *key_lens;    /* JSON_OBJECT: (count,) key byte lengths */
 };
 
 /* Limits a document is held to; exceeding one is an error, never a crash. */
 #define JSON_MAX_DEPTH 256
+
+/* Memory budget of a parse: the parser counts every byte it allocates (the
+ * tree, its strings and its scratch space) and refuses a document that would
+ * need more than JSON_MEM_PER_BYTE bytes per input byte plus JSON_MEM_BASE.
+ * Real files need much less (see json.c); a document of tiny values
+ * ("[0,0,0,...]", 64 bytes of tree per 2 input bytes) is refused early. */
+#define JSON_MEM_PER_BYTE 12
+#define JSON_MEM_BASE ((size_t)64 << 10)
 
 /* Parse exactly one JSON value from text[0..len) (surrounding whitespace allowed,
  * nothing else). Strings must be valid UTF-8 (no overlongs, no surrogates
@@ -42,6 +51,18 @@ struct json_value {
  * On success *out is a tree owned by the caller: free with json_free. */
 int json_parse(const char *text, size_t len, json_value **out, dpo_err *e);
 void json_free(json_value *v);
+
+/* The default budget of json_parse for len input bytes:
+ * JSON_MEM_PER_BYTE * len + JSON_MEM_BASE (saturating). */
+size_t json_memory_budget(size_t len);
+
+/* json_parse with an explicit budget: the parse fails ("line L, column C:
+ * document needs more than N bytes of memory for its size of M bytes") as soon
+ * as the bytes it holds from malloc/realloc would exceed max_bytes. On success,
+ * when peak is not NULL, *peak is the most it held at once (the tree returned
+ * is never more than that). */
+int json_parse_budget(const char *text, size_t len, size_t max_bytes, size_t *peak,
+                      json_value **out, dpo_err *e);
 
 /* json_parse of one line of a JSONL file (text without its newline), with an
  * error that reads "PATH: line N, column C: what", N the line in the file. */

@@ -917,11 +917,17 @@ START_TEST(test_depth) {
     memset(buf, '[', JSON_MAX_DEPTH + 1);
     memset(buf + JSON_MAX_DEPTH + 1, ']', JSON_MAX_DEPTH + 1);
     expect_fail_n(buf, 2 * (JSON_MAX_DEPTH + 1), "nesting depth exceeds the limit", __LINE__);
-    /* siblings do not add depth */
+    /* siblings do not add depth (20000 empty arrays need 21 bytes of tree per
+     * input byte, more than json_parse allows: see test_memory_*) */
     buf[0] = '[';
     for (i = 0; i < 20000; i++) memcpy(buf + 1 + 3 * i, "[],", 3);
     buf[3 * 20000] = ']'; /* replaces the last comma */
-    v = parse_ok_n(buf, 3 * 20000 + 1, __LINE__);
+    {
+        dpo_err e;
+        size_t peak = 0;
+        v = NULL;
+        ck_assert_msg(json_parse_budget(buf, 3 * 20000 + 1, SIZE_MAX, &peak, &v, &e) == 0, "%s", e.msg);
+    }
     ck_assert_uint_eq(v->count, 20000);
     ck_assert_int_eq(v->items[19999].type, JSON_ARRAY);
     json_free(v);
@@ -1111,6 +1117,269 @@ START_TEST(test_large_documents) {
 END_TEST
 
 /* ======================================================================== */
+/* memory budget                                                             */
+/* ======================================================================== */
+
+/* The budget message json_parse gives for a document of len bytes refused
+ * under budget bytes (without its "line L, column C: " head). */
+static void budget_msg(char *out, size_t cap, size_t budget, size_t len) {
+    snprintf(out, cap, "document needs more than %zu bytes of memory for its size of %zu bytes",
+             budget, len);
+}
+
+/* json_parse_budget with exactly `peak` bytes succeeds and reports peak; with
+ * one byte less it fails with the budget message at a position, *out NULL. */
+static void check_peak_n(const char *doc, size_t len, size_t peak, int line) {
+    json_value *v = &sentinel;
+    dpo_err e;
+    size_t got = 0;
+    char want[160];
+    e.msg[0] = '\0';
+    ck_assert_msg(json_parse_budget(doc, len, peak, &got, &v, &e) == 0, "test line %d: %s", line, e.msg);
+    ck_assert_msg(got == peak, "test line %d: peak %zu bytes, want %zu", line, got, peak);
+    json_free(v);
+    v = &sentinel;
+    ck_assert_msg(json_parse_budget(doc, len, peak - 1, &got, &v, &e) == -1 && v == NULL,
+                  "test line %d: %zu bytes were enough", line, peak - 1);
+    budget_msg(want, sizeof want, peak - 1, len);
+    ck_assert_msg(strncmp(e.msg, "line 1, column ", 15) == 0 && strstr(e.msg, want) != NULL,
+                  "test line %d: got \"%s\", want \"%s\"", line, e.msg, want);
+}
+#define CHECK_PEAK(lit, peak) check_peak_n((lit), sizeof(lit) - 1, (peak), __LINE__)
+
+/* The parser counts exactly what it allocates: the root value with the
+ * string arena after it (each string's raw length + 1), then each container's
+ * arrays as they grow (capacity 1, 2, then by half, never past what the rest
+ * of the input could hold). */
+START_TEST(test_memory_exact) {
+    const size_t V = sizeof(json_value), member = sizeof(char *) + sizeof(size_t);
+    /* the per-value footprint was 72 bytes on LP64; now 8 doubles/pointers */
+    ck_assert_uint_le(V, 8 * sizeof(void *));
+    /* a scalar: the root alone; a string: the root and its 3 bytes + NUL */
+    CHECK_PEAK("7", V);
+    CHECK_PEAK("\"abc\"", V + 4);
+    CHECK_PEAK("\"a\\u00e9\"", V + 8); /* raw length bounds the 3 decoded bytes */
+    /* [1,2,3]: elements grow 1 -> 2 -> 3 (the input holds no fourth) */
+    CHECK_PEAK("[1,2,3]", V + 3 * V);
+    CHECK_PEAK("[]", V);
+    /* {"a":[1],"b":"xy"}: arena 2+2+3; members 1 -> 2; the inner array 1 */
+    CHECK_PEAK("{\"a\":[1],\"b\":\"xy\"}", V + 7 + 2 * (V + member) + V);
+    /* a number token of 64 bytes or more is copied for strtod (65 bytes, freed) */
+    CHECK_PEAK("1000000000000000000000000000000000000000000000000000000000000000", V + 65);
+
+    /* the default budget */
+    ck_assert_uint_eq(json_memory_budget(0), JSON_MEM_BASE);
+    ck_assert_uint_eq(json_memory_budget(1000), 1000 * JSON_MEM_PER_BYTE + JSON_MEM_BASE);
+    ck_assert_uint_eq(json_memory_budget(SIZE_MAX / 2), SIZE_MAX);
+    ck_assert_uint_eq(JSON_MEM_PER_BYTE, 12);
+}
+END_TEST
+
+/* A document made of n copies of unit (separated by sep) inside open/close. */
+static char *repeat_doc(const char *open, const char *unit, const char *sep, const char *close,
+                        size_t n, size_t *len) {
+    size_t lo = strlen(open), lu = strlen(unit), ls = strlen(sep), lc = strlen(close), i, k = 0;
+    char *d = malloc(lo + n * (lu + ls) + lc + 1);
+    ck_assert_ptr_nonnull(d);
+    memcpy(d, open, lo);
+    k = lo;
+    for (i = 0; i < n; i++) {
+        if (i) {
+            memcpy(d + k, sep, ls);
+            k += ls;
+        }
+        memcpy(d + k, unit, lu);
+        k += lu;
+    }
+    memcpy(d + k, close, lc);
+    k += lc;
+    d[k] = '\0';
+    *len = k;
+    return d;
+}
+
+/* Documents of tiny values, ~1 MB each, need 18 to 32 bytes of tree per input
+ * byte: json_parse refuses each with the budget message, quickly, without
+ * building the tree first (before the budget they all parsed). */
+START_TEST(test_memory_hostile) {
+    static const struct {
+        const char *open, *unit, *sep, *close;
+        size_t n;
+    } docs[] = {
+        {"[", "0", ",", "]", 500000},                        /* 64 bytes per 2 */
+        {"{\"a\": [", "0", ", ", "]}", 340000},               /* the vocab.json of issue 8 */
+        {"[", "[]", ",", "]", 340000},                       /* empty arrays */
+        {"[", "{}", ",", "]", 340000},                       /* empty objects */
+        {"[", "\"\"", ",", "]", 340000},                     /* empty strings */
+        {"[", "{\"\":0}", ",", "]", 150000},                 /* one-member objects */
+        {"[", "[0]", ",", "]", 250000},                      /* one-element arrays */
+        {"{\"a\":{\"b\":[[", "0", ",", "]]}}", 500000},      /* nested */
+    };
+    size_t d;
+    for (d = 0; d < sizeof docs / sizeof docs[0]; d++) {
+        size_t len;
+        char *doc = repeat_doc(docs[d].open, docs[d].unit, docs[d].sep, docs[d].close, docs[d].n, &len);
+        char want[160];
+        double t0, t1;
+        budget_msg(want, sizeof want, json_memory_budget(len), len);
+        t0 = util_seconds();
+        expect_fail_n(doc, len, want, __LINE__);
+        t1 = util_seconds();
+        ck_assert_msg(t1 - t0 < 1.0, "document %zu refused after %.3f s", d, t1 - t0);
+        free(doc);
+    }
+    /* the budget counts: the same array of zeros parses with a budget big
+     * enough for it (1 + 500000 values of sizeof(json_value)) */
+    {
+        size_t len, peak = 0;
+        char *doc = repeat_doc("[", "0", ",", "]", 500000, &len);
+        json_value *v = NULL;
+        dpo_err e;
+        ck_assert_msg(json_parse_budget(doc, len, 500001 * sizeof(json_value), &peak, &v, &e) == 0,
+                      "%s", e.msg);
+        ck_assert_uint_eq(peak, 500001 * sizeof(json_value));
+        ck_assert_uint_eq(v->count, 500000);
+        json_free(v);
+        free(doc);
+    }
+}
+END_TEST
+
+/* Parse text[0..len) with json_parse (the default budget) and return the peak
+ * it needed (measured with an unlimited budget). */
+static size_t real_peak(const char *what, const char *text, size_t len) {
+    json_value *v = NULL;
+    dpo_err e;
+    size_t peak = 0;
+    ck_assert_msg(json_parse(text, len, &v, &e) == 0, "%s: %s", what, e.msg);
+    json_free(v);
+    ck_assert_msg(json_parse_budget(text, len, SIZE_MAX, &peak, &v, &e) == 0, "%s: %s", what, e.msg);
+    json_free(v);
+    return peak;
+}
+
+/* A header like the one Hugging Face writes for GPT-2 124M (hub names, the
+ * attn.bias buffers, 8-byte padding), written into a fresh buffer. */
+static char *gpt2_header(size_t *len) {
+    static const struct {
+        const char *name;
+        int ndim;
+        size_t shape[4];
+    } block[] = {
+        {"attn.bias", 4, {1, 1, 1024, 1024}}, {"attn.c_attn.bias", 1, {2304}},
+        {"attn.c_attn.weight", 2, {768, 2304}}, {"attn.c_proj.bias", 1, {768}},
+        {"attn.c_proj.weight", 2, {768, 768}}, {"ln_1.bias", 1, {768}}, {"ln_1.weight", 1, {768}},
+        {"ln_2.bias", 1, {768}}, {"ln_2.weight", 1, {768}}, {"mlp.c_fc.bias", 1, {3072}},
+        {"mlp.c_fc.weight", 2, {768, 3072}}, {"mlp.c_proj.bias", 1, {768}},
+        {"mlp.c_proj.weight", 2, {3072, 768}},
+    };
+    size_t cap = 64 << 10, n = 0, off = 0;
+    char *h = malloc(cap);
+    int l, b;
+    ck_assert_ptr_nonnull(h);
+    n += (size_t)snprintf(h + n, cap - n, "{\"__metadata__\":{\"format\":\"pt\"}");
+    for (l = 0; l < 12; l++) {
+        for (b = 0; b < (int)(sizeof block / sizeof block[0]); b++) {
+            size_t numel = 1, k;
+            n += (size_t)snprintf(h + n, cap - n, ",\"h.%d.%s\":{\"dtype\":\"F32\",\"shape\":[", l,
+                                  block[b].name);
+            for (k = 0; k < (size_t)block[b].ndim; k++) {
+                n += (size_t)snprintf(h + n, cap - n, "%s%zu", k ? "," : "", block[b].shape[k]);
+                numel *= block[b].shape[k];
+            }
+            n += (size_t)snprintf(h + n, cap - n, "],\"data_offsets\":[%zu,%zu]}", off, off + 4 * numel);
+            off += 4 * numel;
+        }
+    }
+    n += (size_t)snprintf(h + n, cap - n,
+                          ",\"ln_f.bias\":{\"dtype\":\"F32\",\"shape\":[768],\"data_offsets\":[%zu,%zu]}"
+                          ",\"ln_f.weight\":{\"dtype\":\"F32\",\"shape\":[768],\"data_offsets\":[%zu,%zu]}"
+                          ",\"wpe.weight\":{\"dtype\":\"F32\",\"shape\":[1024,768],\"data_offsets\":[%zu,%zu]}"
+                          ",\"wte.weight\":{\"dtype\":\"F32\",\"shape\":[50257,768],\"data_offsets\":[%zu,%zu]}}",
+                          off, off + 3072, off + 3072, off + 6144, off + 6144, off + 6144 + 3145728,
+                          off + 6144 + 3145728, off + 6144 + 3145728 + 154389504);
+    while (n % 8 != 0) h[n++] = ' ';
+    ck_assert_uint_lt(n, cap);
+    *len = n;
+    return h;
+}
+
+/* The files dpo reads parse within the budget with room to spare (measured:
+ * vocab.json 5.7, a GPT-2 124M header 6.9, JSONL rows and small files up to
+ * ~10 bytes per input byte, under JSON_MEM_BASE), while a hostile document of
+ * the same size is refused. */
+START_TEST(test_memory_real_files) {
+    static const char *jsonl[] = {"data/demo/sentiment_pairs.jsonl", "data/demo/sentiment_pairs_eval.jsonl",
+                                  "tests/gpt2_tokenizer_vectors.jsonl"};
+    static const char config[] =
+        "{\"activation_function\": \"gelu_new\", \"architectures\": [\"GPT2LMHeadModel\"], "
+        "\"attn_pdrop\": 0.1, \"bos_token_id\": 50256, \"embd_pdrop\": 0.1, \"eos_token_id\": 50256, "
+        "\"initializer_range\": 0.02, \"layer_norm_epsilon\": 1e-05, \"model_type\": \"gpt2\", "
+        "\"n_ctx\": 1024, \"n_embd\": 768, \"n_head\": 12, \"n_inner\": null, \"n_layer\": 12, "
+        "\"n_positions\": 1024, \"reorder_and_upcast_attn\": false, \"resid_pdrop\": 0.1, "
+        "\"scale_attn_by_inverse_layer_idx\": false, \"scale_attn_weights\": true, "
+        "\"summary_activation\": null, \"summary_first_dropout\": 0.1, \"summary_proj_to_labels\": true, "
+        "\"summary_type\": \"cls_index\", \"summary_use_proj\": true, \"task_specific_params\": "
+        "{\"text-generation\": {\"do_sample\": true, \"max_length\": 50}}, \"vocab_size\": 50257}";
+    static const char state[] = "{\n  \"mode\": \"dpo\",\n  \"step\": 2,\n  \"pairs_seen\": 8,\n"
+                                "  \"seed\": \"0\",\n  \"batch\": 4,\n  \"micro_batch\": 4\n}\n";
+    size_t n, peak, f, len;
+    char *text, *hostile, want[160];
+    dpo_err e;
+
+    /* GPT-2's vocab.json (1 MB, 50257 members) */
+    ck_assert_msg(util_read_file("data/gpt2/vocab.json", 1 << 24, &text, &n, &e) == 0, "%s", e.msg);
+    peak = real_peak("vocab.json", text, n);
+    ck_assert_msg(peak <= 6 * n, "vocab.json: %zu bytes need %zu", n, peak);
+    free(text);
+    hostile = repeat_doc("{\"a\": [", "0", ", ", "]}", (n - 4) / 3 + 1, &len);
+    ck_assert(len >= n && len < n + 8);
+    budget_msg(want, sizeof want, json_memory_budget(len), len);
+    expect_fail_n(hostile, len, want, __LINE__);
+    free(hostile);
+
+    /* a GPT-2 124M safetensors header (about 15 KB) */
+    text = gpt2_header(&n);
+    peak = real_peak("124M header", text, n);
+    ck_assert_msg(peak <= 7 * n && peak > 6 * n, "124M header: %zu bytes need %zu", n, peak);
+    free(text);
+    hostile = repeat_doc("{\"x\":{\"dtype\":\"F32\",\"shape\":[", "0", ",", "]}}", n / 2, &len);
+    ck_assert(len >= n);
+    budget_msg(want, sizeof want, json_memory_budget(len), len);
+    expect_fail_n(hostile, len, want, __LINE__);
+    free(hostile);
+
+    /* config.json, trainer_state.json */
+    peak = real_peak("config.json", config, sizeof config - 1);
+    ck_assert_msg(peak <= 8 * (sizeof config - 1), "config.json: %zu", peak);
+    peak = real_peak("trainer_state.json", state, sizeof state - 1);
+    ck_assert_msg(peak <= 8 * (sizeof state - 1), "trainer_state.json: %zu", peak);
+
+    /* every JSONL row of the shipped data and of the tokenizer vectors */
+    for (f = 0; f < sizeof jsonl / sizeof jsonl[0]; f++) {
+        size_t pos = 0, rows = 0, bytes = 0, peaks = 0;
+        ck_assert_msg(util_read_file(jsonl[f], 1 << 24, &text, &n, &e) == 0, "%s", e.msg);
+        while (pos < n) {
+            size_t end = pos;
+            while (end < n && text[end] != '\n') end++;
+            if (end > pos) {
+                peak = real_peak(jsonl[f], text + pos, end - pos);
+                ck_assert_msg(peak <= json_memory_budget(end - pos) / 2, "%s row %zu: %zu bytes need %zu",
+                              jsonl[f], rows + 1, end - pos, peak);
+                rows++;
+                bytes += end - pos;
+                peaks += peak;
+            }
+            pos = end + 1;
+        }
+        ck_assert_uint_gt(rows, 60);
+        ck_assert_msg(peaks <= 11 * bytes, "%s: %zu bytes need %zu", jsonl[f], bytes, peaks);
+        free(text);
+    }
+}
+END_TEST
+
+/* ======================================================================== */
 /* suite                                                                     */
 /* ======================================================================== */
 
@@ -1170,6 +1439,9 @@ static Suite *json_suite(void) {
 
     tcase_set_timeout(size, 60);
     tcase_add_test(size, test_large_documents);
+    tcase_add_test(size, test_memory_exact);
+    tcase_add_test(size, test_memory_hostile);
+    tcase_add_test(size, test_memory_real_files);
     suite_add_tcase(s, size);
     return s;
 }
