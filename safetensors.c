@@ -2,14 +2,19 @@
  * anything is allocated from it, reading tensors (converting F16/BF16 to F32),
  * and writing F32 files atomically. It must never trust a size or an offset read
  * from a file before checking it, never print, and never leave a half-written
- * file behind. */
+ * file behind. A file is opened once, by st_open, and every tensor is read
+ * through that one descriptor: reopening the path for each tensor would read
+ * whatever file had been put there after the header was validated. */
 #include "safetensors.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "json.h"
 
@@ -126,38 +131,95 @@ static int parse_tensor(st_tensor *t, const char *key, const json_value *v, size
     return 0;
 }
 
-static int read_exact(FILE *fp, size_t off, void *buf, size_t n) {
-    if (fseeko(fp, (off_t)off, SEEK_SET) != 0) return -1;
-    return fread(buf, 1, n, fp) == n ? 0 : -1;
+/* Read exactly n bytes at byte offset off of fd (positioned reads, retried
+ * after a signal): 0, or -1 on an error or when the file ends first. */
+static int read_at(int fd, size_t off, void *buf, size_t n) {
+    unsigned char *p = buf;
+    while (n > 0) {
+        size_t chunk = n < ((size_t)1 << 30) ? n : ((size_t)1 << 30);
+        ssize_t r = pread(fd, p, chunk, (off_t)off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        p += r;
+        off += (size_t)r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* What a non-regular file is, for the message that refuses it. */
+static const char *file_kind(mode_t m) {
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISSOCK(m)) return "a socket";
+    return "not a regular file";
+}
+
+/* Open path read-only as a regular file: O_NONBLOCK so that opening a FIFO
+ * cannot wait for a writer, fstat of the descriptor itself (what is checked is
+ * what will be read), then blocking mode again. Sets f->fd and f->file_size. */
+static int open_regular(st_file *f, const char *path, dpo_err *e) {
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), flags;
+    if (fd < 0) return dpo_errf(e, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(fd, &st) != 0) {
+        int err = errno;
+        close(fd);
+        return dpo_errf(e, "%s: cannot stat: %s", path, strerror(err));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return dpo_errf(e, "%s: not a regular file (%s)", path, file_kind(st.st_mode));
+    }
+    if ((flags = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        int err = errno;
+        close(fd);
+        return dpo_errf(e, "%s: cannot set blocking mode: %s", path, strerror(err));
+    }
+    if (st.st_size < 0 || (unsigned long long)st.st_size > (unsigned long long)((size_t)-1 / 2)) {
+        close(fd);
+        return dpo_errf(e, "%s: file size %lld is out of range", path, (long long)st.st_size);
+    }
+    f->fd = fd;
+    f->file_size = (size_t)st.st_size;
+    return 0;
+}
+
+/* 0 when f's file still has the size it had at st_open; else an error. */
+static int check_unchanged(const st_file *f, const st_tensor *t, dpo_err *e) {
+    struct stat st;
+    if (f->fd < 0) return dpo_errf(e, "%s: tensor \"%s\": the file is not open", f->path, t->name);
+    if (fstat(f->fd, &st) != 0)
+        return dpo_errf(e, "%s: tensor \"%s\": cannot stat: %s", f->path, t->name, strerror(errno));
+    if (st.st_size < 0 || (unsigned long long)st.st_size != (unsigned long long)f->file_size)
+        return dpo_errf(e, "%s: tensor \"%s\": the file changed since it was opened (%zu bytes then, "
+                           "%lld now: truncated or rewritten)",
+                        f->path, t->name, f->file_size, (long long)st.st_size);
+    return 0;
 }
 
 int st_open(st_file *f, const char *path, dpo_err *e) {
-    FILE *fp;
     unsigned char lenbuf[8];
     uint64_t hlen = 0;
     char *hdr = NULL;
     json_value *root = NULL;
     st_tensor **order = NULL;
     size_t i, n = 0, data_size, pos;
-    off_t end;
     int k;
 
     memset(f, 0, sizeof *f);
+    f->fd = -1;
     snprintf(f->path, sizeof f->path, "%s", path);
-    fp = fopen(path, "rb");
-    if (!fp) return dpo_errf(e, "%s: cannot open: %s", path, strerror(errno));
-    if (fseeko(fp, 0, SEEK_END) != 0 || (end = ftello(fp)) < 0) {
-        fclose(fp);
-        return dpo_errf(e, "%s: cannot determine file size", path);
-    }
-    f->file_size = (size_t)end;
-    if (f->file_size < 8 || read_exact(fp, 0, lenbuf, 8) != 0) {
-        fclose(fp);
+    if (open_regular(f, path, e) != 0) return -1;
+    if (f->file_size < 8 || read_at(f->fd, 0, lenbuf, 8) != 0) {
+        st_close(f);
         return dpo_errf(e, "%s: truncated: no 8-byte header length", path);
     }
     for (k = 7; k >= 0; k--) hlen = (hlen << 8) | lenbuf[k];
     if (hlen < 2 || hlen > ST_MAX_HEADER || hlen > f->file_size - 8) {
-        fclose(fp);
+        st_close(f);
         return dpo_errf(e, "%s: header length %llu is invalid for a file of %zu bytes", path,
                         (unsigned long long)hlen, f->file_size);
     }
@@ -165,21 +227,22 @@ int st_open(st_file *f, const char *path, dpo_err *e) {
     data_size = f->file_size - f->data_start;
     hdr = malloc((size_t)hlen);
     if (!hdr) {
-        fclose(fp);
+        st_close(f);
         return dpo_errf(e, "%s: out of memory for a %llu-byte header", path, (unsigned long long)hlen);
     }
-    if (read_exact(fp, 8, hdr, (size_t)hlen) != 0) {
+    if (read_at(f->fd, 8, hdr, (size_t)hlen) != 0) {
         free(hdr);
-        fclose(fp);
+        st_close(f);
         return dpo_errf(e, "%s: cannot read the header", path);
     }
-    fclose(fp);
     if (hdr[0] != '{') {
         free(hdr);
+        st_close(f);
         return dpo_errf(e, "%s: header does not start with '{'", path);
     }
     if (json_parse(hdr, (size_t)hlen, &root, e) != 0) {
         free(hdr);
+        st_close(f);
         return dpo_err_prefix(e, "%s: header", path);
     }
     free(hdr);
@@ -246,6 +309,8 @@ fail:
 
 void st_close(st_file *f) {
     size_t i;
+    if (f->fd >= 0) close(f->fd);
+    f->fd = -1;
     if (f->tensors)
         for (i = 0; i < f->n_tensors; i++) free(f->tensors[i].name);
     free(f->tensors);
@@ -264,13 +329,9 @@ const st_tensor *st_find(const st_file *f, const char *name) {
 /* reading tensor data */
 
 int st_read_raw(const st_file *f, const st_tensor *t, void *out, dpo_err *e) {
-    FILE *fp = fopen(f->path, "rb");
-    int rc;
-    if (!fp) return dpo_errf(e, "%s: cannot open: %s", f->path, strerror(errno));
-    rc = read_exact(fp, f->data_start + t->begin, out, t->end - t->begin);
-    fclose(fp);
-    if (rc != 0) return dpo_errf(e, "%s: tensor \"%s\": read failed (file changed or truncated?)",
-                                 f->path, t->name);
+    if (check_unchanged(f, t, e) != 0) return -1;
+    if (read_at(f->fd, f->data_start + t->begin, out, t->end - t->begin) != 0)
+        return dpo_errf(e, "%s: tensor \"%s\": read failed (file truncated?)", f->path, t->name);
     return 0;
 }
 
@@ -278,16 +339,14 @@ int st_read_f32(const st_file *f, const st_tensor *t, float *out, dpo_err *e) {
     enum { CHUNK = 1 << 16 };
     unsigned char buf[CHUNK * 4];
     size_t esz = st_dtype_size(t->dtype), done = 0, i;
-    FILE *fp;
     if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
         return dpo_errf(e, "%s: tensor \"%s\": dtype %s is not a float type (F32, F16, BF16)",
                         f->path, t->name, st_dtype_name(t->dtype));
-    fp = fopen(f->path, "rb");
-    if (!fp) return dpo_errf(e, "%s: cannot open: %s", f->path, strerror(errno));
-    if (fseeko(fp, (off_t)(f->data_start + t->begin), SEEK_SET) != 0) goto fail;
+    if (check_unchanged(f, t, e) != 0) return -1;
     while (done < t->numel) {
         size_t n = t->numel - done < CHUNK ? t->numel - done : CHUNK;
-        if (fread(buf, esz, n, fp) != n) goto fail;
+        if (read_at(f->fd, f->data_start + t->begin + done * esz, buf, n * esz) != 0)
+            return dpo_errf(e, "%s: tensor \"%s\": read failed (file truncated?)", f->path, t->name);
         for (i = 0; i < n; i++) {
             const unsigned char *p = buf + i * esz;
             if (t->dtype == ST_F32) {
@@ -301,11 +360,7 @@ int st_read_f32(const st_file *f, const st_tensor *t, float *out, dpo_err *e) {
         }
         done += n;
     }
-    fclose(fp);
     return 0;
-fail:
-    fclose(fp);
-    return dpo_errf(e, "%s: tensor \"%s\": read failed (file changed or truncated?)", f->path, t->name);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -26,9 +26,13 @@ typedef struct {
     size_t begin, end;          /* byte offsets into the data section */
 } st_tensor;
 
+/* An open safetensors file. st_open keeps one descriptor open until st_close
+ * and reads every tensor through it, so the bytes read are the bytes whose
+ * header was validated, even if the path is replaced meanwhile. */
 typedef struct {
     char path[4096];
-    size_t file_size;
+    int fd;                     /* open from st_open until st_close; -1 when closed */
+    size_t file_size;           /* from fstat at st_open; a read refuses a file whose size changed */
     size_t data_start;          /* 8 + header length */
     size_t n_tensors;
     st_tensor *tensors;         /* (n_tensors,) in header order */
@@ -38,15 +42,20 @@ const char *st_dtype_name(st_dtype d);
 size_t st_dtype_size(st_dtype d);
 
 /* Open and validate a file's header; tensor data is not read yet. Checks: the
- * header length against the file size, strict JSON, every dtype and shape,
- * offsets in range, bytes = numel * dtype size (overflow-checked), and that
- * the tensors tile the data section exactly (no overlap, no hole, nothing
- * after the last one). Errors name the file and the tensor. */
+ * path is a regular file (a directory, FIFO or device is refused, without
+ * blocking), the header length against the file size, strict JSON, every
+ * dtype and shape, offsets in range, bytes = numel * dtype size
+ * (overflow-checked), and that the tensors tile the data section exactly (no
+ * overlap, no hole, nothing after the last one). Errors name the file and the
+ * tensor. On error nothing stays open and st_close is still safe to call. */
 int st_open(st_file *f, const char *path, dpo_err *e);
+/* Close the descriptor and free the tensor table (safe after a failed st_open). */
 void st_close(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
 
-/* Read a tensor's data. st_read_f32 converts F32, F16 and BF16 to float
+/* Read a tensor's data through the descriptor st_open opened (positioned
+ * reads: f is not changed). Each read first checks that the file still has the
+ * size it had at st_open. st_read_f32 converts F32, F16 and BF16 to float
  * (other dtypes are an error); out holds t->numel floats. st_read_raw copies
  * the raw little-endian bytes (t->end - t->begin of them). */
 int st_read_f32(const st_file *f, const st_tensor *t, float *out, dpo_err *e);

@@ -2,9 +2,12 @@
  * F16/BF16 -> F32 conversion (known bit patterns and all 65536 patterns
  * against values computed here from the bit fields), st_write_f32 ->
  * st_open/st_read_f32 round trips (unusual names, scalars, empty tensors,
- * bit-exact data, 8-byte-aligned header, atomic write), and hostile files
- * written byte by byte here: each must make st_open fail with a message that
- * names the file and the problem, and leave the st_file safe to st_close. */
+ * bit-exact data, 8-byte-aligned header, atomic write), reads through the
+ * descriptor st_open validated (a file renamed over the path afterwards is not
+ * read; a file that grows or shrinks is refused), paths that are not regular
+ * files (directory, FIFO, device), and hostile files written byte by byte
+ * here: each must make st_open fail with a message that names the file and
+ * the problem, and leave the st_file safe to st_close. */
 #include "testutil.h"
 
 #include <dirent.h>
@@ -467,6 +470,105 @@ START_TEST(test_truncated_after_open) {
 }
 END_TEST
 
+/* Write tensors "a" (300 floats, a0 + i) and "b" (5 floats, b0 + i) to path. */
+static void write_ab(const char *path, float a0, float b0) {
+    float a[300], b[5];
+    st_out_tensor ts[2];
+    dpo_err e;
+    size_t i;
+    for (i = 0; i < 300; i++) a[i] = a0 + (float)i;
+    for (i = 0; i < 5; i++) b[i] = b0 + (float)i;
+    memset(ts, 0, sizeof ts);
+    ts[0].name = "a"; ts[0].data = a; ts[0].ndim = 1; ts[0].shape[0] = 300;
+    ts[1].name = "b"; ts[1].data = b; ts[1].ndim = 1; ts[1].shape[0] = 5;
+    memset(&e, 0, sizeof e);
+    ck_assert_msg(st_write_f32(path, ts, 2, &e) == 0, "%s", e.msg);
+}
+
+/* The file is read through the descriptor st_open validated: another file
+ * renamed over the path afterwards (same header, other data) is never read. */
+START_TEST(test_replaced_after_open) {
+    char path[128], other[128];
+    float out[300];
+    unsigned char raw[20];
+    st_file f;
+    dpo_err e;
+    size_t i;
+    snprintf(path, sizeof path, "%s/m.safetensors", tmp_root);
+    snprintf(other, sizeof other, "%s/other.safetensors", tmp_root);
+    write_ab(path, 0.0f, 100.0f);
+    write_ab(other, 1000.0f, 2000.0f);
+    OPEN_OK(&f, path);
+    ck_assert_msg(rename(other, path) == 0, "rename: %s", strerror(errno));
+    memset(&e, 0, sizeof e);
+    ck_assert_msg(st_read_f32(&f, st_find(&f, "a"), out, &e) == 0, "%s", e.msg);
+    for (i = 0; i < 300; i++) ck_assert_float_eq(out[i], (float)i);
+    ck_assert_msg(st_read_raw(&f, st_find(&f, "b"), raw, &e) == 0, "%s", e.msg);
+    for (i = 0; i < 5; i++) {
+        float x;
+        uint32_t u = (uint32_t)raw[4 * i] | (uint32_t)raw[4 * i + 1] << 8 |
+                     (uint32_t)raw[4 * i + 2] << 16 | (uint32_t)raw[4 * i + 3] << 24;
+        x = float_of(u);
+        ck_assert_float_eq(x, 100.0f + (float)i);
+    }
+    st_close(&f);
+    ck_assert_int_eq(f.fd, -1);
+    /* opened again, the path now gives the other file's data */
+    OPEN_OK(&f, path);
+    ck_assert_msg(st_read_f32(&f, st_find(&f, "a"), out, &e) == 0, "%s", e.msg);
+    ck_assert_float_eq(out[0], 1000.0f);
+    ck_assert_float_eq(out[299], 1299.0f);
+    st_close(&f);
+}
+END_TEST
+
+/* A file that grows after st_open is refused at the next read (its size is
+ * checked against the size fstat gave at open). */
+START_TEST(test_grown_after_open) {
+    char path[128], want[256];
+    float out[300];
+    unsigned char raw[1200];
+    st_file f;
+    dpo_err e;
+    FILE *fp;
+    snprintf(path, sizeof path, "%s/g.safetensors", tmp_root);
+    write_ab(path, 0.0f, 100.0f);
+    OPEN_OK(&f, path);
+    fp = fopen(path, "ab");
+    ck_assert_ptr_nonnull(fp);
+    ck_assert(fputs("0123456789", fp) >= 0);
+    ck_assert_int_eq(fclose(fp), 0);
+    snprintf(want, sizeof want, "%s: tensor \"a\": the file changed since it was opened (%zu bytes then, %zu now",
+             path, f.file_size, f.file_size + 10);
+    memset(&e, 0, sizeof e);
+    ck_assert_int_eq(st_read_f32(&f, st_find(&f, "a"), out, &e), -1);
+    ck_assert_msg(strstr(e.msg, want) != NULL, "got \"%s\", want \"%s\"", e.msg, want);
+    memset(&e, 0, sizeof e);
+    ck_assert_int_eq(st_read_raw(&f, st_find(&f, "a"), raw, &e), -1);
+    ck_assert_msg(strstr(e.msg, want) != NULL, "got \"%s\", want \"%s\"", e.msg, want);
+    st_close(&f);
+}
+END_TEST
+
+/* A path that is not a regular file is refused at once with what it is; a
+ * FIFO without a writer must not block the open. */
+START_TEST(test_not_regular_file) {
+    char path[128], want[256];
+    double t0;
+    snprintf(path, sizeof path, "%s/dir.safetensors", tmp_root);
+    ck_assert_int_eq(mkdir(path, 0777), 0);
+    snprintf(want, sizeof want, "%s: not a regular file (a directory)", path);
+    EXPECT_OPEN_FAIL(path, want);
+    snprintf(path, sizeof path, "%s/fifo.safetensors", tmp_root);
+    ck_assert_msg(mkfifo(path, 0666) == 0, "mkfifo: %s", strerror(errno));
+    snprintf(want, sizeof want, "%s: not a regular file (a FIFO)", path);
+    t0 = util_seconds();
+    EXPECT_OPEN_FAIL(path, want);
+    ck_assert(util_seconds() - t0 < 1.0);
+    EXPECT_OPEN_FAIL("/dev/null", "/dev/null: not a regular file (a character device)");
+}
+END_TEST
+
 /* ======================================================================== */
 /* hostile files                                                             */
 /* ======================================================================== */
@@ -701,6 +803,9 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_write_into_missing_dir);
     tcase_add_test(tc, test_read_dtypes);
     tcase_add_test(tc, test_truncated_after_open);
+    tcase_add_test(tc, test_replaced_after_open);
+    tcase_add_test(tc, test_grown_after_open);
+    tcase_add_test(tc, test_not_regular_file);
     tcase_add_test(tc, test_hostile_framing);
     tcase_add_test(tc, test_hostile_entries);
     tcase_add_test(tc, test_hostile_byte_size_overflow);
