@@ -16,6 +16,7 @@
  * in train.c. */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +136,11 @@ static int parse_options(const char *cmd, const char *synopsis, int argc, char *
             fprintf(stderr, "dpo %s: option %s needs a value\n", cmd, o->name);
             return -1;
         }
+        if (strncmp(argv[a + 1], "--", 2) == 0) { /* "--out --data": a forgotten value, not a path named "--data" */
+            fprintf(stderr, "dpo %s: option %s needs a value, but the next argument is the option '%s'\n", cmd,
+                    o->name, argv[a + 1]);
+            return -1;
+        }
         a++;
         if (o->kind == OPT_STR || o->kind == OPT_NAME) {
             if (argv[a][0] == '\0') {
@@ -184,6 +190,25 @@ static int fail(const char *cmd, const dpo_err *e) {
     return 1;
 }
 
+/* An output directory of init or tokenizer-train, checked before any work: it is
+ * new, empty, or holds only files this command writes (names[]; so that running
+ * the same command again works), it is not a symbolic link, and it is not the
+ * input directory `in` (may be NULL). Anything else is refused: the user's files
+ * are never replaced. Returns 0, or 2 after printing the problem. */
+static int check_out_dir(const char *cmd, const char *out, const char *const *names, size_t n, const char *in) {
+    dpo_err e;
+    long entries;
+    if (in && util_same_file(out, in)) {
+        fprintf(stderr, "dpo %s: %s: is the input directory; give a new or empty directory for --out\n", cmd, out);
+        return 2;
+    }
+    if (util_dir_inspect(out, names, n, &entries, &e) < 0) {
+        fprintf(stderr, "dpo %s: %s (--out must be a new or empty directory)\n", cmd, e.msg);
+        return 2;
+    }
+    return 0;
+}
+
 /* ======================================================================== */
 /* dpo init                                                                  */
 /* ======================================================================== */
@@ -216,16 +241,20 @@ static int cmd_init(int argc, char **argv) {
                        "--ctx 1024 --tokenizer data/gpt2 (vocabulary 50257).",
                        argc, argv, opts, (int)(sizeof opts / sizeof opts[0]));
     if (rc != 0) return rc > 0 ? 0 : 2;
+    {
+        static const char *const writes[] = {"config.json", "model.safetensors", "vocab.json", "merges.txt"};
+        if (check_out_dir("init", out, writes, 4, tok_dir) != 0) return 2;
+    }
     c.eos_token_id = -1;
     if (tok_dir) {
         int n_tok;
         if (tok_load(&t, tok_dir, &e) != 0) return fail("init", &e);
         n_tok = tok_vocab_size(t);
         c.eos_token_id = tok_eot_id(t);
-        tok_free(t);
         if (c.vocab_size == 0) c.vocab_size = n_tok;
         if (n_tok != c.vocab_size) {
             fprintf(stderr, "dpo init: --vocab %d differs from the tokenizer's %d tokens\n", c.vocab_size, n_tok);
+            tok_free(t);
             return 2;
         }
     } else if (c.vocab_size == 0) {
@@ -234,12 +263,18 @@ static int cmd_init(int argc, char **argv) {
     }
     c.ln_eps = 1e-5;
     if (c.eos_token_id < 0) c.eos_token_id = c.vocab_size - 1;
-    if (model_create(&m, &c, &e) != 0) return fail("init", &e);
-    model_init_random(&m, seed);
-    if (model_save(&m, out, &e) != 0 || (tok_dir && tok_copy_files(tok_dir, out, &e) != 0)) {
-        model_free(&m);
+    if (model_create(&m, &c, &e) != 0) {
+        tok_free(t);
         return fail("init", &e);
     }
+    model_init_random(&m, seed);
+    /* the tokenizer's validated bytes, as read above (not the files again) */
+    if (model_save(&m, out, &e) != 0 || (t && tok_write_files(t, out, &e) != 0)) {
+        model_free(&m);
+        tok_free(t);
+        return fail("init", &e);
+    }
+    tok_free(t);
     printf("wrote %s: GPT-2 with %d layers, %d heads, dim %d, ctx %d, vocab %d: %zu parameters%s\n",
            out, c.n_layer, c.n_head, c.n_embd, c.n_ctx, c.vocab_size, m.num_params,
            tok_dir ? " (with its tokenizer)" : "");
@@ -293,7 +328,9 @@ static int cmd_info(int argc, char **argv) {
     printf("tensors in %s: %zu\n", path, f.n_tensors);
     for (k = 0; k < f.n_tensors; k++) {
         const st_tensor *t = &f.tensors[k];
-        printf("  %-40s %-5s (", t->name, st_dtype_name(t->dtype));
+        char name[1024];
+        util_escape_text(name, sizeof name, t->name); /* a name from the file: no escape sequences to the terminal */
+        printf("  %-40s %-5s (", name, st_dtype_name(t->dtype));
         for (d = 0; d < t->ndim; d++) printf("%s%zu", d ? ", " : "", t->shape[d]);
         printf(")\n");
     }
@@ -393,6 +430,7 @@ done:
 
 typedef struct {
     FILE *log;              /* metrics JSONL, or NULL */
+    const char *log_path;
     double t0;
     int quiet, sft;
     int tty;                /* stderr is a terminal: redraw one line; else a line every 5% of the run */
@@ -409,31 +447,53 @@ static void train_ui_start(void *ctx, const dpo_dataset *d, const dpo_dataset *e
     if (eval) fprintf(stderr, "held-out: %d %s (%d truncated to fit)\n", eval->n_rows, what, eval->n_truncated);
 }
 
+/* A number in JSON output: %.9g, or null when it is not finite (JSON has no
+ * NaN or infinity, and a reader must never get "nan" where a number belongs). */
+static void put_num(FILE *fp, const char *key, double x) {
+    if (isfinite(x)) fprintf(fp, "\"%s\": %.9g", key, x);
+    else fprintf(fp, "\"%s\": null", key);
+}
+
 /* One JSONL metrics line with TRL's names; an evaluation's names get TRL's
- * "eval_" prefix. SFT runs have no rewards or rejected responses. */
-static void write_metrics(FILE *fp, const train_metrics *m, int sft, int eval) {
-    const char *p = eval ? "eval_" : "";
-    fprintf(fp, "{\"step\": %ld, \"epoch\": %.6g, \"%sloss\": %.9g", m->step, m->epoch, p, m->loss);
-    if (!sft)
-        fprintf(fp, ", \"%srewards/chosen\": %.9g, \"%srewards/rejected\": %.9g, \"%srewards/accuracies\": %.9g, "
-                    "\"%srewards/margins\": %.9g, \"%slogps/chosen\": %.9g, \"%slogps/rejected\": %.9g",
-                p, m->reward_chosen, p, m->reward_rejected, p, m->accuracy, p, m->margin, p, m->logp_chosen, p,
-                m->logp_rejected);
-    if (!eval) fprintf(fp, ", \"grad_norm\": %.9g, \"learning_rate\": %.9g", m->grad_norm, m->learning_rate);
-    fprintf(fp, ", \"%stokens_per_second\": %.6g}\n", p, m->tokens_per_second);
-    fflush(fp);
+ * "eval_" prefix. SFT runs have no rewards or rejected responses. Every write
+ * is checked: a full disk stops the run with an error naming the log. */
+static int write_metrics(FILE *fp, const char *path, const train_metrics *m, int sft, int eval, dpo_err *e) {
+    static const char *const names[] = {"loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies",
+                                        "rewards/margins", "logps/chosen", "logps/rejected"};
+    const double vals[] = {m->loss, m->reward_chosen, m->reward_rejected, m->accuracy, m->margin, m->logp_chosen,
+                           m->logp_rejected};
+    char key[64];
+    int i;
+    fprintf(fp, "{\"step\": %ld, ", m->step);
+    put_num(fp, "epoch", m->epoch);
+    for (i = 0; i < (sft ? 1 : 7); i++) {
+        snprintf(key, sizeof key, "%s%s", eval ? "eval_" : "", names[i]);
+        fprintf(fp, ", ");
+        put_num(fp, key, vals[i]);
+    }
+    if (!eval) {
+        fprintf(fp, ", ");
+        put_num(fp, "grad_norm", m->grad_norm);
+        fprintf(fp, ", ");
+        put_num(fp, "learning_rate", m->learning_rate);
+    }
+    fprintf(fp, ", ");
+    put_num(fp, eval ? "eval_tokens_per_second" : "tokens_per_second", m->tokens_per_second);
+    fprintf(fp, "}\n");
+    if (fflush(fp) != 0 || ferror(fp)) return dpo_errf(e, "%s: cannot write the metrics log: %s", path, strerror(errno));
+    return 0;
 }
 
 /* a metrics line in the log, and a one-line progress display with an ETA */
-static void train_ui_step(void *ctx, const train_metrics *m, long total) {
+static int train_ui_step(void *ctx, const train_metrics *m, long total, dpo_err *e) {
     train_ui *ui = ctx;
     double eta;
     long every = total >= 20 ? total / 20 : 1;
     ui->step_seconds += m->seconds;
     ui->n_steps++;
     eta = ui->step_seconds / (double)ui->n_steps * (double)(total - m->step); /* evaluations not counted */
-    if (ui->log) write_metrics(ui->log, m, ui->sft, 0);
-    if (ui->quiet || (!ui->tty && m->step % every != 0 && m->step != 1 && m->step != total)) return;
+    if (ui->log && write_metrics(ui->log, ui->log_path, m, ui->sft, 0, e) != 0) return -1;
+    if (ui->quiet || (!ui->tty && m->step % every != 0 && m->step != 1 && m->step != total)) return 0;
     if (ui->sft)
         fprintf(stderr, "%sstep %ld/%ld  loss %.4f  lr %.3g  %.0f tok/s  ETA %.0f s", ui->tty ? "\r" : "", m->step,
                 total, m->loss, m->learning_rate, m->tokens_per_second, eta);
@@ -442,18 +502,28 @@ static void train_ui_step(void *ctx, const train_metrics *m, long total) {
                 ui->tty ? "\r" : "", m->step, total, m->loss, m->accuracy, m->margin, m->learning_rate,
                 m->tokens_per_second, eta);
     fprintf(stderr, "%s", !ui->tty || m->step == total ? "\n" : "   ");
+    return 0;
 }
 
-static void train_ui_eval(void *ctx, const train_metrics *m, long total) {
+static int train_ui_eval(void *ctx, const train_metrics *m, long total, dpo_err *e) {
     train_ui *ui = ctx;
-    if (ui->log) write_metrics(ui->log, m, ui->sft, 1);
-    if (ui->quiet) return;
+    if (ui->log && write_metrics(ui->log, ui->log_path, m, ui->sft, 1, e) != 0) return -1;
+    if (ui->quiet) return 0;
     if (ui->tty && m->step != total) fprintf(stderr, "\n");
     if (ui->sft)
         fprintf(stderr, "eval after step %ld: loss %.4f\n", m->step, m->loss);
     else
         fprintf(stderr, "eval after step %ld: loss %.4f  acc %.2f  margin %.4f  rewards %.4f / %.4f\n", m->step,
                 m->loss, m->accuracy, m->margin, m->reward_chosen, m->reward_rejected);
+    return 0;
+}
+
+/* what --resume found: always shown (even with --quiet), it decides what the run does */
+static void train_ui_note(void *ctx, const char *msg) {
+    char safe[8192];
+    (void)ctx;
+    util_escape_text(safe, sizeof safe, msg);
+    fprintf(stderr, "%s\n", safe);
 }
 
 /* the reference's log-probs computed once: a redrawn line on a terminal, else a
@@ -595,7 +665,12 @@ static int cmd_train(int argc, char **argv, int sft) {
     ui.sft = sft;
     ui.tty = isatty(2);
     ui.t0 = util_seconds();
+    if (train_check_out(&c, &e) != 0) {
+        fprintf(stderr, "dpo %s: %s\n", cmd, e.msg);
+        return 2;
+    }
     if (log_path) {
+        ui.log_path = log_path;
         ui.log = fopen(log_path, "a");
         if (!ui.log) {
             fprintf(stderr, "dpo %s: error: %s: cannot open for appending: %s\n", cmd, log_path, strerror(errno));
@@ -606,9 +681,11 @@ static int cmd_train(int argc, char **argv, int sft) {
     cb.step = train_ui_step;
     cb.eval = train_ui_eval;
     cb.ref_progress = train_ui_ref;
+    cb.note = train_ui_note;
     cb.ctx = &ui;
     rc = train_run(&c, &cb, &e);
-    if (ui.log) fclose(ui.log);
+    if (ui.log && fclose(ui.log) != 0 && rc == 0)
+        rc = dpo_errf(&e, "%s: cannot write the metrics log: %s", log_path, strerror(errno));
     if (rc != 0) {
         if (!quiet && ui.tty) fprintf(stderr, "\n");
         return fail(cmd, &e);
@@ -676,12 +753,21 @@ static int cmd_logp(int argc, char **argv) {
         (ref_dir && dpo_data_logps(&ref, &d, micro, lr, NULL, NULL, &e) != 0))
         goto done;
     for (i = 0; i < d.n_rows; i++) {
-        printf("{\"line\": %ld, \"logp_chosen\": %.9g, \"logp_rejected\": %.9g, \"n_chosen\": %d, \"n_rejected\": %d",
-               d.rows[i].line, lp[2 * i], lp[2 * i + 1], d.rows[i].n_chosen, d.rows[i].n_rejected);
-        if (ref_dir)
-            printf(", \"ref_logp_chosen\": %.9g, \"ref_logp_rejected\": %.9g, \"reward_chosen\": %.9g, "
-                   "\"reward_rejected\": %.9g",
-                   lr[2 * i], lr[2 * i + 1], beta * (lp[2 * i] - lr[2 * i]), beta * (lp[2 * i + 1] - lr[2 * i + 1]));
+        printf("{\"line\": %ld, ", d.rows[i].line);
+        put_num(stdout, "logp_chosen", lp[2 * i]);
+        printf(", ");
+        put_num(stdout, "logp_rejected", lp[2 * i + 1]);
+        printf(", \"n_chosen\": %d, \"n_rejected\": %d", d.rows[i].n_chosen, d.rows[i].n_rejected);
+        if (ref_dir) {
+            printf(", ");
+            put_num(stdout, "ref_logp_chosen", lr[2 * i]);
+            printf(", ");
+            put_num(stdout, "ref_logp_rejected", lr[2 * i + 1]);
+            printf(", ");
+            put_num(stdout, "reward_chosen", beta * (lp[2 * i] - lr[2 * i]));
+            printf(", ");
+            put_num(stdout, "reward_rejected", beta * (lp[2 * i + 1] - lr[2 * i + 1]));
+        }
         printf("}\n");
     }
     rc = 0;
@@ -914,7 +1000,10 @@ static int cmd_decode(int argc, char **argv) {
     if (rc == 0) {
         if (tok_decode(t, ids, n, &out, &olen, &e) != 0) rc = fail("decode", &e);
         else {
-            if (fwrite(out, 1, olen, stdout) != olen) rc = 1;
+            if (fwrite(out, 1, olen, stdout) != olen) {
+                fprintf(stderr, "dpo decode: error: standard output: write failed: %s\n", strerror(errno));
+                rc = 1;
+            }
             free(out);
         }
     }
@@ -954,6 +1043,13 @@ static int cmd_tokenizer_train(int argc, char **argv) {
         free(data.v);
         return rc > 0 ? 0 : 2;
     }
+    {
+        static const char *const writes[] = {"vocab.json", "merges.txt"};
+        if (check_out_dir("tokenizer-train", out, writes, 2, NULL) != 0) {
+            free(data.v);
+            return 2;
+        }
+    }
     t0 = util_seconds();
     rc = tok_train(data.v, data.n, vocab, out, train_progress, &t0, &e);
     free(data.v);
@@ -986,19 +1082,7 @@ static void usage(FILE *fp) {
             DPO_VERSION);
 }
 
-int main(int argc, char **argv) {
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
-    }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
-        usage(stdout);
-        return 0;
-    }
-    if (strcmp(argv[1], "--version") == 0) {
-        printf("dpo %s\n", DPO_VERSION);
-        return 0;
-    }
+static int run_command(int argc, char **argv) {
     if (strcmp(argv[1], "train") == 0) return cmd_train(argc - 2, argv + 2, 0);
     if (strcmp(argv[1], "sft") == 0) return cmd_train(argc - 2, argv + 2, 1);
     if (strcmp(argv[1], "logp") == 0) return cmd_logp(argc - 2, argv + 2);
@@ -1010,4 +1094,37 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "tokenizer-train") == 0) return cmd_tokenizer_train(argc - 2, argv + 2);
     fprintf(stderr, "dpo: unknown command '%s' (see 'dpo --help')\n", argv[1]);
     return 2;
+}
+
+/* Standard output is checked once at the end, where stdio reports what failed
+ * on the way (a full disk, a closed pipe): `dpo encode > /dev/full` must not
+ * exit 0. */
+static int finish_stdout(const char *cmd, int rc) {
+    int bad = fflush(stdout) != 0 || ferror(stdout);
+    int err = errno;
+    if (fclose(stdout) != 0 && !bad) {
+        bad = 1;
+        err = errno;
+    }
+    if (bad) {
+        fprintf(stderr, "dpo %s: error: standard output: write failed: %s\n", cmd, strerror(err));
+        return rc != 0 ? rc : 1;
+    }
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("dpo %s\n", DPO_VERSION);
+        return finish_stdout("--version", 0);
+    }
+    return finish_stdout(argv[1], run_command(argc, argv));
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "json.h"
@@ -45,20 +46,19 @@ static int pool_append(dpo_dataset *d, size_t *cap, const int *ids, size_t n) {
 /* Truncation, as the help text states:
  *   response' = response ++ [eos]
  *   if P + max(|chosen'|, |rejected'|) > max_len: keep the last max_prompt_len prompt tokens
- *   then cut each response' to max_len - P (keeping its start). */
-static void truncate_row(int *n_prompt, size_t *prompt_skip, int *n_c, int *n_r, int max_len,
-                         int max_prompt_len, int *cut) {
+ *   then cut each response' to max_len - P (keeping its start).
+ * The sum is taken in long long: each count may be 2^30, and two of them overflow an int. */
+int dpo_truncate_lengths(int *n_prompt, size_t *prompt_skip, int *n_c, int *n_r, int max_len, int max_prompt_len) {
     int longer = *n_c > *n_r ? *n_c : *n_r;
     *prompt_skip = 0;
-    *cut = 0;
-    if (*n_prompt + longer <= max_len) return;
-    *cut = 1;
+    if ((long long)*n_prompt + longer <= max_len) return 0;
     if (*n_prompt > max_prompt_len) {
         *prompt_skip = (size_t)(*n_prompt - max_prompt_len);
         *n_prompt = max_prompt_len;
     }
     if (*n_c > max_len - *n_prompt) *n_c = max_len - *n_prompt;
     if (*n_r > max_len - *n_prompt) *n_r = max_len - *n_prompt;
+    return 1;
 }
 
 /* The texts of one row into s[], len[]: pairs {prompt, chosen, rejected}; SFT
@@ -114,7 +114,7 @@ static int data_load(dpo_dataset *d, const char *path, const tok_tokenizer *t, i
         size_t slen[3];
         dpo_row r;
         size_t skip;
-        int cut, n_texts;
+        int n_texts;
         line++;
         for (q = p; q < le && (*q == ' ' || *q == '\t' || *q == '\r'); q++) {}
         if (q == le) { /* blank line */
@@ -161,8 +161,7 @@ static int data_load(dpo_dataset *d, const char *path, const tok_tokenizer *t, i
         r.n_chosen = (int)n_ids[1];
         r.n_rejected = sft ? 0 : (int)n_ids[2];
         r.line = line;
-        truncate_row(&r.n_prompt, &skip, &r.n_chosen, &r.n_rejected, max_len, max_prompt_len, &cut);
-        d->n_truncated += cut;
+        d->n_truncated += dpo_truncate_lengths(&r.n_prompt, &skip, &r.n_chosen, &r.n_rejected, max_len, max_prompt_len);
         r.off = d->n_pool;
         if (pool_append(d, &cap_pool, ids[0] + skip, (size_t)r.n_prompt) != 0 ||
             pool_append(d, &cap_pool, ids[1], (size_t)r.n_chosen) != 0 ||
@@ -529,64 +528,43 @@ static int evaluate(train_state *s, const train_config *c, int micro_batch, trai
 /* checkpoints                                                               */
 /* ======================================================================== */
 
-static const char *mode_name(train_mode m) { return m == TRAIN_SFT ? "sft" : "dpo"; }
-
-static const char *const ckpt_files[] = {"config.json", "model.safetensors", "vocab.json", "merges.txt",
-                                         "optimizer.safetensors", "trainer_state.json"};
+/* A checkpoint OUT is a directory holding exactly these files; trainer_state.json
+ * is written last and removed first, so a directory whose trainer_state.json
+ * validates is complete. Saving writes OUT.tmp, then swaps it in:
+ *
+ *   remove OUT.tmp; write OUT.tmp (trainer_state.json last); fsync OUT.tmp
+ *   remove OUT.old; rename OUT -> OUT.old; rename OUT.tmp -> OUT; fsync; remove OUT.old
+ *
+ * Whatever moment the process dies at, one of OUT, OUT.tmp, OUT.old is complete
+ * and holds the newest step saved, or no save had finished yet. Resuming picks
+ * the complete one with the highest step, moves it to OUT by the same renames,
+ * and removes the others (ckpt_recover). Only these names are ever removed, only
+ * as regular files, never through a symbolic link (util_dir_remove_owned), so a
+ * directory holding anything else is refused rather than emptied. */
+static const char *const ckpt_files[] = {"trainer_state.json", "config.json", "model.safetensors",
+                                         "vocab.json", "merges.txt", "optimizer.safetensors"};
 #define N_CKPT_FILES (sizeof ckpt_files / sizeof ckpt_files[0])
 
-/* remove a checkpoint directory: only the files a checkpoint holds, then the directory */
-static void remove_ckpt_dir(const char *dir) {
-    char path[4096];
-    size_t i;
-    for (i = 0; i < N_CKPT_FILES; i++)
-        if (util_path_join(path, sizeof path, dir, ckpt_files[i], NULL) == 0) remove(path);
-    rmdir(dir);
-}
+static const char *mode_name(train_mode m) { return m == TRAIN_SFT ? "sft" : "dpo"; }
 
-static int dir_has_state(const char *dir) {
-    char path[4096];
-    FILE *fp;
-    if (util_path_join(path, sizeof path, dir, "trainer_state.json", NULL) != 0) return 0;
-    fp = fopen(path, "rb");
-    if (!fp) return 0;
-    fclose(fp);
-    return 1;
-}
+/* OUT (trailing slashes dropped) and its two siblings */
+typedef struct {
+    char dir[4096], tmp[4096], old[4096];
+} ckpt_paths;
 
-static int save_checkpoint(const train_state *s, const train_config *c, long step, long long pairs_seen,
-                           dpo_err *e) {
-    char tmp[4096], old[4096], path[4096], state[512];
-    util_atomic_file af;
-    int n;
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", c->out_dir) >= (int)sizeof tmp ||
-        snprintf(old, sizeof old, "%s.old", c->out_dir) >= (int)sizeof old)
-        return dpo_errf(e, "%s: path too long", c->out_dir);
-    remove_ckpt_dir(tmp);
-    if (model_save(&s->policy, tmp, e) != 0 ||
-        tok_copy_files(c->tokenizer_dir ? c->tokenizer_dir : c->model_dir, tmp, e) != 0 ||
-        util_path_join(path, sizeof path, tmp, "optimizer.safetensors", e) != 0 ||
-        optim_save(&s->opt, path, e) != 0)
-        return -1;
-    n = snprintf(state, sizeof state,
-                 "{\n  \"mode\": \"%s\",\n  \"step\": %ld,\n  \"pairs_seen\": %lld,\n  \"seed\": \"%llu\",\n  \"batch\": %d,\n"
-                 "  \"micro_batch\": %d\n}\n",
-                 mode_name(c->mode), step, pairs_seen, (unsigned long long)c->seed, c->batch, c->micro_batch);
-    if (util_path_join(path, sizeof path, tmp, "trainer_state.json", e) != 0 || util_atomic_open(&af, path, e) != 0)
-        return -1;
-    if (util_atomic_write(&af, state, (size_t)n, e) != 0) {
-        util_atomic_abort(&af);
-        return -1;
-    }
-    if (util_atomic_commit(&af, e) != 0) return -1;
-    /* swap it in: out -> out.old, out.tmp -> out, remove out.old */
-    remove_ckpt_dir(old);
-    if (rename(c->out_dir, old) != 0 && errno != ENOENT)
-        return dpo_errf(e, "%s: cannot move the previous checkpoint aside: %s", c->out_dir, strerror(errno));
-    if (rename(tmp, c->out_dir) != 0)
-        return dpo_errf(e, "%s: cannot move the new checkpoint into place: %s", c->out_dir, strerror(errno));
-    remove_ckpt_dir(old);
+static int ckpt_paths_of(ckpt_paths *p, const char *dir, dpo_err *e) {
+    size_t n;
+    if (util_out_dir_path(p->dir, sizeof p->dir - 4, dir, e) != 0) return -1;
+    n = strlen(p->dir); /* < 4092: room for the suffix */
+    memcpy(p->tmp, p->dir, n);
+    memcpy(p->tmp + n, ".tmp", 5);
+    memcpy(p->old, p->dir, n);
+    memcpy(p->old + n, ".old", 5);
     return 0;
+}
+
+static int remove_ckpt(const char *dir, dpo_err *e) {
+    return util_dir_remove_owned(dir, ckpt_files, N_CKPT_FILES, e);
 }
 
 typedef struct {
@@ -643,8 +621,10 @@ static int load_ckpt_state(const char *dir, ckpt_state *st, dpo_err *e) {
         st->seed = (uint64_t)strtoull(seed, &end, 10);
         if (mlen != 3 || (memcmp(mode, "dpo", 3) != 0 && memcmp(mode, "sft", 3) != 0)) {
             dpo_errf(e, "key \"mode\": neither \"dpo\" nor \"sft\"");
-        } else if (errno != 0 || end == seed || *end != '\0') {
+        } else if (errno != 0 || end == seed || *end != '\0' || seed[0] < '0' || seed[0] > '9') {
             dpo_errf(e, "key \"seed\": not a decimal integer");
+        } else if (batch < 1 || micro < 1) {
+            dpo_errf(e, "keys \"batch\" and \"micro_batch\" must be at least 1");
         } else {
             st->mode = memcmp(mode, "sft", 3) == 0 ? TRAIN_SFT : TRAIN_DPO;
             st->step = (long)step;
@@ -657,6 +637,130 @@ static int load_ckpt_state(const char *dir, ckpt_state *st, dpo_err *e) {
     json_free(root);
     if (rc != 0) dpo_err_prefix(e, "%s", path);
     return rc;
+}
+
+/* Move dir's sibling `from` (OUT.tmp or OUT.old, complete) to OUT: the previous
+ * OUT goes to OUT.old first (removed after), so that a complete checkpoint
+ * exists under one of the three names at every moment. */
+static int ckpt_swap_in(const ckpt_paths *p, const char *from, dpo_err *e) {
+    if (strcmp(from, p->old) != 0) {
+        if (remove_ckpt(p->old, e) != 0) return -1;
+        if (rename(p->dir, p->old) != 0 && errno != ENOENT)
+            return dpo_errf(e, "%s: cannot move the previous checkpoint aside: %s", p->dir, strerror(errno));
+    } else if (remove_ckpt(p->dir, e) != 0) { /* OUT.old is the newest: OUT is older or incomplete */
+        return -1;
+    }
+    if (rename(from, p->dir) != 0)
+        return dpo_errf(e, "%s: cannot move the new checkpoint into place: %s", p->dir, strerror(errno));
+    if (util_fsync_parent(p->dir) != 0)
+        return dpo_errf(e, "%s: cannot sync its directory: %s", p->dir, strerror(errno));
+    return remove_ckpt(p->old, e);
+}
+
+static int save_checkpoint(const train_state *s, const train_config *c, long step, long long pairs_seen,
+                           dpo_err *e) {
+    ckpt_paths p;
+    char path[4096], state[512];
+    long n_entries;
+    int n;
+    if (ckpt_paths_of(&p, c->out_dir, e) != 0 || remove_ckpt(p.tmp, e) != 0) return -1;
+    /* a fresh OUT.tmp of our own: mkdir fails if anything (a planted link) took the name */
+    if (mkdir(p.tmp, 0777) != 0) return dpo_errf(e, "%s: cannot create directory: %s", p.tmp, strerror(errno));
+    if (model_save(&s->policy, p.tmp, e) != 0 || tok_write_files(s->tok, p.tmp, e) != 0 ||
+        util_path_join(path, sizeof path, p.tmp, "optimizer.safetensors", e) != 0 || optim_save(&s->opt, path, e) != 0)
+        return -1;
+    n = snprintf(state, sizeof state,
+                 "{\n  \"mode\": \"%s\",\n  \"step\": %ld,\n  \"pairs_seen\": %lld,\n  \"seed\": \"%llu\",\n  \"batch\": %d,\n"
+                 "  \"micro_batch\": %d\n}\n",
+                 mode_name(c->mode), step, pairs_seen, (unsigned long long)c->seed, c->batch, c->micro_batch);
+    /* trainer_state.json last: from here on OUT.tmp is complete */
+    if (util_path_join(path, sizeof path, p.tmp, "trainer_state.json", e) != 0 ||
+        util_atomic_write_file(path, state, (size_t)n, e) != 0)
+        return -1;
+    if (util_fsync_dir(p.tmp) != 0) return dpo_errf(e, "%s: cannot sync: %s", p.tmp, strerror(errno));
+    /* OUT must still hold only a checkpoint's files before it is moved aside */
+    if (util_dir_inspect(p.dir, ckpt_files, N_CKPT_FILES, &n_entries, e) < 0) return -1;
+    return ckpt_swap_in(&p, p.tmp, e);
+}
+
+/* The output directory, before any work: it and its siblings hold only what dpo
+ * writes, OUT is new, empty or a complete checkpoint, and none of them is an
+ * input. */
+int train_check_out(const train_config *c, dpo_err *e) {
+    ckpt_paths p;
+    const char *inputs[4], *names[4] = {"--model", "--ref", "--tokenizer", "--resume"};
+    const char *mine[3];
+    ckpt_state st;
+    long n_entries;
+    int i, k, rc;
+    if (ckpt_paths_of(&p, c->out_dir, e) != 0) return -1;
+    mine[0] = p.dir;
+    mine[1] = p.tmp;
+    mine[2] = p.old;
+    inputs[0] = c->model_dir;
+    inputs[1] = c->ref_dir;
+    inputs[2] = c->tokenizer_dir;
+    inputs[3] = NULL; /* --resume may name --out: that is what resuming is */
+    for (i = 0; i < 3; i++) {
+        for (k = 0; k < 4; k++)
+            if (inputs[k] && util_same_file(mine[i], inputs[k]))
+                return dpo_errf(e, "%s: is the %s directory; the output must be a new directory, or a checkpoint of "
+                                   "dpo (it is replaced)", mine[i], names[k]);
+        if (util_dir_inspect(mine[i], ckpt_files, N_CKPT_FILES, &n_entries, e) < 0) return -1;
+    }
+    rc = util_dir_inspect(p.dir, ckpt_files, N_CKPT_FILES, &n_entries, e);
+    if (rc == 1 && n_entries > 0 && !(c->resume_dir && util_same_file(c->resume_dir, p.dir)) &&
+        load_ckpt_state(p.dir, &st, e) != 0)
+        return dpo_errf(e, "%s: exists and is neither empty nor a checkpoint of dpo (no valid trainer_state.json); "
+                           "give a new or empty directory", p.dir);
+    return 0;
+}
+
+/* The newest complete checkpoint among DIR, DIR.tmp and DIR.old, moved to DIR,
+ * the rest removed. *found = 0 when there is none: then DIR.tmp and DIR.old are
+ * removed and the run starts from step 0; but a DIR that exists without a valid
+ * trainer_state.json is an error and is left alone (the save protocol never
+ * leaves DIR incomplete with nothing complete beside it: it is something else,
+ * such as a model directory). */
+static int ckpt_recover(const char *dir, ckpt_state *st, int *found, char *note, size_t note_cap, dpo_err *e) {
+    ckpt_paths p;
+    const char *cand[3];
+    ckpt_state cs[3];
+    dpo_err why;
+    int ok[3], present[3], i, best = -1;
+    long n_entries;
+    *found = 0;
+    note[0] = '\0';
+    why.msg[0] = '\0';
+    if (ckpt_paths_of(&p, dir, e) != 0) return -1;
+    cand[0] = p.dir;
+    cand[1] = p.old;
+    cand[2] = p.tmp;
+    for (i = 0; i < 3; i++) {
+        dpo_err ignored;
+        present[i] = util_dir_inspect(cand[i], ckpt_files, N_CKPT_FILES, &n_entries, e);
+        if (present[i] < 0) return -1;
+        ok[i] = present[i] == 1 && load_ckpt_state(cand[i], &cs[i], i == 0 ? &why : &ignored) == 0;
+        if (ok[i] && (best < 0 || cs[i].step > cs[best].step)) best = i; /* ties: OUT, then OUT.old */
+    }
+    if (best < 0) {
+        if (present[0])
+            return dpo_errf(e, "%s: not a checkpoint (%s)", p.dir,
+                            why.msg[0] ? why.msg : "no trainer_state.json here, nor in .tmp or .old");
+        if (remove_ckpt(p.tmp, e) != 0 || remove_ckpt(p.old, e) != 0) return -1;
+        snprintf(note, note_cap, "%s: no complete checkpoint here (nor in .tmp or .old): starting from step 0", p.dir);
+        return 0;
+    }
+    if (best == 0) {
+        if (remove_ckpt(p.tmp, e) != 0 || remove_ckpt(p.old, e) != 0) return -1;
+    } else {
+        if ((best == 1 && remove_ckpt(p.tmp, e) != 0) || ckpt_swap_in(&p, cand[best], e) != 0) return -1;
+        snprintf(note, note_cap, "%s: the newest complete checkpoint (step %ld) was in %s; moved into place",
+                 p.dir, cs[best].step, cand[best]);
+    }
+    *st = cs[best];
+    *found = 1;
+    return 0;
 }
 
 /* the caller's ref_progress, told which data the reference is going through */
@@ -687,6 +791,27 @@ static int load_data(dpo_dataset *d, const train_config *c, const char *path, co
                                 : dpo_data_load(d, path, t, eos, max_len, mpl, e);
 }
 
+/* --resume: the newest complete checkpoint, recovered into place (ckpt_recover)
+ * and checked against this run's settings; its directory in from, or from[0] =
+ * 0 when there is none and the run starts from step 0 (the caller is told). */
+static int resume_state(const train_config *c, const train_callbacks *cb, ckpt_state *ck, char *from, size_t cap,
+                        dpo_err *e) {
+    char note[8192 + 256];
+    int found;
+    from[0] = '\0';
+    if (ckpt_recover(c->resume_dir, ck, &found, note, sizeof note, e) != 0) return -1;
+    if (note[0] && cb && cb->note) cb->note(cb->ctx, note);
+    if (!found) return 0;
+    if (util_out_dir_path(from, cap, c->resume_dir, e) != 0) return -1;
+    if (ck->mode != c->mode)
+        return dpo_errf(e, "%s: the checkpoint is of a dpo %s run; resume it with dpo %s", from, mode_name(ck->mode),
+                        mode_name(ck->mode));
+    if (ck->seed != c->seed || ck->batch != c->batch || ck->micro_batch != c->micro_batch)
+        return dpo_errf(e, "%s: the checkpoint was made with --seed %llu --batch %d --micro-batch %d; resume with the same",
+                        from, (unsigned long long)ck->seed, ck->batch, ck->micro_batch);
+    return 0;
+}
+
 int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
     train_state s;
     ckpt_state ck;
@@ -697,36 +822,15 @@ int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
 
     memset(&s, 0, sizeof s);
     memset(&ck, 0, sizeof ck);
+    resume[0] = '\0';
     if (B < 1 || mb < 1) return dpo_errf(e, "batch and micro-batch must be at least 1");
+    if (train_check_out(c, e) != 0) return -1;
     if (c->eval_every < 0) return dpo_errf(e, "eval_every must be >= 0");
     if (mb > B) mb = B;
     if (c->mode == TRAIN_DPO && dpo_loss_config_validate(&c->loss, e) != 0) return -1;
     if (tok_load(&s.tok, c->tokenizer_dir ? c->tokenizer_dir : c->model_dir, e) != 0) return -1;
-    if (c->resume_dir) {
-        /* a crash during a checkpoint swap leaves the complete one under ".old" */
-        if (!dir_has_state(c->resume_dir)) {
-            if (snprintf(resume, sizeof resume, "%s.old", c->resume_dir) >= (int)sizeof resume ||
-                !dir_has_state(resume)) {
-                dpo_errf(e, "%s: not a checkpoint (no trainer_state.json)", c->resume_dir);
-                goto fail;
-            }
-        } else if (snprintf(resume, sizeof resume, "%s", c->resume_dir) >= (int)sizeof resume) {
-            dpo_errf(e, "%s: path too long", c->resume_dir);
-            goto fail;
-        }
-        if (load_ckpt_state(resume, &ck, e) != 0) goto fail;
-        if (ck.mode != c->mode) {
-            dpo_errf(e, "%s: the checkpoint is of a dpo %s run; resume it with dpo %s", resume, mode_name(ck.mode),
-                     mode_name(ck.mode));
-            goto fail;
-        }
-        if (ck.seed != c->seed || ck.batch != c->batch || ck.micro_batch != c->micro_batch) {
-            dpo_errf(e, "%s: the checkpoint was made with --seed %llu --batch %d --micro-batch %d; resume with the same",
-                     resume, (unsigned long long)ck.seed, ck.batch, ck.micro_batch);
-            goto fail;
-        }
-    }
-    if (model_load(&s.policy, c->resume_dir ? resume : c->model_dir, e) != 0) goto fail;
+    if (c->resume_dir && resume_state(c, cb, &ck, resume, sizeof resume, e) != 0) goto fail;
+    if (model_load(&s.policy, resume[0] ? resume : c->model_dir, e) != 0) goto fail;
     if (use_ref) {
         if (model_load(&s.ref, c->ref_dir ? c->ref_dir : c->model_dir, e) != 0) goto fail;
         model_set_no_grad(&s.ref, 1); /* frozen: forward passes only, one layer of activations */
@@ -753,13 +857,17 @@ int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
         if (oc.schedule == OPTIM_COSINE && oc.total_steps <= 0) oc.total_steps = total;
         if (optim_init(&s.opt, &oc, s.policy.num_params, e) != 0) goto fail;
     }
-    if (c->resume_dir) {
+    if (resume[0]) {
         char path[4096];
         if (util_path_join(path, sizeof path, resume, "optimizer.safetensors", e) != 0 ||
             optim_load(&s.opt, path, e) != 0)
             goto fail;
         first = ck.step;
         pair_pos = ck.pairs_seen;
+        if (first > total) {
+            dpo_errf(e, "%s: the checkpoint is at step %ld, past this run's %ld steps", resume, first, total);
+            goto fail;
+        }
     }
     if (model_alloc_grads(&s.policy, e) != 0) goto fail;
     s.perm = malloc((size_t)s.data.n_rows * sizeof *s.perm);
@@ -826,13 +934,13 @@ int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
         metrics_mean(&m, B);
         m.seconds = util_seconds() - t0;
         m.tokens_per_second = (double)tokens / m.seconds;
-        if (cb && cb->step) cb->step(cb->ctx, &m, total);
+        if (cb && cb->step && cb->step(cb->ctx, &m, total, e) != 0) goto fail;
         if (c->eval_path && (step + 1 == total || (c->eval_every > 0 && (step + 1) % c->eval_every == 0))) {
             train_metrics em;
             if (evaluate(&s, c, mb, &em, e) != 0) goto fail;
             em.step = m.step;
             em.epoch = m.epoch;
-            if (cb && cb->eval) cb->eval(cb->ctx, &em, total);
+            if (cb && cb->eval && cb->eval(cb->ctx, &em, total, e) != 0) goto fail;
         }
         if (c->save_every > 0 && (step + 1) % c->save_every == 0 && step + 1 < total &&
             save_checkpoint(&s, c, step + 1, pair_pos, e) != 0)

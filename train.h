@@ -61,7 +61,13 @@ typedef void (*dpo_progress_fn)(void *ctx, int done, int total);
 int dpo_data_logps(model *m, const dpo_dataset *d, int micro_batch, double *logp, dpo_progress_fn progress,
                    void *ctx, dpo_err *e);
 
-#endif
+/* The truncation rule of dpo_data_load on token counts (exposed for tests):
+ * with responses n_c and n_r (each with its eos; n_r = 0 for SFT rows), when
+ * n_prompt + max(n_c, n_r) > max_len, keep the last max_prompt_len prompt tokens
+ * (*prompt_skip = the first ones dropped) and cut each response to max_len minus
+ * the prompt. Counts may be up to 2^30 each: sums are computed without overflow.
+ * Returns 1 when the row was cut, else 0. */
+int dpo_truncate_lengths(int *n_prompt, size_t *prompt_skip, int *n_c, int *n_r, int max_len, int max_prompt_len);
 
 /* ------------------------------------------------------------------------ */
 /* the training loop */
@@ -110,29 +116,46 @@ typedef struct {
     double seconds;            /* wall time of the step (or evaluation) */
 } train_metrics;
 
-/* Any of the functions may be NULL. */
+/* Any of the functions may be NULL. step and eval return 0 to go on, or -1
+ * with a message in e (say, the metrics log could not be written) to stop the
+ * run with that error; nothing after the last checkpoint is saved then. */
 typedef struct {
     /* once before training with the data (eval: NULL without eval_path) */
     void (*start)(void *ctx, const dpo_dataset *train, const dpo_dataset *eval, long total_steps);
-    void (*step)(void *ctx, const train_metrics *m, long total_steps); /* after every step */
-    void (*eval)(void *ctx, const train_metrics *m, long total_steps); /* after every evaluation */
+    int (*step)(void *ctx, const train_metrics *m, long total_steps, dpo_err *e); /* after every step */
+    int (*eval)(void *ctx, const train_metrics *m, long total_steps, dpo_err *e); /* after every evaluation */
+    /* a one-line notice about the run: what --resume found */
+    void (*note)(void *ctx, const char *msg);
     /* while the reference's log-probs are computed once (--precompute-ref: which =
        "training"; held-out rows: "held-out"): rows done so far, of total */
     void (*ref_progress)(void *ctx, const char *which, int done, int total);
     void *ctx;
 } train_callbacks;
 
+/* The output directory is checked before any work (train_run does it too):
+ * out_dir (trailing slashes dropped; not "/", "." or "..") must be missing,
+ * empty, or a complete checkpoint of dpo (resume_dir may name it even when it
+ * is incomplete); out_dir, "<out_dir>.tmp" and "<out_dir>.old" must not be
+ * symbolic links, must hold nothing but a checkpoint's files, and must not be
+ * the model, reference or tokenizer directory. Errors name the path. */
+int train_check_out(const train_config *c, dpo_err *e);
+
 /* Train and write out_dir (cb may be NULL): a model directory (config.json, model.safetensors,
  * vocab.json, merges.txt) plus optimizer.safetensors and trainer_state.json
  * (mode, step, rows seen, seed, batch sizes), at the end and every save_every steps.
- * A checkpoint is written into "<out_dir>.tmp" and then swapped in by renames
- * ("<out_dir>" -> "<out_dir>.old", "<out_dir>.tmp" -> "<out_dir>", remove the
- * old): a crash leaves a complete checkpoint under one of the two names, and
- * resuming looks in "<out_dir>.old" when "<out_dir>" is missing. Resuming with
- * the same data, seed and batch sizes ends bit-identical to an uninterrupted run.
+ * A checkpoint is written into "<out_dir>.tmp" (trainer_state.json last) and
+ * swapped in by renames ("<out_dir>" -> "<out_dir>.old", "<out_dir>.tmp" ->
+ * "<out_dir>", remove the old), so that whatever moment the process dies at, one
+ * of the three names holds a complete checkpoint of the newest step saved. With
+ * resume_dir, the newest complete checkpoint among resume_dir and its ".tmp" and
+ * ".old" is moved into place and the others removed; with none, the run starts
+ * from step 0 (cb->note says which). Resuming with the same data, seed and batch
+ * sizes ends bit-identical to an uninterrupted run.
  * With eval_path, the policy is evaluated on the held-out rows every eval_every
  * steps and after the last: the same metrics, forward passes only, the
  * reference's log-probs of those rows computed once at the start. Evaluations
  * change nothing in the training run. */
 int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e);
+
+#endif
 

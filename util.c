@@ -3,6 +3,7 @@
  * It must never print, exit, or touch the network; errors go back in a dpo_err. */
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -19,8 +20,79 @@
 #endif
 #include <math.h>
 
+static uint64_t splitmix64_next(uint64_t *x);
+
 /* ------------------------------------------------------------------------ */
 /* errors */
+
+/* Messages quote names taken from files (tensor names, vocabulary tokens,
+ * model_type, paths): a hostile file must not be able to send escape sequences
+ * to the terminal that shows the message. So every message is rewritten with
+ * these escaped as \xNN: control bytes (C0 and DEL) and bytes that are not part
+ * of valid UTF-8; and as \uNNNN: the C1 controls U+0080..U+009F and the
+ * bidirectional overrides U+202A..U+202E, U+2066..U+2069 (which reorder what
+ * the reader sees). Everything else, UTF-8 letters included, is kept. Escaping
+ * twice changes nothing: the escapes themselves are printable ASCII. */
+static size_t utf8_len_at(const unsigned char *s, size_t n, unsigned long *cp) {
+    size_t len, k;
+    unsigned long c;
+    if (s[0] < 0x80) {
+        *cp = s[0];
+        return 1;
+    }
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) len = 2, c = s[0] & 0x1fu;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef) len = 3, c = s[0] & 0x0fu;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4) len = 4, c = s[0] & 0x07u;
+    else return 0;
+    if (len > n) return 0;
+    for (k = 1; k < len; k++) {
+        if ((s[k] & 0xc0) != 0x80) return 0;
+        c = c << 6 | (s[k] & 0x3fu);
+    }
+    /* overlongs, surrogates, beyond U+10FFFF */
+    if ((len == 3 && c < 0x800) || (len == 4 && (c < 0x10000 || c > 0x10ffff)) || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return len;
+}
+
+void util_escape_text(char *out, size_t cap, const char *in) {
+    const unsigned char *s = (const unsigned char *)in;
+    size_t n = strlen(in), i = 0, o = 0;
+    if (cap == 0) return;
+    while (i < n) {
+        char esc[16];
+        unsigned long cp = 0;
+        size_t len = utf8_len_at(s + i, n - i, &cp), elen;
+        if (len == 0) { /* not valid UTF-8 here: this byte alone */
+            snprintf(esc, sizeof esc, "\\x%02x", s[i]);
+            len = 1;
+        } else if (cp < 0x20 || cp == 0x7f) {
+            snprintf(esc, sizeof esc, "\\x%02x", (unsigned)cp);
+        } else if ((cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069)) {
+            snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp);
+        } else {
+            if (o + len >= cap) break;
+            memcpy(out + o, s + i, len);
+            o += len;
+            i += len;
+            continue;
+        }
+        elen = strlen(esc);
+        if (o + elen >= cap) break;
+        memcpy(out + o, esc, elen);
+        o += elen;
+        i += len;
+    }
+    out[o] = '\0';
+}
+
+static void escape_msg(dpo_err *e) {
+    char raw[sizeof e->msg];
+    memcpy(raw, e->msg, sizeof raw);
+    raw[sizeof raw - 1] = '\0';
+    util_escape_text(e->msg, sizeof e->msg, raw);
+}
 
 int dpo_errf(dpo_err *e, const char *fmt, ...) {
     if (e) {
@@ -28,6 +100,7 @@ int dpo_errf(dpo_err *e, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(e->msg, sizeof e->msg, fmt, ap);
         va_end(ap);
+        escape_msg(e);
     }
     return -1;
 }
@@ -51,6 +124,7 @@ int dpo_err_prefix(dpo_err *e, const char *fmt, ...) {
         if (on > sizeof e->msg - hn - 3) on = sizeof e->msg - hn - 3;
         memcpy(e->msg + hn + 2, old, on);
         e->msg[hn + 2 + on] = '\0';
+        escape_msg(e);
     }
     return -1;
 }
@@ -125,19 +199,49 @@ int util_read_file(const char *path, size_t max_bytes, char **out, size_t *out_l
 }
 
 /* ------------------------------------------------------------------------ */
-/* atomic replacement: write "<path>.tmp.<pid>", fsync, rename, fsync the directory */
+/* atomic replacement: write a fresh "<path>.tmp.<random>", fsync, rename over
+ * path, fsync the directory */
+
+/* A name nobody can have prepared: 64 bits from the clock, the pid, a counter
+ * and an address, mixed. It need not be secret: the file is created with
+ * O_CREAT|O_EXCL|O_NOFOLLOW, so a name that exists (a file, or a symbolic link
+ * planted to make the save truncate something else) is never opened, only
+ * skipped for another name. */
+static uint64_t tmp_name_bits(void) {
+    static uint64_t counter;
+    struct timespec ts;
+    uint64_t x;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    x = (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 32 ^
+        (uint64_t)(uintptr_t)&ts ^ ++counter * 0x9e3779b97f4a7c15ULL;
+    return splitmix64_next(&x);
+}
 
 int util_atomic_open(util_atomic_file *f, const char *path, dpo_err *e) {
-    int n;
+    int n, fd = -1, tries;
     f->fp = NULL;
     f->tmp_path[0] = '\0';
     n = snprintf(f->path, sizeof f->path, "%s", path);
     if (n < 0 || (size_t)n >= sizeof f->path) return dpo_errf(e, "%s: path too long", path);
-    n = snprintf(f->tmp_path, sizeof f->tmp_path, "%s.tmp.%ld", path, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof f->tmp_path) return dpo_errf(e, "%s: path too long", path);
-    f->fp = fopen(f->tmp_path, "wb");
+    for (tries = 0; tries < 64 && fd < 0; tries++) {
+        n = snprintf(f->tmp_path, sizeof f->tmp_path, "%s.tmp.%016llx", path, (unsigned long long)tmp_name_bits());
+        if (n < 0 || (size_t)n >= sizeof f->tmp_path) {
+            f->tmp_path[0] = '\0';
+            return dpo_errf(e, "%s: path too long", path);
+        }
+        fd = open(f->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0666);
+        if (fd < 0 && errno != EEXIST) break;
+    }
+    if (fd < 0) {
+        dpo_errf(e, "%s: cannot create: %s", f->tmp_path, strerror(errno));
+        f->tmp_path[0] = '\0';
+        return -1;
+    }
+    f->fp = fdopen(fd, "wb");
     if (!f->fp) {
         dpo_errf(e, "%s: cannot create: %s", f->tmp_path, strerror(errno));
+        close(fd);
+        unlink(f->tmp_path);
         f->tmp_path[0] = '\0';
         return -1;
     }
@@ -151,54 +255,81 @@ int util_atomic_write(util_atomic_file *f, const void *data, size_t n, dpo_err *
     return 0;
 }
 
-static void fsync_parent_dir(const char *path) {
-    char dir[4096];
+/* the directory part of path ("." for a bare name, "/" for "/name") */
+static int parent_dir(char *dir, size_t cap, const char *path) {
     const char *slash = strrchr(path, '/');
-    int fd;
+    size_t n;
     if (!slash) {
+        if (cap < 2) return -1;
         dir[0] = '.';
         dir[1] = '\0';
-    } else {
-        size_t n = (size_t)(slash - path);
-        if (n == 0) n = 1; /* "/file" */
-        if (n >= sizeof dir) return;
-        memcpy(dir, path, n);
-        dir[n] = '\0';
+        return 0;
     }
-    fd = open(dir, O_RDONLY);
-    if (fd >= 0) {
-        (void)fsync(fd); /* best effort: some file systems refuse fsync on directories */
-        close(fd);
-    }
+    n = (size_t)(slash - path);
+    if (n == 0) n = 1; /* "/name" */
+    if (n >= cap) return -1;
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    return 0;
+}
+
+int util_fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY), rc;
+    if (fd < 0) return -1;
+    rc = fsync(fd);
+    close(fd);
+    /* some file systems refuse fsync on a directory (EINVAL): nothing more can be done there */
+    return rc == 0 || errno == EINVAL ? 0 : -1;
+}
+
+int util_fsync_parent(const char *path) {
+    char dir[4096];
+    if (parent_dir(dir, sizeof dir, path) != 0) return -1;
+    return util_fsync_dir(dir);
 }
 
 int util_atomic_commit(util_atomic_file *f, dpo_err *e) {
     FILE *fp = (FILE *)f->fp;
-    int bad = 0;
+    int err = 0;
     if (!fp) return dpo_errf(e, "%s: not open", f->path);
-    if (fflush(fp) != 0) bad = 1;
-    if (!bad && fsync(fileno(fp)) != 0) bad = 1;
-    if (fclose(fp) != 0) bad = 1;
+    /* every step checked: a full disk shows up at fflush, fsync or fclose */
+    if (ferror(fp)) err = EIO;
+    if (!err && fflush(fp) != 0) err = errno;
+    if (!err && fsync(fileno(fp)) != 0) err = errno;
+    if (fclose(fp) != 0 && !err) err = errno;
     f->fp = NULL;
-    if (bad) {
-        int err = errno;
-        remove(f->tmp_path);
-        return dpo_errf(e, "%s: write failed: %s", f->tmp_path, strerror(err));
+    if (err) {
+        unlink(f->tmp_path);
+        f->tmp_path[0] = '\0';
+        return dpo_errf(e, "%s: write failed: %s", f->path, strerror(err));
     }
     if (rename(f->tmp_path, f->path) != 0) {
-        int err = errno;
-        remove(f->tmp_path);
+        err = errno;
+        unlink(f->tmp_path);
+        f->tmp_path[0] = '\0';
         return dpo_errf(e, "%s: cannot rename into place: %s", f->path, strerror(err));
     }
-    fsync_parent_dir(f->path);
+    f->tmp_path[0] = '\0';
+    if (util_fsync_parent(f->path) != 0)
+        return dpo_errf(e, "%s: cannot sync its directory: %s", f->path, strerror(errno));
     return 0;
 }
 
 void util_atomic_abort(util_atomic_file *f) {
     if (f->fp) fclose((FILE *)f->fp);
     f->fp = NULL;
-    if (f->tmp_path[0]) remove(f->tmp_path);
+    if (f->tmp_path[0]) unlink(f->tmp_path);
     f->tmp_path[0] = '\0';
+}
+
+int util_atomic_write_file(const char *path, const void *data, size_t n, dpo_err *e) {
+    util_atomic_file af;
+    if (util_atomic_open(&af, path, e) != 0) return -1;
+    if (util_atomic_write(&af, data, n, e) != 0) {
+        util_atomic_abort(&af);
+        return -1;
+    }
+    return util_atomic_commit(&af, e);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -234,6 +365,135 @@ int util_path_join(char *out, size_t cap, const char *dir, const char *name, dpo
     return 0;
 }
 
+int util_out_dir_path(char *out, size_t cap, const char *in, dpo_err *e) {
+    size_t n = strlen(in);
+    const char *last;
+    while (n > 1 && in[n - 1] == '/') n--; /* "run/" and "run//" are "run" */
+    if (n == 0) return dpo_errf(e, "the output directory path is empty");
+    if (n >= cap) return dpo_errf(e, "%s: path too long", in);
+    memcpy(out, in, n);
+    out[n] = '\0';
+    last = strrchr(out, '/');
+    last = last ? last + 1 : out;
+    if (strcmp(out, "/") == 0 || strcmp(last, ".") == 0 || strcmp(last, "..") == 0)
+        return dpo_errf(e, "%s: give the output directory by its own name (not '/', '.' or '..'): "
+                           "dpo writes OUT.tmp and OUT.old beside it", in);
+    return 0;
+}
+
+int util_same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (stat(a, &sa) != 0 || stat(b, &sb) != 0) return 0;
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* name is one of names[], or one of them followed by ".tmp." (a temporary file of
+ * util_atomic_open that a killed process left behind) */
+static int owned_name(const char *name, const char *const *names, size_t n) {
+    size_t i, len;
+    for (i = 0; i < n; i++) {
+        len = strlen(names[i]);
+        if (strncmp(name, names[i], len) == 0 && (name[len] == '\0' || strncmp(name + len, ".tmp.", 5) == 0))
+            return 1;
+    }
+    return 0;
+}
+
+/* Open dir without following a symbolic link at its last component. 1: open
+ * (*fd); 0: missing; -1: error in e. */
+static int open_dir_nofollow(const char *dir, int *fd, dpo_err *e) {
+    struct stat st;
+    *fd = -1;
+    if (lstat(dir, &st) != 0) {
+        if (errno == ENOENT) return 0;
+        return dpo_errf(e, "%s: %s", dir, strerror(errno));
+    }
+    if (S_ISLNK(st.st_mode)) return dpo_errf(e, "%s: is a symbolic link; dpo never writes or removes through one", dir);
+    if (!S_ISDIR(st.st_mode)) return dpo_errf(e, "%s: exists and is not a directory", dir);
+    *fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (*fd < 0) return dpo_errf(e, "%s: cannot open: %s", dir, strerror(errno));
+    return 1;
+}
+
+/* Walk the entries of the open directory fd: every one must be an owned name
+ * and a regular file (not a link, not a directory). Returns the number of
+ * entries, or -1 naming the first foreign one. */
+static long scan_owned(int fd, const char *dir, const char *const *names, size_t n, dpo_err *e) {
+    int dfd = dup(fd);
+    DIR *d;
+    struct dirent *de;
+    long count = 0, rc = 0;
+    if (dfd < 0 || !(d = fdopendir(dfd))) {
+        if (dfd >= 0) close(dfd);
+        return dpo_errf(e, "%s: cannot read: %s", dir, strerror(errno));
+    }
+    rewinddir(d); /* a dup shares the offset of earlier reads */
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+        if (!owned_name(de->d_name, names, n) || fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !S_ISREG(st.st_mode)) {
+            rc = dpo_errf(e, "%s: holds '%s', which dpo did not write; dpo will not replace or remove this directory",
+                          dir, de->d_name);
+            break;
+        }
+        count++;
+    }
+    closedir(d);
+    return rc < 0 ? -1 : count;
+}
+
+int util_dir_inspect(const char *dir, const char *const *names, size_t n, long *n_entries, dpo_err *e) {
+    int fd, rc = open_dir_nofollow(dir, &fd, e);
+    long count;
+    *n_entries = 0;
+    if (rc <= 0) return rc;
+    count = scan_owned(fd, dir, names, n, e);
+    close(fd);
+    if (count < 0) return -1;
+    *n_entries = count;
+    return 1;
+}
+
+int util_dir_remove_owned(const char *dir, const char *const *names, size_t n, dpo_err *e) {
+    int fd, rc = open_dir_nofollow(dir, &fd, e), pass;
+    if (rc <= 0) return rc;
+    if (scan_owned(fd, dir, names, n, e) < 0) {
+        close(fd);
+        return -1;
+    }
+    /* names[0] first (a checkpoint's marker of completeness), then the rest; each
+       entry is unlinked relative to the directory opened above, and unlinkat
+       removes a link itself, never what it points to */
+    for (pass = 0; pass < 2; pass++) {
+        int dfd = dup(fd);
+        DIR *d;
+        struct dirent *de;
+        if (dfd < 0 || !(d = fdopendir(dfd))) {
+            if (dfd >= 0) close(dfd);
+            close(fd);
+            return dpo_errf(e, "%s: cannot read: %s", dir, strerror(errno));
+        }
+        rewinddir(d); /* a dup shares the offset of earlier reads */
+        while ((de = readdir(d)) != NULL) {
+            int first = strcmp(de->d_name, names[0]) == 0;
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 || first != (pass == 0)) continue;
+            if (!owned_name(de->d_name, names, n)) continue;
+            if (unlinkat(fd, de->d_name, 0) != 0 && errno != ENOENT) {
+                dpo_errf(e, "%s/%s: cannot remove: %s", dir, de->d_name, strerror(errno));
+                closedir(d);
+                close(fd);
+                return -1;
+            }
+        }
+        closedir(d);
+        if (pass == 0) (void)fsync(fd); /* the marker is gone before anything else is */
+    }
+    close(fd);
+    if (rmdir(dir) != 0 && errno != ENOENT) return dpo_errf(e, "%s: cannot remove: %s", dir, strerror(errno));
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* clock */
 
@@ -265,7 +525,7 @@ void util_set_threads(int n) {
 /* ------------------------------------------------------------------------ */
 /* random numbers: splitmix64 expands the seed, xoshiro256** generates */
 
-static uint64_t splitmix64(uint64_t *x) {
+static uint64_t splitmix64_next(uint64_t *x) {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
@@ -274,7 +534,7 @@ static uint64_t splitmix64(uint64_t *x) {
 
 void util_rng_seed(util_rng *r, uint64_t seed) {
     int i;
-    for (i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+    for (i = 0; i < 4; i++) r->s[i] = splitmix64_next(&seed);
 }
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }

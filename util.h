@@ -34,10 +34,14 @@ int util_add_size(size_t a, size_t b, size_t *out);
  * (*out_len excludes the NUL). Errors name the path. Caller frees *out. */
 int util_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len, dpo_err *e);
 
-/* Atomic replacement of one file: util_atomic_open creates "<path>.tmp.<pid>"
- * in the same directory; util_atomic_commit flushes, fsyncs, closes and renames
- * it over path (then fsyncs the directory); util_atomic_abort closes and removes
- * the temporary. A crash at any point leaves either the old file or the new one. */
+/* Atomic replacement of one file: util_atomic_open creates a fresh temporary
+ * "<path>.tmp.<16 hex digits>" in the same directory with O_CREAT|O_EXCL|O_NOFOLLOW
+ * (a name that exists, a planted symbolic link included, is never opened: another
+ * name is drawn); util_atomic_commit checks every write, fflush, fsync and fclose,
+ * renames the temporary over path (rename replaces a link at path, never what it
+ * points to) and fsyncs the directory; util_atomic_abort closes and removes the
+ * temporary. A crash at any point leaves either the old file or the new one (and
+ * perhaps a temporary, which util_dir_remove_owned recognises). */
 typedef struct {
     void *fp;           /* FILE*, kept opaque so that stdio stays out of this header */
     char tmp_path[4096];
@@ -48,12 +52,48 @@ int util_atomic_open(util_atomic_file *f, const char *path, dpo_err *e);
 int util_atomic_write(util_atomic_file *f, const void *data, size_t n, dpo_err *e);
 int util_atomic_commit(util_atomic_file *f, dpo_err *e);
 void util_atomic_abort(util_atomic_file *f);
+/* all three at once: path gets exactly data[0..n) */
+int util_atomic_write_file(const char *path, const void *data, size_t n, dpo_err *e);
+
+/* fsync a directory, or the directory holding path, so that renames and
+ * removals in it are on disk. 0, or -1 with errno. */
+int util_fsync_dir(const char *dir);
+int util_fsync_parent(const char *path);
 
 /* Create a directory and any missing parents (like mkdir -p). */
 int util_mkdir(const char *path, dpo_err *e);
 
 /* Join dir and name into out (bounded); error if it does not fit. */
 int util_path_join(char *out, size_t cap, const char *dir, const char *name, dpo_err *e);
+
+/* An output directory as given by the user, made fit for "OUT.tmp" and
+ * "OUT.old" beside it: trailing slashes dropped ("run/" -> "run"); "/", "." and
+ * ".." (or a path ending in them) refused, since their siblings would be inside
+ * them or outside the user's reach. */
+int util_out_dir_path(char *out, size_t cap, const char *in, dpo_err *e);
+
+/* 1 when both paths exist and are the same file or directory (same device and
+ * inode, after following links), else 0. */
+int util_same_file(const char *a, const char *b);
+
+/* Directories that dpo owns (checkpoints, their ".tmp" and ".old" siblings) hold
+ * only files named in names[] (or those names + ".tmp.*", temporaries left by a
+ * killed process), as regular files. util_dir_inspect: 0 when dir is missing;
+ * 1 when it is a real directory (not a symbolic link) holding only such files,
+ * with *n_entries of them (0: empty); -1 otherwise, naming the foreign entry.
+ * util_dir_remove_owned removes such a directory: it refuses (-1, nothing
+ * removed) one that holds anything else or is a symbolic link; it unlinks
+ * names[0] first (a checkpoint's marker of completeness, so that a half-removed
+ * directory is never taken for a complete one), then the rest, relative to the
+ * opened directory and never through a link, then the directory. Missing: 0. */
+int util_dir_inspect(const char *dir, const char *const *names, size_t n, long *n_entries, dpo_err *e);
+int util_dir_remove_owned(const char *dir, const char *const *names, size_t n, dpo_err *e);
+
+/* Copy in to out (capacity cap, always NUL-terminated, truncated to fit) with
+ * control bytes, bytes outside valid UTF-8, C1 controls and bidirectional
+ * overrides escaped (\xNN, \uNNNN), so that names read from files are safe to
+ * show on a terminal. dpo_errf and dpo_err_prefix apply it to every message. */
+void util_escape_text(char *out, size_t cap, const char *in);
 
 /* Seconds from a monotonic clock, for throughput reports. */
 double util_seconds(void);

@@ -153,5 +153,94 @@ expect 0 "\"eval_loss\"" sh -c "'$DPO' sft --model '$T/p' --data '$T/sft.jsonl' 
 expect 0 "tokenizer: 50257 tokens" "$DPO" info --model "$T/s"
 expect 1 "resume it with dpo sft" "$DPO" train --model "$T/p" --data "$T/pairs.jsonl" --out "$T/s" --batch 2 --steps 3 --resume "$T/s"
 
+# ---------------------------------------------------------------------------
+# the user's files are never destroyed (issue 8)
+printf '{"prompt": "a", "chosen": " good", "rejected": " bad"}\n' > "$T/one.jsonl"
+mkdir "$T/u"; echo keep > "$T/u/notes.txt"; echo '{}' > "$T/u/config.json"; cp "$T/one.jsonl" "$T/u/pairs.jsonl"
+expect 2 "$T/u: holds '.*', which dpo did not write" "$DPO" train --model "$T/p" --data "$T/u/pairs.jsonl" --out "$T/u" --steps 1 --batch 1 --micro-batch 1
+[ "$(cat "$T/u/notes.txt")" = keep ] && [ -s "$T/u/pairs.jsonl" ] && [ -s "$T/u/config.json" ] && [ ! -e "$T/u.old" ] && [ ! -e "$T/u.tmp" ] &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: a refused --out was changed"; }
+# only dpo's names, but no valid trainer_state.json: a model directory, not a checkpoint
+expect 2 "$T/p: is the --model directory" "$DPO" train --model "$T/p" --data "$T/one.jsonl" --out "$T/p" --steps 1 --batch 1
+expect 2 "$T/p: is the --ref directory" "$DPO" train --model "$T/g" --ref "$T/p/" --data "$T/one.jsonl" --out "$T/p/" --steps 1 --batch 1
+expect 2 "$T/p: is the --tokenizer directory" "$DPO" train --model "$T/g" --tokenizer "$T/p" --data "$T/one.jsonl" --out "$T/p" --steps 1 --batch 1
+expect 2 "$T/m2: exists and is neither empty nor a checkpoint of dpo" "$DPO" train --model "$T/p" --data "$T/one.jsonl" --out "$T/m2" --steps 1 --batch 1
+[ -s "$T/p/model.safetensors" ] && [ -s "$T/m2/model.safetensors" ] && [ ! -e "$T/p.old" ] && [ ! -e "$T/m2.old" ] &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: a refused --out lost its model"; }
+for d in . / .. "$T/." ; do
+    expect 2 "give the output directory by its own name" "$DPO" train --model "$T/p" --data "$T/one.jsonl" --out "$d" --steps 1 --batch 1
+done
+# a trailing slash is the directory itself: nothing inside it, OUT.tmp beside it
+expect 0 "wrote $T/slash" "$DPO" train --model "$T/p" --data "$T/one.jsonl" --out "$T/slash/" --steps 2 --batch 1 --save-every 1 --quiet
+[ -s "$T/slash/trainer_state.json" ] && [ ! -e "$T/slash/.tmp" ] && [ ! -e "$T/slash.tmp" ] && [ ! -e "$T/slash.old" ] &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: --out DIR/ left DIR/.tmp, DIR.tmp or DIR.old"; }
+expect 0 "wrote $T/slash" "$DPO" train --model "$T/p" --data "$T/one.jsonl" --out "$T/slash" --steps 1 --batch 1 --quiet
+# symbolic links are never followed: OUT.old, OUT.tmp or OUT itself a link to a victim
+mkdir "$T/victim"; cp "$T/p/model.safetensors" "$T/victim/"; echo keep > "$T/victim/notes.txt"
+for sib in old tmp; do
+    rm -rf "$T/run3" "$T/run3.old" "$T/run3.tmp"; ln -s "$T/victim" "$T/run3.$sib"
+    expect 2 "$T/run3.$sib: is a symbolic link" "$DPO" train --model "$T/p" --data "$T/one.jsonl" --out "$T/run3" --steps 1 --batch 1
+done
+rm -f "$T/run3.tmp"; ln -s "$T/victim" "$T/run4"
+expect 2 "$T/run4: is a symbolic link" "$DPO" train --model "$T/p" --data "$T/one.jsonl" --out "$T/run4" --steps 1 --batch 1
+[ -s "$T/victim/model.safetensors" ] && [ -s "$T/victim/notes.txt" ] &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: a file behind a symbolic link was removed"; }
+# an option's value is never another option
+expect 2 "option --out needs a value, but the next argument is the option '--data'" "$DPO" train --model "$T/p" --out --data "$T/one.jsonl"
+[ ! -e ./--data ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: a directory named --data was made"; }
+# init and tokenizer-train: a new or empty directory, or one holding only what they write (so they can run again)
+expect 2 "holds 'notes.txt', which dpo did not write" "$DPO" init --out "$T/u" --layers 1 --heads 2 --dim 16 --ctx 8 --vocab 300
+expect 2 "is the input directory" "$DPO" init --out "$T/p" --layers 1 --heads 2 --dim 16 --ctx 8 --tokenizer "$T/p"
+expect 0 "wrote $T/m2" "$DPO" init --out "$T/m2" --layers 2 --heads 2 --dim 8 --ctx 8 --vocab 11
+expect 2 "holds 'notes.txt', which dpo did not write" "$DPO" tokenizer-train --data "$T/corpus.txt" --vocab-size 300 --out "$T/u"
+[ "$(cat "$T/u/notes.txt")" = keep ] && [ ! -e "$T/u/vocab.json" ] && [ ! -e "$T/u/model.safetensors" ] &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: init or tokenizer-train wrote into a directory it refused"; }
+# every write is checked: a full disk is an error, not exit 0
+if [ -w /dev/full ]; then
+    expect 1 "standard output: write failed" sh -c "head -c 100000 '$T/corpus.txt' | '$DPO' encode --tokenizer data/gpt2 > /dev/full"
+    expect 1 "standard output: write failed" sh -c "echo 15496 995 | '$DPO' decode --tokenizer data/gpt2 > /dev/full"
+    expect 1 "standard output: write failed" sh -c "'$DPO' logp --model '$T/p' --data '$T/pairs.jsonl' > /dev/full"
+    expect 1 "/dev/full: cannot write the metrics log" "$DPO" train --model "$T/p" --data "$T/one.jsonl" --out "$T/full1" --steps 2 --batch 1 --log /dev/full
+fi
+# names from files are escaped in messages: no escape sequence reaches the terminal
+cp -r "$T/m2" "$T/esc"
+printf '{"model_type": "gpt2\\u001b]0;pwned\\u0007\\u001b[2J", "n_layer": 2, "n_head": 2, "n_embd": 8, "n_positions": 8, "vocab_size": 11}' > "$T/esc/config.json"
+out=$("$DPO" info --model "$T/esc" 2>&1)
+if printf '%s' "$out" | grep -q "$(printf '\033')"; then fail=$((fail + 1)); echo "FAIL: an escape byte reached the terminal: $out"
+elif printf '%s' "$out" | grep -q 'x1b\]0;pwned'; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: model_type not shown escaped: $out"; fi
+
+# ---------------------------------------------------------------------------
+# a crashed run always resumes, bit-identical: a --save-every 1 run killed at
+# random moments (uniform over the run's wall time, so many land inside a save)
+# and resumed each time ends byte-for-byte as the uninterrupted run. A small
+# vocabulary keeps each save small; DPO_KILLS sets the number of kills (24).
+K="$T/kill"; mkdir "$K"
+i=0; while [ $i -lt 100 ]; do echo "a good film, a bad film, the cast was great $i"; i=$((i + 1)); done > "$K/corpus.txt"
+"$DPO" tokenizer-train --data "$K/corpus.txt" --vocab-size 300 --out "$K/tok" >/dev/null 2>&1
+"$DPO" init --out "$K/p" --layers 1 --heads 2 --dim 16 --ctx 48 --tokenizer "$K/tok" --seed 9 >/dev/null
+head -16 data/demo/sentiment_pairs.jsonl > "$K/pairs.jsonl"
+KA="--model $K/p --data $K/pairs.jsonl --batch 4 --micro-batch 2 --warmup 2 --lr 1e-3 --optimizer adamw --quiet --seed 3 --steps 60 --save-every 1"
+t0=$(date +%s.%N)
+"$DPO" train $KA --out "$K/ref" >/dev/null 2>&1
+dur=$(echo "$t0 $(date +%s.%N)" | awk '{ print $2 - $1 }')
+kills=${DPO_KILLS:-24}; k=0; identical=0; in_save=0; fresh=0
+while [ $k -lt $kills ]; do
+    rm -rf "$K/o" "$K/o.tmp" "$K/o.old"
+    delay=$(awk -v s=$k -v d="$dur" 'BEGIN { srand(1000 + s); printf "%.4f", rand() * d }')
+    "$DPO" train $KA --out "$K/o" >/dev/null 2>&1 &
+    pid=$!
+    sleep "$delay"
+    kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+    [ -e "$K/o.tmp" ] && in_save=$((in_save + 1))
+    out=$("$DPO" train $KA --out "$K/o" --resume "$K/o" 2>&1) || echo "resume after a kill at $delay s failed: $out"
+    printf '%s' "$out" | grep -q "starting from step 0" && fresh=$((fresh + 1))
+    cmp -s "$K/ref/model.safetensors" "$K/o/model.safetensors" && cmp -s "$K/ref/optimizer.safetensors" "$K/o/optimizer.safetensors" &&
+        cmp -s "$K/ref/trainer_state.json" "$K/o/trainer_state.json" && [ ! -e "$K/o.tmp" ] && [ ! -e "$K/o.old" ] &&
+        identical=$((identical + 1))
+    k=$((k + 1))
+done
+echo "random kills: $identical of $kills resumed bit-identical ($in_save killed inside a save, $fresh before the first save; run $dur s)"
+[ $identical -eq $kills ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: only $identical of $kills killed runs resumed bit-identical"; }
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

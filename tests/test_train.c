@@ -143,13 +143,15 @@ static void cap_start(void *ctx, const dpo_dataset *d, const dpo_dataset *eval, 
 }
 
 /* an evaluation follows the step it is numbered with */
-static void cap_eval(void *ctx, const train_metrics *m, long total) {
+static int cap_eval(void *ctx, const train_metrics *m, long total, dpo_err *e) {
     capture *c = ctx;
     ck_assert_int_eq(total, c->total);
     ck_assert_int_lt(c->n_evals, MAXSTEPS);
     ck_assert_int_eq(m->step, c->n_steps);
     ck_assert(m->grad_norm == 0.0 && m->learning_rate == 0.0);
     c->ev[c->n_evals++] = *m;
+    (void)e;
+    return 0;
 }
 
 /* progress of the reference's log-probs: rows done grow to the rows in all */
@@ -164,12 +166,14 @@ static void cap_ref(void *ctx, const char *which, int done, int total) {
     c->ref_calls[k]++;
 }
 
-static void cap_step(void *ctx, const train_metrics *m, long total) {
+static int cap_step(void *ctx, const train_metrics *m, long total, dpo_err *e) {
     capture *c = ctx;
     ck_assert_int_eq(total, c->total);
     ck_assert_int_lt(c->n_steps, MAXSTEPS);
     ck_assert_int_eq(m->step, c->n_steps + 1);
     c->m[c->n_steps++] = *m;
+    (void)e;
+    return 0;
 }
 
 static void base_config(train_config *c, const char *model_dir, const char *data, const char *out,
@@ -1037,9 +1041,10 @@ START_TEST(test_nonfinite_stops) {
     path_in(data, sizeof data, "pairs.jsonl");
     path_in(out, sizeof out, "out");
     write_pairs(data, pairs4, NP4);
-    /* a policy whose parameters are all NaN: the first loss is NaN */
+    /* a policy whose parameters are all 1e30 (finite: non-finite weights are refused at
+       load): the products overflow, and the first loss is not finite */
     ck_assert_msg(model_create(&m, &tiny_cfg, &e) == 0, "%s", e.msg);
-    for (i = 0; i < m.num_params; i++) m.params_mem[i] = NAN;
+    for (i = 0; i < m.num_params; i++) m.params_mem[i] = 1e30f;
     ck_assert_msg(model_save(&m, pdir, &e) == 0, "%s", e.msg);
     ck_assert_msg(tok_copy_files(TOK_DIR, pdir, &e) == 0, "%s", e.msg);
     model_free(&m);
@@ -1408,6 +1413,219 @@ START_TEST(test_sft_learns) {
 }
 END_TEST
 
+
+/* ======================================================================== */
+/* 11. checkpoints: every state a killed save can leave resumes bit-identical */
+/* ======================================================================== */
+
+static const char *const ckpt_names[] = {"trainer_state.json", "config.json", "model.safetensors",
+                                         "vocab.json", "merges.txt", "optimizer.safetensors"};
+
+/* copy the checkpoint src into dst (created); with partial, without its
+ * trainer_state.json and with a killed writer's temporary beside the weights */
+static void copy_ckpt(const char *src, const char *dst, int partial) {
+    char a[512], b[512];
+    size_t i, n;
+    unsigned char *buf;
+    ck_assert_int_eq(mkdir(dst, 0777), 0);
+    for (i = partial ? 1 : 0; i < sizeof ckpt_names / sizeof ckpt_names[0]; i++) {
+        snprintf(a, sizeof a, "%s/%s", src, ckpt_names[i]);
+        snprintf(b, sizeof b, "%s/%s", dst, ckpt_names[i]);
+        buf = testutil_read_bytes(a, &n);
+        testutil_write_bytes(b, buf, n);
+        free(buf);
+    }
+    if (partial) {
+        snprintf(b, sizeof b, "%s/model.safetensors.tmp.00000000deadbeef", dst);
+        testutil_write_bytes(b, "half", 4);
+    }
+}
+
+static void note_capture(void *ctx, const char *msg) { snprintf((char *)ctx, 512, "%s", msg); }
+
+/* The save protocol is: write OUT.tmp (trainer_state.json last), OUT.old removed,
+ * OUT -> OUT.old, OUT.tmp -> OUT, OUT.old removed (trainer_state.json first). A
+ * process killed anywhere in it leaves one of the states below, built here from
+ * the checkpoints of 2- and 3-step runs (k2, k3; "~": incomplete). Each is
+ * resumed to step 4 and must end with the uninterrupted run's exact bytes,
+ * with nothing left in OUT.tmp or OUT.old. */
+START_TEST(test_resume_every_crash_state) {
+    static const struct {
+        int out, tmp, old; /* 0 missing, 2 / 3 the checkpoint of that step, -2 / -3 incomplete */
+        const char *note;  /* what the run must say, or NULL */
+    } states[] = {
+        {2, -3, 0, NULL},                /* killed while writing OUT.tmp */
+        {2, 3, 0, "step 3"},             /* OUT.tmp complete, not yet swapped */
+        {2, 3, -2, "step 3"},            /* ... while removing an older OUT.old */
+        {0, 3, 2, "step 3"},             /* after OUT -> OUT.old */
+        {3, 0, 2, NULL},                 /* after OUT.tmp -> OUT */
+        {3, 0, -2, NULL},                /* while removing OUT.old */
+        {0, 3, 0, "step 3"},             /* the first save, not yet renamed */
+        {0, -3, 0, "starting from step 0"}, /* killed during the first save */
+        {0, 0, 0, "starting from step 0"},  /* killed before it */
+        {-2, 0, 3, "step 3"},            /* recovery promoting OUT.old, killed while removing OUT */
+        {0, 0, 3, "step 3"},
+    };
+    char pdir[256], data[256], full[256], k2[256], k3[256], out[256], tmp[300], old[300], a[512], b[512];
+    char note[512];
+    train_config c;
+    train_callbacks cb;
+    dpo_err e;
+    size_t i;
+    path_in(pdir, sizeof pdir, "policy");
+    path_in(data, sizeof data, "pairs.jsonl");
+    path_in(full, sizeof full, "full");
+    path_in(k2, sizeof k2, "k2");
+    path_in(k3, sizeof k3, "k3");
+    path_in(out, sizeof out, "run");
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    snprintf(old, sizeof old, "%s.old", out);
+    make_model_dir(pdir, 3, 10.0f);
+    write_pairs(data, pairs4, NP4);
+    memset(&cb, 0, sizeof cb);
+    base_config(&c, pdir, data, full, OPTIM_ADAMW, 1e-2, 2, 1, 4);
+    ck_assert_msg(train_run(&c, &cb, &e) == 0, "%s", e.msg);
+    c.steps = 2;
+    c.out_dir = k2;
+    ck_assert_msg(train_run(&c, &cb, &e) == 0, "%s", e.msg);
+    c.steps = 3;
+    c.out_dir = k3;
+    ck_assert_msg(train_run(&c, &cb, &e) == 0, "%s", e.msg);
+    cb.note = note_capture;
+    cb.ctx = note;
+    for (i = 0; i < sizeof states / sizeof states[0]; i++) {
+        const int where[3] = {states[i].out, states[i].tmp, states[i].old};
+        const char *dirs[3] = {out, tmp, old};
+        int k;
+        for (k = 0; k < 3; k++) {
+            testutil_remove_tree(dirs[k]);
+            if (where[k]) copy_ckpt(abs(where[k]) == 2 ? k2 : k3, dirs[k], where[k] < 0);
+        }
+        base_config(&c, pdir, data, out, OPTIM_ADAMW, 1e-2, 2, 1, 4);
+        c.resume_dir = out;
+        note[0] = '\0';
+        ck_assert_msg(train_run(&c, &cb, &e) == 0, "state %zu: %s", i, e.msg);
+        if (states[i].note) ck_assert_msg(strstr(note, states[i].note), "state %zu: note '%s'", i, note);
+        else ck_assert_msg(note[0] == '\0', "state %zu: note '%s'", i, note);
+        for (k = 2; k < 6; k++) {
+            snprintf(a, sizeof a, "%s/%s", full, ckpt_names[k]);
+            snprintf(b, sizeof b, "%s/%s", out, ckpt_names[k]);
+            ck_assert_msg(same_file(a, b), "state %zu: %s differs from the uninterrupted run's", i, ckpt_names[k]);
+        }
+        ck_assert_msg(!path_exists(tmp) && !path_exists(old), "state %zu: OUT.tmp or OUT.old left behind", i);
+    }
+    /* a directory of dpo's names without a valid trainer_state.json, with nothing complete beside it, is
+       not a checkpoint: refused and left as it is (a model directory) */
+    testutil_remove_tree(out);
+    copy_ckpt(k2, out, 1);
+    base_config(&c, pdir, data, out, OPTIM_ADAMW, 1e-2, 2, 1, 4);
+    c.resume_dir = out;
+    ck_assert_int_eq(train_run(&c, &cb, &e), -1);
+    ck_assert_msg(strstr(e.msg, "not a checkpoint"), "%s", e.msg);
+    snprintf(a, sizeof a, "%s/model.safetensors", out);
+    ck_assert(path_exists(a));
+    /* a checkpoint past this run's steps */
+    testutil_remove_tree(out);
+    copy_ckpt(k3, out, 0);
+    base_config(&c, pdir, data, out, OPTIM_ADAMW, 1e-2, 2, 1, 2);
+    c.resume_dir = out;
+    ck_assert_int_eq(train_run(&c, &cb, &e), -1);
+    ck_assert_msg(strstr(e.msg, "past this run's 2 steps"), "%s", e.msg);
+}
+END_TEST
+
+/* --out is checked before any work; nothing of a refused directory changes */
+START_TEST(test_out_refused) {
+    char pdir[256], data[256], u[256], notes[512], a[512];
+    train_config c;
+    dpo_err e;
+    size_t n;
+    unsigned char *buf;
+    path_in(pdir, sizeof pdir, "policy");
+    path_in(data, sizeof data, "pairs.jsonl");
+    path_in(u, sizeof u, "u");
+    make_model_dir(pdir, 3, 1.0f);
+    write_pairs(data, pairs4, NP4);
+    ck_assert_int_eq(mkdir(u, 0777), 0);
+    snprintf(notes, sizeof notes, "%s/notes.txt", u);
+    write_text(notes, "keep");
+    snprintf(a, sizeof a, "%s/config.json", u);
+    write_text(a, "{}");
+    base_config(&c, pdir, data, u, OPTIM_SGD, 0.1, 2, 1, 1);
+    ck_assert_int_eq(train_check_out(&c, &e), -1);
+    ck_assert_msg(strstr(e.msg, "notes.txt"), "%s", e.msg);
+    ck_assert_int_eq(train_run(&c, NULL, &e), -1);
+    buf = testutil_read_bytes(notes, &n);
+    ck_assert(n == 4 && memcmp(buf, "keep", 4) == 0);
+    free(buf);
+    ck_assert(path_exists(a));
+    snprintf(a, sizeof a, "%s.old", u);
+    ck_assert(!path_exists(a));
+    /* the model, reference and tokenizer directories */
+    c.out_dir = pdir;
+    ck_assert_int_eq(train_check_out(&c, &e), -1);
+    ck_assert_msg(strstr(e.msg, "--model"), "%s", e.msg);
+    c.model_dir = TOK_DIR;
+    c.ref_dir = pdir;
+    ck_assert_int_eq(train_check_out(&c, &e), -1);
+    ck_assert_msg(strstr(e.msg, "--ref"), "%s", e.msg);
+    c.ref_dir = NULL;
+    c.tokenizer_dir = pdir;
+    ck_assert_int_eq(train_check_out(&c, &e), -1);
+    ck_assert_msg(strstr(e.msg, "--tokenizer"), "%s", e.msg);
+    /* the model as OUT.old: the first save would remove it */
+    path_in(u, sizeof u, "run");
+    path_in(a, sizeof a, "run.old");
+    ck_assert_int_eq(rename(pdir, a), 0);
+    base_config(&c, a, data, u, OPTIM_SGD, 0.1, 2, 1, 1);
+    ck_assert_int_eq(train_check_out(&c, &e), -1);
+    ck_assert_msg(strstr(e.msg, "run.old: is the --model directory"), "%s", e.msg);
+}
+END_TEST
+
+/* a callback that fails (the metrics log could not be written) stops the run
+ * with its message, and nothing is saved after the last checkpoint */
+static int step_fails(void *ctx, const train_metrics *m, long total, dpo_err *e) {
+    (void)ctx;
+    (void)total;
+    return m->step == 2 ? dpo_errf(e, "log.jsonl: cannot write the metrics log: No space left on device") : 0;
+}
+
+START_TEST(test_callback_stops) {
+    char pdir[256], data[256], out[256];
+    train_config c;
+    train_callbacks cb;
+    dpo_err e;
+    path_in(pdir, sizeof pdir, "policy");
+    path_in(data, sizeof data, "pairs.jsonl");
+    path_in(out, sizeof out, "out");
+    make_model_dir(pdir, 3, 1.0f);
+    write_pairs(data, pairs4, NP4);
+    memset(&cb, 0, sizeof cb);
+    cb.step = step_fails;
+    base_config(&c, pdir, data, out, OPTIM_SGD, 0.1, 2, 1, 3);
+    ck_assert_int_eq(train_run(&c, &cb, &e), -1);
+    ck_assert_msg(strstr(e.msg, "log.jsonl: cannot write"), "%s", e.msg);
+    ck_assert(!path_exists(out));
+}
+END_TEST
+
+/* the truncation rule on counts whose sum overflows an int (2^30 + 2^30): the
+ * row is cut, not taken as short (before, the sum wrapped negative) */
+START_TEST(test_truncate_huge_counts) {
+    int np = 1 << 30, nc = 1 << 30, nr = 3;
+    size_t skip;
+    ck_assert_int_eq(dpo_truncate_lengths(&np, &skip, &nc, &nr, 512, 256), 1);
+    ck_assert_int_eq(np, 256);
+    ck_assert_uint_eq(skip, (size_t)(1 << 30) - 256);
+    ck_assert_int_eq(nc, 256);
+    ck_assert_int_eq(nr, 3);
+    np = 10, nc = 5, nr = 0;
+    ck_assert_int_eq(dpo_truncate_lengths(&np, &skip, &nc, &nr, 512, 256), 0);
+    ck_assert(np == 10 && nc == 5 && nr == 0 && skip == 0);
+}
+END_TEST
+
 /* ======================================================================== */
 
 static Suite *make_suite(void) {
@@ -1432,6 +1650,10 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_sft_data_malformed);
     tcase_add_test(tc, test_sft_step);
     tcase_add_test(tc, test_sft_learns);
+    tcase_add_test(tc, test_resume_every_crash_state);
+    tcase_add_test(tc, test_out_refused);
+    tcase_add_test(tc, test_callback_stops);
+    tcase_add_test(tc, test_truncate_huge_counts);
     suite_add_tcase(s, tc);
     return s;
 }
