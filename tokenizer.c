@@ -483,8 +483,8 @@ static int check_all_formed(const tok_tokenizer *t, const int *formed, const cha
     }
     if (unformed == 0) return 0;
     token_spelling(t, first, spell);
-    return dpo_errf(e, "%s: vocab.json has %d entries but merges.txt accounts for only %d (%d merged tokens "
-                       "+ 256 bytes + %d special tokens <|...|>): truncated, or from another vocabulary? "
+    return dpo_errf(e, "%s: vocab.json has %d entries but merges.txt accounts for only %d (%d merged "
+                       "+ 256 bytes + %d special <|...|>): truncated, or from another vocabulary? "
                        "(id %d \"%s\" is formed by no merge)",
                     mpath, t->n_vocab, t->n_vocab - unformed, t->n_merges, special, first, spell);
 }

@@ -1506,9 +1506,9 @@ START_TEST(test_train_same_as_before) {
 END_TEST
 
 /* Pieces over 512 bytes are cut for training. One run of 1300 'q' is the chunks
- * 512, 512, 276 = 256 + 16 + 4: the merges double 'q' up to 512 and no further,
- * then (ties: the smallest ids) q16 + q4, q256 + q20. Uncut, merge 10 would be
- * q512 + q512. And on a corpus with long runs of letters, digits and 3-byte
+ * 512, 512, 276 = 256 + 16 + 4: the merges double 'q' up to 512, then (ties:
+ * the smallest ids) q16 + q4, q256 + q20, and then no pair is left: 11 merges
+ * and no more (uncut, q512 + q512 and q1024 + q276 would follow). And on a corpus with long runs of letters, digits and 3-byte
  * characters, the merges are the naive reference's with the documented cut. */
 #define LONG_MERGES 120
 START_TEST(test_train_long_pieces) {
@@ -1547,6 +1547,17 @@ START_TEST(test_train_long_pieces) {
     }
     ck_assert_msg(*line == '\0', "more than 11 merges");
     free(m);
+    {
+        char f[4096], out[4096];
+        const char *files[1];
+        dpo_err e;
+        path_in(f, sizeof f, tmp_root, "qrun-0.txt");
+        path_in(out, sizeof out, tmp_root, "qrun12");
+        files[0] = f;
+        e.msg[0] = '\0';
+        ck_assert_msg(tok_train(files, 1, 256 + 12 + 1, out, NULL, NULL, &e) == -1, "a 12th merge was found");
+        ck_assert_msg(strstr(e.msg, "only 11 merges") != NULL, "message \"%s\"", e.msg);
+    }
 
     /* long pieces of several kinds among ordinary text, against the reference */
     big = malloc(runs_len + 8000);
@@ -1672,6 +1683,321 @@ START_TEST(test_train_errors) {
 END_TEST
 
 /* ======================================================================== */
+/* matching files, size limit, hash flooding, key independence, kept bytes  */
+/* ======================================================================== */
+
+/* vocab.json and merges.txt must belong together: every merge forms an entry
+ * no other merge forms, and every entry but the bytes and "<|...|>" is formed. */
+START_TEST(test_vocab_merges_agree) {
+    const char *d;
+    char dir[4096];
+    size_t vn, mn, half = 0, lines = 0, i;
+    char *v, *m;
+    tok_tokenizer *t;
+
+    d = case_dir("formed-twice"); /* "\u0120the" from "\u0120t he" and from "\u0120th e" */
+    write_small(d, "259", ", \"\\u0120th\": 260", "#version: 0.2\n\xc4\xa0 t\nh e\n\xc4\xa0t he\n\xc4\xa0t h\n\xc4\xa0th e\n");
+    expect_load_fail_at(d, "merges.txt", "line 6", "line 4", "an entry formed by two merges");
+
+    d = case_dir("unformed"); /* "xy" is no byte, no special token, and no merge forms it */
+    write_small(d, "259", ", \"xy\": 260", SMALL_MERGES);
+    expect_load_fail_at(d, "merges.txt", "261 entries", "xy", "an entry no merge forms");
+
+    d = case_dir("missing-result"); /* the message quotes the merge */
+    write_small(d, "259", "", "#version: 0.2\n\xc4\xa0 t\nh e\nx y\n");
+    expect_load_fail_at(d, "merges.txt", "line 4", "\"x y\"", "merge whose result is not a token, quoted");
+
+    d = case_dir("specials"); /* "<|...|>" entries need no merge */
+    write_small(d, "259", ", \"<|pad|>\": 260, \"<|im_start|>\": 261", SMALL_MERGES);
+    t = load_ok(d);
+    ck_assert_int_eq(tok_vocab_size(t), 262);
+    tok_free(t);
+
+    d = case_dir("not-special"); /* "<||>" and "<|a b|>" are not of that form */
+    write_small(d, "259", ", \"<||>\": 260", SMALL_MERGES);
+    expect_load_fail(d, "merges.txt", "<||>", "\"<||>\" is no special token");
+
+    /* GPT-2's vocab.json next to its merges.txt with only the header, or half of it */
+    v = slurp(TOK_DIR "/vocab.json", &vn);
+    m = slurp(TOK_DIR "/merges.txt", &mn);
+    for (i = 0; i < mn; i++)
+        if (m[i] == '\n' && ++lines == 25001) half = i + 1; /* the header + 25000 merges */
+    ck_assert_uint_eq(lines, 50001);
+    sub_dir(dir, sizeof dir, "gpt2-header-only");
+    write_bytes(dir, "vocab.json", v, vn);
+    write_str(dir, "merges.txt", "#version: 0.2\n");
+    expect_load_fail_at(dir, "merges.txt", "50257 entries", "only 257", "GPT-2 vocab, merges header only");
+    sub_dir(dir, sizeof dir, "gpt2-half");
+    write_bytes(dir, "vocab.json", v, vn);
+    write_bytes(dir, "merges.txt", m, half);
+    expect_load_fail_at(dir, "merges.txt", "50257 entries", "only 25257", "GPT-2 vocab, half its merges");
+    sub_dir(dir, sizeof dir, "gpt2-whole"); /* and whole, it loads */
+    write_bytes(dir, "vocab.json", v, vn);
+    write_bytes(dir, "merges.txt", m, mn);
+    t = load_ok(dir);
+    ck_assert_int_eq(tok_vocab_size(t), GPT2_VOCAB);
+    tok_free(t);
+    free(v);
+    free(m);
+}
+END_TEST
+
+/* Files over 32 MiB are refused before they are parsed. */
+START_TEST(test_vocab_file_limit) {
+    const char *d = case_dir("huge");
+    static sbuf s;
+    char p[4096];
+    FILE *fp;
+    size_t i;
+    static char spaces[1 << 16];
+    small_vocab(&s, "259", "");
+    memset(spaces, ' ', sizeof spaces);
+    path_in(p, sizeof p, d, "vocab.json");
+    fp = fopen(p, "wb");
+    ck_assert(fp != NULL);
+    ck_assert(fwrite(s.buf, 1, s.n - 2, fp) == s.n - 2); /* all but "}\n" */
+    for (i = 0; i < (33u << 20) / sizeof spaces; i++) ck_assert(fwrite(spaces, 1, sizeof spaces, fp) == sizeof spaces);
+    ck_assert(fwrite("}\n", 1, 2, fp) == 2);
+    ck_assert(fclose(fp) == 0);
+    write_str(d, "merges.txt", SMALL_MERGES);
+    expect_load_fail(d, "vocab.json", "limit|large", "a 33 MiB vocab.json");
+}
+END_TEST
+
+/* ---- hash flooding: strings chosen so that FNV-1a (64-bit), the unkeyed hash
+ * tokenizer.c used, gives them all the same low 17 bits, i.e. the same slot of a
+ * table of 2^17 slots (the vocabulary index at 40257 entries, the trainer's word
+ * index at 40000 words). FNV-1a: h = (h ^ byte) * P mod 2^64 from h = offset;
+ * the low k bits of h depend on the low k bits only, and the step inverts:
+ * h_before = (h_after * P^-1) ^ byte. So each 5-letter suffix fixes the state it
+ * needs before it to end at the target, and a prefix ending in that state is
+ * completed by it. ---- */
+
+#define FLOOD_BITS 17
+#define FLOOD_N 40000
+#define FNV_OFFSET 1469598103934665603ULL
+#define FNV_PRIME 1099511628211ULL
+
+/* FLOOD_N strings of 10 bytes: ' ' + 4 letters + 5 letters, all distinct, whose
+ * FNV-1a hashes agree in the low FLOOD_BITS bits when flood != 0; when flood == 0,
+ * random strings of the same shape. out: FLOOD_N * 10 bytes. */
+static void flood_strings(unsigned char *out, int flood) {
+    const uint64_t mask = ((uint64_t)1 << FLOOD_BITS) - 1, target = 12345 & mask;
+    uint64_t inv = FNV_PRIME, h;
+    int32_t *need = malloc(sizeof(int32_t) << FLOOD_BITS); /* state -> suffix index */
+    int i, k, made = 0;
+    long sfx, pre;
+    util_rng rng;
+    ck_assert(need != NULL);
+    if (!flood) {
+        util_rng_seed(&rng, 4242);
+        for (i = 0; i < FLOOD_N; i++) {
+            out[10 * i] = ' ';
+            for (k = 1; k < 10; k++) out[10 * i + k] = (unsigned char)('a' + util_rng_u64(&rng) % 26);
+        }
+        free(need);
+        return;
+    }
+    for (k = 0; k < 6; k++) inv *= 2 - FNV_PRIME * inv; /* Newton: P * inv = 1 mod 2^64 */
+    ck_assert(inv * FNV_PRIME == 1);
+    for (i = 0; i < (1 << FLOOD_BITS); i++) need[i] = -1;
+    for (sfx = 0; sfx < 26L * 26 * 26 * 26 * 26; sfx++) { /* walk back from the target */
+        long x = sfx;
+        char c[5];
+        for (k = 4; k >= 0; k--) {
+            c[k] = (char)('a' + x % 26);
+            x /= 26;
+        }
+        h = target;
+        for (k = 4; k >= 0; k--) h = ((h * inv) & mask) ^ (unsigned char)c[k];
+        if (need[h] < 0) need[h] = (int32_t)sfx;
+    }
+    for (pre = 0; made < FLOOD_N && pre < 26L * 26 * 26 * 26; pre++) {
+        unsigned char *s = out + 10 * made;
+        long x = pre, y;
+        s[0] = ' ';
+        for (k = 4; k >= 1; k--) {
+            s[k] = (unsigned char)('a' + x % 26);
+            x /= 26;
+        }
+        h = FNV_OFFSET;
+        for (k = 0; k < 5; k++) h = (h ^ s[k]) * FNV_PRIME;
+        if (need[h & mask] < 0) continue;
+        y = need[h & mask];
+        for (k = 9; k >= 5; k--) {
+            s[k] = (unsigned char)('a' + y % 26);
+            y /= 26;
+        }
+        h = FNV_OFFSET;
+        for (k = 0; k < 10; k++) h = (h ^ s[k]) * FNV_PRIME;
+        ck_assert((h & mask) == target);
+        made++;
+    }
+    ck_assert_int_eq(made, FLOOD_N);
+    free(need);
+}
+
+/* Seconds tok_load takes on a vocabulary of the 256 bytes, "<|endoftext|>" and
+ * the FLOOD_N strings, next to a merges.txt of the header only (the load fails
+ * at the merges, after building the index): the best of 3 runs. */
+static double flood_load_seconds(const char *name, const unsigned char *strs) {
+    char dir[4096];
+    char *buf;
+    size_t cap = 80 + 16 * 256 + (size_t)FLOOD_N * 40, n = 0;
+    double best = 1e30;
+    int i, k, run;
+    buf = malloc(cap);
+    ck_assert(buf != NULL);
+    n = (size_t)snprintf(buf, cap, "{");
+    for (i = 0; i < 256; i++) {
+        int cp = gpt2_cp[gpt2_byte[i]];
+        n += (size_t)snprintf(buf + n, cap - n, "\"\\u%04x\": %d, ", (unsigned)cp, i);
+    }
+    n += (size_t)snprintf(buf + n, cap - n, "\"<|endoftext|>\": 256");
+    for (i = 0; i < FLOOD_N; i++) {
+        char lit[64];
+        byte_level(lit, strs + 10 * i, 10);
+        n += (size_t)snprintf(buf + n, cap - n, ", \"%s\": %d", lit, 257 + i);
+        ck_assert(n < cap);
+    }
+    for (k = 0; k < 2; k++) buf[n++] = "}\n"[k];
+    sub_dir(dir, sizeof dir, name);
+    write_bytes(dir, "vocab.json", buf, n);
+    write_str(dir, "merges.txt", "#version: 0.2\n");
+    for (run = 0; run < 3; run++) {
+        tok_tokenizer *t = NULL;
+        dpo_err e;
+        double t0 = util_seconds(), dt;
+        (void)tok_load(&t, dir, &e); /* refused (no merges) or, by the old code, accepted */
+        dt = util_seconds() - t0;
+        tok_free(t);
+        if (dt < best) best = dt;
+    }
+    free(buf);
+    return best;
+}
+
+START_TEST(test_vocab_hash_flood) {
+    unsigned char *strs = malloc((size_t)FLOOD_N * 10);
+    double t_rand, t_flood;
+    ck_assert(strs != NULL);
+    flood_strings(strs, 0);
+    t_rand = flood_load_seconds("rand", strs);
+    flood_strings(strs, 1);
+    t_flood = flood_load_seconds("flood", strs);
+    printf("  vocabulary of %d: random strings %.3f s, strings colliding under FNV-1a %.3f s\n", FLOOD_N + 257,
+           t_rand, t_flood);
+    ck_assert_msg(t_flood <= 20.0 * (t_rand > 0.01 ? t_rand : 0.01), "colliding strings load in %.3f s, random in %.3f s",
+                  t_flood, t_rand);
+    free(strs);
+}
+END_TEST
+
+/* The same for the trainer's word index: a corpus of FLOOD_N distinct words. */
+START_TEST(test_train_hash_flood) {
+    unsigned char *strs = malloc((size_t)FLOOD_N * 10);
+    const char *texts[1];
+    size_t len = (size_t)FLOOD_N * 10, mlen;
+    double t0, t_rand, t_flood;
+    char *m;
+    ck_assert(strs != NULL);
+    texts[0] = (const char *)strs;
+    flood_strings(strs, 0);
+    t0 = util_seconds();
+    m = train_texts("rand", texts, &len, 1, 256 + 20 + 1, &mlen, NULL, NULL);
+    t_rand = util_seconds() - t0;
+    free(m);
+    flood_strings(strs, 1);
+    t0 = util_seconds();
+    m = train_texts("flood", texts, &len, 1, 256 + 20 + 1, &mlen, NULL, NULL);
+    t_flood = util_seconds() - t0;
+    free(m);
+    printf("  training on %d words: random %.3f s, colliding under FNV-1a %.3f s\n", FLOOD_N, t_rand, t_flood);
+    ck_assert_msg(t_flood <= 20.0 * (t_rand > 0.01 ? t_rand : 0.01), "colliding words train in %.3f s, random in %.3f s",
+                  t_flood, t_rand);
+    free(strs);
+}
+END_TEST
+
+/* No result depends on the hash key: GPT-2 loaded with fixed keys (all zero, all
+ * ones, arbitrary) and with two random ones encodes every test vector to the
+ * reference ids. */
+START_TEST(test_hash_key_independent) {
+    static const uint64_t keys[3][2] = {{0, 0}, {~0ULL, ~0ULL}, {0x0123456789abcdefULL, 0xfedcba9876543210ULL}};
+    size_t nv, i;
+    vector *v = load_vectors(&nv);
+    int k;
+    for (k = 0; k < 5; k++) {
+        tok_tokenizer *t = NULL;
+        dpo_err e;
+        e.msg[0] = '\0';
+        ck_assert_msg(tok_load_keyed(&t, TOK_DIR, k < 3 ? keys[k] : NULL, &e) == 0, "key %d: %s", k, e.msg);
+        for (i = 0; i < nv; i++) {
+            int *ids;
+            size_t n = encode(t, v[i].text, v[i].len, &ids);
+            ck_assert_msg(ids_equal(ids, n, v[i].ids, v[i].n), "key %d: vector %zu encodes differently", k, i + 1);
+            free(ids);
+        }
+        tok_free(t);
+    }
+    free_vectors(v, nv);
+}
+END_TEST
+
+/* tok_write_files writes the bytes that were loaded and checked, whatever has
+ * happened to the source files since; from OpenAI's names too. */
+START_TEST(test_write_files) {
+    char src[4096], dst[4096], oa[4096], dst2[4096], cp[4096];
+    size_t vn, mn, n;
+    char *v = slurp(TOK_DIR "/vocab.json", &vn), *m = slurp(TOK_DIR "/merges.txt", &mn), *got;
+    tok_tokenizer *t, *ot;
+    dpo_err e;
+    sub_dir(src, sizeof src, "src");
+    sub_dir(dst, sizeof dst, "dst");
+    sub_dir(oa, sizeof oa, "openai");
+    sub_dir(dst2, sizeof dst2, "dst2");
+    sub_dir(cp, sizeof cp, "copy");
+    write_bytes(src, "vocab.json", v, vn);
+    write_bytes(src, "merges.txt", m, mn);
+    write_bytes(oa, "encoder.json", v, vn);
+    write_bytes(oa, "vocab.bpe", m, mn);
+    t = load_ok(src);
+    ot = load_ok(oa);
+    /* the sources change on disk after loading */
+    write_str(src, "vocab.json", "{\"changed\": 0}");
+    write_str(src, "merges.txt", "#version: 0.2\n");
+    write_str(oa, "encoder.json", "[]");
+    write_str(oa, "vocab.bpe", "");
+    e.msg[0] = '\0';
+    ck_assert_msg(tok_write_files(t, dst, &e) == 0, "tok_write_files: %s", e.msg);
+    ck_assert_msg(tok_write_files(ot, dst2, &e) == 0, "tok_write_files: %s", e.msg);
+    got = slurp_in(dst, "vocab.json", &n);
+    ck_assert_msg(n == vn && memcmp(got, v, vn) == 0, "vocab.json is not the loaded bytes");
+    free(got);
+    got = slurp_in(dst, "merges.txt", &n);
+    ck_assert_msg(n == mn && memcmp(got, m, mn) == 0, "merges.txt is not the loaded bytes");
+    free(got);
+    got = slurp_in(dst2, "vocab.json", &n);
+    ck_assert_msg(n == vn && memcmp(got, v, vn) == 0, "vocab.json (from encoder.json) is not the loaded bytes");
+    free(got);
+    got = slurp_in(dst2, "merges.txt", &n);
+    ck_assert_msg(n == mn && memcmp(got, m, mn) == 0, "merges.txt (from vocab.bpe) is not the loaded bytes");
+    free(got);
+    ck_assert_int_eq(count_entries(dst), 2);
+    /* tok_copy_files still copies a valid tokenizer and refuses the changed one */
+    ck_assert_msg(tok_copy_files(dst, cp, &e) == 0, "tok_copy_files: %s", e.msg);
+    got = slurp_in(cp, "merges.txt", &n);
+    ck_assert_msg(n == mn && memcmp(got, m, mn) == 0, "tok_copy_files: merges.txt differs");
+    free(got);
+    ck_assert_msg(tok_copy_files(src, cp, &e) == -1, "tok_copy_files copied an invalid tokenizer");
+    tok_free(t);
+    tok_free(ot);
+    free(v);
+    free(m);
+}
+END_TEST
+
+/* ======================================================================== */
 /* suite                                                                     */
 /* ======================================================================== */
 
@@ -1686,6 +2012,8 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_vectors_encode_decode);
     tcase_add_test(tc, test_openai_file_names);
     tcase_add_test(tc, test_gpt2_facts);
+    tcase_add_test(tc, test_hash_key_independent);
+    tcase_add_test(tc, test_write_files);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("round_trip");
@@ -1701,10 +2029,14 @@ static Suite *make_suite(void) {
     suite_add_tcase(s, tc);
 
     tc = tcase_create("load_errors");
+    tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, testutil_setup_tmp, testutil_teardown_tmp);
     tcase_add_test(tc, test_small_vocab_loads);
     tcase_add_test(tc, test_hostile_merges);
     tcase_add_test(tc, test_hostile_vocab);
+    tcase_add_test(tc, test_vocab_merges_agree);
+    tcase_add_test(tc, test_vocab_file_limit);
+    tcase_add_test(tc, test_vocab_hash_flood);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("train");
@@ -1715,6 +2047,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_train_same_as_before);
     tcase_add_test(tc, test_train_long_pieces);
     tcase_add_test(tc, test_train_fast_without_spaces);
+    tcase_add_test(tc, test_train_hash_flood);
     suite_add_tcase(s, tc);
     return s;
 }
