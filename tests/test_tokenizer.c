@@ -5,8 +5,13 @@
  * gives them, and gpt-3-encoder 1.1.4 agrees (see tests/VECTORS.md); the long-
  * word expectations below were computed with js-tiktoken too; the pre-tokenizer
  * cases were run through the GPT-2 pattern with node's Unicode regexes
- * (/.../gu); training is compared with a naive BPE trainer written here.
- * Run from the repository root (the data paths are relative to it). */
+ * (/.../gu); training is compared with a naive BPE trainer written here (which
+ * recounts every pair after every merge) and with the output the trainer wrote
+ * before it was made incremental (tests/tok_train_expected/, see its ORIGIN.md).
+ * Hash flooding is tested with strings built here to collide under FNV-1a, the
+ * unkeyed hash the tables used before; speed is always a ratio to a reference
+ * measured in the same run. Run from the repository root (the data paths are
+ * relative to it). */
 #include "testutil.h"
 
 #include <stdarg.h>
