@@ -23,6 +23,7 @@
  */
 #include "model.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -893,6 +894,35 @@ static const char *strip_prefix(const char *name) {
     return strncmp(name, "transformer.", 12) == 0 ? name + 12 : name;
 }
 
+/* Index of the first non-finite value (NaN, +inf, -inf) of x[0..n), or n when
+ * all are finite. |x| <= FLT_MAX is false exactly for those three (a NaN
+ * compares false with everything), and it needs no fast-math to hold. One
+ * pass: each block is tested with a branch-free loop the compiler vectorizes,
+ * and only a block that fails is searched for its first bad element. */
+static size_t first_nonfinite(const float *x, size_t n) {
+    enum { BLOCK = 4096 };
+    size_t b, i;
+    for (b = 0; b < n; b += BLOCK) {
+        size_t end = n - b < BLOCK ? n : b + BLOCK;
+        int bad = 0;
+        for (i = b; i < end; i++) bad |= !(fabsf(x[i]) <= FLT_MAX);
+        if (bad)
+            for (i = b; i < end; i++)
+                if (!(fabsf(x[i]) <= FLT_MAX)) return i;
+    }
+    return n;
+}
+
+/* Refuse a tensor (as read, converted to float) holding a non-finite weight:
+ * the model would compute NaN everywhere downstream. The message names the
+ * tensor, the first bad flat index and what it is. */
+static int check_finite(const st_tensor *t, const float *x, dpo_err *e) {
+    size_t i = first_nonfinite(x, t->numel);
+    if (i == t->numel) return 0;
+    return dpo_errf(e, "tensor \"%s\": element %zu is %s (non-finite weights are refused)", t->name, i,
+                    isnan(x[i]) ? "nan" : x[i] > 0 ? "inf" : "-inf");
+}
+
 int model_load(model *m, const char *dir, dpo_err *e) {
     char path[4096];
     model_config c;
@@ -977,6 +1007,7 @@ int model_load(model *m, const char *dir, dpo_err *e) {
         model_tensor_info ti;
         model_tensor(&c, i, &ti);
         if (st_read_f32(&f, found[i], m->params_mem + ti.offset, e) != 0) goto fail_read;
+        if (check_finite(found[i], m->params_mem + ti.offset, e) != 0) goto fail_free;
     }
     if (lm_head) {
         float *tmp = malloc(lm_head->numel * sizeof(float));

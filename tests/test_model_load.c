@@ -3,7 +3,8 @@
  * A valid tiny model (2 layers, 2 heads, n_embd 8, n_ctx 8, vocab 11) is saved
  * and must load back bit for bit; then every broken variant (bad config.json,
  * missing or truncated model.safetensors, wrong shapes, missing, unknown or
- * duplicated tensors, non-float dtypes, an untied head) must fail with -1, a
+ * duplicated tensors, non-float dtypes, an untied head, a NaN or infinite
+ * weight in an F32, F16 or BF16 file) must fail with -1, a
  * message naming the file and the problem, and no model left allocated.
  * Variants of the weights file are written by a small raw safetensors writer
  * in this file (header JSON built here, padded with spaces to a multiple of 8). */
@@ -11,6 +12,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <float.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -839,6 +841,134 @@ START_TEST(test_weights_accepted_variants) {
 END_TEST
 
 /* ======================================================================== */
+/* non-finite weights                                                        */
+/* ======================================================================== */
+
+/* The set's float tensors rewritten as F16 or BF16 (esz 2), by truncation of
+ * the F32 bits: BF16 keeps the top half; F16 rebiases the exponent (the tiny
+ * model's values are all below 2 in magnitude) and flushes |x| < 2^-14 to 0. */
+static void raw_to_half(raw_set *s, const char *dtype) {
+    int i;
+    for (i = 0; i < s->n; i++) {
+        raw_tensor *t = &s->t[i];
+        size_t n = t->nbytes / 4, k;
+        unsigned char *d = malloc(2 * n + 1);
+        ck_assert_str_eq(t->dtype, "F32");
+        ck_assert_ptr_nonnull(d);
+        for (k = 0; k < n; k++) {
+            uint32_t b = (uint32_t)t->data[4 * k] | (uint32_t)t->data[4 * k + 1] << 8 |
+                         (uint32_t)t->data[4 * k + 2] << 16 | (uint32_t)t->data[4 * k + 3] << 24;
+            uint16_t h;
+            if (strcmp(dtype, "BF16") == 0) {
+                h = (uint16_t)(b >> 16);
+            } else {
+                int exp = (int)((b >> 23) & 0xff) - 127 + 15;
+                ck_assert_int_lt(exp, 31);
+                h = (uint16_t)((b >> 16) & 0x8000);
+                if (exp > 0) h = (uint16_t)(h | (unsigned)exp << 10 | ((b >> 13) & 0x3ff));
+            }
+            d[2 * k] = (unsigned char)h;
+            d[2 * k + 1] = (unsigned char)(h >> 8);
+        }
+        free(t->data);
+        t->data = d;
+        t->nbytes = 2 * n;
+        snprintf(t->dtype, sizeof t->dtype, "%s", dtype);
+    }
+}
+
+/* Store the little-endian bit pattern bits as element k of t (2 or 4 bytes). */
+static void raw_set_bits(raw_tensor *t, size_t k, uint32_t bits, size_t esz) {
+    size_t b;
+    ck_assert_uint_lt((k + 1) * esz, t->nbytes + 1);
+    for (b = 0; b < esz; b++) t->data[k * esz + b] = (unsigned char)(bits >> (8 * b));
+}
+
+/* A NaN, +inf or -inf anywhere in a loaded tensor is refused, in F32, F16 and
+ * BF16 files alike, naming the tensor and the first bad flat index; the same
+ * files without it load. */
+START_TEST(test_weights_nonfinite) {
+    static const struct {
+        const char *dtype;
+        size_t esz;
+        uint32_t bits[4]; /* nan, inf, -inf, a negative NaN with a payload */
+    } kinds[] = {
+        {"F32", 4, {0x7FC00000u, 0x7F800000u, 0xFF800000u, 0xFF800123u}},
+        {"F16", 2, {0x7E00u, 0x7C00u, 0xFC00u, 0xFC01u}},
+        {"BF16", 2, {0x7FC0u, 0x7F80u, 0xFF80u, 0xFF81u}},
+    };
+    static const char *const what[4] = {"nan", "inf", "-inf", "nan"};
+    /* (tensor, flat index): first, middle and last element of one tensor, and
+     * the first and last tensors the loader reads */
+    static const struct {
+        const char *name;
+        size_t index;
+    } where[] = {
+        {"transformer.h.0.attn.c_attn.weight", 0},   {"transformer.h.0.attn.c_attn.weight", 97},
+        {"transformer.h.0.attn.c_attn.weight", 191}, {"transformer.wte.weight", 0},
+        {"transformer.ln_f.bias", 7},                {"transformer.h.1.mlp.c_proj.bias", 5},
+    };
+    model m, clean;
+    raw_set s;
+    char good[4096], dir[4096], p[4096], name[64], want[256];
+    size_t d, w, v;
+    make_good(&m, good, sizeof good);
+    path_in(p, sizeof p, good, "model.safetensors");
+    for (d = 0; d < sizeof kinds / sizeof kinds[0]; d++) {
+        dpo_err e;
+        /* the clean file of this dtype loads */
+        raw_read(&s, p);
+        if (kinds[d].esz == 2) raw_to_half(&s, kinds[d].dtype);
+        snprintf(name, sizeof name, "clean_%s", kinds[d].dtype);
+        write_variant(dir, sizeof dir, name, good, &s, 0);
+        memset(&e, 0, sizeof e);
+        ck_assert_msg(model_load(&clean, dir, &e) == 0, "%s: %s", name, e.msg);
+        if (kinds[d].esz == 4)
+            ck_assert(memcmp(clean.params_mem, m.params_mem, m.num_params * sizeof(float)) == 0);
+        model_free(&clean);
+        for (w = 0; w < sizeof where / sizeof where[0]; w++) {
+            for (v = 0; v < 4; v++) {
+                raw_tensor *t = raw_get(&s, where[w].name);
+                unsigned char keep[4];
+                memcpy(keep, t->data + where[w].index * kinds[d].esz, kinds[d].esz);
+                raw_set_bits(t, where[w].index, kinds[d].bits[v], kinds[d].esz);
+                snprintf(name, sizeof name, "bad_%s_%zu_%zu", kinds[d].dtype, w, v);
+                write_variant(dir, sizeof dir, name, good, &s, 0);
+                snprintf(want, sizeof want,
+                         "model.safetensors: tensor \"%s\": element %zu is %s (non-finite weights are refused)",
+                         where[w].name, where[w].index, what[v]);
+                load_fail_at(dir, "model.safetensors", want, (int)(100 * d + 10 * w + v));
+                memcpy(t->data + where[w].index * kinds[d].esz, keep, kinds[d].esz);
+            }
+        }
+        raw_free(&s);
+    }
+    /* two bad elements: the first one is named */
+    raw_read(&s, p);
+    raw_set_bits(raw_get(&s, "transformer.wpe.weight"), 40, 0x7F800000u, 4);
+    raw_set_bits(raw_get(&s, "transformer.wpe.weight"), 9, 0xFF800000u, 4);
+    write_variant(dir, sizeof dir, "two_bad", good, &s, 0);
+    LOAD_FAIL(dir, "model.safetensors", "tensor \"transformer.wpe.weight\": element 9 is -inf");
+    raw_free(&s);
+    /* the largest finite values load */
+    raw_read(&s, p);
+    raw_set_bits(raw_get(&s, "transformer.wpe.weight"), 0, 0x7F7FFFFFu, 4);
+    raw_set_bits(raw_get(&s, "transformer.wpe.weight"), 1, 0xFF7FFFFFu, 4);
+    raw_set_bits(raw_get(&s, "transformer.wpe.weight"), 2, 0x00000001u, 4);
+    write_variant(dir, sizeof dir, "max_finite", good, &s, 0);
+    {
+        dpo_err e;
+        memset(&e, 0, sizeof e);
+        ck_assert_msg(model_load(&clean, dir, &e) == 0, "%s", e.msg);
+        ck_assert(clean.params.t[P_WPE][0] == FLT_MAX && clean.params.t[P_WPE][1] == -FLT_MAX);
+        model_free(&clean);
+    }
+    raw_free(&s);
+    model_free(&m);
+}
+END_TEST
+
+/* ======================================================================== */
 /* model_save errors                                                         */
 /* ======================================================================== */
 
@@ -911,6 +1041,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_weights_bad_tensor_sets);
     tcase_add_test(tc, test_weights_lm_head);
     tcase_add_test(tc, test_weights_accepted_variants);
+    tcase_add_test(tc, test_weights_nonfinite);
     tcase_add_test(tc, test_save_errors);
     suite_add_tcase(s, tc);
     return s;
