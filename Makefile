@@ -48,7 +48,7 @@ TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/%,$(TEST_SRC))
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 
-.PHONY: all test asan clean check-deps demo bench
+.PHONY: all test asan clean check-deps demo bench test-compilers
 
 all: dpo
 
@@ -89,6 +89,13 @@ test: check-deps
 
 asan: check-deps
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 test
+
+# gcc and clang builds compute the same bits: a short training run saved by each
+# must be byte-identical (this fails without -ffp-contract=off, see CFLAGS_BASE).
+test-compilers:
+	@$(MAKE) --no-print-directory BUILD=build/gcc CC=gcc build/gcc/dpo
+	@$(MAKE) --no-print-directory BUILD=build/clang CC=clang build/clang/dpo
+	@sh tests/compilers.sh build/gcc/dpo build/clang/dpo
 
 clean:
 	rm -rf build dpo

@@ -550,6 +550,35 @@ static int dpo_only(const char *name) {
     return 0;
 }
 
+/* The metrics log is appended to: it must not be a data file (the rows would
+ * get metrics lines), nor sit inside the output directory or its siblings,
+ * which dpo replaces whole at every save. Returns 0, or 2 after printing. */
+static int check_log_path(const char *cmd, const char *log_path, const train_config *c) {
+    char dir[4096], sib[4200];
+    const char *slash = strrchr(log_path, '/'), *out = c->out_dir;
+    size_t n, on = strlen(out);
+    int i;
+    if ((c->data_path && util_same_file(log_path, c->data_path)) || (c->eval_path && util_same_file(log_path, c->eval_path))) {
+        fprintf(stderr, "dpo %s: --log %s is a data file; give a file of its own\n", cmd, log_path);
+        return 2;
+    }
+    n = slash ? (size_t)(slash - log_path) : 0;
+    if (n == 0 && slash) n = 1;
+    if (n >= sizeof dir) return 0;
+    memcpy(dir, slash ? log_path : ".", slash ? n : 1);
+    dir[slash ? n : 1] = '\0';
+    while (on > 1 && out[on - 1] == '/') on--;
+    for (i = 0; i < 3; i++) {
+        snprintf(sib, sizeof sib, "%.*s%s", (int)on, out, i == 0 ? "" : i == 1 ? ".tmp" : ".old");
+        if (util_same_file(dir, sib)) {
+            fprintf(stderr, "dpo %s: --log %s is inside %s, which dpo replaces at every save; put the log beside it\n",
+                    cmd, log_path, sib);
+            return 2;
+        }
+    }
+    return 0;
+}
+
 /* dpo train (sft = 0) and dpo sft (sft = 1): one option table, the DPO-only
  * options left out of sft's */
 static int cmd_train(int argc, char **argv, int sft) {
@@ -669,6 +698,7 @@ static int cmd_train(int argc, char **argv, int sft) {
         fprintf(stderr, "dpo %s: %s\n", cmd, e.msg);
         return 2;
     }
+    if (log_path && check_log_path(cmd, log_path, &c) != 0) return 2;
     if (log_path) {
         ui.log_path = log_path;
         ui.log = fopen(log_path, "a");

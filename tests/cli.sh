@@ -202,6 +202,11 @@ if [ -w /dev/full ]; then
     expect 1 "standard output: write failed" sh -c "'$DPO' logp --model '$T/p' --data '$T/pairs.jsonl' > /dev/full"
     expect 1 "/dev/full: cannot write the metrics log" "$DPO" train --model "$T/p" --data "$T/one.jsonl" --out "$T/full1" --steps 2 --batch 1 --log /dev/full
 fi
+# the metrics log is appended to: never a data file, never inside --out
+expect 2 "is a data file" "$DPO" train --model "$T/p" --data "$T/one.jsonl" --out "$T/lg" --steps 1 --batch 1 --log "$T/one.jsonl"
+mkdir "$T/lg"
+expect 2 "is inside $T/lg, which dpo replaces" "$DPO" train --model "$T/p" --data "$T/one.jsonl" --out "$T/lg/" --steps 1 --batch 1 --log "$T/lg/m.jsonl"
+[ "$(wc -l < "$T/one.jsonl")" -eq 1 ] && [ ! -e "$T/lg/m.jsonl" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: a refused --log was written"; }
 # names from files are escaped in messages: no escape sequence reaches the terminal
 cp -r "$T/m2" "$T/esc"
 printf '{"model_type": "gpt2\\u001b]0;pwned\\u0007\\u001b[2J", "n_layer": 2, "n_head": 2, "n_embd": 8, "n_positions": 8, "vocab_size": 11}' > "$T/esc/config.json"
