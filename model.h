@@ -146,7 +146,9 @@ void model_free(model *m);
 void model_init_random(model *m, uint64_t seed);
 
 /* Hugging Face directory: config.json + model.safetensors. model_load
- * validates everything before allocating (see model.c) and fills a fresh model.
+ * validates everything before allocating (see model.c) and fills a fresh model;
+ * a non-finite weight (NaN, +-inf, in any stored dtype) is refused, naming the
+ * tensor and its first bad element.
  * model_save writes both files atomically (F32, "transformer." names, head tied). */
 int model_load_config(const char *dir, model_config *c, dpo_err *e);
 int model_load(model *m, const char *dir, dpo_err *e);

@@ -687,12 +687,13 @@ static int save_checkpoint(const train_state *s, const train_config *c, long ste
  * writes, OUT is new, empty or a complete checkpoint, and none of them is an
  * input. */
 int train_check_out(const train_config *c, dpo_err *e) {
+    static const char *const names[3] = {"--model", "--ref", "--tokenizer"};
+    const char *inputs[3];
     ckpt_paths p;
-    const char *inputs[4], *names[4] = {"--model", "--ref", "--tokenizer", "--resume"};
     const char *mine[3];
     ckpt_state st;
-    long n_entries;
-    int i, k, rc;
+    long n_entries[3];
+    int i, k, present[3];
     if (ckpt_paths_of(&p, c->out_dir, e) != 0) return -1;
     mine[0] = p.dir;
     mine[1] = p.tmp;
@@ -700,16 +701,16 @@ int train_check_out(const train_config *c, dpo_err *e) {
     inputs[0] = c->model_dir;
     inputs[1] = c->ref_dir;
     inputs[2] = c->tokenizer_dir;
-    inputs[3] = NULL; /* --resume may name --out: that is what resuming is */
     for (i = 0; i < 3; i++) {
-        for (k = 0; k < 4; k++)
+        for (k = 0; k < 3; k++)
             if (inputs[k] && util_same_file(mine[i], inputs[k]))
                 return dpo_errf(e, "%s: is the %s directory; the output must be a new directory, or a checkpoint of "
                                    "dpo (it is replaced)", mine[i], names[k]);
-        if (util_dir_inspect(mine[i], ckpt_files, N_CKPT_FILES, &n_entries, e) < 0) return -1;
+        present[i] = util_dir_inspect(mine[i], ckpt_files, N_CKPT_FILES, &n_entries[i], e);
+        if (present[i] < 0) return -1;
     }
-    rc = util_dir_inspect(p.dir, ckpt_files, N_CKPT_FILES, &n_entries, e);
-    if (rc == 1 && n_entries > 0 && !(c->resume_dir && util_same_file(c->resume_dir, p.dir)) &&
+    /* --resume may name an incomplete OUT: recovery decides what it holds */
+    if (present[0] == 1 && n_entries[0] > 0 && !(c->resume_dir && util_same_file(c->resume_dir, p.dir)) &&
         load_ckpt_state(p.dir, &st, e) != 0)
         return dpo_errf(e, "%s: exists and is neither empty nor a checkpoint of dpo (no valid trainer_state.json); "
                            "give a new or empty directory", p.dir);

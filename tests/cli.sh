@@ -202,6 +202,12 @@ if [ -w /dev/full ]; then
     expect 1 "standard output: write failed" sh -c "'$DPO' logp --model '$T/p' --data '$T/pairs.jsonl' > /dev/full"
     expect 1 "/dev/full: cannot write the metrics log" "$DPO" train --model "$T/p" --data "$T/one.jsonl" --out "$T/full1" --steps 2 --batch 1 --log /dev/full
 fi
+# a NaN weight is refused at load, naming the tensor (info "fully validates"; logp never prints nan)
+cp -r "$T/p" "$T/nanm"
+hl=$(od -An -tu8 -N8 "$T/nanm/model.safetensors" | tr -d ' ')
+printf '\000\000\300\177' | dd of="$T/nanm/model.safetensors" bs=1 seek=$((8 + hl + 8)) conv=notrunc 2>/dev/null
+expect 1 "element 2 is nan (non-finite weights are refused)" "$DPO" info --model "$T/nanm"
+expect 1 "element 2 is nan" "$DPO" logp --model "$T/nanm" --data "$T/pairs.jsonl"
 # the metrics log is appended to: never a data file, never inside --out
 expect 2 "is a data file" "$DPO" train --model "$T/p" --data "$T/one.jsonl" --out "$T/lg" --steps 1 --batch 1 --log "$T/one.jsonl"
 mkdir "$T/lg"
@@ -216,8 +222,9 @@ elif printf '%s' "$out" | grep -q 'x1b\]0;pwned'; then pass=$((pass + 1)); else 
 
 # ---------------------------------------------------------------------------
 # a crashed run always resumes, bit-identical: a --save-every 1 run killed at
-# random moments (uniform over the run's wall time, so many land inside a save)
-# and resumed each time ends byte-for-byte as the uninterrupted run. A small
+# random moments (uniform over the run's wall time; every other one then waits
+# for OUT.tmp to appear, so that it lands inside a save) and resumed each time
+# ends byte-for-byte as the uninterrupted run. A small
 # vocabulary keeps each save small; DPO_KILLS sets the number of kills (24).
 K="$T/kill"; mkdir "$K"
 i=0; while [ $i -lt 100 ]; do echo "a good film, a bad film, the cast was great $i"; i=$((i + 1)); done > "$K/corpus.txt"
@@ -235,6 +242,10 @@ while [ $k -lt $kills ]; do
     "$DPO" train $KA --out "$K/o" >/dev/null 2>&1 &
     pid=$!
     sleep "$delay"
+    # every other kill waits (spinning) for OUT.tmp to exist: it exists only inside a save
+    if [ $((k % 2)) -eq 1 ]; then
+        n=0; while [ ! -e "$K/o.tmp" ] && [ $n -lt 200000 ] && kill -0 $pid 2>/dev/null; do n=$((n + 1)); done
+    fi
     kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
     [ -e "$K/o.tmp" ] && in_save=$((in_save + 1))
     out=$("$DPO" train $KA --out "$K/o" --resume "$K/o" 2>&1) || echo "resume after a kill at $delay s failed: $out"
