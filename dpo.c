@@ -302,10 +302,20 @@ static int cmd_info(int argc, char **argv) {
                        "count, and each tensor's name, shape and dtype as stored in the file.",
                        argc, argv, opts, 1);
     if (rc != 0) return rc > 0 ? 0 : 2;
-    if (model_load(&m, dir, &e) != 0) return fail("info", &e);
-    if (util_path_join(path, sizeof path, dir, "model.safetensors", &e) != 0 || st_open(&f, path, &e) != 0) {
-        model_free(&m);
+    /* the listing comes from the descriptor st_open keeps; model_load validates the
+       file at the same path, and the two must be the same file, unchanged */
+    if (model_load_config(dir, &m.cfg, &e) != 0 || util_path_join(path, sizeof path, dir, "model.safetensors", &e) != 0 ||
+        st_open(&f, path, &e) != 0)
         return fail("info", &e);
+    if (model_load(&m, dir, &e) != 0) {
+        st_close(&f);
+        return fail("info", &e);
+    }
+    if (!st_same_file(&f, path)) {
+        fprintf(stderr, "dpo info: error: %s: the file changed while it was being read\n", path);
+        st_close(&f);
+        model_free(&m);
+        return 1;
     }
     printf("model: %s\n", dir);
     printf("config: n_layer %d, n_head %d, n_embd %d, n_positions %d, vocab_size %d, "

@@ -318,6 +318,13 @@ void st_close(st_file *f) {
     f->n_tensors = 0;
 }
 
+int st_same_file(const st_file *f, const char *path) {
+    struct stat a, b;
+    if (f->fd < 0 || fstat(f->fd, &a) != 0 || stat(path, &b) != 0) return 0;
+    return a.st_dev == b.st_dev && a.st_ino == b.st_ino && (size_t)a.st_size == f->file_size &&
+           (size_t)b.st_size == f->file_size;
+}
+
 const st_tensor *st_find(const st_file *f, const char *name) {
     size_t i;
     for (i = 0; i < f->n_tensors; i++)

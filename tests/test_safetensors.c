@@ -499,7 +499,9 @@ START_TEST(test_replaced_after_open) {
     write_ab(path, 0.0f, 100.0f);
     write_ab(other, 1000.0f, 2000.0f);
     OPEN_OK(&f, path);
+    ck_assert_int_eq(st_same_file(&f, path), 1);
     ck_assert_msg(rename(other, path) == 0, "rename: %s", strerror(errno));
+    ck_assert_int_eq(st_same_file(&f, path), 0); /* what dpo info checks before listing */
     memset(&e, 0, sizeof e);
     ck_assert_msg(st_read_f32(&f, st_find(&f, "a"), out, &e) == 0, "%s", e.msg);
     for (i = 0; i < 300; i++) ck_assert_float_eq(out[i], (float)i);
