@@ -449,7 +449,7 @@ typedef struct {
     long n_steps;
 } train_ui;
 
-static void train_ui_start(void *ctx, const dpo_dataset *d, const dpo_dataset *eval, long total) {
+static void train_ui_start(void *ctx, const data_set *d, const data_set *eval, long total) {
     train_ui *ui = ctx;
     const char *what = ui->sft ? "rows" : "preference pairs";
     if (ui->quiet) return;
@@ -550,13 +550,13 @@ static void train_ui_ref(void *ctx, const char *which, int done, int total) {
 }
 
 /* options that only preference training has */
-static const char *const dpo_only_options[] = {"--ref", "--loss", "--beta", "--label-smoothing", "--alpha",
+static const char *const train_only_options[] = {"--ref", "--loss", "--beta", "--label-smoothing", "--alpha",
                                                "--sft-weight", "--precompute-ref"};
 
-static int dpo_only(const char *name) {
+static int train_only(const char *name) {
     size_t i;
-    for (i = 0; i < sizeof dpo_only_options / sizeof dpo_only_options[0]; i++)
-        if (strcmp(name, dpo_only_options[i]) == 0) return 1;
+    for (i = 0; i < sizeof train_only_options / sizeof train_only_options[0]; i++)
+        if (strcmp(name, train_only_options[i]) == 0) return 1;
     return 0;
 }
 
@@ -637,7 +637,7 @@ static int cmd_train(int argc, char **argv, int sft) {
     };
     opt_spec opts[sizeof all / sizeof all[0]];
     for (i = 0; i < (int)(sizeof all / sizeof all[0]); i++)
-        if (!sft || !dpo_only(all[i].name)) opts[n_opts++] = all[i];
+        if (!sft || !train_only(all[i].name)) opts[n_opts++] = all[i];
     memset(&c, 0, sizeof c);
     c.mode = sft ? TRAIN_SFT : TRAIN_DPO;
     c.batch = 64;
@@ -670,7 +670,7 @@ static int cmd_train(int argc, char **argv, int sft) {
         return 2;
     }
     c.steps = steps;
-    if (dpo_loss_kind_parse(loss, &c.loss.kind) != 0) {
+    if (obj_loss_kind_parse(loss, &c.loss.kind) != 0) {
         fprintf(stderr, "dpo train: unknown --loss '%s' (dpo, ipo, hinge, sft, unlikelihood)\n", loss);
         return 2;
     }
@@ -697,7 +697,7 @@ static int cmd_train(int argc, char **argv, int sft) {
         return 2;
     }
     c.opt.total_steps = 0; /* cosine: the run's length, set by train_run */
-    if (!sft && dpo_loss_config_validate(&c.loss, &e) != 0) return fail(cmd, &e);
+    if (!sft && obj_loss_config_validate(&c.loss, &e) != 0) return fail(cmd, &e);
     util_set_threads(threads);
     memset(&ui, 0, sizeof ui);
     ui.quiet = quiet;
@@ -747,7 +747,7 @@ static int cmd_logp(int argc, char **argv) {
     int max_len = 512, max_prompt_len = 256, micro = 4, threads = 0, rc, i, ml;
     model pol, ref;
     tok_tokenizer *t = NULL;
-    dpo_dataset d;
+    data_set d;
     double *lp = NULL, *lr = NULL;
     dpo_err e;
     opt_spec opts[] = {
@@ -780,7 +780,7 @@ static int cmd_logp(int argc, char **argv) {
     model_set_no_grad(&ref, 1);
     ml = max_len < pol.cfg.n_ctx ? max_len : pol.cfg.n_ctx;
     if (ref_dir && ml > ref.cfg.n_ctx) ml = ref.cfg.n_ctx;
-    if (dpo_data_load(&d, data, t, tok_eot_id(t) >= 0 ? tok_eot_id(t) : pol.cfg.eos_token_id, ml,
+    if (data_load_pairs(&d, data, t, tok_eot_id(t) >= 0 ? tok_eot_id(t) : pol.cfg.eos_token_id, ml,
                       max_prompt_len < ml ? max_prompt_len : ml - 1, &e) != 0)
         goto done;
     lp = malloc(2 * (size_t)d.n_rows * sizeof *lp);
@@ -789,8 +789,8 @@ static int cmd_logp(int argc, char **argv) {
         dpo_errf(&e, "out of memory");
         goto done;
     }
-    if (dpo_data_logps(&pol, &d, micro, lp, NULL, NULL, &e) != 0 ||
-        (ref_dir && dpo_data_logps(&ref, &d, micro, lr, NULL, NULL, &e) != 0))
+    if (data_logps(&pol, &d, micro, lp, NULL, NULL, &e) != 0 ||
+        (ref_dir && data_logps(&ref, &d, micro, lr, NULL, NULL, &e) != 0))
         goto done;
     for (i = 0; i < d.n_rows; i++) {
         printf("{\"line\": %ld, ", d.rows[i].line);
@@ -815,7 +815,7 @@ done:
     if (rc != 0) fail("logp", &e);
     free(lp);
     free(lr);
-    dpo_data_free(&d);
+    data_free(&d);
     model_free(&pol);
     model_free(&ref);
     tok_free(t);

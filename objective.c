@@ -19,7 +19,7 @@
  *
  *     log pi(y|x) = sum_t log pi(y_t | x, y_<t),
  *
- * the "summed log-probs" (policy_chosen, ref_rejected, ...) in dpo_pair_in. The
+ * the "summed log-probs" (policy_chosen, ref_rejected, ...) in obj_pair_in. The
  * data are triples (x, y_w, y_l): a person preferred y_w (chosen, "w" for win)
  * to y_l (rejected, "l" for lose).
  *
@@ -88,7 +88,7 @@
  *
  *        L_dpo = -log sigmoid(beta h)                                             [loss_dpo]
  *
- *    and a batch's loss is the mean over its pairs.                          [dpo_loss_batch]
+ *    and a batch's loss is the mean over its pairs.                          [obj_loss_batch]
  *
  * 6. Its gradient. Since d/dz log sigmoid(z) = 1 - sigmoid(z) = sigmoid(-z),
  *    dL/dh = -beta sigmoid(-beta h). The policy enters h as +logp_pol(y_w) and
@@ -113,7 +113,7 @@
  *
  *    logp_pol(y_w) is a sum over the response's tokens, so each token's log-prob
  *    has derivative 1 in it and every token of the sum receives the same gradient:
- *    d_chosen (or d_rejected) in dpo_pair_out, divided by the number of pairs
+ *    d_chosen (or d_rejected) in obj_pair_out, divided by the number of pairs
  *    because the batch loss is a mean.
  *
  * ==========================================================================
@@ -220,25 +220,25 @@
 static const char *const kind_names[] = {"dpo", "ipo", "hinge", "sft", "unlikelihood"};
 #define NUM_KINDS ((int)(sizeof kind_names / sizeof kind_names[0]))
 
-int dpo_loss_kind_parse(const char *name, dpo_loss_kind *out) {
+int obj_loss_kind_parse(const char *name, obj_loss_kind *out) {
     int k;
     if (!name) return -1;
     for (k = 0; k < NUM_KINDS; k++) {
         if (strcmp(name, kind_names[k]) == 0) {
-            *out = (dpo_loss_kind)k;
+            *out = (obj_loss_kind)k;
             return 0;
         }
     }
     return -1;
 }
 
-const char *dpo_loss_kind_name(dpo_loss_kind k) {
+const char *obj_loss_kind_name(obj_loss_kind k) {
     int i = (int)k;
     return (i >= 0 && i < NUM_KINDS) ? kind_names[i] : "unknown";
 }
 
 /* Every comparison is written so that NaN fails it. */
-int dpo_loss_config_validate(const dpo_loss_config *c, dpo_err *e) {
+int obj_loss_config_validate(const obj_loss_config *c, dpo_err *e) {
     int k;
     if (!c) return dpo_errf(e, "loss config: missing");
     k = (int)c->kind;
@@ -248,9 +248,9 @@ int dpo_loss_config_validate(const dpo_loss_config *c, dpo_err *e) {
     if (!(c->label_smoothing >= 0.0 && c->label_smoothing < 0.5))
         return dpo_errf(e, "loss config: label smoothing must be in [0, 0.5) (got %g)",
                         c->label_smoothing);
-    if (c->kind != DPO_LOSS_DPO && c->label_smoothing != 0.0)
+    if (c->kind != OBJ_LOSS_DPO && c->label_smoothing != 0.0)
         return dpo_errf(e, "loss config: label smoothing applies to the dpo loss only, not to %s",
-                        dpo_loss_kind_name(c->kind));
+                        obj_loss_kind_name(c->kind));
     if (!(c->alpha >= 0.0 && isfinite(c->alpha)))
         return dpo_errf(e, "loss config: alpha must be a finite number >= 0 (got %g)", c->alpha);
     if (!(c->sft_weight >= 0.0 && isfinite(c->sft_weight)))
@@ -339,7 +339,7 @@ static double unlikelihood_token(double lp, double alpha, double lp_max, double 
 /* one pair, and the batch                                                     */
 /* ========================================================================== */
 
-static void pair_nan(dpo_pair_out *o, int n_rejected) {
+static void pair_nan(obj_pair_out *o, int n_rejected) {
     int t;
     o->loss = o->d_chosen = o->d_rejected = NAN;
     o->reward_chosen = o->reward_rejected = NAN;
@@ -350,7 +350,7 @@ static void pair_nan(dpo_pair_out *o, int n_rejected) {
 /* One pair: h = (pc - rc) - (pr - rr); the loss of c->kind; the supervised term;
  * the rewards beta (pc - rc), beta (pr - rr); derivatives of the pair's loss,
  * divided by n (the batch loss is the mean of n pairs). dh/dpc = 1, dh/dpr = -1. */
-static void pair_loss(const dpo_loss_config *c, const dpo_pair_in *p, dpo_pair_out *o, int n) {
+static void pair_loss(const obj_loss_config *c, const obj_pair_in *p, obj_pair_out *o, int n) {
     double lc = p->policy_chosen - p->ref_chosen;    /* log pi(y_w)/pi_ref(y_w) */
     double lr = p->policy_rejected - p->ref_rejected; /* log pi(y_l)/pi_ref(y_l) */
     double h = lc - lr;
@@ -359,31 +359,31 @@ static void pair_loss(const dpo_loss_config *c, const dpo_pair_in *p, dpo_pair_o
     int t;
 
     if (p->n_chosen < 1 || p->n_rejected < 1 ||
-        (c->kind == DPO_LOSS_UNLIKELIHOOD && !p->tok_rejected)) {
+        (c->kind == OBJ_LOSS_UNLIKELIHOOD && !p->tok_rejected)) {
         pair_nan(o, p->n_rejected);
         return;
     }
 
     switch (c->kind) {
-    case DPO_LOSS_DPO:
+    case OBJ_LOSS_DPO:
         loss = loss_dpo(h, c->beta, c->label_smoothing, &dh);
         dc = dh;
         dr = -dh;
         break;
-    case DPO_LOSS_IPO:
+    case OBJ_LOSS_IPO:
         loss = loss_ipo(h, c->beta, &dh);
         dc = dh;
         dr = -dh;
         break;
-    case DPO_LOSS_HINGE:
+    case OBJ_LOSS_HINGE:
         loss = loss_hinge(h, c->beta, &dh);
         dc = dh;
         dr = -dh;
         break;
-    case DPO_LOSS_SFT:
+    case OBJ_LOSS_SFT:
         loss = loss_sft(p->policy_chosen, &dc);
         break;
-    case DPO_LOSS_UNLIKELIHOOD: {
+    case OBJ_LOSS_UNLIKELIHOOD: {
         /* L = -logp_pol(y_w) + sum_t L_t; the per-token terms summed in token order */
         double lp_max = log1p(-UL_MIN_ONE_MINUS_P);
         double ul = 0.0;
@@ -397,7 +397,7 @@ static void pair_loss(const dpo_loss_config *c, const dpo_pair_in *p, dpo_pair_o
         break;
     }
     }
-    if (c->kind != DPO_LOSS_UNLIKELIHOOD && o->d_tok_rejected)
+    if (c->kind != OBJ_LOSS_UNLIKELIHOOD && o->d_tok_rejected)
         for (t = 0; t < p->n_rejected; t++) o->d_tok_rejected[t] = 0.0f;
 
     /* supervised term: L += w (-logp_pol(y_w) / n_w), dL/dpc += -w / n_w */
@@ -419,11 +419,11 @@ static void pair_loss(const dpo_loss_config *c, const dpo_pair_in *p, dpo_pair_o
 /* L_batch = (1/n) sum_i L_i. The pairs are independent, so each OpenMP iteration
  * computes one pair and writes only out[i]; the sum then runs over i = 0..n-1 in
  * order on one thread, so the result does not depend on the thread count. */
-double dpo_loss_batch(const dpo_loss_config *c, const dpo_pair_in *in, dpo_pair_out *out, int n) {
+double obj_loss_batch(const obj_loss_config *c, const obj_pair_in *in, obj_pair_out *out, int n) {
     double sum = 0.0;
     int i;
     if (n < 1) return NAN;
-    if (dpo_loss_config_validate(c, NULL) != 0) {
+    if (obj_loss_config_validate(c, NULL) != 0) {
         for (i = 0; i < n; i++) pair_nan(&out[i], in[i].n_rejected);
         return NAN;
     }

@@ -7,33 +7,33 @@
 #include "util.h"
 
 typedef enum {
-    DPO_LOSS_DPO,          /* -log sigmoid(beta h), conservative with label smoothing */
-    DPO_LOSS_IPO,          /* (h - 1/(2 beta))^2 */
-    DPO_LOSS_HINGE,        /* max(0, 1 - beta h) */
-    DPO_LOSS_SFT,          /* -logp_pol(y_w): "Preferred-FT" */
-    DPO_LOSS_UNLIKELIHOOD  /* -logp_pol(y_w) - alpha sum_t log(1 - p(y_l,t)) */
-} dpo_loss_kind;
+    OBJ_LOSS_DPO,          /* -log sigmoid(beta h), conservative with label smoothing */
+    OBJ_LOSS_IPO,          /* (h - 1/(2 beta))^2 */
+    OBJ_LOSS_HINGE,        /* max(0, 1 - beta h) */
+    OBJ_LOSS_SFT,          /* -logp_pol(y_w): "Preferred-FT" */
+    OBJ_LOSS_UNLIKELIHOOD  /* -logp_pol(y_w) - alpha sum_t log(1 - p(y_l,t)) */
+} obj_loss_kind;
 
 typedef struct {
-    dpo_loss_kind kind;
+    obj_loss_kind kind;
     double beta;            /* dpo, ipo, hinge (and the reported rewards); > 0 */
     double label_smoothing; /* dpo only: conservative DPO, in [0, 0.5); must be 0 for the others */
     double alpha;           /* unlikelihood weight; >= 0 */
     double sft_weight;      /* adds sft_weight * mean-token NLL of the chosen response, any loss; >= 0 */
-} dpo_loss_config;
+} obj_loss_config;
 
 /* "dpo", "ipo", "hinge", "sft", "unlikelihood" (exactly, lower case) -> *out.
  * Returns 0, or -1 (and leaves *out alone) for any other name or NULL. */
-int dpo_loss_kind_parse(const char *name, dpo_loss_kind *out);
+int obj_loss_kind_parse(const char *name, obj_loss_kind *out);
 
-/* The name dpo_loss_kind_parse accepts for k; "unknown" for a value outside the enum. */
-const char *dpo_loss_kind_name(dpo_loss_kind k);
+/* The name obj_loss_kind_parse accepts for k; "unknown" for a value outside the enum. */
+const char *obj_loss_kind_name(obj_loss_kind k);
 
 /* 0 when c is usable; otherwise -1 with a message naming the field: beta must be
  * finite and > 0; label_smoothing in [0, 0.5) for dpo and exactly 0 for the other
  * losses (which would silently ignore it); alpha and sft_weight finite and >= 0;
  * kind one of the enum values. */
-int dpo_loss_config_validate(const dpo_loss_config *c, dpo_err *e);
+int obj_loss_config_validate(const obj_loss_config *c, dpo_err *e);
 
 /* One preference pair, as the model computed it. Log-probs are natural logs. */
 typedef struct {
@@ -42,7 +42,7 @@ typedef struct {
     int n_chosen, n_rejected;               /* tokens in each sum (>= 1) */
     const float *tok_rejected;              /* (n_rejected) per-token policy log-probs;
                                                needed by unlikelihood only */
-} dpo_pair_in;
+} obj_pair_in;
 
 typedef struct {
     double loss;                            /* this pair's loss */
@@ -52,7 +52,7 @@ typedef struct {
                                                per-token gradient of the batch mean loss (written, not added;
                                                zeros for the other losses) */
     double reward_chosen, reward_rejected;  /* beta (policy - ref), the implicit rewards */
-} dpo_pair_out;
+} obj_pair_out;
 
 /* The mean loss over n pairs; fills out[i] (gradients are of the MEAN, i.e. already
  * divided by n). Parallel over pairs (OpenMP), each pair writing only its own out[i];
@@ -61,6 +61,6 @@ typedef struct {
  * every out[i], when n >= 1, with NaN); a pair with n_chosen or n_rejected < 1, or an
  * unlikelihood pair without tok_rejected, gets NaN in its loss, gradients and
  * rewards, so the returned mean is NaN too. */
-double dpo_loss_batch(const dpo_loss_config *c, const dpo_pair_in *in, dpo_pair_out *out, int n);
+double obj_loss_batch(const obj_loss_config *c, const obj_pair_in *in, obj_pair_out *out, int n);
 
 #endif

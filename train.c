@@ -1,6 +1,6 @@
-/* train.c - owns training data (reading JSONL preference pairs and SFT rows,
- * tokenizing, truncating), the training loop of dpo train and dpo sft built on
- * model.c, objective.c and optim.c, held-out evaluation, and checkpoints.
+/* train.c - owns the training loop of dpo train and dpo sft, built on data.c
+ * (datasets and packed batches), model.c, objective.c and optim.c; held-out
+ * evaluation; and checkpoints (writing, and recovering the newest complete one).
  * It must never print (progress and metrics go through callbacks and files the
  * caller names), never train on a half-read file, and never leave a partly
  * written checkpoint behind. */
@@ -15,333 +15,6 @@
 #include <unistd.h>
 
 #include "json.h"
-
-#define MAX_DATA_BYTES ((size_t)1 << 34) /* 16 GiB */
-
-/* ======================================================================== */
-/* preference data                                                           */
-/* ======================================================================== */
-
-void dpo_data_free(dpo_dataset *d) {
-    free(d->rows);
-    free(d->pool);
-    memset(d, 0, sizeof *d);
-}
-
-static int pool_append(dpo_dataset *d, size_t *cap, const int *ids, size_t n) {
-    if (d->n_pool + n > *cap) {
-        size_t nc = *cap ? *cap : 65536;
-        int *q;
-        while (nc < d->n_pool + n) nc *= 2;
-        q = realloc(d->pool, nc * sizeof *q);
-        if (!q) return -1;
-        d->pool = q;
-        *cap = nc;
-    }
-    memcpy(d->pool + d->n_pool, ids, n * sizeof *ids);
-    d->n_pool += n;
-    return 0;
-}
-
-/* Truncation, as the help text states:
- *   response' = response ++ [eos]
- *   if P + max(|chosen'|, |rejected'|) > max_len: keep the last max_prompt_len prompt tokens
- *   then cut each response' to max_len - P (keeping its start).
- * The sum is taken in long long: each count may be 2^30, and two of them overflow an int. */
-int dpo_truncate_lengths(int *n_prompt, size_t *prompt_skip, int *n_c, int *n_r, int max_len, int max_prompt_len) {
-    int longer = *n_c > *n_r ? *n_c : *n_r;
-    *prompt_skip = 0;
-    if ((long long)*n_prompt + longer <= max_len) return 0;
-    if (*n_prompt > max_prompt_len) {
-        *prompt_skip = (size_t)(*n_prompt - max_prompt_len);
-        *n_prompt = max_prompt_len;
-    }
-    if (*n_c > max_len - *n_prompt) *n_c = max_len - *n_prompt;
-    if (*n_r > max_len - *n_prompt) *n_r = max_len - *n_prompt;
-    return 1;
-}
-
-/* The texts of one row into s[], len[]: pairs {prompt, chosen, rejected}; SFT
- * {prompt, completion}, or {text} as an empty prompt and the text. Returns the
- * number of texts, or -1 with the problem in e. */
-static int row_texts(const json_value *row, int sft, const char **s, size_t *len, dpo_err *e) {
-    static const char *const pair_keys[3] = {"prompt", "chosen", "rejected"};
-    static const char *const sft_keys[2] = {"prompt", "completion"};
-    const char *const *keys = sft ? sft_keys : pair_keys;
-    int n = sft ? 2 : 3, k, rc;
-    if (row->type != JSON_OBJECT) return dpo_errf(e, "not a JSON object");
-    if (sft) {
-        rc = json_get_string(row, "text", &s[1], &len[1], e);
-        if (rc < 0) return -1;
-        if (rc == 0) {
-            if (json_get(row, "completion"))
-                return dpo_errf(e, "both \"text\" and \"completion\": a row is {\"text\"} or {\"prompt\", \"completion\"}");
-            s[0] = "";
-            len[0] = 0;
-            return 2;
-        }
-    }
-    for (k = 0; k < n; k++) {
-        rc = json_get_string(row, keys[k], &s[k], &len[k], e);
-        if (rc > 0)
-            return sft ? dpo_errf(e, "missing key \"%s\" (a row is {\"text\"} or {\"prompt\", \"completion\"})", keys[k])
-                       : dpo_errf(e, "missing key \"%s\"", keys[k]);
-        if (rc < 0) return -1;
-    }
-    return n;
-}
-
-static int data_load(dpo_dataset *d, const char *path, const tok_tokenizer *t, int eos, int max_len,
-                     int max_prompt_len, int sft, dpo_err *e) {
-    char *text, *p, *end;
-    size_t len, cap_pool = 0, cap_rows = 0;
-    int *ids[3] = {NULL, NULL, NULL};
-    size_t n_ids[3] = {0, 0, 0}, cap_ids[3] = {0, 0, 0};
-    static const char *const names[2][3] = {{"prompt", "chosen", "rejected"}, {"prompt", "completion", ""}};
-    long line = 0;
-    int k;
-
-    memset(d, 0, sizeof *d);
-    d->sft = sft;
-    if (max_prompt_len < 1 || max_len < max_prompt_len + 1)
-        return dpo_errf(e, "max_len (%d) must exceed max_prompt_len (%d) >= 1", max_len, max_prompt_len);
-    if (util_read_file(path, MAX_DATA_BYTES, &text, &len, e) != 0) return -1;
-    end = text + len;
-    for (p = text; p < end;) {
-        char *nl = memchr(p, '\n', (size_t)(end - p)), *le = nl ? nl : end, *q;
-        json_value *row;
-        const char *str[3];
-        size_t slen[3];
-        dpo_row r;
-        size_t skip;
-        int n_texts;
-        line++;
-        for (q = p; q < le && (*q == ' ' || *q == '\t' || *q == '\r'); q++) {}
-        if (q == le) { /* blank line */
-            p = nl ? nl + 1 : end;
-            continue;
-        }
-        if (json_parse_line(p, (size_t)(le - p), path, line, &row, e) != 0) goto fail;
-        n_texts = row_texts(row, sft, str, slen, e);
-        if (n_texts < 0) {
-            json_free(row);
-            dpo_err_prefix(e, "%s: line %ld", path, line);
-            goto fail;
-        }
-        for (k = 0; k < n_texts; k++) {
-            n_ids[k] = 0;
-            if (tok_encode(t, str[k], slen[k], &ids[k], &n_ids[k], &cap_ids[k], e) != 0) {
-                json_free(row);
-                dpo_err_prefix(e, "%s: line %ld", path, line);
-                goto fail;
-            }
-            /* responses end with eos; an empty prompt becomes [eos] (the model needs a first token) */
-            if (k > 0 || n_ids[k] == 0) {
-                if (n_ids[k] == cap_ids[k]) {
-                    size_t nc = cap_ids[k] ? 2 * cap_ids[k] : 16;
-                    int *np = realloc(ids[k], nc * sizeof *np);
-                    if (!np) {
-                        json_free(row);
-                        dpo_errf(e, "out of memory");
-                        goto fail;
-                    }
-                    ids[k] = np;
-                    cap_ids[k] = nc;
-                }
-                ids[k][n_ids[k]++] = eos;
-            }
-            if (n_ids[k] > (size_t)1 << 30) {
-                json_free(row);
-                dpo_errf(e, "%s: line %ld: \"%s\" is longer than 2^30 tokens", path, line, names[sft][k]);
-                goto fail;
-            }
-        }
-        json_free(row);
-        r.n_prompt = (int)n_ids[0];
-        r.n_chosen = (int)n_ids[1];
-        r.n_rejected = sft ? 0 : (int)n_ids[2];
-        r.line = line;
-        d->n_truncated += dpo_truncate_lengths(&r.n_prompt, &skip, &r.n_chosen, &r.n_rejected, max_len, max_prompt_len);
-        r.off = d->n_pool;
-        if (pool_append(d, &cap_pool, ids[0] + skip, (size_t)r.n_prompt) != 0 ||
-            pool_append(d, &cap_pool, ids[1], (size_t)r.n_chosen) != 0 ||
-            (r.n_rejected > 0 && pool_append(d, &cap_pool, ids[2], (size_t)r.n_rejected) != 0)) {
-            dpo_errf(e, "out of memory reading %s", path);
-            goto fail;
-        }
-        if ((size_t)d->n_rows == cap_rows) {
-            size_t nc = cap_rows ? 2 * cap_rows : 1024;
-            dpo_row *nr = realloc(d->rows, nc * sizeof *nr);
-            if (!nr) {
-                dpo_errf(e, "out of memory reading %s", path);
-                goto fail;
-            }
-            d->rows = nr;
-            cap_rows = nc;
-        }
-        if (d->n_rows == (1 << 30)) {
-            dpo_errf(e, "%s: more than 2^30 rows", path);
-            goto fail;
-        }
-        d->rows[d->n_rows++] = r;
-        p = nl ? nl + 1 : end;
-    }
-    if (d->n_rows == 0) {
-        dpo_errf(e, "%s: no %s in the file", path, sft ? "rows" : "preference pairs");
-        goto fail;
-    }
-    for (k = 0; k < 3; k++) free(ids[k]);
-    free(text);
-    return 0;
-fail:
-    for (k = 0; k < 3; k++) free(ids[k]);
-    free(text);
-    dpo_data_free(d);
-    return -1;
-}
-
-int dpo_data_load(dpo_dataset *d, const char *path, const tok_tokenizer *t, int eos, int max_len,
-                  int max_prompt_len, dpo_err *e) {
-    return data_load(d, path, t, eos, max_len, max_prompt_len, 0, e);
-}
-
-int sft_data_load(dpo_dataset *d, const char *path, const tok_tokenizer *t, int eos, int max_len,
-                  int max_prompt_len, dpo_err *e) {
-    return data_load(d, path, t, eos, max_len, max_prompt_len, 1, e);
-}
-
-/* ======================================================================== */
-/* packed batches of pairs                                                   */
-/* ======================================================================== */
-
-/* For rows[0..n): per = 2 sequences per pair (chosen then rejected), or per = 1
- * per SFT row (the completion). A sequence prompt ++ response is fed without
- * its last token (it predicts nothing); the target at position j is the token
- * at j + 1 when that token belongs to the response, else -1, so exactly
- * |response| positions carry a log-prob. Sequence k of row i is number
- * per * i + k. */
-typedef struct {
-    int *tokens, *targets;   /* (N) */
-    int *seq_len;            /* (2n) */
-    int *resp_start;         /* (2n) index in the stream of each sequence's first target */
-    int *resp_len;           /* (2n) */
-    float *logp, *dlogp;     /* (N) */
-    float *dtok;             /* (N) unlikelihood's per-token gradients */
-    size_t cap_tok;
-    int cap_seq;
-} batch_buf;
-
-static void batch_free(batch_buf *b) {
-    free(b->tokens);
-    free(b->targets);
-    free(b->seq_len);
-    free(b->resp_start);
-    free(b->resp_len);
-    free(b->logp);
-    free(b->dlogp);
-    free(b->dtok);
-    memset(b, 0, sizeof *b);
-}
-
-static int batch_reserve(batch_buf *b, size_t n_tok, int n_seq) {
-    if (n_tok > b->cap_tok) {
-        free(b->tokens);
-        free(b->targets);
-        free(b->logp);
-        free(b->dlogp);
-        free(b->dtok);
-        b->tokens = malloc(n_tok * sizeof(int));
-        b->targets = malloc(n_tok * sizeof(int));
-        b->logp = malloc(n_tok * sizeof(float));
-        b->dlogp = malloc(n_tok * sizeof(float));
-        b->dtok = malloc(n_tok * sizeof(float));
-        b->cap_tok = n_tok;
-        if (!b->tokens || !b->targets || !b->logp || !b->dlogp || !b->dtok) {
-            b->cap_tok = 0; /* so that the next call allocates again */
-            return -1;
-        }
-    }
-    if (n_seq > b->cap_seq) {
-        free(b->seq_len);
-        free(b->resp_start);
-        free(b->resp_len);
-        b->seq_len = malloc((size_t)n_seq * sizeof(int));
-        b->resp_start = malloc((size_t)n_seq * sizeof(int));
-        b->resp_len = malloc((size_t)n_seq * sizeof(int));
-        b->cap_seq = n_seq;
-        if (!b->seq_len || !b->resp_start || !b->resp_len) {
-            b->cap_seq = 0;
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int seqs_per_row(const dpo_dataset *d) { return d->sft ? 1 : 2; }
-
-/* fills b for rows[0..n) and returns the number of tokens N (0 on out of memory) */
-static size_t build_batch(batch_buf *b, const dpo_dataset *d, const int *rows, int n) {
-    size_t N = 0, pos = 0;
-    int per = seqs_per_row(d), i, k, j;
-    for (i = 0; i < n; i++) {
-        const dpo_row *r = &d->rows[rows[i]];
-        N += (size_t)(r->n_prompt + r->n_chosen - 1);
-        if (per == 2) N += (size_t)(r->n_prompt + r->n_rejected - 1);
-    }
-    if (batch_reserve(b, N, per * n) != 0) return 0;
-    for (i = 0; i < n; i++) {
-        const dpo_row *r = &d->rows[rows[i]];
-        const int *prompt = d->pool + r->off;
-        for (k = 0; k < per; k++) {
-            const int *resp = prompt + r->n_prompt + (k ? r->n_chosen : 0);
-            int R = k ? r->n_rejected : r->n_chosen, P = r->n_prompt, L = P + R - 1, s = per * i + k;
-            for (j = 0; j < L; j++) {
-                b->tokens[pos + (size_t)j] = j < P ? prompt[j] : resp[j - P];
-                b->targets[pos + (size_t)j] = j + 1 >= P ? resp[j + 1 - P] : -1;
-            }
-            b->seq_len[s] = L;
-            b->resp_start[s] = (int)pos + P - 1;
-            b->resp_len[s] = R;
-            pos += (size_t)L;
-        }
-    }
-    return N;
-}
-
-/* log p(response | prompt) of each sequence: the sum of its targets' log-probs, in double */
-static double seq_logp(const batch_buf *b, int s) {
-    double sum = 0.0;
-    int j;
-    for (j = 0; j < b->resp_len[s]; j++) sum += b->logp[b->resp_start[s] + j];
-    return sum;
-}
-
-int dpo_data_logps(model *m, const dpo_dataset *d, int micro_batch, double *logp, dpo_progress_fn progress,
-                   void *ctx, dpo_err *e) {
-    batch_buf b;
-    int *rows = malloc((size_t)(micro_batch > 0 ? micro_batch : 1) * sizeof *rows), r0, i, rc = 0;
-    int per = seqs_per_row(d);
-    memset(&b, 0, sizeof b);
-    if (!rows || micro_batch < 1) {
-        free(rows);
-        return dpo_errf(e, "out of memory");
-    }
-    for (r0 = 0; r0 < d->n_rows && rc == 0; r0 += micro_batch) {
-        int n = d->n_rows - r0 < micro_batch ? d->n_rows - r0 : micro_batch;
-        for (i = 0; i < n; i++) rows[i] = r0 + i;
-        if (build_batch(&b, d, rows, n) == 0) {
-            rc = dpo_errf(e, "out of memory for a batch");
-        } else if (model_forward(m, b.logp, b.tokens, b.targets, b.seq_len, per * n, e) != 0) {
-            rc = -1;
-        } else {
-            for (i = 0; i < per * n; i++) logp[(size_t)per * (size_t)r0 + (size_t)i] = seq_logp(&b, i);
-            if (progress) progress(ctx, r0 + n, d->n_rows);
-        }
-    }
-    batch_free(&b);
-    free(rows);
-    return rc;
-}
 
 /* ======================================================================== */
 /* the training loop                                                         */
@@ -364,13 +37,13 @@ static void epoch_permutation(int *perm, int n, uint64_t seed, long epoch) {
 typedef struct {
     model policy, ref;
     tok_tokenizer *tok;
-    dpo_dataset data, eval;
+    data_set data, eval;
     optim_state opt;
-    batch_buf buf;
+    data_batch buf;
     int *perm, *rows;
     int *eval_rows;          /* 0, 1, ..., eval.n_rows - 1 */
-    dpo_pair_in *pin;
-    dpo_pair_out *pout;
+    obj_pair_in *pin;
+    obj_pair_out *pout;
     double *ref_logp;        /* (2 n_rows) with --precompute-ref, else NULL */
     double *eval_ref_logp;   /* (2 eval.n_rows) when the objective uses the reference */
 } train_state;
@@ -379,10 +52,10 @@ static void train_free(train_state *s) {
     model_free(&s->policy);
     model_free(&s->ref);
     tok_free(s->tok);
-    dpo_data_free(&s->data);
-    dpo_data_free(&s->eval);
+    data_free(&s->data);
+    data_free(&s->eval);
     optim_free(&s->opt);
-    batch_free(&s->buf);
+    data_batch_free(&s->buf);
     free(s->perm);
     free(s->rows);
     free(s->eval_rows);
@@ -394,11 +67,11 @@ static void train_free(train_state *s) {
 
 /* does the objective look at the reference model? (not SFT, nor the baselines) */
 static int needs_ref(const train_config *c) {
-    return c->mode == TRAIN_DPO && c->loss.kind != DPO_LOSS_SFT && c->loss.kind != DPO_LOSS_UNLIKELIHOOD;
+    return c->mode == TRAIN_DPO && c->loss.kind != OBJ_LOSS_SFT && c->loss.kind != OBJ_LOSS_UNLIKELIHOOD;
 }
 
 /* response tokens (each one a log-prob term) of rows[0..n) */
-static double response_tokens(const dpo_dataset *d, const int *rows, int n) {
+static double response_tokens(const data_set *d, const int *rows, int n) {
     double t = 0.0;
     int i;
     for (i = 0; i < n; i++) t += d->rows[rows[i]].n_chosen + d->rows[rows[i]].n_rejected;
@@ -407,7 +80,7 @@ static double response_tokens(const dpo_dataset *d, const int *rows, int n) {
 
 /* The forward half of a micro-batch: rows[0..n) of d, part of a batch of B rows
  * with tok_batch response tokens. Forwards the reference (unless its log-probs
- * are given in ref_logp, indexed like dpo_data_logps, or the objective ignores
+ * are given in ref_logp, indexed like data_logps, or the objective ignores
  * it) and the policy, evaluates the objective, and leaves in buf.dlogp the
  * derivative of the batch's loss with respect to every token's log-prob:
  *   TRAIN_DPO: the batch loss is the mean over its B pairs, so this micro-batch
@@ -417,11 +90,11 @@ static double response_tokens(const dpo_dataset *d, const int *rows, int n) {
  *     so every completion token receives -1 / tok_batch.
  * The loss is added into acc->loss already divided as above; the other metrics
  * are added as sums over rows. */
-static int forward_part(train_state *s, const train_config *c, const dpo_dataset *d, const double *ref_logp,
+static int forward_part(train_state *s, const train_config *c, const data_set *d, const double *ref_logp,
                         const int *rows, int n, int B, double tok_batch, train_metrics *acc, size_t *tokens,
                         dpo_err *e) {
-    batch_buf *b = &s->buf;
-    size_t N = build_batch(b, d, rows, n);
+    data_batch *b = &s->buf;
+    size_t N = data_batch_build(b, d, rows, n);
     double scale = (double)n / (double)B, mean;
     int i, j, need_ref = needs_ref(c);
     if (N == 0) return dpo_errf(e, "out of memory for a batch");
@@ -430,7 +103,7 @@ static int forward_part(train_state *s, const train_config *c, const dpo_dataset
         if (model_forward(&s->policy, b->logp, b->tokens, b->targets, b->seq_len, n, e) != 0) return -1;
         for (j = 0; j < (int)N; j++) b->dlogp[j] = 0.0f;
         for (i = 0; i < n; i++) {
-            double lp = seq_logp(b, i);
+            double lp = data_seq_logp(b, i);
             acc->loss -= lp / tok_batch;
             acc->logp_chosen += lp;
             for (j = 0; j < b->resp_len[i]; j++) b->dlogp[b->resp_start[i] + j] = (float)(-1.0 / tok_batch);
@@ -447,25 +120,25 @@ static int forward_part(train_state *s, const train_config *c, const dpo_dataset
     } else if (need_ref) {
         if (model_forward(&s->ref, b->logp, b->tokens, b->targets, b->seq_len, 2 * n, e) != 0) return -1;
         for (i = 0; i < n; i++) {
-            s->pin[i].ref_chosen = seq_logp(b, 2 * i);
-            s->pin[i].ref_rejected = seq_logp(b, 2 * i + 1);
+            s->pin[i].ref_chosen = data_seq_logp(b, 2 * i);
+            s->pin[i].ref_rejected = data_seq_logp(b, 2 * i + 1);
         }
     }
     if (model_forward(&s->policy, b->logp, b->tokens, b->targets, b->seq_len, 2 * n, e) != 0) return -1;
     for (i = 0; i < n; i++) {
-        s->pin[i].policy_chosen = seq_logp(b, 2 * i);
-        s->pin[i].policy_rejected = seq_logp(b, 2 * i + 1);
+        s->pin[i].policy_chosen = data_seq_logp(b, 2 * i);
+        s->pin[i].policy_rejected = data_seq_logp(b, 2 * i + 1);
         s->pin[i].n_chosen = b->resp_len[2 * i];
         s->pin[i].n_rejected = b->resp_len[2 * i + 1];
         s->pin[i].tok_rejected = b->logp + b->resp_start[2 * i + 1];
-        s->pout[i].d_tok_rejected = c->loss.kind == DPO_LOSS_UNLIKELIHOOD ? b->dtok + b->resp_start[2 * i + 1] : NULL;
+        s->pout[i].d_tok_rejected = c->loss.kind == OBJ_LOSS_UNLIKELIHOOD ? b->dtok + b->resp_start[2 * i + 1] : NULL;
     }
-    mean = dpo_loss_batch(&c->loss, s->pin, s->pout, n);
+    mean = obj_loss_batch(&c->loss, s->pin, s->pout, n);
     acc->loss += mean * scale;
     /* d loss / d logp of each token: every token of a sum receives the sum's gradient */
     for (j = 0; j < (int)N; j++) b->dlogp[j] = 0.0f;
     for (i = 0; i < n; i++) {
-        const dpo_pair_out *o = &s->pout[i];
+        const obj_pair_out *o = &s->pout[i];
         int k;
         for (k = 0; k < 2; k++) {
             int sq = 2 * i + k;
@@ -507,7 +180,7 @@ static void metrics_mean(train_metrics *m, int B) {
 /* The metrics of the policy on the whole held-out set, micro_batch rows per
  * forward pass; no backward pass, so the gradients and the run are untouched. */
 static int evaluate(train_state *s, const train_config *c, int micro_batch, train_metrics *m, dpo_err *e) {
-    const dpo_dataset *d = &s->eval;
+    const data_set *d = &s->eval;
     double t0 = util_seconds(), tok_all;
     size_t tokens = 0;
     int r0;
@@ -776,20 +449,20 @@ static void ref_progress(void *ctx, int done, int total) {
 }
 
 /* the reference's log-probs of every row of d, reporting progress as `which` */
-static int ref_logps(model *ref, const dpo_dataset *d, int mb, double *out, const train_callbacks *cb,
+static int ref_logps(model *ref, const data_set *d, int mb, double *out, const train_callbacks *cb,
                      const char *which, dpo_err *e) {
     ref_progress_ctx r;
     r.cb = cb;
     r.which = which;
-    return dpo_data_logps(ref, d, mb, out, cb && cb->ref_progress ? ref_progress : NULL, &r, e);
+    return data_logps(ref, d, mb, out, cb && cb->ref_progress ? ref_progress : NULL, &r, e);
 }
 
 /* the data of one JSONL file, as the mode reads it */
-static int load_data(dpo_dataset *d, const train_config *c, const char *path, const tok_tokenizer *t, int eos,
+static int load_data(data_set *d, const train_config *c, const char *path, const tok_tokenizer *t, int eos,
                      int max_len, dpo_err *e) {
     int mpl = c->max_prompt_len < max_len ? c->max_prompt_len : max_len - 1;
-    return c->mode == TRAIN_SFT ? sft_data_load(d, path, t, eos, max_len, mpl, e)
-                                : dpo_data_load(d, path, t, eos, max_len, mpl, e);
+    return c->mode == TRAIN_SFT ? data_load_sft(d, path, t, eos, max_len, mpl, e)
+                                : data_load_pairs(d, path, t, eos, max_len, mpl, e);
 }
 
 /* --resume: the newest complete checkpoint, recovered into place (ckpt_recover)
@@ -828,7 +501,7 @@ int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
     if (train_check_out(c, e) != 0) return -1;
     if (c->eval_every < 0) return dpo_errf(e, "eval_every must be >= 0");
     if (mb > B) mb = B;
-    if (c->mode == TRAIN_DPO && dpo_loss_config_validate(&c->loss, e) != 0) return -1;
+    if (c->mode == TRAIN_DPO && obj_loss_config_validate(&c->loss, e) != 0) return -1;
     if (tok_load(&s.tok, c->tokenizer_dir ? c->tokenizer_dir : c->model_dir, e) != 0) return -1;
     if (c->resume_dir && resume_state(c, cb, &ck, resume, sizeof resume, e) != 0) goto fail;
     if (model_load(&s.policy, resume[0] ? resume : c->model_dir, e) != 0) goto fail;

@@ -1,76 +1,15 @@
-/* train.h - training data (pairs, SFT rows), the training loop, evaluation. See train.c. */
+/* train.h - the training loop of dpo train and dpo sft, evaluation, checkpoints. See train.c. */
 #ifndef DPO_TRAIN_H
 #define DPO_TRAIN_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include "data.h"
 #include "model.h"
 #include "objective.h"
 #include "optim.h"
 #include "tokenizer.h"
 #include "util.h"
-
-/* One row after tokenization and truncation. A preference pair has two
- * sequences, prompt ++ chosen and prompt ++ rejected; a supervised (SFT) row has
- * one, prompt ++ completion, with the completion stored as "chosen". Each
- * response ends with the end-of-text id unless truncation cut it off. */
-typedef struct {
-    size_t off;       /* into the pool: prompt, then chosen, then rejected tokens */
-    int n_prompt;     /* >= 1 */
-    int n_chosen;     /* >= 1, including the end-of-text id when it fits */
-    int n_rejected;   /* >= 1 for a pair; 0 in SFT data */
-    long line;        /* line of the JSONL file it came from */
-} dpo_row;
-
-typedef struct {
-    dpo_row *rows;
-    int n_rows;
-    int *pool;        /* (n_pool) token ids of every row */
-    size_t n_pool;
-    int n_truncated;  /* rows that had to be cut to fit max_len */
-    int sft;          /* 1: SFT rows (one sequence each), 0: preference pairs */
-} dpo_dataset;
-
-/* Read JSONL rows {"prompt": str, "chosen": str, "rejected": str} (other keys
- * ignored, blank lines skipped). prompt and each response are encoded
- * separately, so no BPE merge crosses the boundary; an empty prompt becomes
- * [eos]. Truncation: when prompt plus the longer response (with its eos) exceeds
- * max_len, keep the last max_prompt_len prompt tokens, then cut each response
- * (with its eos) to fit. A malformed row is an error naming the file and line,
- * and nothing is returned. */
-int dpo_data_load(dpo_dataset *d, const char *path, const tok_tokenizer *t, int eos, int max_len,
-                  int max_prompt_len, dpo_err *e);
-
-/* The same for supervised fine-tuning: rows {"prompt": str, "completion": str},
- * or {"text": str}, which is read as an empty prompt (so [eos]) and the text as
- * the completion; a row with both "text" and "completion" is an error. The
- * completion gets the end-of-text id, prompt and completion are encoded
- * separately, and truncation is the rule above with the completion as the only
- * response. d->sft is 1 and every n_rejected is 0. */
-int sft_data_load(dpo_dataset *d, const char *path, const tok_tokenizer *t, int eos, int max_len,
-                  int max_prompt_len, dpo_err *e);
-void dpo_data_free(dpo_dataset *d);
-
-/* Summed response log-probabilities of every sequence under model m. Pairs:
- * logp[2 r] = log p(chosen | prompt), logp[2 r + 1] = log p(rejected | prompt);
- * SFT data: logp[r] = log p(completion | prompt). micro_batch rows per forward
- * pass (results do not depend on it: a sequence's log-probs are the same alone
- * or packed). progress (may be NULL) is called after every forward pass with the
- * rows done so far and the rows in all. */
-typedef void (*dpo_progress_fn)(void *ctx, int done, int total);
-int dpo_data_logps(model *m, const dpo_dataset *d, int micro_batch, double *logp, dpo_progress_fn progress,
-                   void *ctx, dpo_err *e);
-
-/* The truncation rule of dpo_data_load on token counts (exposed for tests):
- * with responses n_c and n_r (each with its eos; n_r = 0 for SFT rows), when
- * n_prompt + max(n_c, n_r) > max_len, keep the last max_prompt_len prompt tokens
- * (*prompt_skip = the first ones dropped) and cut each response to max_len minus
- * the prompt. Counts may be up to 2^30 each: sums are computed without overflow.
- * Returns 1 when the row was cut, else 0. */
-int dpo_truncate_lengths(int *n_prompt, size_t *prompt_skip, int *n_c, int *n_r, int max_len, int max_prompt_len);
-
-/* ------------------------------------------------------------------------ */
-/* the training loop */
 
 typedef enum {
     TRAIN_DPO, /* preference pairs, the loss of `loss` against a frozen reference */
@@ -86,7 +25,7 @@ typedef struct {
     int eval_every;            /* evaluate every N steps (and after the last); 0: after the last only */
     const char *out_dir;       /* where the fine-tuned model directory goes */
     const char *tokenizer_dir; /* tokenizer (NULL: model_dir's) */
-    dpo_loss_config loss;      /* TRAIN_DPO only */
+    obj_loss_config loss;      /* TRAIN_DPO only */
     optim_config opt;
     int batch;                 /* pairs per optimizer step */
     int micro_batch;           /* pairs per forward/backward; gradients accumulate */
@@ -121,7 +60,7 @@ typedef struct {
  * run with that error; nothing after the last checkpoint is saved then. */
 typedef struct {
     /* once before training with the data (eval: NULL without eval_path) */
-    void (*start)(void *ctx, const dpo_dataset *train, const dpo_dataset *eval, long total_steps);
+    void (*start)(void *ctx, const data_set *train, const data_set *eval, long total_steps);
     int (*step)(void *ctx, const train_metrics *m, long total_steps, dpo_err *e); /* after every step */
     int (*eval)(void *ctx, const train_metrics *m, long total_steps, dpo_err *e); /* after every evaluation */
     /* a one-line notice about the run: what --resume found */

@@ -3,7 +3,7 @@
  *   (a) against values worked out by hand below (each literal has its arithmetic
  *       in a comment; the digits were computed with python3 and mpmath at 40
  *       significant digits, then rounded to 17-20),
- *   (b) against central finite differences of dpo_loss_batch itself, in double,
+ *   (b) against central finite differences of obj_loss_batch itself, in double,
  *       over every policy_chosen, policy_rejected and (unlikelihood) every
  *       tok_rejected entry, to 1e-7 relative;
  * and the properties the derivation promises: policy == reference gives ln 2 and
@@ -53,8 +53,8 @@ static void close_n(double got, double want, double rel, const char *what, int l
 }
 #define CLOSE(got, want, rel) close_n((got), (want), (rel), #got, __LINE__)
 
-static dpo_loss_config mkcfg(dpo_loss_kind k, double beta, double ls, double alpha, double w) {
-    dpo_loss_config c;
+static obj_loss_config mkcfg(obj_loss_kind k, double beta, double ls, double alpha, double w) {
+    obj_loss_config c;
     memset(&c, 0, sizeof c);
     c.kind = k;
     c.beta = beta;
@@ -64,9 +64,9 @@ static dpo_loss_config mkcfg(dpo_loss_kind k, double beta, double ls, double alp
     return c;
 }
 
-static dpo_pair_in mkpair(double pc, double rc, double pr, double rr, int nc, int nr,
+static obj_pair_in mkpair(double pc, double rc, double pr, double rr, int nc, int nr,
                           const float *tok) {
-    dpo_pair_in p;
+    obj_pair_in p;
     memset(&p, 0, sizeof p);
     p.policy_chosen = pc;
     p.ref_chosen = rc;
@@ -79,19 +79,19 @@ static dpo_pair_in mkpair(double pc, double rc, double pr, double rr, int nc, in
 }
 
 /* One pair as a batch of one (no per-token output). */
-static double run1(const dpo_loss_config *c, const dpo_pair_in *p, dpo_pair_out *o) {
+static double run1(const obj_loss_config *c, const obj_pair_in *p, obj_pair_out *o) {
     memset(o, 0, sizeof *o);
-    return dpo_loss_batch(c, p, o, 1);
+    return obj_loss_batch(c, p, o, 1);
 }
 
-static double eval_mean(const dpo_loss_config *c, const dpo_pair_in *in, int n) {
-    dpo_pair_out out[MAXP];
+static double eval_mean(const obj_loss_config *c, const obj_pair_in *in, int n) {
+    obj_pair_out out[MAXP];
     memset(out, 0, sizeof out);
-    return dpo_loss_batch(c, in, out, n);
+    return obj_loss_batch(c, in, out, n);
 }
 
 /* Richardson-extrapolated central difference of the batch mean in the double *x. */
-static double fd_double(const dpo_loss_config *c, const dpo_pair_in *in, int n, double *x) {
+static double fd_double(const obj_loss_config *c, const obj_pair_in *in, int n, double *x) {
     double x0 = *x, d[2];
     int k;
     for (k = 0; k < 2; k++) {
@@ -107,7 +107,7 @@ static double fd_double(const dpo_loss_config *c, const dpo_pair_in *in, int n, 
 }
 
 /* The same in the float *x (a per-token log-prob). */
-static double fd_float(const dpo_loss_config *c, const dpo_pair_in *in, int n, float *x) {
+static double fd_float(const obj_loss_config *c, const obj_pair_in *in, int n, float *x) {
     float x0 = *x;
     double d[2];
     int k;
@@ -132,125 +132,125 @@ static double fd_float(const dpo_loss_config *c, const dpo_pair_in *in, int n, f
 
 START_TEST(test_kind_names) {
     static const char *const names[] = {"dpo", "ipo", "hinge", "sft", "unlikelihood"};
-    static const dpo_loss_kind kinds[] = {DPO_LOSS_DPO, DPO_LOSS_IPO, DPO_LOSS_HINGE, DPO_LOSS_SFT,
-                                          DPO_LOSS_UNLIKELIHOOD};
+    static const obj_loss_kind kinds[] = {OBJ_LOSS_DPO, OBJ_LOSS_IPO, OBJ_LOSS_HINGE, OBJ_LOSS_SFT,
+                                          OBJ_LOSS_UNLIKELIHOOD};
     static const char *const bad[] = {"", "DPO", "dpo ", " dpo", "dp", "dpoo", "cdpo", "kto",
                                       "unlikely", "sft\n", "hinge\t"};
-    dpo_loss_kind k;
+    obj_loss_kind k;
     size_t i;
     for (i = 0; i < 5; i++) {
-        k = (dpo_loss_kind)-1;
-        ck_assert_int_eq(dpo_loss_kind_parse(names[i], &k), 0);
+        k = (obj_loss_kind)-1;
+        ck_assert_int_eq(obj_loss_kind_parse(names[i], &k), 0);
         ck_assert_int_eq((int)k, (int)kinds[i]);
-        ck_assert_str_eq(dpo_loss_kind_name(kinds[i]), names[i]);
+        ck_assert_str_eq(obj_loss_kind_name(kinds[i]), names[i]);
     }
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        k = DPO_LOSS_HINGE;
-        ck_assert_msg(dpo_loss_kind_parse(bad[i], &k) == -1, "accepted \"%s\"", bad[i]);
-        ck_assert_int_eq((int)k, (int)DPO_LOSS_HINGE); /* left alone */
+        k = OBJ_LOSS_HINGE;
+        ck_assert_msg(obj_loss_kind_parse(bad[i], &k) == -1, "accepted \"%s\"", bad[i]);
+        ck_assert_int_eq((int)k, (int)OBJ_LOSS_HINGE); /* left alone */
     }
-    ck_assert_int_eq(dpo_loss_kind_parse(NULL, &k), -1);
-    ck_assert_str_eq(dpo_loss_kind_name((dpo_loss_kind)5), "unknown");
-    ck_assert_str_eq(dpo_loss_kind_name((dpo_loss_kind)-1), "unknown");
+    ck_assert_int_eq(obj_loss_kind_parse(NULL, &k), -1);
+    ck_assert_str_eq(obj_loss_kind_name((obj_loss_kind)5), "unknown");
+    ck_assert_str_eq(obj_loss_kind_name((obj_loss_kind)-1), "unknown");
 }
 END_TEST
 
 START_TEST(test_config_validate) {
     struct {
-        dpo_loss_config c;
+        obj_loss_config c;
         const char *want; /* substring of the message */
     } bad[] = {
-        {{DPO_LOSS_DPO, 0.0, 0, 0, 0}, "beta"},
-        {{DPO_LOSS_DPO, -0.1, 0, 0, 0}, "beta"},
-        {{DPO_LOSS_IPO, NAN, 0, 0, 0}, "beta"},
-        {{DPO_LOSS_HINGE, INFINITY, 0, 0, 0}, "beta"},
-        {{DPO_LOSS_SFT, 0.0, 0, 0, 0}, "beta"},
-        {{DPO_LOSS_DPO, 0.1, -0.01, 0, 0}, "label smoothing"},
-        {{DPO_LOSS_DPO, 0.1, 0.5, 0, 0}, "label smoothing"},
-        {{DPO_LOSS_DPO, 0.1, 0.7, 0, 0}, "label smoothing"},
-        {{DPO_LOSS_DPO, 0.1, NAN, 0, 0}, "label smoothing"},
-        {{DPO_LOSS_IPO, 0.1, 0.1, 0, 0}, "dpo loss only"},
-        {{DPO_LOSS_UNLIKELIHOOD, 0.1, 0.1, 1, 0}, "dpo loss only"},
-        {{DPO_LOSS_UNLIKELIHOOD, 0.1, 0, -1, 0}, "alpha"},
-        {{DPO_LOSS_UNLIKELIHOOD, 0.1, 0, NAN, 0}, "alpha"},
-        {{DPO_LOSS_UNLIKELIHOOD, 0.1, 0, INFINITY, 0}, "alpha"},
-        {{DPO_LOSS_DPO, 0.1, 0, 0, -0.5}, "sft weight"},
-        {{DPO_LOSS_DPO, 0.1, 0, 0, NAN}, "sft weight"},
-        {{(dpo_loss_kind)7, 0.1, 0, 0, 0}, "unknown loss kind"},
-        {{(dpo_loss_kind)-1, 0.1, 0, 0, 0}, "unknown loss kind"},
+        {{OBJ_LOSS_DPO, 0.0, 0, 0, 0}, "beta"},
+        {{OBJ_LOSS_DPO, -0.1, 0, 0, 0}, "beta"},
+        {{OBJ_LOSS_IPO, NAN, 0, 0, 0}, "beta"},
+        {{OBJ_LOSS_HINGE, INFINITY, 0, 0, 0}, "beta"},
+        {{OBJ_LOSS_SFT, 0.0, 0, 0, 0}, "beta"},
+        {{OBJ_LOSS_DPO, 0.1, -0.01, 0, 0}, "label smoothing"},
+        {{OBJ_LOSS_DPO, 0.1, 0.5, 0, 0}, "label smoothing"},
+        {{OBJ_LOSS_DPO, 0.1, 0.7, 0, 0}, "label smoothing"},
+        {{OBJ_LOSS_DPO, 0.1, NAN, 0, 0}, "label smoothing"},
+        {{OBJ_LOSS_IPO, 0.1, 0.1, 0, 0}, "dpo loss only"},
+        {{OBJ_LOSS_UNLIKELIHOOD, 0.1, 0.1, 1, 0}, "dpo loss only"},
+        {{OBJ_LOSS_UNLIKELIHOOD, 0.1, 0, -1, 0}, "alpha"},
+        {{OBJ_LOSS_UNLIKELIHOOD, 0.1, 0, NAN, 0}, "alpha"},
+        {{OBJ_LOSS_UNLIKELIHOOD, 0.1, 0, INFINITY, 0}, "alpha"},
+        {{OBJ_LOSS_DPO, 0.1, 0, 0, -0.5}, "sft weight"},
+        {{OBJ_LOSS_DPO, 0.1, 0, 0, NAN}, "sft weight"},
+        {{(obj_loss_kind)7, 0.1, 0, 0, 0}, "unknown loss kind"},
+        {{(obj_loss_kind)-1, 0.1, 0, 0, 0}, "unknown loss kind"},
     };
-    dpo_loss_config good[] = {
-        {DPO_LOSS_DPO, 0.1, 0, 0, 0},  {DPO_LOSS_DPO, 1e-9, 0.4999, 0, 2.0},
-        {DPO_LOSS_IPO, 0.5, 0, 3, 0},  {DPO_LOSS_HINGE, 10, 0, 0, 0.1},
-        {DPO_LOSS_SFT, 0.1, 0, 0, 0},  {DPO_LOSS_UNLIKELIHOOD, 0.1, 0, 0, 0},
-        {DPO_LOSS_UNLIKELIHOOD, 0.1, 0, 1.0, 1.0},
+    obj_loss_config good[] = {
+        {OBJ_LOSS_DPO, 0.1, 0, 0, 0},  {OBJ_LOSS_DPO, 1e-9, 0.4999, 0, 2.0},
+        {OBJ_LOSS_IPO, 0.5, 0, 3, 0},  {OBJ_LOSS_HINGE, 10, 0, 0, 0.1},
+        {OBJ_LOSS_SFT, 0.1, 0, 0, 0},  {OBJ_LOSS_UNLIKELIHOOD, 0.1, 0, 0, 0},
+        {OBJ_LOSS_UNLIKELIHOOD, 0.1, 0, 1.0, 1.0},
     };
     dpo_err e;
     size_t i;
     for (i = 0; i < sizeof good / sizeof good[0]; i++) {
         e.msg[0] = '\0';
-        ck_assert_msg(dpo_loss_config_validate(&good[i], &e) == 0, "good config %zu: %s", i, e.msg);
+        ck_assert_msg(obj_loss_config_validate(&good[i], &e) == 0, "good config %zu: %s", i, e.msg);
     }
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         e.msg[0] = '\0';
-        ck_assert_msg(dpo_loss_config_validate(&bad[i].c, &e) == -1, "bad config %zu accepted", i);
+        ck_assert_msg(obj_loss_config_validate(&bad[i].c, &e) == -1, "bad config %zu accepted", i);
         ck_assert_msg(strstr(e.msg, bad[i].want) != NULL, "bad config %zu: message \"%s\" lacks \"%s\"",
                       i, e.msg, bad[i].want);
-        ck_assert_int_eq(dpo_loss_config_validate(&bad[i].c, NULL), -1); /* e may be NULL */
+        ck_assert_int_eq(obj_loss_config_validate(&bad[i].c, NULL), -1); /* e may be NULL */
     }
     e.msg[0] = '\0';
-    ck_assert_int_eq(dpo_loss_config_validate(NULL, &e), -1);
+    ck_assert_int_eq(obj_loss_config_validate(NULL, &e), -1);
     ck_assert(e.msg[0] != '\0');
 }
 END_TEST
 
 /* An invalid config, n < 1, or a broken pair: NaN, never garbage or a crash. */
 START_TEST(test_batch_preconditions) {
-    dpo_loss_config bad = mkcfg(DPO_LOSS_DPO, 0.0, 0, 0, 0);
-    dpo_loss_config ul = mkcfg(DPO_LOSS_UNLIKELIHOOD, 0.1, 0, 1, 0);
-    dpo_loss_config dpo = mkcfg(DPO_LOSS_DPO, 0.1, 0, 0, 0);
+    obj_loss_config bad = mkcfg(OBJ_LOSS_DPO, 0.0, 0, 0, 0);
+    obj_loss_config ul = mkcfg(OBJ_LOSS_UNLIKELIHOOD, 0.1, 0, 1, 0);
+    obj_loss_config dpo = mkcfg(OBJ_LOSS_DPO, 0.1, 0, 0, 0);
     float tok[3] = {-1, -2, -3}, dtok[3];
-    dpo_pair_in in[2];
-    dpo_pair_out out[2];
+    obj_pair_in in[2];
+    obj_pair_out out[2];
     int t;
     in[0] = mkpair(-10, -12, -15, -15, 4, 3, tok);
     in[1] = mkpair(-5, -4, -6, -6, 2, 3, tok);
 
     memset(out, 0, sizeof out);
     out[0].d_tok_rejected = dtok;
-    ck_assert(isnan(dpo_loss_batch(&bad, in, out, 2)));
+    ck_assert(isnan(obj_loss_batch(&bad, in, out, 2)));
     ck_assert(isnan(out[0].loss) && isnan(out[0].d_chosen) && isnan(out[0].d_rejected));
     ck_assert(isnan(out[0].reward_chosen) && isnan(out[0].reward_rejected) && isnan(out[1].loss));
     for (t = 0; t < 3; t++) ck_assert(isnan(dtok[t]));
     ck_assert_ptr_eq(out[0].d_tok_rejected, dtok); /* the caller's pointer is kept */
 
-    ck_assert(isnan(dpo_loss_batch(&dpo, in, out, 0)));
-    ck_assert(isnan(dpo_loss_batch(&dpo, in, out, -3)));
+    ck_assert(isnan(obj_loss_batch(&dpo, in, out, 0)));
+    ck_assert(isnan(obj_loss_batch(&dpo, in, out, -3)));
 
     /* n_chosen < 1 spoils that pair (and so the mean), not its neighbour */
     memset(out, 0, sizeof out);
     in[0].n_chosen = 0;
-    ck_assert(isnan(dpo_loss_batch(&dpo, in, out, 2)));
+    ck_assert(isnan(obj_loss_batch(&dpo, in, out, 2)));
     ck_assert(isnan(out[0].loss) && isnan(out[0].d_chosen));
     ck_assert(isfinite(out[1].loss) && isfinite(out[1].d_chosen));
     in[0].n_chosen = 4;
     in[0].n_rejected = 0;
-    ck_assert(isnan(dpo_loss_batch(&dpo, in, out, 2)));
+    ck_assert(isnan(obj_loss_batch(&dpo, in, out, 2)));
     ck_assert(isnan(out[0].loss));
     in[0].n_rejected = 3;
 
     /* unlikelihood needs the per-token log-probs */
     in[1].tok_rejected = NULL;
-    ck_assert(isnan(dpo_loss_batch(&ul, in, out, 2)));
+    ck_assert(isnan(obj_loss_batch(&ul, in, out, 2)));
     ck_assert(isfinite(out[0].loss) && isnan(out[1].loss));
     /* ... the other losses do not */
-    ck_assert(isfinite(dpo_loss_batch(&dpo, in, out, 2)));
+    ck_assert(isfinite(obj_loss_batch(&dpo, in, out, 2)));
 
     /* the other losses write zeros into d_tok_rejected when it is given */
     for (t = 0; t < 3; t++) dtok[t] = 123.0f;
     memset(out, 0, sizeof out);
     out[0].d_tok_rejected = dtok;
-    ck_assert(isfinite(dpo_loss_batch(&dpo, in, out, 2)));
+    ck_assert(isfinite(obj_loss_batch(&dpo, in, out, 2)));
     for (t = 0; t < 3; t++) ck_assert(dtok[t] == 0.0f);
 }
 END_TEST
@@ -267,9 +267,9 @@ END_TEST
  *   rewards: 0.1 * 2 = 0.2 and 0.1 * 0 = 0.
  * With label smoothing 0 given explicitly this is the same loss. */
 START_TEST(test_hand_dpo) {
-    dpo_pair_in p = mkpair(-10, -12, -15, -15, 4, 3, NULL);
-    dpo_pair_out o;
-    dpo_loss_config c = mkcfg(DPO_LOSS_DPO, 0.1, 0.0, 0, 0);
+    obj_pair_in p = mkpair(-10, -12, -15, -15, 4, 3, NULL);
+    obj_pair_out o;
+    obj_loss_config c = mkcfg(OBJ_LOSS_DPO, 0.1, 0.0, 0, 0);
     double m = run1(&c, &p, &o);
     CLOSE(m, 0.59813886938159183968, HAND_REL);
     CLOSE(o.loss, 0.59813886938159183968, HAND_REL);
@@ -300,11 +300,11 @@ END_TEST
  * And as e -> 0 the loss tends to plain DPO: e = 1e-12 differs from e = 0 by
  * about 1e-12 * (log(1 + e^-1.5) - log(1 + e^1.5)) = -1.5e-12 relative to 1.70. */
 START_TEST(test_hand_cdpo) {
-    dpo_pair_in p = mkpair(-20, -18, -9, -10, 4, 3, NULL);
-    dpo_pair_out o, o0, oe;
-    dpo_loss_config c = mkcfg(DPO_LOSS_DPO, 0.5, 0.1, 0, 0);
-    dpo_loss_config c0 = mkcfg(DPO_LOSS_DPO, 0.5, 0.0, 0, 0);
-    dpo_loss_config ce = mkcfg(DPO_LOSS_DPO, 0.5, 1e-12, 0, 0);
+    obj_pair_in p = mkpair(-20, -18, -9, -10, 4, 3, NULL);
+    obj_pair_out o, o0, oe;
+    obj_loss_config c = mkcfg(OBJ_LOSS_DPO, 0.5, 0.1, 0, 0);
+    obj_loss_config c0 = mkcfg(OBJ_LOSS_DPO, 0.5, 0.0, 0, 0);
+    obj_loss_config ce = mkcfg(OBJ_LOSS_DPO, 0.5, 1e-12, 0, 0);
     run1(&c, &p, &o);
     CLOSE(o.loss, 1.5514132779827524095, HAND_REL);
     CLOSE(o.d_chosen, -0.3587872380968218298, HAND_REL);
@@ -329,10 +329,10 @@ START_TEST(test_cdpo_stationary_point) {
     size_t i, j;
     for (i = 0; i < 4; i++)
         for (j = 0; j < 3; j++) {
-            dpo_loss_config c = mkcfg(DPO_LOSS_DPO, betas[j], es[i], 0, 0);
+            obj_loss_config c = mkcfg(OBJ_LOSS_DPO, betas[j], es[i], 0, 0);
             double hstar = log((1 - es[i]) / es[i]) / betas[j];
-            dpo_pair_in p = mkpair(hstar, 0, 0, 0, 1, 1, NULL);
-            dpo_pair_out o;
+            obj_pair_in p = mkpair(hstar, 0, 0, 0, 1, 1, NULL);
+            obj_pair_out o;
             run1(&c, &p, &o);
             ck_assert_msg(fabs(o.d_chosen) <= 1e-15 * betas[j], "e %g beta %g: d %g", es[i], betas[j],
                           o.d_chosen);
@@ -350,9 +350,9 @@ END_TEST
  *   h = -0.5 - 1 = -1.5;  loss = (-1.5 - 2)^2 = 12.25;  dL/dh = 2 (-3.5) = -7
  *   d_chosen = -7, d_rejected = +7; rewards 0.25 * -0.5 = -0.125, 0.25 * 1 = 0.25. */
 START_TEST(test_hand_ipo) {
-    dpo_pair_in p = mkpair(-7, -6.5, -4, -5, 4, 3, NULL);
-    dpo_pair_out o;
-    dpo_loss_config c = mkcfg(DPO_LOSS_IPO, 0.25, 0, 0, 0);
+    obj_pair_in p = mkpair(-7, -6.5, -4, -5, 4, 3, NULL);
+    obj_pair_out o;
+    obj_loss_config c = mkcfg(OBJ_LOSS_IPO, 0.25, 0, 0, 0);
     run1(&c, &p, &o);
     ck_assert(o.loss == 12.25); /* every step is exact in binary */
     ck_assert(o.d_chosen == -7.0 && o.d_rejected == 7.0);
@@ -366,10 +366,10 @@ START_TEST(test_ipo_minimum) {
     static const double betas[] = {0.1, 0.25, 0.3, 1.0, 4.0, 1e-3};
     size_t j;
     for (j = 0; j < sizeof betas / sizeof betas[0]; j++) {
-        dpo_loss_config c = mkcfg(DPO_LOSS_IPO, betas[j], 0, 0, 0);
+        obj_loss_config c = mkcfg(OBJ_LOSS_IPO, betas[j], 0, 0, 0);
         double target = 1.0 / (2.0 * betas[j]);
-        dpo_pair_in p = mkpair(target, 0, 0, 0, 1, 1, NULL);
-        dpo_pair_out o;
+        obj_pair_in p = mkpair(target, 0, 0, 0, 1, 1, NULL);
+        obj_pair_out o;
         run1(&c, &p, &o);
         ck_assert_msg(o.loss == 0.0 && o.d_chosen == 0.0 && o.d_rejected == 0.0, "beta %g", betas[j]);
         p.policy_chosen = target + 0.5;
@@ -391,10 +391,10 @@ END_TEST
  * derivatives are exactly 0; with beta h < 1 the derivatives are exactly -+beta. */
 START_TEST(test_hand_hinge) {
     static const double hs[] = {10.5, 12, 20, 1e3};
-    dpo_pair_in p = mkpair(-10, -12, -15, -15, 4, 3, NULL);
-    dpo_pair_out o;
-    dpo_loss_config c = mkcfg(DPO_LOSS_HINGE, 0.1, 0, 0, 0);
-    dpo_loss_config c1 = mkcfg(DPO_LOSS_HINGE, 1.0, 0, 0, 0);
+    obj_pair_in p = mkpair(-10, -12, -15, -15, 4, 3, NULL);
+    obj_pair_out o;
+    obj_loss_config c = mkcfg(OBJ_LOSS_HINGE, 0.1, 0, 0, 0);
+    obj_loss_config c1 = mkcfg(OBJ_LOSS_HINGE, 1.0, 0, 0, 0);
     size_t i;
     run1(&c, &p, &o);
     CLOSE(o.loss, 0.8, 1e-15);
@@ -422,9 +422,9 @@ END_TEST
  * the rewards still follow beta (policy - ref): 0.1 * (-10 - -12) = 0.2. */
 START_TEST(test_hand_sft) {
     static const double refs[][2] = {{-12, -15}, {0, 0}, {-1e4, 50}, {3.25, -7.5}};
-    dpo_pair_in p = mkpair(-10, -12, -15, -15, 4, 3, NULL);
-    dpo_pair_out o, o0;
-    dpo_loss_config c = mkcfg(DPO_LOSS_SFT, 0.1, 0, 0, 0);
+    obj_pair_in p = mkpair(-10, -12, -15, -15, 4, 3, NULL);
+    obj_pair_out o, o0;
+    obj_loss_config c = mkcfg(OBJ_LOSS_SFT, 0.1, 0, 0, 0);
     size_t i;
     run1(&c, &p, &o0);
     ck_assert(o0.loss == 10.0 && o0.d_chosen == -1.0 && o0.d_rejected == 0.0);
@@ -451,12 +451,12 @@ END_TEST
  * d_tok is a float: one float rounding, 6e-8 relative. */
 START_TEST(test_hand_unlikelihood) {
     float tok[3] = {-0.5f, -2.0f, -0.125f}, dtok[3];
-    dpo_pair_in p = mkpair(-10, -12, -15, -15, 4, 3, tok);
-    dpo_pair_out o;
-    dpo_loss_config c = mkcfg(DPO_LOSS_UNLIKELIHOOD, 0.1, 0, 0.5, 0);
+    obj_pair_in p = mkpair(-10, -12, -15, -15, 4, 3, tok);
+    obj_pair_out o;
+    obj_loss_config c = mkcfg(OBJ_LOSS_UNLIKELIHOOD, 0.1, 0, 0.5, 0);
     memset(&o, 0, sizeof o);
     o.d_tok_rejected = dtok;
-    dpo_loss_batch(&c, &p, &o, 1);
+    obj_loss_batch(&c, &p, &o, 1);
     CLOSE(o.loss, 11.609728086099624415, HAND_REL);
     ck_assert(o.d_chosen == -1.0 && o.d_rejected == 0.0);
     CLOSE(dtok[0], 0.77074704126839914207, 6e-8);
@@ -470,9 +470,9 @@ END_TEST
  *   loss = 0.59813886938159183968 + 0.3 * 10/4 = 0.59813886938159183968 + 0.75 = 1.3481388693815918397
  *   d_chosen = -0.045016600268752209144 - 0.3/4 = -0.12001660026875220914; d_rejected unchanged. */
 START_TEST(test_hand_sft_weight) {
-    dpo_pair_in p = mkpair(-10, -12, -15, -15, 4, 3, NULL);
-    dpo_pair_out o;
-    dpo_loss_config c = mkcfg(DPO_LOSS_DPO, 0.1, 0, 0, 0.3);
+    obj_pair_in p = mkpair(-10, -12, -15, -15, 4, 3, NULL);
+    obj_pair_out o;
+    obj_loss_config c = mkcfg(OBJ_LOSS_DPO, 0.1, 0, 0, 0.3);
     run1(&c, &p, &o);
     CLOSE(o.loss, 1.3481388693815918397, HAND_REL);
     CLOSE(o.d_chosen, -0.12001660026875220914, HAND_REL);
@@ -487,14 +487,14 @@ END_TEST
  *   d_chosen[1] = -0.1 sigmoid(0.1) / 2  = -0.026248959373946999305
  * and each pair's own loss is not divided by 2. */
 START_TEST(test_hand_batch) {
-    dpo_pair_in in[2];
-    dpo_pair_out out[2];
-    dpo_loss_config c = mkcfg(DPO_LOSS_DPO, 0.1, 0, 0, 0);
+    obj_pair_in in[2];
+    obj_pair_out out[2];
+    obj_loss_config c = mkcfg(OBJ_LOSS_DPO, 0.1, 0, 0, 0);
     double m;
     in[0] = mkpair(-10, -12, -15, -15, 4, 3, NULL);
     in[1] = mkpair(-5, -4, -6, -6, 2, 5, NULL);
     memset(out, 0, sizeof out);
-    m = dpo_loss_batch(&c, in, out, 2);
+    m = obj_loss_batch(&c, in, out, 2);
     CLOSE(m, 0.67126776472758136726, HAND_REL);
     CLOSE(out[0].loss, 0.59813886938159183968, HAND_REL);
     CLOSE(out[0].d_chosen, -0.022508300134376104572, HAND_REL);
@@ -516,15 +516,15 @@ START_TEST(test_policy_equals_reference) {
     static const double vals[][2] = {{-10, -15}, {0, 0}, {-123.456, -7.25}, {-1e4, -3}, {-0.001, -999}};
     static const double betas[] = {0.1, 0.5, 2.0};
     double ln2 = log(2.0), ulp = nextafter(ln2, 1.0) - ln2;
-    dpo_pair_in in[5];
-    dpo_pair_out out[5];
+    obj_pair_in in[5];
+    obj_pair_out out[5];
     size_t i, j;
     for (i = 0; i < 5; i++) in[i] = mkpair(vals[i][0], vals[i][0], vals[i][1], vals[i][1], 3, 4, NULL);
     for (j = 0; j < 3; j++) {
-        dpo_loss_config c = mkcfg(DPO_LOSS_DPO, betas[j], 0, 0, 0);
+        obj_loss_config c = mkcfg(OBJ_LOSS_DPO, betas[j], 0, 0, 0);
         double m;
         memset(out, 0, sizeof out);
-        m = dpo_loss_batch(&c, in, out, 5);
+        m = obj_loss_batch(&c, in, out, 5);
         ck_assert_msg(fabs(m - ln2) <= ulp, "mean %.17g", m);
         for (i = 0; i < 5; i++) {
             ck_assert_msg(fabs(out[i].loss - ln2) <= ulp, "pair %zu: %.17g", i, out[i].loss);
@@ -540,14 +540,14 @@ END_TEST
  * (the same two roundings objective.c does: nll = -pc / n_w, then loss + w * nll)
  * and -w / n_chosen / n to d_chosen; nothing else changes. For every loss kind. */
 START_TEST(test_sft_weight_adds_exactly) {
-    static const dpo_loss_kind kinds[] = {DPO_LOSS_DPO, DPO_LOSS_IPO, DPO_LOSS_HINGE, DPO_LOSS_SFT,
-                                          DPO_LOSS_UNLIKELIHOOD};
+    static const obj_loss_kind kinds[] = {OBJ_LOSS_DPO, OBJ_LOSS_IPO, OBJ_LOSS_HINGE, OBJ_LOSS_SFT,
+                                          OBJ_LOSS_UNLIKELIHOOD};
     static const double ws[] = {0.3, 1.0, 2.5};
     float tok[4][3] = {{-0.5f, -1.0f, -2.0f}, {-0.25f, -3.0f, -1.5f}, {-4.0f, -0.75f, -0.125f},
                        {-1.0f, -1.0f, -1.0f}};
     float dt0[4][3], dtw[4][3];
-    dpo_pair_in in[4];
-    dpo_pair_out o0[4], ow[4];
+    obj_pair_in in[4];
+    obj_pair_out o0[4], ow[4];
     size_t k, j;
     int i, n = 4;
     in[0] = mkpair(-12.5, -13.25, -20.75, -19.5, 5, 3, tok[0]);
@@ -556,24 +556,24 @@ START_TEST(test_sft_weight_adds_exactly) {
     in[3] = mkpair(-40, -45.5, -33, -31, 40, 3, tok[3]);
     for (k = 0; k < 5; k++)
         for (j = 0; j < 3; j++) {
-            double ls = kinds[k] == DPO_LOSS_DPO ? 0.2 : 0.0;
-            dpo_loss_config c0 = mkcfg(kinds[k], 0.3, ls, 0.7, 0.0);
-            dpo_loss_config cw = mkcfg(kinds[k], 0.3, ls, 0.7, ws[j]);
+            double ls = kinds[k] == OBJ_LOSS_DPO ? 0.2 : 0.0;
+            obj_loss_config c0 = mkcfg(kinds[k], 0.3, ls, 0.7, 0.0);
+            obj_loss_config cw = mkcfg(kinds[k], 0.3, ls, 0.7, ws[j]);
             for (i = 0; i < n; i++) {
                 memset(&o0[i], 0, sizeof o0[i]);
                 memset(&ow[i], 0, sizeof ow[i]);
                 o0[i].d_tok_rejected = dt0[i];
                 ow[i].d_tok_rejected = dtw[i];
             }
-            dpo_loss_batch(&c0, in, o0, n);
-            dpo_loss_batch(&cw, in, ow, n);
+            obj_loss_batch(&c0, in, o0, n);
+            obj_loss_batch(&cw, in, ow, n);
             for (i = 0; i < n; i++) {
                 double nll = -in[i].policy_chosen / (double)in[i].n_chosen;
                 double term = ws[j] * nll;
                 double want = o0[i].loss + term;
                 double dterm = -ws[j] / (double)in[i].n_chosen / (double)n;
                 ck_assert_msg(ow[i].loss == want, "%s w %g pair %d: %.17g != %.17g",
-                              dpo_loss_kind_name(kinds[k]), ws[j], i, ow[i].loss, want);
+                              obj_loss_kind_name(kinds[k]), ws[j], i, ow[i].loss, want);
                 CLOSE(ow[i].d_chosen, o0[i].d_chosen + dterm, 1e-14);
                 ck_assert(ow[i].d_rejected == o0[i].d_rejected);
                 ck_assert(ow[i].reward_chosen == o0[i].reward_chosen);
@@ -601,33 +601,33 @@ static float fd_tok[4][6] = {
 static const int fd_nrej[4] = {4, 6, 3, 2};
 static const int fd_clamped[2] = {2, 1}; /* pair, token with lp = 0 */
 
-static void fd_pairs(dpo_pair_in *in) {
+static void fd_pairs(obj_pair_in *in) {
     in[0] = mkpair(-12.5, -13.25, -20.75, -19.5, 5, fd_nrej[0], fd_tok[0]);
     in[1] = mkpair(-30.125, -28, -25.5, -27.375, 17, fd_nrej[1], fd_tok[1]);
     in[2] = mkpair(-7.75, -8, -9, -9.5, 3, fd_nrej[2], fd_tok[2]);
     in[3] = mkpair(-40, -45.5, -33, -31, 40, fd_nrej[3], fd_tok[3]);
 }
 
-/* Every derivative dpo_loss_batch reports, against the difference quotient. */
-static void check_fd(const dpo_loss_config *c) {
-    dpo_pair_in in[4];
-    dpo_pair_out out[4];
+/* Every derivative obj_loss_batch reports, against the difference quotient. */
+static void check_fd(const obj_loss_config *c) {
+    obj_pair_in in[4];
+    obj_pair_out out[4];
     float dtok[4][6];
     int i, t, n = 4;
     fd_pairs(in);
     memset(out, 0, sizeof out);
     for (i = 0; i < n; i++) out[i].d_tok_rejected = dtok[i];
-    dpo_loss_batch(c, in, out, n);
+    obj_loss_batch(c, in, out, n);
     for (i = 0; i < n; i++) {
         double fc = fd_double(c, in, n, &in[i].policy_chosen);
         double fr = fd_double(c, in, n, &in[i].policy_rejected);
         ck_assert_msg(fabs(fc - out[i].d_chosen) <= FD_REL * fmax(fabs(fc), fabs(out[i].d_chosen)),
                       "%s beta %g e %g alpha %g w %g pair %d: d_chosen %.17g, finite difference %.17g",
-                      dpo_loss_kind_name(c->kind), c->beta, c->label_smoothing, c->alpha, c->sft_weight,
+                      obj_loss_kind_name(c->kind), c->beta, c->label_smoothing, c->alpha, c->sft_weight,
                       i, out[i].d_chosen, fc);
         ck_assert_msg(fabs(fr - out[i].d_rejected) <= FD_REL * fmax(fabs(fr), fabs(out[i].d_rejected)),
                       "%s beta %g e %g alpha %g w %g pair %d: d_rejected %.17g, finite difference %.17g",
-                      dpo_loss_kind_name(c->kind), c->beta, c->label_smoothing, c->alpha, c->sft_weight,
+                      obj_loss_kind_name(c->kind), c->beta, c->label_smoothing, c->alpha, c->sft_weight,
                       i, out[i].d_rejected, fr);
         for (t = 0; t < in[i].n_rejected; t++) {
             double ft;
@@ -635,7 +635,7 @@ static void check_fd(const dpo_loss_config *c) {
             ft = fd_float(c, in, n, &fd_tok[i][t]);
             ck_assert_msg(fabs(ft - dtok[i][t]) <= FD_REL * fmax(fabs(ft), fabs(dtok[i][t])),
                           "%s alpha %g pair %d token %d (lp %g): d_tok %.9g, finite difference %.17g",
-                          dpo_loss_kind_name(c->kind), c->alpha, i, t, (double)fd_tok[i][t],
+                          obj_loss_kind_name(c->kind), c->alpha, i, t, (double)fd_tok[i][t],
                           (double)dtok[i][t], ft);
         }
     }
@@ -649,7 +649,7 @@ START_TEST(test_fd_dpo) {
     for (a = 0; a < 3; a++)
         for (b = 0; b < 3; b++)
             for (d = 0; d < 2; d++) {
-                dpo_loss_config c = mkcfg(DPO_LOSS_DPO, betas[a], es[b], 0, ws[d]);
+                obj_loss_config c = mkcfg(OBJ_LOSS_DPO, betas[a], es[b], 0, ws[d]);
                 check_fd(&c);
             }
 }
@@ -661,9 +661,9 @@ START_TEST(test_fd_ipo_hinge_sft) {
     size_t a, d;
     for (a = 0; a < 3; a++)
         for (d = 0; d < 2; d++) {
-            dpo_loss_config ci = mkcfg(DPO_LOSS_IPO, betas[a], 0, 0, ws[d]);
-            dpo_loss_config cs = mkcfg(DPO_LOSS_SFT, betas[a], 0, 0, ws[d]);
-            dpo_loss_config ch = mkcfg(DPO_LOSS_HINGE, betas[a], 0, 0, ws[d]);
+            obj_loss_config ci = mkcfg(OBJ_LOSS_IPO, betas[a], 0, 0, ws[d]);
+            obj_loss_config cs = mkcfg(OBJ_LOSS_SFT, betas[a], 0, 0, ws[d]);
+            obj_loss_config ch = mkcfg(OBJ_LOSS_HINGE, betas[a], 0, 0, ws[d]);
             check_fd(&ci);
             check_fd(&cs);
             check_fd(&ch); /* beta h = 0.2 -0.4 -0.025 0.75 / 0.6 -1.2 -0.075 2.25 / 2 -4 -0.25 7.5 */
@@ -677,7 +677,7 @@ START_TEST(test_fd_unlikelihood) {
     size_t a, d;
     for (a = 0; a < 3; a++)
         for (d = 0; d < 2; d++) {
-            dpo_loss_config c = mkcfg(DPO_LOSS_UNLIKELIHOOD, 0.1, 0, alphas[a], ws[d]);
+            obj_loss_config c = mkcfg(OBJ_LOSS_UNLIKELIHOOD, 0.1, 0, alphas[a], ws[d]);
             check_fd(&c);
         }
 }
@@ -691,8 +691,8 @@ END_TEST
  * limits right: DPO's loss -> 0 / beta h, its gradient -> 0 / -beta; conservative
  * DPO -> e beta h / (1-e) beta |h|. */
 START_TEST(test_extreme_margins) {
-    static const dpo_loss_kind kinds[] = {DPO_LOSS_DPO, DPO_LOSS_IPO, DPO_LOSS_HINGE, DPO_LOSS_SFT,
-                                          DPO_LOSS_UNLIKELIHOOD};
+    static const obj_loss_kind kinds[] = {OBJ_LOSS_DPO, OBJ_LOSS_IPO, OBJ_LOSS_HINGE, OBJ_LOSS_SFT,
+                                          OBJ_LOSS_UNLIKELIHOOD};
     static const double betas[] = {0.1, 1.0, 10.0};
     static const double hs[] = {1e4, -1e4};
     float tok[2] = {-1.0f, -0.5f}, dtok[2];
@@ -700,20 +700,20 @@ START_TEST(test_extreme_margins) {
     for (k = 0; k < 5; k++)
         for (b = 0; b < 3; b++)
             for (s = 0; s < 2; s++) {
-                double ls = kinds[k] == DPO_LOSS_DPO ? 0.25 : 0.0;
-                dpo_loss_config c = mkcfg(kinds[k], betas[b], ls, 1.0, 0.5);
-                dpo_loss_config plain = mkcfg(kinds[k], betas[b], 0.0, 1.0, 0.0);
-                dpo_pair_in p = mkpair(-1.0, -1.0 - hs[s], -2.0, -2.0, 3, 2, tok);
-                dpo_pair_out o;
+                double ls = kinds[k] == OBJ_LOSS_DPO ? 0.25 : 0.0;
+                obj_loss_config c = mkcfg(kinds[k], betas[b], ls, 1.0, 0.5);
+                obj_loss_config plain = mkcfg(kinds[k], betas[b], 0.0, 1.0, 0.0);
+                obj_pair_in p = mkpair(-1.0, -1.0 - hs[s], -2.0, -2.0, 3, 2, tok);
+                obj_pair_out o;
                 memset(&o, 0, sizeof o);
                 o.d_tok_rejected = dtok;
-                ck_assert(isfinite(dpo_loss_batch(&c, &p, &o, 1)));
+                ck_assert(isfinite(obj_loss_batch(&c, &p, &o, 1)));
                 ck_assert_msg(isfinite(o.loss) && isfinite(o.d_chosen) && isfinite(o.d_rejected) &&
                                   isfinite(o.reward_chosen) && isfinite(o.reward_rejected) &&
                                   isfinite(dtok[0]) && isfinite(dtok[1]),
-                              "%s beta %g h %g", dpo_loss_kind_name(kinds[k]), betas[b], hs[s]);
-                ck_assert(isfinite(dpo_loss_batch(&plain, &p, &o, 1)));
-                if (kinds[k] == DPO_LOSS_DPO) {
+                              "%s beta %g h %g", obj_loss_kind_name(kinds[k]), betas[b], hs[s]);
+                ck_assert(isfinite(obj_loss_batch(&plain, &p, &o, 1)));
+                if (kinds[k] == OBJ_LOSS_DPO) {
                     double bh = betas[b] * hs[s];
                     if (bh > 0) {
                         ck_assert(o.loss == 0.0 && o.d_chosen == 0.0);
@@ -721,7 +721,7 @@ START_TEST(test_extreme_margins) {
                         CLOSE(o.loss, -bh, 1e-15);
                         CLOSE(o.d_chosen, -betas[b], 1e-15);
                     }
-                    dpo_loss_batch(&c, &p, &o, 1); /* e = 0.25, plus w 0.5 * 1/3 */
+                    obj_loss_batch(&c, &p, &o, 1); /* e = 0.25, plus w 0.5 * 1/3 */
                     CLOSE(o.loss, 0.25 * fabs(bh) * (bh > 0 ? 1 : 3) + 0.5 / 3, 1e-15);
                 }
             }
@@ -739,14 +739,14 @@ START_TEST(test_extreme_unlikelihood) {
                    -1.1e-6f, -1e4f, -INFINITY, -FLT_MAX};
     enum { NT = sizeof tok / sizeof tok[0] };
     float one[1], dtok[NT], d1[1];
-    dpo_loss_config c = mkcfg(DPO_LOSS_UNLIKELIHOOD, 0.1, 0, 2.0, 0);
-    dpo_pair_in p = mkpair(-1.0, -1.0, -2.0, -2.0, 1, NT, tok);
-    dpo_pair_out o;
+    obj_loss_config c = mkcfg(OBJ_LOSS_UNLIKELIHOOD, 0.1, 0, 2.0, 0);
+    obj_pair_in p = mkpair(-1.0, -1.0, -2.0, -2.0, 1, NT, tok);
+    obj_pair_out o;
     double cap = 2.0 * 13.815510557964274104, lp_max = log1p(-1e-6);
     int t;
     memset(&o, 0, sizeof o);
     o.d_tok_rejected = dtok;
-    ck_assert(isfinite(dpo_loss_batch(&c, &p, &o, 1)));
+    ck_assert(isfinite(obj_loss_batch(&c, &p, &o, 1)));
     ck_assert(isfinite(o.loss) && o.loss <= 1.0 + NT * cap);
     for (t = 0; t < NT; t++) {
         ck_assert_msg(isfinite(dtok[t]) && dtok[t] >= 0.0f, "token %d: %g", t, (double)dtok[t]);
@@ -759,14 +759,14 @@ START_TEST(test_extreme_unlikelihood) {
     o.d_tok_rejected = d1;
     for (t = 0; t < 8; t++) {
         one[0] = tok[t];
-        dpo_loss_batch(&c, &p, &o, 1);
+        obj_loss_batch(&c, &p, &o, 1);
         CLOSE(o.loss, cap, 1e-15);
         ck_assert(d1[0] == 0.0f);
     }
     /* just below the clamp: continuous, large finite derivative */
     one[0] = nextafterf((float)lp_max, -1.0f);
     while ((double)one[0] > lp_max) one[0] = nextafterf(one[0], -1.0f);
-    dpo_loss_batch(&c, &p, &o, 1);
+    obj_loss_batch(&c, &p, &o, 1);
     CLOSE(o.loss, cap, 1e-7);
     ck_assert(isfinite(d1[0]) && d1[0] > 1.9e6f && d1[0] < 2.1e6f); /* alpha / 1e-6 */
     /* close to the clamp, log(-expm1(lp)) keeps every digit (log1p(-exp(lp)) would
@@ -774,19 +774,19 @@ START_TEST(test_extreme_unlikelihood) {
      *   loss = -2 log(1 - e^(-2^-19)) = 2 * 13.169797384313125703 = 26.339594768626251406
      *   d_tok = 2 / expm1(2^-19) = 2 * 524287.50000015894572 = 1048575.0000003178914 */
     one[0] = -0x1p-19f;
-    dpo_loss_batch(&c, &p, &o, 1);
+    obj_loss_batch(&c, &p, &o, 1);
     CLOSE(o.loss, 26.339594768626251406, 1e-14);
     CLOSE(d1[0], 1048575.0000003178914, 6e-8);
     /* p = 0 and p tiny */
     one[0] = -INFINITY;
-    dpo_loss_batch(&c, &p, &o, 1);
+    obj_loss_batch(&c, &p, &o, 1);
     ck_assert(o.loss == 0.0 && d1[0] == 0.0f);
     one[0] = -1e4f;
-    dpo_loss_batch(&c, &p, &o, 1);
+    obj_loss_batch(&c, &p, &o, 1);
     ck_assert(o.loss == 0.0 && d1[0] == 0.0f);
     /* a NaN log-prob is not hidden by the clamp */
     one[0] = NAN;
-    ck_assert(isnan(dpo_loss_batch(&c, &p, &o, 1)));
+    ck_assert(isnan(obj_loss_batch(&c, &p, &o, 1)));
 }
 END_TEST
 
@@ -797,10 +797,10 @@ END_TEST
 /* 1000 random pairs, every loss kind: 1 and 2 threads give the same bits. */
 START_TEST(test_threads_bit_identical) {
     enum { N = 1000, MAXT = 32 };
-    static const dpo_loss_kind kinds[] = {DPO_LOSS_DPO, DPO_LOSS_IPO, DPO_LOSS_HINGE, DPO_LOSS_SFT,
-                                          DPO_LOSS_UNLIKELIHOOD};
-    dpo_pair_in *in = malloc(N * sizeof *in);
-    dpo_pair_out *o1 = malloc(N * sizeof *o1), *o2 = malloc(N * sizeof *o2);
+    static const obj_loss_kind kinds[] = {OBJ_LOSS_DPO, OBJ_LOSS_IPO, OBJ_LOSS_HINGE, OBJ_LOSS_SFT,
+                                          OBJ_LOSS_UNLIKELIHOOD};
+    obj_pair_in *in = malloc(N * sizeof *in);
+    obj_pair_out *o1 = malloc(N * sizeof *o1), *o2 = malloc(N * sizeof *o2);
     float *tok = malloc((size_t)N * MAXT * sizeof *tok);
     float *dt1 = malloc((size_t)N * MAXT * sizeof *dt1), *dt2 = malloc((size_t)N * MAXT * sizeof *dt2);
     int saved = util_threads(), i;
@@ -819,7 +819,7 @@ START_TEST(test_threads_bit_identical) {
                        tok + (size_t)i * MAXT);
     }
     for (k = 0; k < 5; k++) {
-        dpo_loss_config c = mkcfg(kinds[k], 0.3, kinds[k] == DPO_LOSS_DPO ? 0.1 : 0.0, 0.8, 0.25);
+        obj_loss_config c = mkcfg(kinds[k], 0.3, kinds[k] == OBJ_LOSS_DPO ? 0.1 : 0.0, 0.8, 0.25);
         double m1, m2;
         memset(o1, 0, N * sizeof *o1);
         memset(o2, 0, N * sizeof *o2);
@@ -830,13 +830,13 @@ START_TEST(test_threads_bit_identical) {
             o2[i].d_tok_rejected = dt2 + (size_t)i * MAXT;
         }
         util_set_threads(1);
-        m1 = dpo_loss_batch(&c, in, o1, N);
+        m1 = obj_loss_batch(&c, in, o1, N);
         util_set_threads(2);
-        m2 = dpo_loss_batch(&c, in, o2, N);
+        m2 = obj_loss_batch(&c, in, o2, N);
         util_set_threads(saved);
         ck_assert(isfinite(m1));
         ck_assert_msg(memcmp(&m1, &m2, sizeof m1) == 0, "%s: mean %.17g vs %.17g",
-                      dpo_loss_kind_name(kinds[k]), m1, m2);
+                      obj_loss_kind_name(kinds[k]), m1, m2);
         for (i = 0; i < N; i++) {
             ck_assert(memcmp(&o1[i].loss, &o2[i].loss, sizeof(double)) == 0);
             ck_assert(memcmp(&o1[i].d_chosen, &o2[i].d_chosen, sizeof(double)) == 0);

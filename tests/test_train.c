@@ -1,5 +1,5 @@
 /* tests/test_train.c - Check suite for train.c: reading preference pairs
- * (dpo_data_load: tokenization of each part, the empty prompt, ignored keys, blank
+ * (data_load_pairs: tokenization of each part, the empty prompt, ignored keys, blank
  * lines, the truncation rule of train.h, every malformed file) and the training
  * loop (train_run), each against a computation done here independently:
  *
@@ -16,7 +16,7 @@
  *   - a non-finite loss stopping the run with nothing written;
  *   - held-out evaluation against the next training step's metrics, and
  *     training runs with and without it saving the same bytes;
- *   - SFT data (sft_data_load), one SFT SGD step against p - lr * g with g the
+ *   - SFT data (data_load_sft), one SFT SGD step against p - lr * g with g the
  *     gradient of the completion-token mean NLL built here, for several
  *     micro-batch sizes, and SFT learning a few rows.
  *
@@ -134,7 +134,7 @@ typedef struct {
     train_metrics m[MAXSTEPS], ev[MAXSTEPS];
 } capture;
 
-static void cap_start(void *ctx, const dpo_dataset *d, const dpo_dataset *eval, long total) {
+static void cap_start(void *ctx, const data_set *d, const data_set *eval, long total) {
     capture *c = ctx;
     c->n_start++;
     c->n_rows = d->n_rows;
@@ -182,7 +182,7 @@ static void base_config(train_config *c, const char *model_dir, const char *data
     c->model_dir = model_dir;
     c->data_path = data;
     c->out_dir = out;
-    c->loss.kind = DPO_LOSS_DPO;
+    c->loss.kind = OBJ_LOSS_DPO;
     c->loss.beta = 0.1;
     optim_config_defaults(&c->opt, ok);
     c->opt.lr = lr;
@@ -342,7 +342,7 @@ static void seq_backward(model *m, const seq_t *s, double w) {
  *   L = (1/B) sum_i -log sigmoid(beta h_i),  h_i = (pc_i - rc_i) - (pr_i - rr_i),
  *   dL/dpc_i = -beta sigmoid(-beta h_i) / B,  dL/dpr_i = +beta sigmoid(-beta h_i) / B,
  * and every response token's log-prob has derivative 1 in its sequence's sum. */
-static void dpo_grad(model *pol, model *ref, const pair_seqs *ps, int n, double beta, double *h) {
+static void expected_grad(model *pol, model *ref, const pair_seqs *ps, int n, double beta, double *h) {
     int i;
     mean_dpo_loss(pol, ref, ps, n, beta, h);
     model_zero_grad(pol);
@@ -358,9 +358,9 @@ static void dpo_grad(model *pol, model *ref, const pair_seqs *ps, int n, double 
 /* ======================================================================== */
 
 /* The row's prompt, chosen and rejected ids in the pool. */
-static void check_row(const dpo_dataset *d, int i, const int *want_p, int np, const int *want_c, int nc,
+static void check_row(const data_set *d, int i, const int *want_p, int np, const int *want_c, int nc,
                       const int *want_r, int nr, long line) {
-    const dpo_row *r;
+    const data_row *r;
     const int *pool;
     int j;
     ck_assert_int_lt(i, d->n_rows);
@@ -380,7 +380,7 @@ static void check_row(const dpo_dataset *d, int i, const int *want_p, int np, co
 
 /* A row read without truncation: enc(prompt) (or [eos]), enc(chosen) ++ [eos],
  * enc(rejected) ++ [eos], each part encoded on its own here. */
-static void check_plain_row(const dpo_dataset *d, int i, const char *p, const char *c, const char *r, long line) {
+static void check_plain_row(const data_set *d, int i, const char *p, const char *c, const char *r, long line) {
     size_t np, nc, nr;
     int *ip = enc(p, &np), *ic = enc(c, &nc), *ir = enc(r, &nr);
     int eos = EOS;
@@ -400,7 +400,7 @@ static void check_plain_row(const dpo_dataset *d, int i, const char *p, const ch
 
 START_TEST(test_data_tokenization) {
     char path[256];
-    dpo_dataset d;
+    data_set d;
     dpo_err e;
     size_t n1, n2, n12;
     int *a, *b, *ab;
@@ -420,7 +420,7 @@ START_TEST(test_data_tokenization) {
         "{\"prompt\": \"Last\", \"chosen\": \" line\", \"rejected\": \" row\"}";
     path_in(path, sizeof path, "data.jsonl");
     write_text(path, text);
-    ck_assert_msg(dpo_data_load(&d, path, g_tok, EOS, 32, 16, &e) == 0, "%s", e.msg);
+    ck_assert_msg(data_load_pairs(&d, path, g_tok, EOS, 32, 16, &e) == 0, "%s", e.msg);
     ck_assert_int_eq(d.n_rows, 5);
     ck_assert_int_eq(d.n_truncated, 0);
     check_plain_row(&d, 0, "Hello world", " good answer", " bad one", 1);
@@ -441,7 +441,7 @@ START_TEST(test_data_tokenization) {
     /* the empty prompt is exactly [eos] */
     ck_assert_int_eq(d.rows[2].n_prompt, 1);
     ck_assert_int_eq(d.pool[d.rows[2].off], EOS);
-    dpo_data_free(&d);
+    data_free(&d);
     ck_assert_ptr_null(d.rows);
     ck_assert_ptr_null(d.pool);
     ck_assert_int_eq(d.n_rows, 0);
@@ -477,7 +477,7 @@ START_TEST(test_data_truncation) {
     char path[256], buf[8192], p[256], c[256], r[256];
     int wid[10], i;
     size_t off = 0;
-    dpo_dataset d;
+    data_set d;
     dpo_err e;
     /* prompt words [p0, p1), chosen [c0, c1), rejected [r0, r1); then what must be kept */
     static const struct {
@@ -518,7 +518,7 @@ START_TEST(test_data_truncation) {
     }
     path_in(path, sizeof path, "trunc.jsonl");
     testutil_write_bytes(path, buf, off);
-    ck_assert_msg(dpo_data_load(&d, path, g_tok, EOS, 10, 4, &e) == 0, "%s", e.msg);
+    ck_assert_msg(data_load_pairs(&d, path, g_tok, EOS, 10, 4, &e) == 0, "%s", e.msg);
     ck_assert_int_eq(d.n_rows, n_rows);
     ck_assert_int_eq(d.n_truncated, 4);
     for (i = 0; i < n_rows; i++) {
@@ -528,12 +528,12 @@ START_TEST(test_data_truncation) {
         word_ids(kr, rows[i].kr, rows[i].nr, wid);
         check_row(&d, i, kp, rows[i].np, kc, rows[i].nc, kr, rows[i].nr, i + 1);
     }
-    dpo_data_free(&d);
+    data_free(&d);
     /* max_len must exceed max_prompt_len >= 1 */
-    ck_assert_int_eq(dpo_data_load(&d, path, g_tok, EOS, 4, 4, &e), -1);
+    ck_assert_int_eq(data_load_pairs(&d, path, g_tok, EOS, 4, 4, &e), -1);
     ck_assert_msg(strstr(e.msg, "max_len"), "%s", e.msg);
     ck_assert_int_eq(d.n_rows, 0);
-    ck_assert_int_eq(dpo_data_load(&d, path, g_tok, EOS, 10, 0, &e), -1);
+    ck_assert_int_eq(data_load_pairs(&d, path, g_tok, EOS, 10, 0, &e), -1);
     ck_assert_int_eq(d.n_rows, 0);
 }
 END_TEST
@@ -542,12 +542,12 @@ END_TEST
  * and the dataset is left empty. */
 static void load_fails(const char *name, const char *content, size_t len, long line, const char *also) {
     char path[256], want[320];
-    dpo_dataset d;
+    data_set d;
     dpo_err e;
     path_in(path, sizeof path, name);
     testutil_write_bytes(path, content, len);
     memset(&e, 0, sizeof e);
-    ck_assert_msg(dpo_data_load(&d, path, g_tok, EOS, 32, 16, &e) == -1, "%s was accepted", name);
+    ck_assert_msg(data_load_pairs(&d, path, g_tok, EOS, 32, 16, &e) == -1, "%s was accepted", name);
     ck_assert_msg(strstr(e.msg, path) != NULL, "%s: message does not name the file: %s", name, e.msg);
     if (line > 0) {
         snprintf(want, sizeof want, "%s: line %ld", path, line);
@@ -565,7 +565,7 @@ static void load_fails(const char *name, const char *content, size_t len, long l
 
 START_TEST(test_data_malformed) {
     char path[256];
-    dpo_dataset d;
+    data_set d;
     dpo_err e;
     /* every bad row sits on line 3 after a good row and a blank line */
     LOAD_FAILS("badjson", GOOD "\n{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": }\n" GOOD, 3, NULL);
@@ -590,7 +590,7 @@ START_TEST(test_data_malformed) {
     LOAD_FAILS("blank", "\n  \n\t\r\n", 0, NULL);
     /* a file that is not there */
     path_in(path, sizeof path, "absent.jsonl");
-    ck_assert_int_eq(dpo_data_load(&d, path, g_tok, EOS, 32, 16, &e), -1);
+    ck_assert_int_eq(data_load_pairs(&d, path, g_tok, EOS, 32, 16, &e), -1);
     ck_assert_msg(strstr(e.msg, path) != NULL, "%s", e.msg);
     ck_assert_int_eq(d.n_rows, 0);
 }
@@ -714,7 +714,7 @@ START_TEST(test_sgd_step_matches_gradient) {
     load_model(&ref, rdir);
     ck_assert_msg(model_alloc_grads(&pol, &e) == 0, "%s", e.msg);
     loss_here = mean_dpo_loss(&pol, &ref, ps, NP4, BETA3, h);
-    dpo_grad(&pol, &ref, ps, NP4, BETA3, h);
+    expected_grad(&pol, &ref, ps, NP4, BETA3, h);
     for (k = 0; k < NP4; k++) {
         double pc = seq_logp(&pol, &ps[k].c), pr = seq_logp(&pol, &ps[k].r);
         double rc = seq_logp(&ref, &ps[k].c), rr = seq_logp(&ref, &ps[k].r);
@@ -790,7 +790,7 @@ START_TEST(test_gradient_finite_differences) {
     load_model(&pol, pdir);
     load_model(&ref, rdir);
     ck_assert_msg(model_alloc_grads(&pol, &e) == 0, "%s", e.msg);
-    dpo_grad(&pol, &ref, ps, NP4, BETA3, h);
+    expected_grad(&pol, &ref, ps, NP4, BETA3, h);
     for (f = 0; f < (int)(sizeof fams / sizeof fams[0]); f++) {
         size_t off = (size_t)(pol.params.t[fams[f]] - pol.params_mem), end, i, best = off;
         float save, up, dn;
@@ -992,7 +992,7 @@ static const text_pair pairs8[] = {
  * first. */
 
 START_TEST(test_end_to_end_losses) {
-    static const dpo_loss_kind kinds[3] = {DPO_LOSS_DPO, DPO_LOSS_IPO, DPO_LOSS_HINGE};
+    static const obj_loss_kind kinds[3] = {OBJ_LOSS_DPO, OBJ_LOSS_IPO, OBJ_LOSS_HINGE};
     char pdir[256], data[256], out[256];
     train_config c;
     capture cap;
@@ -1003,7 +1003,7 @@ START_TEST(test_end_to_end_losses) {
     write_pairs(data, pairs8, NP8);
     for (k = 0; k < 3; k++) {
         const train_metrics *first, *last;
-        path_in(out, sizeof out, dpo_loss_kind_name(kinds[k]));
+        path_in(out, sizeof out, obj_loss_kind_name(kinds[k]));
         base_config(&c, pdir, data, out, OPTIM_ADAMW, 1e-3, NP8, NP8, E2E_STEPS);
         c.loss.kind = kinds[k];
         run_ok(&c, &cap);
@@ -1011,14 +1011,14 @@ START_TEST(test_end_to_end_losses) {
         last = &cap.m[E2E_STEPS - 1];
         if (getenv("DPO_TEST_VERBOSE"))
             fprintf(stderr, "%s: step 1 loss %.6g margin %.6g acc %.3g; step %d loss %.6g margin %.6g acc %.3g\n",
-                    dpo_loss_kind_name(kinds[k]), first->loss, first->margin, first->accuracy, E2E_STEPS, last->loss,
+                    obj_loss_kind_name(kinds[k]), first->loss, first->margin, first->accuracy, E2E_STEPS, last->loss,
                     last->margin, last->accuracy);
-        ck_assert_msg(last->accuracy == 1.0, "%s: accuracy %g", dpo_loss_kind_name(kinds[k]), last->accuracy);
-        ck_assert_msg(last->margin > first->margin, "%s: margin %g, first %g", dpo_loss_kind_name(kinds[k]),
+        ck_assert_msg(last->accuracy == 1.0, "%s: accuracy %g", obj_loss_kind_name(kinds[k]), last->accuracy);
+        ck_assert_msg(last->margin > first->margin, "%s: margin %g, first %g", obj_loss_kind_name(kinds[k]),
                       last->margin, first->margin);
         ck_assert_msg(last->margin > 10.0 * cap.m[1].margin, "%s: margin %g, at step 2 %g",
-                      dpo_loss_kind_name(kinds[k]), last->margin, cap.m[1].margin);
-        ck_assert_msg(last->loss < first->loss, "%s: loss %g, first %g", dpo_loss_kind_name(kinds[k]), last->loss,
+                      obj_loss_kind_name(kinds[k]), last->margin, cap.m[1].margin);
+        ck_assert_msg(last->loss < first->loss, "%s: loss %g, first %g", obj_loss_kind_name(kinds[k]), last->loss,
                       first->loss);
         ck_assert(path_exists(out));
     }
@@ -1184,7 +1184,7 @@ END_TEST
 /* ======================================================================== */
 
 /* An SFT row read without truncation: enc(prompt) (or [eos]), enc(completion) ++ [eos]. */
-static void check_sft_row(const dpo_dataset *d, int i, const char *p, const char *c, long line) {
+static void check_sft_row(const data_set *d, int i, const char *p, const char *c, long line) {
     size_t np, nc;
     int *ip = enc(p, &np), *ic = enc(c, &nc), eos = EOS;
     ic = realloc(ic, (nc + 1) * sizeof *ic);
@@ -1197,7 +1197,7 @@ static void check_sft_row(const dpo_dataset *d, int i, const char *p, const char
 
 START_TEST(test_sft_data) {
     char path[256];
-    dpo_dataset d;
+    data_set d;
     dpo_err e;
     int wid[10], i;
     /* line 1: prompt + completion (other keys ignored); line 3: text; line 4: text
@@ -1207,7 +1207,7 @@ START_TEST(test_sft_data) {
                      "{\"text\": \"Hello world\"}\n"
                      "{\"text\": \"I think the food tasted great\", \"prompt\": \"ignored\"}\n"
                      "{\"prompt\": \"Weather today:\", \"completion\": \"\"}\n");
-    ck_assert_msg(sft_data_load(&d, path, g_tok, EOS, 32, 16, &e) == 0, "%s", e.msg);
+    ck_assert_msg(data_load_sft(&d, path, g_tok, EOS, 32, 16, &e) == 0, "%s", e.msg);
     ck_assert_int_eq(d.sft, 1);
     ck_assert_int_eq(d.n_rows, 4);
     check_sft_row(&d, 0, "I think the food", " tasted great", 1);
@@ -1215,12 +1215,12 @@ START_TEST(test_sft_data) {
     check_sft_row(&d, 2, "", "I think the food tasted great", 4);
     check_sft_row(&d, 3, "Weather today:", "", 5);
     ck_assert_int_eq(d.n_truncated, 0);
-    dpo_data_free(&d);
+    data_free(&d);
     /* preference data is not SFT data, and the other way round */
-    ck_assert_int_eq(dpo_data_load(&d, path, g_tok, EOS, 32, 16, &e), -1);
+    ck_assert_int_eq(data_load_pairs(&d, path, g_tok, EOS, 32, 16, &e), -1);
     ck_assert_msg(strstr(e.msg, "line 1") && strstr(e.msg, "chosen"), "%s", e.msg);
 
-    /* truncation, the rule of dpo_data_load with the completion as the only
+    /* truncation, the rule of data_load_pairs with the completion as the only
      * response: max_len 6, max_prompt_len 2, one-token words */
     for (i = 0; i < 10; i++) {
         size_t n;
@@ -1232,7 +1232,7 @@ START_TEST(test_sft_data) {
     write_text(path, "{\"prompt\": \" one two three\", \"completion\": \" four five\"}\n"   /* 3 + 3 = 6: whole */
                      "{\"prompt\": \" one two three\", \"completion\": \" four five six\"}\n" /* 7: prompt -> 2 */
                      "{\"prompt\": \" one\", \"completion\": \" two three four five six\"}\n"); /* 1 + 6: cut to 5 */
-    ck_assert_msg(sft_data_load(&d, path, g_tok, EOS, 6, 2, &e) == 0, "%s", e.msg);
+    ck_assert_msg(data_load_sft(&d, path, g_tok, EOS, 6, 2, &e) == 0, "%s", e.msg);
     ck_assert_int_eq(d.n_truncated, 2);
     {
         int p0[3] = {wid[0], wid[1], wid[2]}, c0[3] = {wid[3], wid[4], EOS};
@@ -1242,19 +1242,19 @@ START_TEST(test_sft_data) {
         check_row(&d, 1, p1, 2, c1, 4, NULL, 0, 2);
         check_row(&d, 2, p2, 1, c2, 5, NULL, 0, 3);
     }
-    dpo_data_free(&d);
+    data_free(&d);
 }
 END_TEST
 
 /* an SFT file whose line `line` is bad: the file and line named, nothing returned */
 static void sft_load_fails(const char *content, long line, const char *also) {
     char path[256], want[320];
-    dpo_dataset d;
+    data_set d;
     dpo_err e;
     path_in(path, sizeof path, "bad-sft.jsonl");
     write_text(path, content);
     memset(&e, 0, sizeof e);
-    ck_assert_msg(sft_data_load(&d, path, g_tok, EOS, 32, 16, &e) == -1, "accepted: %s", content);
+    ck_assert_msg(data_load_sft(&d, path, g_tok, EOS, 32, 16, &e) == -1, "accepted: %s", content);
     snprintf(want, sizeof want, "%s: line %ld", path, line);
     ck_assert_msg(strstr(e.msg, want) != NULL, "message lacks \"%s\": %s", want, e.msg);
     if (also) ck_assert_msg(strstr(e.msg, also) != NULL, "message lacks \"%s\": %s", also, e.msg);
@@ -1615,13 +1615,13 @@ END_TEST
 START_TEST(test_truncate_huge_counts) {
     int np = 1 << 30, nc = 1 << 30, nr = 3;
     size_t skip;
-    ck_assert_int_eq(dpo_truncate_lengths(&np, &skip, &nc, &nr, 512, 256), 1);
+    ck_assert_int_eq(data_truncate_lengths(&np, &skip, &nc, &nr, 512, 256), 1);
     ck_assert_int_eq(np, 256);
     ck_assert_uint_eq(skip, (size_t)(1 << 30) - 256);
     ck_assert_int_eq(nc, 256);
     ck_assert_int_eq(nr, 3);
     np = 10, nc = 5, nr = 0;
-    ck_assert_int_eq(dpo_truncate_lengths(&np, &skip, &nc, &nr, 512, 256), 0);
+    ck_assert_int_eq(data_truncate_lengths(&np, &skip, &nc, &nr, 512, 256), 0);
     ck_assert(np == 10 && nc == 5 && nr == 0 && skip == 0);
 }
 END_TEST
