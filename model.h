@@ -1,5 +1,6 @@
 /* model.h - GPT-2: configuration, parameter and activation layout, forward and
- * backward over packed batches, and Hugging Face model directories. See model.c. */
+ * backward over packed batches (model.c), and Hugging Face model directories
+ * (model_io.c). */
 #ifndef DPO_MODEL_H
 #define DPO_MODEL_H
 
@@ -145,8 +146,8 @@ void model_free(model *m);
  * weight 1 and bias 0. Deterministic in the seed. */
 void model_init_random(model *m, uint64_t seed);
 
-/* Hugging Face directory: config.json + model.safetensors. model_load
- * validates everything before allocating (see model.c) and fills a fresh model;
+/* Hugging Face directory: config.json + model.safetensors (model_io.c). model_load
+ * validates everything before allocating and fills a fresh model;
  * a non-finite weight (NaN, +-inf, in any stored dtype) is refused, naming the
  * tensor and its first bad element.
  * model_save writes both files atomically (F32, "transformer." names, head tied). */

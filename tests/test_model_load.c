@@ -1,5 +1,5 @@
 /* tests/test_model_load.c - Check suite for model_load / model_load_config /
- * model_save (model.c) against hostile Hugging Face model directories.
+ * model_save (model_io.c) against hostile Hugging Face model directories.
  * A valid tiny model (2 layers, 2 heads, n_embd 8, n_ctx 8, vocab 11) is saved
  * and must load back bit for bit; then every broken variant (bad config.json,
  * missing or truncated model.safetensors, wrong shapes, missing, unknown or
