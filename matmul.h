@@ -3,7 +3,13 @@
 #ifndef DPO_MATMUL_H
 #define DPO_MATMUL_H
 
+#include <stddef.h> /* NULL */
+
 /*
+ * Dimensions, here and in every mm_* function: out is M rows by N columns, and
+ * K is the inner dimension that is summed over. (N means columns only here;
+ * model.c calls its token count n_tok.)
+ *
  * out (M,N) = init + A @ B, where
  *   init = out            if accumulate (gradients add into what is there),
  *        = bias (N,)      broadcast over rows, if bias is non-NULL,
@@ -22,5 +28,33 @@ void mm_matmul(float *out, const float *a, const float *b, const float *bias,
  * compare mm_matmul against it. */
 void mm_matmul_ref(float *out, const float *a, const float *b, const float *bias,
                    int M, int N, int K, int a_t, int b_t, int accumulate);
+
+/* Named forms of mm_matmul, so that a call says which operand is transposed and
+ * whether it adds into out; "bt" means b is stored transposed, "at" a, "add" +=.
+ * The layers call these; mm_matmul stays the one kernel behind them. */
+
+/* out (M,N) = a (M,K) @ b (K,N) + bias (N), or + 0 when bias is NULL.
+ * A linear layer's forward: out = inp w + b. */
+static inline void mm_ab(float *out, const float *a, const float *b, const float *bias,
+                         int M, int N, int K) {
+    mm_matmul(out, a, b, bias, M, N, K, 0, 0, 0);
+}
+
+/* out (M,N) = a (M,K) @ b^T, b stored (N,K). */
+static inline void mm_a_bt(float *out, const float *a, const float *b, int M, int N, int K) {
+    mm_matmul(out, a, b, NULL, M, N, K, 0, 1, 0);
+}
+
+/* out (M,N) += a (M,K) @ b^T, b stored (N,K).
+ * A linear layer's input gradient: dinp += dout w^T. */
+static inline void mm_add_a_bt(float *out, const float *a, const float *b, int M, int N, int K) {
+    mm_matmul(out, a, b, NULL, M, N, K, 0, 1, 1);
+}
+
+/* out (M,N) += a^T @ b (K,N), a stored (K,M).
+ * A linear layer's weight gradient: dw += inp^T dout. */
+static inline void mm_add_at_b(float *out, const float *a, const float *b, int M, int N, int K) {
+    mm_matmul(out, a, b, NULL, M, N, K, 1, 0, 1);
+}
 
 #endif

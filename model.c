@@ -241,25 +241,27 @@ static float dot(const float *a, const float *b, int n) {
 /* ------------------------------------------------------------------------ */
 /* embeddings: out[n] = wte[tokens[n]] + wpe[pos[n]] */
 
-static void encoder_forward(float *out /* (N, C) */, const int *tokens /* (N) */,
-                            const int *pos /* (N) */, const float *wte /* (V, C) */,
-                            const float *wpe /* (n_ctx, C) */, int N, int C) {
+static void encoder_forward(float *out /* (n_tok, C) */, const int *tokens /* (n_tok) */,
+                            const int *pos /* (n_tok) */, const float *wte /* (V, C) */,
+                            const float *wpe /* (n_ctx, C) */, int n_tok, int C) {
     int n, c;
-    DPO_OMP_FOR_IF((double)N * C)
-    for (n = 0; n < N; n++) {
+    DPO_OMP_FOR_IF((double)n_tok * C)
+    for (n = 0; n < n_tok; n++) {
         const float *te = wte + (size_t)tokens[n] * C, *pe = wpe + (size_t)pos[n] * C;
         float *o = out + (size_t)n * C;
         for (c = 0; c < C; c++) o[c] = te[c] + pe[c];
     }
 }
 
-/* d wte[tokens[n]] += dout[n], d wpe[pos[n]] += dout[n]. Tokens repeat, so the
- * loop over n stays serial (in order); it is O(N C), negligible. */
+/* In the forward pass this was  out[n] = wte[tokens[n]] + wpe[pos[n]],  so now
+ *   dwte[tokens[n]] += dout[n],   dwpe[pos[n]] += dout[n].
+ * Tokens repeat, so the loop over n stays serial (in order); it is O(n_tok C),
+ * negligible. */
 static void encoder_backward(float *dwte /* (V, C) */, float *dwpe /* (n_ctx, C) */,
-                             const float *dout /* (N, C) */, const int *tokens, const int *pos,
-                             int N, int C) {
+                             const float *dout /* (n_tok, C) */, const int *tokens, const int *pos,
+                             int n_tok, int C) {
     int n, c;
-    for (n = 0; n < N; n++) {
+    for (n = 0; n < n_tok; n++) {
         const float *d = dout + (size_t)n * C;
         float *te = dwte + (size_t)tokens[n] * C, *pe = dwpe + (size_t)pos[n] * C;
         for (c = 0; c < C; c++) {
@@ -275,12 +277,13 @@ static void encoder_backward(float *dwte /* (V, C) */, float *dwpe /* (n_ctx, C)
  *   out_c = (x_c - mu) r w_c + b_c
  * mean and variance are accumulated in double. */
 
-static void layernorm_forward(float *out /* (N, C) */, float *mean /* (N) */, float *rstd /* (N) */,
-                              const float *inp /* (N, C) */, const float *w /* (C) */,
-                              const float *b /* (C) */, int N, int C, double eps) {
+static void layernorm_forward(float *out /* (n_tok, C) */, float *mean /* (n_tok) */,
+                              float *rstd /* (n_tok) */, const float *inp /* (n_tok, C) */,
+                              const float *w /* (C) */, const float *b /* (C) */, int n_tok, int C,
+                              double eps) {
     int n, c;
-    DPO_OMP_FOR_IF((double)N * C)
-    for (n = 0; n < N; n++) {
+    DPO_OMP_FOR_IF((double)n_tok * C)
+    for (n = 0; n < n_tok; n++) {
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
         double mu = 0.0, var = 0.0;
@@ -297,16 +300,24 @@ static void layernorm_forward(float *out /* (N, C) */, float *mean /* (N) */, fl
     }
 }
 
-/* With xhat_c = (x_c - mu) r and g_c = dout_c w_c:
- *   dx_c += r (g_c - mean_c'(g) - xhat_c mean_c'(g xhat))
- *   dw_c += sum_n dout_nc xhat_nc,   db_c += sum_n dout_nc */
-static void layernorm_backward(float *dinp /* (N, C) */, float *dw /* (C) */, float *db /* (C) */,
-                               const float *dout /* (N, C) */, const float *inp /* (N, C) */,
-                               const float *mean /* (N) */, const float *rstd /* (N) */,
-                               const float *w /* (C) */, int N, int C) {
+/* In the forward pass this was  o[c] = (x[c] - mu) * r * w[c] + b[c],  that is
+ *   out_c = xhat_c w_c + b_c,   xhat_c = (x_c - mu) r,
+ * so now, per row, with g_c = dout_c w_c = dL/dxhat_c:
+ *   dw_c += sum_n dout_nc xhat_nc,   db_c += sum_n dout_nc,
+ * and x_i moves xhat_c three ways, directly and through mu and r:
+ *   dxhat_c/dx_i = r [c == i] - r (1/C) + (x_c - mu) dr/dx_i
+ *   d mu/dx_i = 1/C,   dr/dx_i = -(1/2) r^3 dvar/dx_i = -r^3 (x_i - mu) / C = -r^2 xhat_i / C
+ * (dvar/dx_i = (2/C)(x_i - mu): var's own mean term sums to zero). Summing g_c times these:
+ *   dx_i += r (g_i - mean_c(g) - xhat_i mean_c(g xhat))
+ * the first mean term is mu's derivative, the second (xhat_i mean(g xhat)) is r's. */
+static void layernorm_backward(float *dinp /* (n_tok, C) */, float *dw /* (C) */,
+                               float *db /* (C) */, const float *dout /* (n_tok, C) */,
+                               const float *inp /* (n_tok, C) */, const float *mean /* (n_tok) */,
+                               const float *rstd /* (n_tok) */, const float *w /* (C) */, int n_tok,
+                               int C) {
     int n, c;
-    DPO_OMP_FOR_IF((double)N * C)
-    for (n = 0; n < N; n++) {
+    DPO_OMP_FOR_IF((double)n_tok * C)
+    for (n = 0; n < n_tok; n++) {
         const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
         float *dx = dinp + (size_t)n * C;
         float mu = mean[n], r = rstd[n], mg, mgx;
@@ -324,10 +335,10 @@ static void layernorm_backward(float *dinp /* (N, C) */, float *dw /* (C) */, fl
         }
     }
     /* parameter gradients: each c sums over n in order (columns are disjoint) */
-    DPO_OMP_FOR_IF((double)N * C)
+    DPO_OMP_FOR_IF((double)n_tok * C)
     for (c = 0; c < C; c++) {
         float sw = 0.0f, sb = 0.0f;
-        for (n = 0; n < N; n++) {
+        for (n = 0; n < n_tok; n++) {
             float dv = dout[(size_t)n * C + c];
             sw += dv * ((inp[(size_t)n * C + c] - mean[n]) * rstd[n]);
             sb += dv;
@@ -338,21 +349,23 @@ static void layernorm_backward(float *dinp /* (N, C) */, float *dw /* (C) */, fl
 }
 
 /* ------------------------------------------------------------------------ */
-/* Conv1D / linear: out (N, OC) = inp (N, IC) @ w (IC, OC) + b (OC) */
+/* Conv1D / linear: out (n_tok, OC) = inp (n_tok, IC) @ w (IC, OC) + b (OC) */
 
 static void matmul_forward(float *out, const float *inp, const float *w, const float *b,
-                           int N, int IC, int OC) {
-    mm_matmul(out, inp, w, b, N, OC, IC, 0, 0, 0);
+                           int n_tok, int IC, int OC) {
+    mm_ab(out, inp, w, b, n_tok, OC, IC);
 }
 
-/*   dinp += dout w^T,   dw += inp^T dout,   db += sum_n dout_n */
-static void matmul_backward(float *dinp /* (N, IC) */, float *dw /* (IC, OC) */, float *db /* (OC) */,
-                            const float *dout /* (N, OC) */, const float *inp /* (N, IC) */,
-                            const float *w /* (IC, OC) */, int N, int IC, int OC) {
+/* In the forward pass this was  out = inp w + b,  so now
+ *   dinp += dout w^T,   dw += inp^T dout,   db += sum_n dout_n */
+static void matmul_backward(float *dinp /* (n_tok, IC) */, float *dw /* (IC, OC) */,
+                            float *db /* (OC) */, const float *dout /* (n_tok, OC) */,
+                            const float *inp /* (n_tok, IC) */, const float *w /* (IC, OC) */,
+                            int n_tok, int IC, int OC) {
     int n, o;
-    mm_matmul(dinp, dout, w, NULL, N, IC, OC, 0, 1, 1);
-    mm_matmul(dw, inp, dout, NULL, IC, OC, N, 1, 0, 1);
-    for (n = 0; n < N; n++) {
+    mm_add_a_bt(dinp, dout, w, n_tok, IC, OC);
+    mm_add_at_b(dw, inp, dout, IC, OC, n_tok);
+    for (n = 0; n < n_tok; n++) {
         const float *d = dout + (size_t)n * OC;
         for (o = 0; o < OC; o++) db[o] += d[o];
     }
@@ -365,13 +378,14 @@ static void matmul_backward(float *dinp /* (N, IC) */, float *dw /* (IC, OC) */,
  * qkv rows hold [q (C) | k (C) | v (C)]; head h is columns h*D..h*D+D-1 of each.
  * att holds each (s, h) block of T x T probabilities (only j <= i is used). */
 
-static void attention_forward(float *out /* (N, C) */, float *att /* (A) */,
-                              const float *qkv /* (N, 3C) */, const int *seq_start /* (S+1) */,
-                              const size_t *att_off /* (S) */, int S, int C, int H) {
-    int D = C / H, task, ntask = S * H;
+static void attention_forward(float *out /* (n_tok, C) */, float *att /* (A) */,
+                              const float *qkv /* (n_tok, 3C) */,
+                              const int *seq_start /* (n_seq+1) */,
+                              const size_t *att_off /* (n_seq) */, int n_seq, int C, int H) {
+    int D = C / H, task, ntask = n_seq * H;
     float scale = (float)(1.0 / sqrt((double)D));
     size_t C3 = (size_t)3 * C;
-    DPO_OMP_FOR_IF((double)seq_start[S] * C * 16)
+    DPO_OMP_FOR_IF((double)seq_start[n_seq] * C * 16)
     for (task = 0; task < ntask; task++) {
         int s = task / H, h = task % H, base = seq_start[s], T = seq_start[s + 1] - base, i, j, d;
         float *P = att + att_off[s] + (size_t)h * T * T;
@@ -400,21 +414,29 @@ static void attention_forward(float *out /* (N, C) */, float *att /* (A) */,
     }
 }
 
-/* With dy_i the output gradient:
- *   dv_j += sum_i P_ij dy_i,   dP_ij = dy_i . v_j
- *   dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij')        (softmax backward)
- *   dq_i += scale sum_j dS_ij k_j,   dk_j += scale sum_i dS_ij q_i
+/* The forward pass, undone from its last line back, with dy_i the output gradient:
+ * 1. it was  y[d] += row[j] * v[d],  y_i = sum_{j<=i} P_ij v_j,  so now
+ *      dv_j += sum_i P_ij dy_i,   dP_ij = dy_i . v_j
+ * 2. it was  row[j] = expf(row[j] - mx) ... row[j] *= inv,  P_ij = softmax_j(S_ij),
+ *    whose Jacobian is dP_ij/dS_ik = P_ij ([j == k] - P_ik), so now (softmax backward)
+ *      dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij')
+ *    (the max mx is subtracted from every S_ij of the row: softmax does not change, and
+ *    it has no gradient; j > i were never in the softmax and get none)
+ * 3. it was  row[j] = dot(q, k, D) * scale,  S_ij = scale q_i . k_j,  so now
+ *      dq_i += scale sum_j dS_ij k_j,   dk_j += scale sum_i dS_ij q_i
+ *    (below, ds is scale dS_ij: the scale is applied once per (i, j)).
  * dP is computed twice per row (once for the row sum, once for dS) instead of
  * being stored. Each (s, h) task writes only its own rows and head columns of
  * dqkv; att is read only. */
-static void attention_backward(float *dqkv /* (N, 3C) */, const float *att /* (A) */,
-                               const float *dout /* (N, C) */, const float *qkv /* (N, 3C) */,
-                               const int *seq_start /* (S+1) */, const size_t *att_off /* (S) */,
-                               int S, int C, int H) {
-    int D = C / H, task, ntask = S * H;
+static void attention_backward(float *dqkv /* (n_tok, 3C) */, const float *att /* (A) */,
+                               const float *dout /* (n_tok, C) */,
+                               const float *qkv /* (n_tok, 3C) */,
+                               const int *seq_start /* (n_seq+1) */,
+                               const size_t *att_off /* (n_seq) */, int n_seq, int C, int H) {
+    int D = C / H, task, ntask = n_seq * H;
     float scale = (float)(1.0 / sqrt((double)D));
     size_t C3 = (size_t)3 * C;
-    DPO_OMP_FOR_IF((double)seq_start[S] * C * 16)
+    DPO_OMP_FOR_IF((double)seq_start[n_seq] * C * 16)
     for (task = 0; task < ntask; task++) {
         int s = task / H, h = task % H, base = seq_start[s], T = seq_start[s + 1] - base, i, j, d;
         const float *P = att + att_off[s] + (size_t)h * T * T;
@@ -466,7 +488,12 @@ static void gelu_forward(float *out, const float *inp, size_t n) {
     }
 }
 
-/* gelu'(x) = s + x s (1 - s) 2 u',  u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2);
+/* In the forward pass this was  out[i] = x / (1.0f + expf(-2.0f * u)),  that is
+ *   gelu(x) = x s,   s = sigmoid(2u) = 0.5 (1 + tanh u),   u = sqrt(2/pi) (x + 0.044715 x^3),
+ * so now, with sigmoid'(z) = sigmoid(z) (1 - sigmoid(z)):
+ *   gelu'(x) = s + x ds/dx = s + x s (1 - s) 2 u',   u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+ * (the same as the tanh form's 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) u', since
+ * 1 - tanh^2 u = 4 s (1 - s)).
  * dinp = gelu'(x) dout, written in place over dout when dinp == dout. */
 static void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     long i, ni = (long)n;
@@ -487,15 +514,16 @@ static void residual_forward(float *out, const float *a, const float *b, size_t 
 }
 
 /* ------------------------------------------------------------------------ */
-/* log-softmax of the tied head's logits, only for the M rows with a target:
+/* log-softmax of the tied head's logits, only for the n_sel rows with a target:
  *   logp = z_t - max_v z_v - log sum_v exp(z_v - max)   (the sum in double)
  * probs receives softmax(z) for the backward. */
 
-static void logsoftmax_forward(float *logp /* (N) */, float *probs /* (M, V), logits in */,
-                               const int *sel /* (M) */, const int *targets /* (N) */, int M, int V) {
+static void logsoftmax_forward(float *logp /* (n_tok) */, float *probs /* (n_sel, V), logits in */,
+                               const int *sel /* (n_sel) */, const int *targets /* (n_tok) */,
+                               int n_sel, int V) {
     int r;
-    DPO_OMP_FOR_IF((double)M * V)
-    for (r = 0; r < M; r++) {
+    DPO_OMP_FOR_IF((double)n_sel * V)
+    for (r = 0; r < n_sel; r++) {
         float *z = probs + (size_t)r * V, mx = -INFINITY, zt, inv;
         double sum = 0.0;
         int v;
@@ -512,12 +540,17 @@ static void logsoftmax_forward(float *logp /* (N) */, float *probs /* (M, V), lo
     }
 }
 
-/* d logp_t / d z_v = [v == t] - p_v, so dz_v = dlogp (delta_vt - p_v); in place. */
-static void logsoftmax_backward(float *probs /* (M, V): becomes dlogits */, const float *dlogp /* (N) */,
-                                const int *sel, const int *targets, int M, int V) {
+/* In the forward pass this was  logp = zt - mx - log(sum),  sum = sum_v exp(z_v - mx),
+ * that is logp = z_t - log sum_v exp(z_v) (mx cancels: it has no gradient), so
+ *   d logp / d z_v = [v == t] - exp(z_v) / sum_v' exp(z_v') = [v == t] - p_v
+ * and now, with g = dlogp of the row and p_v the saved softmax,
+ *   dz_v = g ([v == t] - p_v):   -g p_v everywhere, then + g at the target; in place. */
+static void logsoftmax_backward(float *probs /* (n_sel, V): becomes dlogits */,
+                                const float *dlogp /* (n_tok) */, const int *sel /* (n_sel) */,
+                                const int *targets /* (n_tok) */, int n_sel, int V) {
     int r;
-    DPO_OMP_FOR_IF((double)M * V)
-    for (r = 0; r < M; r++) {
+    DPO_OMP_FOR_IF((double)n_sel * V)
+    for (r = 0; r < n_sel; r++) {
         float *z = probs + (size_t)r * V, g = dlogp[sel[r]];
         int v;
         for (v = 0; v < V; v++) z[v] = -g * z[v];
@@ -556,24 +589,24 @@ static int carve_arena(float **mem, size_t *cap, float **ptrs[], const size_t *c
     return 0;
 }
 
-/* Validate the batch and copy it into the model, with positions, the selected
- * rows and each sequence's attention offset. */
-static int set_batch(model *m, const int *tokens, const int *targets, const int *seq_len, int n_seq,
-                     dpo_err *e) {
-    const model_config *c = &m->cfg;
-    size_t N = 0, A = 0, need, i;
-    int s, t, M = 0;
+/* Validate a batch before anything is sized from it: sequence lengths within
+ * the context, at most 2^30 tokens, an attention size that fits, and token and
+ * target ids in the vocabulary. Sets *n_tok_out to the number of tokens. */
+static int check_batch(const model_config *c, const int *tokens, const int *targets,
+                       const int *seq_len, int n_seq, size_t *n_tok_out, dpo_err *e) {
+    size_t n_tok = 0, A = 0, i;
+    int s;
     if (n_seq < 1) return dpo_errf(e, "batch has no sequences");
     for (s = 0; s < n_seq; s++) {
         if (seq_len[s] < 1 || seq_len[s] > c->n_ctx)
             return dpo_errf(e, "sequence %d has length %d, outside [1, %d] (the model's context)", s,
                             seq_len[s], c->n_ctx);
-        N += (size_t)seq_len[s];
+        n_tok += (size_t)seq_len[s];
         A += (size_t)seq_len[s] * (size_t)seq_len[s]; /* <= n_seq * 2^32: no overflow in 64 bits */
-        if (N > (size_t)1 << 30) return dpo_errf(e, "batch of more than 2^30 tokens");
+        if (n_tok > (size_t)1 << 30) return dpo_errf(e, "batch of more than 2^30 tokens");
     }
     if (util_mul_size(A, (size_t)c->n_head, &A) != 0) return dpo_errf(e, "attention size overflows");
-    for (i = 0; i < N; i++) {
+    for (i = 0; i < n_tok; i++) {
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
             return dpo_errf(e, "token %zu has id %d, outside the vocabulary [0, %d)", i, tokens[i],
                             c->vocab_size);
@@ -581,7 +614,19 @@ static int set_batch(model *m, const int *tokens, const int *targets, const int 
             return dpo_errf(e, "target %zu has id %d, outside the vocabulary [0, %d) (or -1)", i,
                             targets[i], c->vocab_size);
     }
-    need = 4 * N + (size_t)n_seq + 1;
+    *n_tok_out = n_tok;
+    return 0;
+}
+
+/* Validate the batch and copy it into the model, with positions, the selected
+ * rows and each sequence's attention offset. */
+static int set_batch(model *m, const int *tokens, const int *targets, const int *seq_len, int n_seq,
+                     dpo_err *e) {
+    const model_config *c = &m->cfg;
+    size_t n_tok = 0, A, need, i;
+    int s, t, n_sel = 0;
+    if (check_batch(c, tokens, targets, seq_len, n_seq, &n_tok, e) != 0) return -1;
+    need = 4 * n_tok + (size_t)n_seq + 1;
     if (need > m->ibuf_cap) {
         free(m->ibuf);
         m->ibuf = malloc(need * sizeof(int));
@@ -595,12 +640,12 @@ static int set_batch(model *m, const int *tokens, const int *targets, const int 
         if (!m->att_off) return dpo_errf(e, "out of memory for the batch");
     }
     m->tokens = m->ibuf;
-    m->targets = m->tokens + N;
-    m->pos = m->targets + N;
-    m->sel = m->pos + N;
-    m->seq_start = m->sel + N;
-    memcpy(m->tokens, tokens, N * sizeof(int));
-    memcpy(m->targets, targets, N * sizeof(int));
+    m->targets = m->tokens + n_tok;
+    m->pos = m->targets + n_tok;
+    m->sel = m->pos + n_tok;
+    m->seq_start = m->sel + n_tok;
+    memcpy(m->tokens, tokens, n_tok * sizeof(int));
+    memcpy(m->targets, targets, n_tok * sizeof(int));
     m->seq_start[0] = 0;
     A = 0;
     for (s = 0; s < n_seq; s++) {
@@ -609,60 +654,61 @@ static int set_batch(model *m, const int *tokens, const int *targets, const int 
         A += (size_t)c->n_head * (size_t)seq_len[s] * (size_t)seq_len[s];
         for (t = 0; t < seq_len[s]; t++) m->pos[m->seq_start[s] + t] = t;
     }
-    for (i = 0; i < N; i++)
-        if (targets[i] >= 0) m->sel[M++] = (int)i;
-    m->n_tok = (int)N;
+    for (i = 0; i < n_tok; i++)
+        if (targets[i] >= 0) m->sel[n_sel++] = (int)i;
+    m->n_tok = (int)n_tok;
     m->n_seq = n_seq;
-    m->n_sel = M;
+    m->n_sel = n_sel;
     m->att_per_layer = A;
     return 0;
 }
 
 /* L layers of activations, or one that every layer reuses in forward-only mode */
 static int alloc_acts(model *m, dpo_err *e) {
-    size_t N = (size_t)m->n_tok, M = (size_t)m->n_sel, C = (size_t)m->cfg.n_embd,
-           L = m->no_grad ? 1 : (size_t)m->cfg.n_layer, V = (size_t)m->cfg.vocab_size, A = m->att_per_layer;
+    size_t n_tok = (size_t)m->n_tok, n_sel = (size_t)m->n_sel, C = (size_t)m->cfg.n_embd,
+           L = m->no_grad ? 1 : (size_t)m->cfg.n_layer, V = (size_t)m->cfg.vocab_size,
+           A = m->att_per_layer;
     model_acts *a = &m->acts;
     float **ptrs[] = {&a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty,
                       &a->att, &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fch,
                       &a->fch_gelu, &a->residual3, &a->lnf, &a->lnf_mean, &a->lnf_rstd,
                       &a->head_in, &a->probs, &a->tmp};
     size_t counts[20];
-    /* all products are of validated, bounded sizes; the (M, V) and (L, A) ones are checked */
-    counts[0] = N * C;
-    counts[1] = L * N * C;
-    counts[2] = L * N;
-    counts[3] = L * N;
-    counts[4] = L * N * 3 * C;
-    counts[5] = L * N * C;
+    /* all products are of validated, bounded sizes; the (n_sel, V) and (L, A) ones are checked */
+    counts[0] = n_tok * C;
+    counts[1] = L * n_tok * C;
+    counts[2] = L * n_tok;
+    counts[3] = L * n_tok;
+    counts[4] = L * n_tok * 3 * C;
+    counts[5] = L * n_tok * C;
     if (util_mul_size(L, A, &counts[6]) != 0) return dpo_errf(e, "activation size overflows");
-    counts[7] = L * N * C;
-    counts[8] = L * N * C;
-    counts[9] = L * N;
-    counts[10] = L * N;
-    counts[11] = L * N * 4 * C;
-    counts[12] = L * N * 4 * C;
-    counts[13] = L * N * C;
-    counts[14] = N * C;
-    counts[15] = N;
-    counts[16] = N;
-    counts[17] = M * C;
-    if (util_mul_size(M, V, &counts[18]) != 0) return dpo_errf(e, "activation size overflows");
-    counts[19] = N * C;
+    counts[7] = L * n_tok * C;
+    counts[8] = L * n_tok * C;
+    counts[9] = L * n_tok;
+    counts[10] = L * n_tok;
+    counts[11] = L * n_tok * 4 * C;
+    counts[12] = L * n_tok * 4 * C;
+    counts[13] = L * n_tok * C;
+    counts[14] = n_tok * C;
+    counts[15] = n_tok;
+    counts[16] = n_tok;
+    counts[17] = n_sel * C;
+    if (util_mul_size(n_sel, V, &counts[18]) != 0) return dpo_errf(e, "activation size overflows");
+    counts[19] = n_tok * C;
     return carve_arena(&m->acts_mem, &m->acts_cap, ptrs, counts, 20, "activations", e);
 }
 
 static int alloc_dacts(model *m, dpo_err *e) {
-    size_t N = (size_t)m->n_tok, M = (size_t)m->n_sel, C = (size_t)m->cfg.n_embd;
+    size_t n_tok = (size_t)m->n_tok, n_sel = (size_t)m->n_sel, C = (size_t)m->cfg.n_embd;
     model_dacts *d = &m->dacts;
     float **ptrs[] = {&d->dres, &d->dln, &d->datty, &d->dqkv, &d->dfch, &d->dhead};
     size_t counts[6];
-    counts[0] = N * C;
-    counts[1] = N * C;
-    counts[2] = N * C;
-    counts[3] = N * 3 * C;
-    counts[4] = N * 4 * C;
-    counts[5] = M * C;
+    counts[0] = n_tok * C;
+    counts[1] = n_tok * C;
+    counts[2] = n_tok * C;
+    counts[3] = n_tok * 3 * C;
+    counts[4] = n_tok * 4 * C;
+    counts[5] = n_sel * C;
     return carve_arena(&m->dacts_mem, &m->dacts_cap, ptrs, counts, 6, "activation gradients", e);
 }
 
@@ -670,56 +716,176 @@ static int alloc_dacts(model *m, dpo_err *e) {
 /* forward and backward of the whole model                                   */
 /* ======================================================================== */
 
+/* One block's parameters, or their gradients: layer l's slice of each
+ * per-layer family of a model_tensors (m->params or m->grads). */
+typedef struct {
+    float *ln1w, *ln1b;         /* (C), (C) */
+    float *qkvw, *qkvb;         /* (C, 3C), (3C) */
+    float *attprojw, *attprojb; /* (C, C), (C) */
+    float *ln2w, *ln2b;         /* (C), (C) */
+    float *fcw, *fcb;           /* (C, 4C), (4C) */
+    float *fcprojw, *fcprojb;   /* (4C, C), (C) */
+} block_weights;
+
+static block_weights block_weights_at(const model_tensors *t, int l, int C) {
+    /* where layer l starts in an (L, C) family and in an (L, C, C) one */
+    size_t at_c = (size_t)l * C, at_cc = at_c * C;
+    block_weights w;
+    w.ln1w = t->t[P_LN1W] + at_c;
+    w.ln1b = t->t[P_LN1B] + at_c;
+    w.qkvw = t->t[P_QKVW] + 3 * at_cc;
+    w.qkvb = t->t[P_QKVB] + 3 * at_c;
+    w.attprojw = t->t[P_ATTPROJW] + at_cc;
+    w.attprojb = t->t[P_ATTPROJB] + at_c;
+    w.ln2w = t->t[P_LN2W] + at_c;
+    w.ln2b = t->t[P_LN2B] + at_c;
+    w.fcw = t->t[P_FCW] + 4 * at_cc;
+    w.fcb = t->t[P_FCB] + 4 * at_c;
+    w.fcprojw = t->t[P_FCPROJW] + 4 * at_cc;
+    w.fcprojb = t->t[P_FCPROJB] + at_c;
+    return w;
+}
+
+/* One block's saved activations: its slot of each (L, ...) family of
+ * model_acts, and its input. */
+typedef struct {
+    const float *inp;                 /* (n_tok, C) encoded, or the previous block's residual3 */
+    float *ln1, *ln1_mean, *ln1_rstd; /* (n_tok, C), (n_tok), (n_tok) */
+    float *qkv;                       /* (n_tok, 3C) */
+    float *atty;                      /* (n_tok, C) */
+    float *att;                       /* (A) */
+    float *residual2;                 /* (n_tok, C) after the attention residual */
+    float *ln2, *ln2_mean, *ln2_rstd; /* (n_tok, C), (n_tok), (n_tok) */
+    float *fch, *fch_gelu;            /* (n_tok, 4C), (n_tok, 4C) */
+    float *residual3;                 /* (n_tok, C) after the MLP residual: the block's output */
+} block_acts;
+
+/* Block l's activations live in slot l; forward-only, every block reuses slot 0
+ * (each buffer is read only before it is overwritten: the block's input, slot
+ * 0's residual3 from block 1 on, is last read by the attention residual). */
+static block_acts block_acts_at(const model *m, int l) {
+    const model_acts *a = &m->acts;
+    size_t n_tok = (size_t)m->n_tok, tok_floats = n_tok * (size_t)m->cfg.n_embd; /* (n_tok, C) */
+    size_t slot = m->no_grad ? 0 : (size_t)l;
+    block_acts b;
+    b.inp = l == 0 ? a->encoded : a->residual3 + (m->no_grad ? 0 : (size_t)(l - 1)) * tok_floats;
+    b.ln1 = a->ln1 + slot * tok_floats;
+    b.ln1_mean = a->ln1_mean + slot * n_tok;
+    b.ln1_rstd = a->ln1_rstd + slot * n_tok;
+    b.qkv = a->qkv + 3 * slot * tok_floats;
+    b.atty = a->atty + slot * tok_floats;
+    b.att = a->att + slot * m->att_per_layer;
+    b.residual2 = a->residual2 + slot * tok_floats;
+    b.ln2 = a->ln2 + slot * tok_floats;
+    b.ln2_mean = a->ln2_mean + slot * n_tok;
+    b.ln2_rstd = a->ln2_rstd + slot * n_tok;
+    b.fch = a->fch + 4 * slot * tok_floats;
+    b.fch_gelu = a->fch_gelu + 4 * slot * tok_floats;
+    b.residual3 = a->residual3 + slot * tok_floats;
+    return b;
+}
+
+/* Transformer block l:
+ *   residual2 = inp + attproj(attention(qkv(LN1(inp))))
+ *   residual3 = residual2 + fcproj(gelu(fc(LN2(residual2)))) */
+static void block_forward(model *m, int l) {
+    const model_config *c = &m->cfg;
+    int n_tok = m->n_tok, C = c->n_embd;
+    size_t tok_floats = (size_t)n_tok * C;
+    block_weights w = block_weights_at(&m->params, l, C);
+    block_acts b = block_acts_at(m, l);
+    float *proj = m->acts.tmp; /* (n_tok, C) a projection before its residual add */
+
+    layernorm_forward(b.ln1, b.ln1_mean, b.ln1_rstd, b.inp, w.ln1w, w.ln1b, n_tok, C, c->ln_eps);
+    matmul_forward(b.qkv, b.ln1, w.qkvw, w.qkvb, n_tok, C, 3 * C);
+    attention_forward(b.atty, b.att, b.qkv, m->seq_start, m->att_off, m->n_seq, C, c->n_head);
+    matmul_forward(proj, b.atty, w.attprojw, w.attprojb, n_tok, C, C);
+    residual_forward(b.residual2, b.inp, proj, tok_floats);
+
+    layernorm_forward(b.ln2, b.ln2_mean, b.ln2_rstd, b.residual2, w.ln2w, w.ln2b, n_tok, C,
+                      c->ln_eps);
+    matmul_forward(b.fch, b.ln2, w.fcw, w.fcb, n_tok, C, 4 * C);
+    gelu_forward(b.fch_gelu, b.fch, 4 * tok_floats);
+    matmul_forward(proj, b.fch_gelu, w.fcprojw, w.fcprojb, n_tok, 4 * C, C);
+    residual_forward(b.residual3, b.residual2, proj, tok_floats);
+}
+
+/* Block l backward, from dres = dL/dresidual3 (n_tok, C); leaves dL/dinp in dres.
+ * A residual add passes its gradient unchanged to both of its inputs, so dres
+ * stays as it is and each branch's input gradient is added into it. */
+static void block_backward(model *m, int l) {
+    const model_config *c = &m->cfg;
+    int n_tok = m->n_tok, C = c->n_embd;
+    size_t tok_floats = (size_t)n_tok * C;
+    block_weights w = block_weights_at(&m->params, l, C), dw = block_weights_at(&m->grads, l, C);
+    block_acts b = block_acts_at(m, l);
+    model_dacts *d = &m->dacts;
+
+    /* residual3 = residual2 + fcproj(gelu(fc(LN2(residual2)))) */
+    memset(d->dfch, 0, 4 * tok_floats * sizeof(float));
+    matmul_backward(d->dfch, dw.fcprojw, dw.fcprojb, d->dres, b.fch_gelu, w.fcprojw, n_tok, 4 * C,
+                    C);
+    gelu_backward(d->dfch, b.fch, d->dfch, 4 * tok_floats);
+    memset(d->dln, 0, tok_floats * sizeof(float));
+    matmul_backward(d->dln, dw.fcw, dw.fcb, d->dfch, b.ln2, w.fcw, n_tok, C, 4 * C);
+    layernorm_backward(d->dres, dw.ln2w, dw.ln2b, d->dln, b.residual2, b.ln2_mean, b.ln2_rstd,
+                       w.ln2w, n_tok, C);
+
+    /* residual2 = inp + attproj(attention(qkv(LN1(inp)))) */
+    memset(d->datty, 0, tok_floats * sizeof(float));
+    matmul_backward(d->datty, dw.attprojw, dw.attprojb, d->dres, b.atty, w.attprojw, n_tok, C, C);
+    memset(d->dqkv, 0, 3 * tok_floats * sizeof(float));
+    attention_backward(d->dqkv, b.att, d->datty, b.qkv, m->seq_start, m->att_off, m->n_seq, C,
+                       c->n_head);
+    memset(d->dln, 0, tok_floats * sizeof(float));
+    matmul_backward(d->dln, dw.qkvw, dw.qkvb, d->dqkv, b.ln1, w.qkvw, n_tok, C, 3 * C);
+    layernorm_backward(d->dres, dw.ln1w, dw.ln1b, d->dln, b.inp, b.ln1_mean, b.ln1_rstd, w.ln1w,
+                       n_tok, C);
+}
+
+/* The tied head, only for the n_sel rows that have a target:
+ *   head_in (n_sel, C) = the selected rows of lnf
+ *   logits (n_sel, V) = head_in wte^T,   logp (n_tok) = log-softmax at the target, 0 elsewhere */
+static void head_forward(model *m, float *logp /* (n_tok) */) {
+    model_acts *a = &m->acts;
+    int C = m->cfg.n_embd, V = m->cfg.vocab_size, r;
+    for (r = 0; r < m->n_sel; r++)
+        memcpy(a->head_in + (size_t)r * C, a->lnf + (size_t)m->sel[r] * C, (size_t)C * sizeof(float));
+    mm_a_bt(a->probs, a->head_in, m->params.t[P_WTE], m->n_sel, V, C);
+    for (r = 0; r < m->n_tok; r++) logp[r] = 0.0f;
+    logsoftmax_forward(logp, a->probs, m->sel, m->targets, m->n_sel, V);
+}
+
+/* In the forward pass this was  logits = head_in wte^T,  so now
+ *   dlogits = dlogp (onehot - p)          (logsoftmax_backward)
+ *   dwte += dlogits^T head_in,   dhead = dlogits wte,
+ * and dlnf (in dln) is dhead on the selected rows (head_in copied them), 0 elsewhere. */
+static void head_backward(model *m, const float *dlogp /* (n_tok) */) {
+    model_acts *a = &m->acts;
+    model_dacts *d = &m->dacts;
+    int C = m->cfg.n_embd, V = m->cfg.vocab_size, r;
+    logsoftmax_backward(a->probs, dlogp, m->sel, m->targets, m->n_sel, V);
+    mm_add_at_b(m->grads.t[P_WTE], a->probs, a->head_in, V, C, m->n_sel);
+    mm_ab(d->dhead, a->probs, m->params.t[P_WTE], NULL, m->n_sel, C, V);
+    memset(d->dln, 0, (size_t)m->n_tok * C * sizeof(float));
+    for (r = 0; r < m->n_sel; r++)
+        memcpy(d->dln + (size_t)m->sel[r] * C, d->dhead + (size_t)r * C, (size_t)C * sizeof(float));
+}
+
 int model_forward(model *m, float *logp, const int *tokens, const int *targets,
                   const int *seq_len, int n_seq, dpo_err *e) {
     const model_config *c = &m->cfg;
     const model_tensors *p = &m->params;
     model_acts *a = &m->acts;
-    int L = c->n_layer, C = c->n_embd, H = c->n_head, V = c->vocab_size, N, M, l, r;
-    size_t NC;
-    const float *residual;
+    int l;
 
     m->backward_ready = 0;
     if (set_batch(m, tokens, targets, seq_len, n_seq, e) != 0 || alloc_acts(m, e) != 0) return -1;
-    N = m->n_tok;
-    M = m->n_sel;
-    NC = (size_t)N * C;
-
-    encoder_forward(a->encoded, m->tokens, m->pos, p->t[P_WTE], p->t[P_WPE], N, C);
-    residual = a->encoded;
-    for (l = 0; l < L; l++) {
-        /* s: this layer's activation slot; forward-only, every layer reuses slot 0
-           (each buffer is read only before it is overwritten: the residual input,
-           slot 0's residual3 from layer 1 on, is last read by the attention residual) */
-        size_t lc = (size_t)l * C, lcc = lc * C, s = m->no_grad ? 0 : (size_t)l;
-        float *ln1 = a->ln1 + s * NC, *qkv = a->qkv + 3 * s * NC, *atty = a->atty + s * NC;
-        float *res2 = a->residual2 + s * NC, *ln2 = a->ln2 + s * NC, *fch = a->fch + 4 * s * NC;
-        float *fchg = a->fch_gelu + 4 * s * NC, *res3 = a->residual3 + s * NC;
-
-        layernorm_forward(ln1, a->ln1_mean + s * N, a->ln1_rstd + s * N, residual,
-                          p->t[P_LN1W] + lc, p->t[P_LN1B] + lc, N, C, c->ln_eps);
-        matmul_forward(qkv, ln1, p->t[P_QKVW] + 3 * lcc, p->t[P_QKVB] + 3 * lc, N, C, 3 * C);
-        attention_forward(atty, a->att + s * m->att_per_layer, qkv, m->seq_start,
-                          m->att_off, m->n_seq, C, H);
-        matmul_forward(a->tmp, atty, p->t[P_ATTPROJW] + lcc, p->t[P_ATTPROJB] + lc, N, C, C);
-        residual_forward(res2, residual, a->tmp, NC);
-        layernorm_forward(ln2, a->ln2_mean + s * N, a->ln2_rstd + s * N, res2,
-                          p->t[P_LN2W] + lc, p->t[P_LN2B] + lc, N, C, c->ln_eps);
-        matmul_forward(fch, ln2, p->t[P_FCW] + 4 * lcc, p->t[P_FCB] + 4 * lc, N, C, 4 * C);
-        gelu_forward(fchg, fch, 4 * NC);
-        matmul_forward(a->tmp, fchg, p->t[P_FCPROJW] + 4 * lcc, p->t[P_FCPROJB] + lc, N, 4 * C, C);
-        residual_forward(res3, res2, a->tmp, NC);
-        residual = res3;
-    }
-    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, residual, p->t[P_LNFW], p->t[P_LNFB], N, C,
-                      c->ln_eps);
-
-    /* the head only for rows that have a target: logits (M, V) = head_in (M, C) wte^T */
-    for (r = 0; r < M; r++)
-        memcpy(a->head_in + (size_t)r * C, a->lnf + (size_t)m->sel[r] * C, (size_t)C * sizeof(float));
-    mm_matmul(a->probs, a->head_in, p->t[P_WTE], NULL, M, V, C, 0, 1, 0);
-    for (r = 0; r < N; r++) logp[r] = 0.0f;
-    logsoftmax_forward(logp, a->probs, m->sel, m->targets, M, V);
+    encoder_forward(a->encoded, m->tokens, m->pos, p->t[P_WTE], p->t[P_WPE], m->n_tok, c->n_embd);
+    for (l = 0; l < c->n_layer; l++) block_forward(m, l);
+    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, block_acts_at(m, c->n_layer - 1).residual3,
+                      p->t[P_LNFW], p->t[P_LNFB], m->n_tok, c->n_embd, c->ln_eps);
+    head_forward(m, logp);
     m->backward_ready = !m->no_grad;
     return 0;
 }
@@ -734,9 +900,7 @@ int model_backward(model *m, const float *dlogp, dpo_err *e) {
     const model_tensors *p = &m->params, *g = &m->grads;
     model_acts *a = &m->acts;
     model_dacts *d = &m->dacts;
-    int L = c->n_layer, C = c->n_embd, H = c->n_head, V = c->vocab_size, N = m->n_tok,
-        M = m->n_sel, l, r;
-    size_t NC = (size_t)N * C;
+    int l;
 
     if (m->no_grad) return dpo_errf(e, "model_backward: the model is forward-only (model_set_no_grad)");
     if (!m->backward_ready) return dpo_errf(e, "model_backward needs a fresh model_forward");
@@ -744,51 +908,12 @@ int model_backward(model *m, const float *dlogp, dpo_err *e) {
     if (alloc_dacts(m, e) != 0) return -1;
     m->backward_ready = 0;
 
-    /* head: dlogits = dlogp (onehot - p); dwte += dlogits^T head_in; dhead = dlogits wte */
-    logsoftmax_backward(a->probs, dlogp, m->sel, m->targets, M, V);
-    mm_matmul(g->t[P_WTE], a->probs, a->head_in, NULL, V, C, M, 1, 0, 1);
-    mm_matmul(d->dhead, a->probs, p->t[P_WTE], NULL, M, C, V, 0, 0, 0);
-    memset(d->dln, 0, NC * sizeof(float));
-    for (r = 0; r < M; r++)
-        memcpy(d->dln + (size_t)m->sel[r] * C, d->dhead + (size_t)r * C, (size_t)C * sizeof(float));
-    memset(d->dres, 0, NC * sizeof(float));
+    head_backward(m, dlogp);
+    memset(d->dres, 0, (size_t)m->n_tok * c->n_embd * sizeof(float));
     layernorm_backward(d->dres, g->t[P_LNFW], g->t[P_LNFB], d->dln,
-                       L > 0 ? a->residual3 + (size_t)(L - 1) * NC : a->encoded, a->lnf_mean,
-                       a->lnf_rstd, p->t[P_LNFW], N, C);
-
-    for (l = L - 1; l >= 0; l--) {
-        size_t lc = (size_t)l * C, lcc = lc * C;
-        const float *residual = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * NC;
-        float *ln1 = a->ln1 + l * NC, *qkv = a->qkv + 3 * l * NC, *atty = a->atty + l * NC;
-        float *res2 = a->residual2 + l * NC, *ln2 = a->ln2 + l * NC, *fch = a->fch + 4 * l * NC;
-        float *fchg = a->fch_gelu + 4 * l * NC;
-
-        /* res3 = res2 + fcproj(gelu(fc(LN2(res2)))): dres flows to res2 unchanged, plus the MLP path */
-        memset(d->dfch, 0, 4 * NC * sizeof(float));
-        matmul_backward(d->dfch, g->t[P_FCPROJW] + 4 * lcc, g->t[P_FCPROJB] + lc, d->dres, fchg,
-                        p->t[P_FCPROJW] + 4 * lcc, N, 4 * C, C);
-        gelu_backward(d->dfch, fch, d->dfch, 4 * NC);
-        memset(d->dln, 0, NC * sizeof(float));
-        matmul_backward(d->dln, g->t[P_FCW] + 4 * lcc, g->t[P_FCB] + 4 * lc, d->dfch, ln2,
-                        p->t[P_FCW] + 4 * lcc, N, C, 4 * C);
-        layernorm_backward(d->dres, g->t[P_LN2W] + lc, g->t[P_LN2B] + lc, d->dln, res2,
-                           a->ln2_mean + (size_t)l * N, a->ln2_rstd + (size_t)l * N,
-                           p->t[P_LN2W] + lc, N, C);
-
-        /* res2 = residual + attproj(attention(qkv(LN1(residual)))) */
-        memset(d->datty, 0, NC * sizeof(float));
-        matmul_backward(d->datty, g->t[P_ATTPROJW] + lcc, g->t[P_ATTPROJB] + lc, d->dres, atty,
-                        p->t[P_ATTPROJW] + lcc, N, C, C);
-        memset(d->dqkv, 0, 3 * NC * sizeof(float));
-        attention_backward(d->dqkv, a->att + (size_t)l * m->att_per_layer, d->datty, qkv,
-                           m->seq_start, m->att_off, m->n_seq, C, H);
-        memset(d->dln, 0, NC * sizeof(float));
-        matmul_backward(d->dln, g->t[P_QKVW] + 3 * lcc, g->t[P_QKVB] + 3 * lc, d->dqkv, ln1,
-                        p->t[P_QKVW] + 3 * lcc, N, C, 3 * C);
-        layernorm_backward(d->dres, g->t[P_LN1W] + lc, g->t[P_LN1B] + lc, d->dln, residual,
-                           a->ln1_mean + (size_t)l * N, a->ln1_rstd + (size_t)l * N,
-                           p->t[P_LN1W] + lc, N, C);
-    }
-    encoder_backward(g->t[P_WTE], g->t[P_WPE], d->dres, m->tokens, m->pos, N, C);
+                       block_acts_at(m, c->n_layer - 1).residual3, a->lnf_mean, a->lnf_rstd,
+                       p->t[P_LNFW], m->n_tok, c->n_embd);
+    for (l = c->n_layer - 1; l >= 0; l--) block_backward(m, l);
+    encoder_backward(g->t[P_WTE], g->t[P_WPE], d->dres, m->tokens, m->pos, m->n_tok, c->n_embd);
     return 0;
 }

@@ -65,39 +65,40 @@ typedef struct {
 } model_tensor_info;
 
 /* Activations saved by the forward pass for the backward pass, for a packed
- * batch of N tokens in S sequences, M of which have a target, and
- * A = H * sum_s T_s^2 attention probabilities per layer. One allocation. */
+ * batch of n_tok tokens in n_seq sequences, n_sel of which have a target, and
+ * A = H * sum_s T_s^2 attention probabilities per layer (T_s the length of
+ * sequence s). One allocation. */
 typedef struct {
-    float *encoded;   /* (N, C) token + position embeddings */
-    float *ln1;       /* (L, N, C) */
-    float *ln1_mean;  /* (L, N) */
-    float *ln1_rstd;  /* (L, N) */
-    float *qkv;       /* (L, N, 3C) */
-    float *atty;      /* (L, N, C) attention output, heads concatenated */
+    float *encoded;   /* (n_tok, C) token + position embeddings */
+    float *ln1;       /* (L, n_tok, C) */
+    float *ln1_mean;  /* (L, n_tok) */
+    float *ln1_rstd;  /* (L, n_tok) */
+    float *qkv;       /* (L, n_tok, 3C) */
+    float *atty;      /* (L, n_tok, C) attention output, heads concatenated */
     float *att;       /* (L, A) softmax probabilities, per sequence and head a (T, T) block */
-    float *residual2; /* (L, N, C) after the attention residual */
-    float *ln2;       /* (L, N, C) */
-    float *ln2_mean;  /* (L, N) */
-    float *ln2_rstd;  /* (L, N) */
-    float *fch;       /* (L, N, 4C) MLP pre-activation */
-    float *fch_gelu;  /* (L, N, 4C) */
-    float *residual3; /* (L, N, C) after the MLP residual: the block output */
-    float *lnf;       /* (N, C) */
-    float *lnf_mean;  /* (N) */
-    float *lnf_rstd;  /* (N) */
-    float *head_in;   /* (M, C) rows of lnf whose token has a target */
-    float *probs;     /* (M, V) softmax of the logits; the backward turns it into dlogits */
-    float *tmp;       /* (N, C) scratch for a projection before its residual add */
+    float *residual2; /* (L, n_tok, C) after the attention residual */
+    float *ln2;       /* (L, n_tok, C) */
+    float *ln2_mean;  /* (L, n_tok) */
+    float *ln2_rstd;  /* (L, n_tok) */
+    float *fch;       /* (L, n_tok, 4C) MLP pre-activation */
+    float *fch_gelu;  /* (L, n_tok, 4C) */
+    float *residual3; /* (L, n_tok, C) after the MLP residual: the block output */
+    float *lnf;       /* (n_tok, C) */
+    float *lnf_mean;  /* (n_tok) */
+    float *lnf_rstd;  /* (n_tok) */
+    float *head_in;   /* (n_sel, C) rows of lnf whose token has a target */
+    float *probs;     /* (n_sel, V) softmax of the logits; the backward turns it into dlogits */
+    float *tmp;       /* (n_tok, C) scratch for a projection before its residual add */
 } model_acts;
 
 /* Gradient scratch for the backward pass (activation gradients), one allocation. */
 typedef struct {
-    float *dres;      /* (N, C) gradient of the residual stream */
-    float *dln;       /* (N, C) gradient of a LayerNorm output */
-    float *datty;     /* (N, C) */
-    float *dqkv;      /* (N, 3C) */
-    float *dfch;      /* (N, 4C) */
-    float *dhead;     /* (M, C) */
+    float *dres;      /* (n_tok, C) gradient of the residual stream */
+    float *dln;       /* (n_tok, C) gradient of a LayerNorm output */
+    float *datty;     /* (n_tok, C) */
+    float *dqkv;      /* (n_tok, 3C) */
+    float *dfch;      /* (n_tok, 4C) */
+    float *dhead;     /* (n_sel, C) */
 } model_dacts;
 
 typedef struct {
@@ -109,14 +110,14 @@ typedef struct {
     float *grads_mem;      /* (num_params,) */
 
     /* the batch of the last forward pass */
-    int n_tok, n_seq, n_sel;  /* N, S, M */
+    int n_tok, n_seq, n_sel;  /* tokens, sequences, tokens with a target */
     size_t att_per_layer;     /* A */
     int *ibuf;                /* tokens, targets, pos, sel, seq_start carved from one block */
-    int *tokens, *targets;    /* (N) */
-    int *pos;                 /* (N) position of each token within its sequence */
-    int *sel;                 /* (M) index of each token that has a target */
-    int *seq_start;           /* (S+1) first token of each sequence; seq_start[S] = N */
-    size_t *att_off;          /* (S) offset of each sequence's attention blocks within a layer */
+    int *tokens, *targets;    /* (n_tok) */
+    int *pos;                 /* (n_tok) position of each token within its sequence */
+    int *sel;                 /* (n_sel) index of each token that has a target */
+    int *seq_start;           /* (n_seq+1) first token of each sequence; seq_start[n_seq] = n_tok */
+    size_t *att_off;          /* (n_seq) offset of each sequence's attention blocks within a layer */
     size_t ibuf_cap, att_off_cap;
 
     model_acts acts;
@@ -159,11 +160,11 @@ int model_save(const model *m, const char *dir, dpo_err *e);
 int model_alloc_grads(model *m, dpo_err *e);
 void model_zero_grad(model *m);
 
-/* Forward over a packed batch of n_seq sequences, tokens (N) concatenated,
+/* Forward over a packed batch of n_seq sequences, tokens (n_tok) concatenated,
  * seq_len (n_seq) their lengths (each 1..n_ctx). Positions restart at 0 in
- * each sequence and attention never crosses a boundary. targets (N): the id
+ * each sequence and attention never crosses a boundary. targets (n_tok): the id
  * whose log-probability is wanted at each position (usually the next token of
- * the sequence), or -1 for none. logp (N) receives log p(target | prefix), 0
+ * the sequence), or -1 for none. logp (n_tok) receives log p(target | prefix), 0
  * where the target is -1. */
 int model_forward(model *m, float *logp, const int *tokens, const int *targets,
                   const int *seq_len, int n_seq, dpo_err *e);
@@ -174,7 +175,7 @@ int model_forward(model *m, float *logp, const int *tokens, const int *targets,
  * bit the same) and model_backward is refused. */
 void model_set_no_grad(model *m, int on);
 
-/* Backward from dlogp (N) = d loss / d logp per token (ignored where the
+/* Backward from dlogp (n_tok) = d loss / d logp per token (ignored where the
  * target was -1): adds d loss / d parameter into the gradients. Uses, and
  * consumes, the activations of the last forward: one backward per forward. */
 int model_backward(model *m, const float *dlogp, dpo_err *e);

@@ -5,7 +5,9 @@
  * ignored), and shapes on both sides of every blocking edge (MR = 6, NR = 32,
  * NC = 256, KC = 256 or 512). Also: bit-identical results for 1 and 2 threads, a row
  * computed alone equals the same row inside a batch, K = 0 leaves out = init,
- * and nothing outside out[0 .. M*N) is written.
+ * and nothing outside out[0 .. M*N) is written; the named forms of matmul.h
+ * (mm_ab, mm_a_bt, mm_add_a_bt, mm_add_at_b) pick the layout and initial value
+ * their names say.
  *
  * Threads: the shape sweep runs mm_matmul on one thread, and the thread test
  * compares 1 and 2 threads bit for bit on shapes across the same edges. (With
@@ -273,6 +275,31 @@ START_TEST(test_known_small_product) {
 }
 END_TEST
 
+/* The named forms (mm_ab, mm_a_bt, mm_add_a_bt, mm_add_at_b) on the same
+ * hand-computed product: each stores its operands as its name says and sets or
+ * adds as documented. A = [1 2 3; 4 5 6], B = [7 8; 9 10; 11 12], A B = [58 64; 139 154]. */
+START_TEST(test_named_forms) {
+    static const float A[6] = {1, 2, 3, 4, 5, 6}, At[6] = {1, 4, 2, 5, 3, 6};
+    static const float B[6] = {7, 8, 9, 10, 11, 12}, Bt[6] = {7, 9, 11, 8, 10, 12};
+    static const float bias[2] = {0.5f, -1.0f}, want[4] = {58, 64, 139, 154};
+    float ab[4], ab0[4], abt[4], add_abt[4] = {100, 200, 300, 400}, add_atb[4] = {100, 200, 300, 400};
+    int x;
+    mm_ab(ab, A, B, bias, 2, 2, 3);    /* out = a b + bias */
+    mm_ab(ab0, A, B, NULL, 2, 2, 3);   /* out = a b */
+    mm_a_bt(abt, A, Bt, 2, 2, 3);      /* out = a b^T, b stored (N, K) */
+    mm_add_a_bt(add_abt, A, Bt, 2, 2, 3); /* out += a b^T */
+    mm_add_at_b(add_atb, At, B, 2, 2, 3); /* out += a^T b, a stored (K, M) */
+    for (x = 0; x < 4; x++) {
+        float acc = want[x] + 100.0f * (float)(x + 1);
+        ck_assert_msg(ab[x] == want[x] + bias[x % 2], "mm_ab: out[%d] = %g", x, (double)ab[x]);
+        ck_assert_msg(ab0[x] == want[x], "mm_ab, no bias: out[%d] = %g", x, (double)ab0[x]);
+        ck_assert_msg(abt[x] == want[x], "mm_a_bt: out[%d] = %g", x, (double)abt[x]);
+        ck_assert_msg(add_abt[x] == acc, "mm_add_a_bt: out[%d] = %g", x, (double)add_abt[x]);
+        ck_assert_msg(add_atb[x] == acc, "mm_add_at_b: out[%d] = %g", x, (double)add_atb[x]);
+    }
+}
+END_TEST
+
 /* The same product with 1 and with 2 threads must be bitwise identical: shapes
  * across the edges of the row split (MR) and of the N and K blocks, every
  * layout, the three kinds of initial value in rotation. */
@@ -434,6 +461,7 @@ static Suite *make_suite(void) {
     TCase *tc = tcase_create("matmul");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_known_small_product);
+    tcase_add_test(tc, test_named_forms);
     tcase_add_test(tc, test_empty_dimensions);
     tcase_add_test(tc, test_signed_zero_and_inf);
     tcase_add_test(tc, test_shapes_nn);
