@@ -58,6 +58,11 @@ int data_truncate_lengths(int *n_prompt, size_t *prompt_skip, int *n_c, int *n_r
     return 1;
 }
 
+void data_fit_lengths(int *max_len, int *max_prompt_len, int n_ctx) {
+    if (*max_len > n_ctx) *max_len = n_ctx;
+    if (*max_prompt_len >= *max_len) *max_prompt_len = *max_len - 1;
+}
+
 /* The texts of one row into s[], len[]: pairs {prompt, chosen, rejected}; SFT
  * {prompt, completion}, or {text} as an empty prompt and the text. Returns the
  * number of texts, or -1 with the problem in e. */

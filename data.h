@@ -8,6 +8,15 @@
 #include "tokenizer.h"
 #include "util.h"
 
+/* The default lengths of dpo train, sft and logp (tokens): the longest prompt +
+ * response, and the prompt tokens kept when a row is too long. */
+#define DATA_DEFAULT_MAX_LEN 512
+#define DATA_DEFAULT_MAX_PROMPT_LEN 256
+
+/* Fit the requested lengths to a model context of n_ctx tokens: max_len at most
+ * n_ctx, max_prompt_len at most max_len - 1 (a response needs a token). */
+void data_fit_lengths(int *max_len, int *max_prompt_len, int n_ctx);
+
 /* One row after tokenization and truncation. A preference pair has two
  * sequences, prompt ++ chosen and prompt ++ rejected; a supervised (SFT) row has
  * one, prompt ++ completion, with the completion stored as "chosen". Each

@@ -67,6 +67,23 @@ static int parse_ll(const char *s, long long *out) {
     return 0;
 }
 
+/* An option's help text; "{default}" in it is replaced by the value the option's
+ * variable holds before parsing, so that the help shows the very default the
+ * code uses. */
+static void print_help(FILE *fp, const opt_spec *o) {
+    const char *mark = strstr(o->help, "{default}");
+    if (!mark) {
+        fputs(o->help, fp);
+        return;
+    }
+    fprintf(fp, "%.*s", (int)(mark - o->help), o->help);
+    if (o->kind == OPT_INT) fprintf(fp, "%d", *(const int *)o->out);
+    else if (o->kind == OPT_U64) fprintf(fp, "%llu", (unsigned long long)*(const uint64_t *)o->out);
+    else if (o->kind == OPT_DOUBLE) fprintf(fp, "%g", *(const double *)o->out);
+    else if (o->kind == OPT_STR || o->kind == OPT_NAME) fputs(*(const char *const *)o->out, fp);
+    fputs(mark + 9, fp);
+}
+
 static void usage_options(FILE *fp, const opt_spec *opts, int n) {
     int i;
     for (i = 0; i < n; i++) {
@@ -78,7 +95,9 @@ static void usage_options(FILE *fp, const opt_spec *opts, int n) {
                  : opts[i].kind == OPT_LIST ? " PATH..."
                  : opts[i].kind == OPT_DOUBLE ? " X"
                                             : " N");
-        fprintf(fp, "  %-18s %s%s\n", left, opts[i].help, opts[i].required ? " (required)" : "");
+        fprintf(fp, "  %-18s ", left);
+        print_help(fp, &opts[i]);
+        fprintf(fp, "%s\n", opts[i].required ? " (required)" : "");
     }
     fprintf(fp, "  %-18s %s\n", "--help", "show this help");
 }
@@ -589,63 +608,54 @@ static int check_log_path(const char *cmd, const char *log_path, const train_con
     return 0;
 }
 
+/* what dpo train's and dpo sft's options set besides train_config */
+typedef struct {
+    const char *loss, *optimizer, *schedule, *log_path;
+    int threads, steps, quiet;
+} train_cli;
+
 /* dpo train (sft = 0) and dpo sft (sft = 1): one option table, the DPO-only
- * options left out of sft's */
-static int cmd_train(int argc, char **argv, int sft) {
-    const char *cmd = sft ? "sft" : "train";
-    train_config c;
-    const char *loss = "dpo", *optimizer = "rmsprop", *schedule = "constant", *log_path = NULL;
-    double beta = 0.1, label_smoothing = 0.0, alpha = 1.0, sft_weight = 0.0;
-    double lr = 1e-6, weight_decay = 0.0, grad_clip = 10.0;
-    int warmup = 150, threads = 0, steps = 0, quiet = 0, rc, n_opts = 0, i;
-    optim_kind ok;
-    train_ui ui;
-    train_callbacks cb;
-    dpo_err e;
+ * options left out of sft's; defaults are c's and o's values on entry. Returns
+ * parse_options' 0, 1 (help printed) or -1 (usage error printed). */
+static int train_parse(int argc, char **argv, int sft, train_config *c, train_cli *o) {
+    int i, n_opts = 0;
     opt_spec all[] = {
-        {"--model", OPT_STR, &c.model_dir, 0, 0, 1, "model directory to fine-tune (Hugging Face GPT-2, with tokenizer files)", 0},
-        {"--data", OPT_STR, &c.data_path, 0, 0, 1, sft ? "JSONL rows {\"prompt\", \"completion\"} or {\"text\"}" : "JSONL preference pairs {\"prompt\", \"chosen\", \"rejected\"}", 0},
-        {"--out", OPT_STR, &c.out_dir, 0, 0, 1, "directory for the fine-tuned model (written at the end, atomically)", 0},
-        {"--ref", OPT_STR, &c.ref_dir, 0, 0, 0, "frozen reference model (default: a copy of --model)", 0},
-        {"--tokenizer", OPT_STR, &c.tokenizer_dir, 0, 0, 0, "tokenizer directory (default: --model's)", 0},
-        {"--loss", OPT_NAME, &loss, 0, 0, 0, "dpo (default), ipo (on summed log-probs, as the DPO authors' code), hinge, sft, unlikelihood", 0},
-        {"--beta", OPT_DOUBLE, &beta, 0, 0, 0, "KL strength beta (default 0.1)", 0},
-        {"--label-smoothing", OPT_DOUBLE, &label_smoothing, 0, 0, 0, "conservative DPO: assumed label noise in [0, 0.5) (default 0)", 0},
-        {"--alpha", OPT_DOUBLE, &alpha, 0, 0, 0, "unlikelihood weight (default 1)", 0},
-        {"--sft-weight", OPT_DOUBLE, &sft_weight, 0, 0, 0, "add this times the chosen response's mean-token NLL (default 0)", 0},
-        {"--eval-data", OPT_STR, &c.eval_path, 0, 0, 0, sft ? "held-out JSONL rows: the loss on them, forward passes only" : "held-out JSONL pairs: the same metrics on them, forward passes only", 0},
-        {"--eval-every", OPT_INT, &c.eval_every, 1, 1 << 30, 0, "evaluate every N steps (default: after the last step only)", 0},
-        {"--batch", OPT_INT, &c.batch, 1, 1 << 20, 0, sft ? "rows per optimizer step (default 64)" : "pairs per optimizer step (default 64)", 0},
-        {"--micro-batch", OPT_INT, &c.micro_batch, 1, 1 << 20, 0, sft ? "rows per forward/backward, gradients accumulated (default 4)" : "pairs per forward/backward, gradients accumulated (default 4)", 0},
-        {"--steps", OPT_INT, &steps, 1, 1 << 30, 0, "optimizer steps (default: --epochs over the data)", 0},
-        {"--epochs", OPT_INT, &c.epochs, 1, 1 << 20, 0, "passes over the data when --steps is not given (default 1)", 0},
-        {"--max-len", OPT_INT, &c.max_len, 2, 1 << 20, 0, "longest prompt + response, in tokens (default 512; at most the model's context)", 0},
-        {"--max-prompt-len", OPT_INT, &c.max_prompt_len, 1, 1 << 20, 0, "prompt tokens kept (the last ones) when a row is too long (default 256)", 0},
-        {"--optimizer", OPT_NAME, &optimizer, 0, 0, 0, "rmsprop (default, the paper's; PyTorch defaults), adamw, sgd (plain)", 0},
-        {"--lr", OPT_DOUBLE, &lr, 0, 0, 0, "peak learning rate (default 1e-6)", 0},
-        {"--warmup", OPT_INT, &warmup, 0, 1 << 30, 0, "steps of linear warm-up from 0 (default 150)", 0},
-        {"--schedule", OPT_NAME, &schedule, 0, 0, 0, "constant (default) or cosine, after the warm-up", 0},
-        {"--weight-decay", OPT_DOUBLE, &weight_decay, 0, 0, 0, "weight decay (default 0; not with sgd)", 0},
-        {"--grad-clip", OPT_DOUBLE, &grad_clip, 0, 0, 0, "clip the global gradient norm to this (default 10; 0 turns it off)", 0},
-        {"--seed", OPT_U64, &c.seed, 0, 0, 0, "seed of the data order (default 0)", 0},
-        {"--precompute-ref", OPT_FLAG, &c.precompute_ref, 0, 0, 0, "reference log-probs of every pair once, before training, then free the reference (same results, less memory and compute)", 0},
-        {"--save-every", OPT_INT, &c.save_every, 1, 1 << 30, 0, "also checkpoint into --out every N steps (model, optimizer state, data position)", 0},
-        {"--resume", OPT_STR, &c.resume_dir, 0, 0, 0, "continue the run checkpointed in this directory (same data, seed and batch sizes)", 0},
-        {"--threads", OPT_INT, &threads, 1, 1024, 0, "OpenMP threads (default: all)", 0},
-        {"--log", OPT_STR, &log_path, 0, 0, 0, "append one JSON object of metrics per step (and per evaluation) to this file", 0},
-        {"--quiet", OPT_FLAG, &quiet, 0, 0, 0, "no progress display", 0},
+        {"--model", OPT_STR, &c->model_dir, 0, 0, 1, "model directory to fine-tune (Hugging Face GPT-2, with tokenizer files)", 0},
+        {"--data", OPT_STR, &c->data_path, 0, 0, 1, sft ? "JSONL rows {\"prompt\", \"completion\"} or {\"text\"}" : "JSONL preference pairs {\"prompt\", \"chosen\", \"rejected\"}", 0},
+        {"--out", OPT_STR, &c->out_dir, 0, 0, 1, "directory for the fine-tuned model (written at the end, atomically)", 0},
+        {"--ref", OPT_STR, &c->ref_dir, 0, 0, 0, "frozen reference model (default: a copy of --model)", 0},
+        {"--tokenizer", OPT_STR, &c->tokenizer_dir, 0, 0, 0, "tokenizer directory (default: --model's)", 0},
+        {"--loss", OPT_NAME, &o->loss, 0, 0, 0, "dpo, ipo (on summed log-probs, as the DPO authors' code), hinge, sft, unlikelihood (default {default})", 0},
+        {"--beta", OPT_DOUBLE, &c->loss.beta, 0, 0, 0, "KL strength beta (default {default})", 0},
+        {"--label-smoothing", OPT_DOUBLE, &c->loss.label_smoothing, 0, 0, 0, "conservative DPO: assumed label noise in [0, 0.5) (default {default})", 0},
+        {"--alpha", OPT_DOUBLE, &c->loss.alpha, 0, 0, 0, "unlikelihood weight (default {default})", 0},
+        {"--sft-weight", OPT_DOUBLE, &c->loss.sft_weight, 0, 0, 0, "add this times the chosen response's mean-token NLL (default {default})", 0},
+        {"--eval-data", OPT_STR, &c->eval_path, 0, 0, 0, sft ? "held-out JSONL rows: the loss on them, forward passes only" : "held-out JSONL pairs: the same metrics on them, forward passes only", 0},
+        {"--eval-every", OPT_INT, &c->eval_every, 1, 1 << 30, 0, "evaluate every N steps (default: after the last step only)", 0},
+        {"--batch", OPT_INT, &c->batch, 1, 1 << 20, 0, sft ? "rows per optimizer step (default {default})" : "pairs per optimizer step (default {default})", 0},
+        {"--micro-batch", OPT_INT, &c->micro_batch, 1, 1 << 20, 0, sft ? "rows per forward/backward, gradients accumulated (default {default})" : "pairs per forward/backward, gradients accumulated (default {default})", 0},
+        {"--steps", OPT_INT, &o->steps, 1, 1 << 30, 0, "optimizer steps (default: --epochs over the data)", 0},
+        {"--epochs", OPT_INT, &c->epochs, 1, 1 << 20, 0, "passes over the data when --steps is not given (default {default})", 0},
+        {"--max-len", OPT_INT, &c->max_len, 2, 1 << 20, 0, "longest prompt + response, in tokens (default {default}; at most the model's context)", 0},
+        {"--max-prompt-len", OPT_INT, &c->max_prompt_len, 1, 1 << 20, 0, "prompt tokens kept (the last ones) when a row is too long (default {default})", 0},
+        {"--optimizer", OPT_NAME, &o->optimizer, 0, 0, 0, "rmsprop (the paper's; PyTorch defaults), adamw, sgd (plain) (default {default})", 0},
+        {"--lr", OPT_DOUBLE, &c->opt.lr, 0, 0, 0, "peak learning rate (default {default})", 0},
+        {"--warmup", OPT_INT, &c->opt.warmup, 0, 1 << 30, 0, "steps of linear warm-up from 0 (default {default})", 0},
+        {"--schedule", OPT_NAME, &o->schedule, 0, 0, 0, "constant or cosine, after the warm-up (default {default})", 0},
+        {"--weight-decay", OPT_DOUBLE, &c->opt.weight_decay, 0, 0, 0, "weight decay (default {default}; not with sgd)", 0},
+        {"--grad-clip", OPT_DOUBLE, &c->opt.grad_clip, 0, 0, 0, "clip the global gradient norm to this (default {default}; 0 turns it off)", 0},
+        {"--seed", OPT_U64, &c->seed, 0, 0, 0, "seed of the data order (default {default})", 0},
+        {"--precompute-ref", OPT_FLAG, &c->precompute_ref, 0, 0, 0, "reference log-probs of every pair once, before training, then free the reference (same results, less memory and compute)", 0},
+        {"--save-every", OPT_INT, &c->save_every, 1, 1 << 30, 0, "also checkpoint into --out every N steps (model, optimizer state, data position)", 0},
+        {"--resume", OPT_STR, &c->resume_dir, 0, 0, 0, "continue the run checkpointed in this directory (same data, seed and batch sizes)", 0},
+        {"--threads", OPT_INT, &o->threads, 1, 1024, 0, "OpenMP threads (default: all)", 0},
+        {"--log", OPT_STR, &o->log_path, 0, 0, 0, "append one JSON object of metrics per step (and per evaluation) to this file", 0},
+        {"--quiet", OPT_FLAG, &o->quiet, 0, 0, 0, "no progress display", 0},
     };
     opt_spec opts[sizeof all / sizeof all[0]];
     for (i = 0; i < (int)(sizeof all / sizeof all[0]); i++)
         if (!sft || !train_only(all[i].name)) opts[n_opts++] = all[i];
-    memset(&c, 0, sizeof c);
-    c.mode = sft ? TRAIN_SFT : TRAIN_DPO;
-    c.batch = 64;
-    c.micro_batch = 4;
-    c.epochs = 1;
-    c.max_len = 512;
-    c.max_prompt_len = 256;
-    rc = parse_options(cmd, sft ? "usage: dpo sft --model DIR --data FILE --out DIR [options]\n\n"
+    return parse_options(sft ? "sft" : "train", sft ? "usage: dpo sft --model DIR --data FILE --out DIR [options]\n\n"
                        "Supervised fine-tuning: maximise the likelihood of each row's completion\n"
                        "given its prompt. A row {\"prompt\", \"completion\"} becomes prompt ++ completion\n"
                        "++ <|endoftext|>; a row {\"text\"} is an empty prompt (<|endoftext|>) and the\n"
@@ -664,59 +674,67 @@ static int cmd_train(int argc, char **argv, int sft) {
                        "learning_rate, step, epoch, tokens_per_second) as JSONL; with --eval-data,\n"
                        "the same on the held-out pairs, named eval_loss, eval_rewards/chosen, ...",
                        argc, argv, opts, n_opts);
-    if (rc != 0) return rc > 0 ? 0 : 2;
-    if (c.eval_every > 0 && !c.eval_path) {
+}
+
+/* The names given on the command line, made into c's kinds, and the checks that
+ * span several options. Returns 0, or 2 (a usage error) or 1 after printing. */
+static int train_resolve(const char *cmd, int sft, train_config *c, const train_cli *o) {
+    dpo_err e;
+    if (c->eval_every > 0 && !c->eval_path) {
         fprintf(stderr, "dpo %s: --eval-every needs --eval-data FILE\n", cmd);
         return 2;
     }
-    c.steps = steps;
-    if (obj_loss_kind_parse(loss, &c.loss.kind) != 0) {
-        fprintf(stderr, "dpo train: unknown --loss '%s' (dpo, ipo, hinge, sft, unlikelihood)\n", loss);
+    c->steps = o->steps;
+    if (obj_loss_kind_parse(o->loss, &c->loss.kind) != 0) {
+        fprintf(stderr, "dpo train: unknown --loss '%s' (dpo, ipo, hinge, sft, unlikelihood)\n", o->loss);
         return 2;
     }
-    c.loss.beta = beta;
-    c.loss.label_smoothing = label_smoothing;
-    c.loss.alpha = alpha;
-    c.loss.sft_weight = sft_weight;
-    if (strcmp(optimizer, "rmsprop") == 0) ok = OPTIM_RMSPROP;
-    else if (strcmp(optimizer, "adamw") == 0) ok = OPTIM_ADAMW;
-    else if (strcmp(optimizer, "sgd") == 0) ok = OPTIM_SGD;
-    else {
-        fprintf(stderr, "dpo %s: unknown --optimizer '%s' (rmsprop, adamw, sgd)\n", cmd, optimizer);
+    if (optim_kind_from_name(o->optimizer, &c->opt.kind, NULL) != 0) {
+        fprintf(stderr, "dpo %s: unknown --optimizer '%s' (rmsprop, adamw, sgd)\n", cmd, o->optimizer);
         return 2;
     }
-    optim_config_defaults(&c.opt, ok);
-    c.opt.lr = lr;
-    c.opt.warmup = warmup;
-    c.opt.weight_decay = weight_decay;
-    c.opt.grad_clip = grad_clip;
-    if (strcmp(schedule, "constant") == 0) c.opt.schedule = OPTIM_CONSTANT;
-    else if (strcmp(schedule, "cosine") == 0) c.opt.schedule = OPTIM_COSINE;
-    else {
-        fprintf(stderr, "dpo %s: unknown --schedule '%s' (constant, cosine)\n", cmd, schedule);
+    if (optim_schedule_from_name(o->schedule, &c->opt.schedule, NULL) != 0) {
+        fprintf(stderr, "dpo %s: unknown --schedule '%s' (constant, cosine)\n", cmd, o->schedule);
         return 2;
     }
-    c.opt.total_steps = 0; /* cosine: the run's length, set by train_run */
-    if (!sft && obj_loss_config_validate(&c.loss, &e) != 0) return fail(cmd, &e);
-    util_set_threads(threads);
-    memset(&ui, 0, sizeof ui);
-    ui.quiet = quiet;
-    ui.sft = sft;
-    ui.tty = isatty(2);
-    ui.t0 = util_seconds();
-    if (train_check_out(&c, &e) != 0) {
+    c->opt.total_steps = 0; /* cosine: the run's length, set by train_run */
+    if (!sft && obj_loss_config_validate(&c->loss, &e) != 0) return fail(cmd, &e);
+    if (train_check_out(c, &e) != 0) {
         fprintf(stderr, "dpo %s: %s\n", cmd, e.msg);
         return 2;
     }
-    if (log_path && check_log_path(cmd, log_path, &c) != 0) return 2;
-    if (log_path) {
-        ui.log_path = log_path;
-        ui.log = fopen(log_path, "a");
-        if (!ui.log) {
-            fprintf(stderr, "dpo %s: error: %s: cannot open for appending: %s\n", cmd, log_path, strerror(errno));
-            return 1;
-        }
+    if (o->log_path && check_log_path(cmd, o->log_path, c) != 0) return 2;
+    return 0;
+}
+
+static int cmd_train(int argc, char **argv, int sft) {
+    const char *cmd = sft ? "sft" : "train";
+    train_config c;
+    train_cli o;
+    train_ui ui;
+    train_callbacks cb;
+    dpo_err e;
+    int rc;
+    train_config_defaults(&c, sft ? TRAIN_SFT : TRAIN_DPO);
+    memset(&o, 0, sizeof o);
+    o.loss = obj_loss_kind_name(c.loss.kind);
+    o.optimizer = optim_kind_name(c.opt.kind);
+    o.schedule = optim_schedule_name(c.opt.schedule);
+    rc = train_parse(argc, argv, sft, &c, &o);
+    if (rc != 0) return rc > 0 ? 0 : 2;
+    if ((rc = train_resolve(cmd, sft, &c, &o)) != 0) return rc;
+    util_set_threads(o.threads);
+    memset(&ui, 0, sizeof ui);
+    ui.quiet = o.quiet;
+    ui.sft = sft;
+    ui.tty = isatty(2);
+    ui.t0 = util_seconds();
+    ui.log_path = o.log_path;
+    if (o.log_path && !(ui.log = fopen(o.log_path, "a"))) {
+        fprintf(stderr, "dpo %s: error: %s: cannot open for appending: %s\n", cmd, o.log_path, strerror(errno));
+        return 1;
     }
+    memset(&cb, 0, sizeof cb);
     cb.start = train_ui_start;
     cb.step = train_ui_step;
     cb.eval = train_ui_eval;
@@ -725,9 +743,9 @@ static int cmd_train(int argc, char **argv, int sft) {
     cb.ctx = &ui;
     rc = train_run(&c, &cb, &e);
     if (ui.log && fclose(ui.log) != 0 && rc == 0)
-        rc = dpo_errf(&e, "%s: cannot write the metrics log: %s", log_path, strerror(errno));
+        rc = dpo_errf(&e, "%s: cannot write the metrics log: %s", o.log_path, strerror(errno));
     if (rc != 0) {
-        if (!quiet && ui.tty) fprintf(stderr, "\n");
+        if (!o.quiet && ui.tty) fprintf(stderr, "\n");
         return fail(cmd, &e);
     }
     printf("wrote %s (%.1f s)\n", c.out_dir, util_seconds() - ui.t0);
@@ -741,24 +759,45 @@ static int cmd_train(int argc, char **argv, int sft) {
 /* One JSON object per pair: the policy's summed response log-probs, the token
  * counts, and with --ref the reference's and the implicit rewards
  * beta (log pi(y|x) - log pi_ref(y|x)) (objective.c derives them). */
+/* one pair's line: the policy's log-probs, and with ref_lp the reference's and the rewards */
+static void print_logp_row(const data_row *r, const double *lp, const double *ref_lp, double beta) {
+    printf("{\"line\": %ld, ", r->line);
+    put_num(stdout, "logp_chosen", lp[0]);
+    printf(", ");
+    put_num(stdout, "logp_rejected", lp[1]);
+    printf(", \"n_chosen\": %d, \"n_rejected\": %d", r->n_chosen, r->n_rejected);
+    if (ref_lp) {
+        printf(", ");
+        put_num(stdout, "ref_logp_chosen", ref_lp[0]);
+        printf(", ");
+        put_num(stdout, "ref_logp_rejected", ref_lp[1]);
+        printf(", ");
+        put_num(stdout, "reward_chosen", obj_implicit_reward(beta, lp[0], ref_lp[0]));
+        printf(", ");
+        put_num(stdout, "reward_rejected", obj_implicit_reward(beta, lp[1], ref_lp[1]));
+    }
+    printf("}\n");
+}
+
 static int cmd_logp(int argc, char **argv) {
     const char *model_dir = NULL, *ref_dir = NULL, *data = NULL, *tok_dir = NULL;
-    double beta = 0.1;
-    int max_len = 512, max_prompt_len = 256, micro = 4, threads = 0, rc, i, ml;
+    double beta = OBJ_DEFAULT_BETA;
+    int max_len = DATA_DEFAULT_MAX_LEN, max_prompt_len = DATA_DEFAULT_MAX_PROMPT_LEN;
+    int micro = TRAIN_DEFAULT_MICRO_BATCH, threads = 0, rc, i;
     model pol, ref;
     tok_tokenizer *t = NULL;
     data_set d;
-    double *lp = NULL, *lr = NULL;
+    double *lp = NULL, *ref_lp = NULL;
     dpo_err e;
     opt_spec opts[] = {
         {"--model", OPT_STR, &model_dir, 0, 0, 1, "model directory (with its tokenizer files)", 0},
         {"--data", OPT_STR, &data, 0, 0, 1, "JSONL preference pairs {\"prompt\", \"chosen\", \"rejected\"}", 0},
         {"--ref", OPT_STR, &ref_dir, 0, 0, 0, "reference model: also print its log-probs and the implicit rewards", 0},
         {"--tokenizer", OPT_STR, &tok_dir, 0, 0, 0, "tokenizer directory (default: --model's)", 0},
-        {"--beta", OPT_DOUBLE, &beta, 0, 0, 0, "beta of the implicit rewards (default 0.1)", 0},
-        {"--max-len", OPT_INT, &max_len, 2, 1 << 20, 0, "as for dpo train (default 512)", 0},
-        {"--max-prompt-len", OPT_INT, &max_prompt_len, 1, 1 << 20, 0, "as for dpo train (default 256)", 0},
-        {"--micro-batch", OPT_INT, &micro, 1, 1 << 20, 0, "pairs per forward pass (default 4)", 0},
+        {"--beta", OPT_DOUBLE, &beta, 0, 0, 0, "beta of the implicit rewards (default {default})", 0},
+        {"--max-len", OPT_INT, &max_len, 2, 1 << 20, 0, "as for dpo train (default {default})", 0},
+        {"--max-prompt-len", OPT_INT, &max_prompt_len, 1, 1 << 20, 0, "as for dpo train (default {default})", 0},
+        {"--micro-batch", OPT_INT, &micro, 1, 1 << 20, 0, "pairs per forward pass (default {default})", 0},
         {"--threads", OPT_INT, &threads, 1, 1024, 0, "OpenMP threads (default: all)", 0},
     };
     rc = parse_options("logp", "usage: dpo logp --model DIR --data FILE [--ref DIR] [--beta B]\n\n"
@@ -778,43 +817,26 @@ static int cmd_logp(int argc, char **argv) {
         goto done;
     model_set_no_grad(&pol, 1);
     model_set_no_grad(&ref, 1);
-    ml = max_len < pol.cfg.n_ctx ? max_len : pol.cfg.n_ctx;
-    if (ref_dir && ml > ref.cfg.n_ctx) ml = ref.cfg.n_ctx;
-    if (data_load_pairs(&d, data, t, tok_eot_id(t) >= 0 ? tok_eot_id(t) : pol.cfg.eos_token_id, ml,
-                      max_prompt_len < ml ? max_prompt_len : ml - 1, &e) != 0)
+    data_fit_lengths(&max_len, &max_prompt_len, ref_dir && ref.cfg.n_ctx < pol.cfg.n_ctx ? ref.cfg.n_ctx : pol.cfg.n_ctx);
+    if (data_load_pairs(&d, data, t, tok_eot_id(t) >= 0 ? tok_eot_id(t) : pol.cfg.eos_token_id, max_len,
+                        max_prompt_len, &e) != 0)
         goto done;
     lp = malloc(2 * (size_t)d.n_rows * sizeof *lp);
-    lr = malloc(2 * (size_t)d.n_rows * sizeof *lr);
-    if (!lp || !lr) {
+    ref_lp = malloc(2 * (size_t)d.n_rows * sizeof *ref_lp);
+    if (!lp || !ref_lp) {
         dpo_errf(&e, "out of memory");
         goto done;
     }
     if (data_logps(&pol, &d, micro, lp, NULL, NULL, &e) != 0 ||
-        (ref_dir && data_logps(&ref, &d, micro, lr, NULL, NULL, &e) != 0))
+        (ref_dir && data_logps(&ref, &d, micro, ref_lp, NULL, NULL, &e) != 0))
         goto done;
-    for (i = 0; i < d.n_rows; i++) {
-        printf("{\"line\": %ld, ", d.rows[i].line);
-        put_num(stdout, "logp_chosen", lp[2 * i]);
-        printf(", ");
-        put_num(stdout, "logp_rejected", lp[2 * i + 1]);
-        printf(", \"n_chosen\": %d, \"n_rejected\": %d", d.rows[i].n_chosen, d.rows[i].n_rejected);
-        if (ref_dir) {
-            printf(", ");
-            put_num(stdout, "ref_logp_chosen", lr[2 * i]);
-            printf(", ");
-            put_num(stdout, "ref_logp_rejected", lr[2 * i + 1]);
-            printf(", ");
-            put_num(stdout, "reward_chosen", beta * (lp[2 * i] - lr[2 * i]));
-            printf(", ");
-            put_num(stdout, "reward_rejected", beta * (lp[2 * i + 1] - lr[2 * i + 1]));
-        }
-        printf("}\n");
-    }
+    for (i = 0; i < d.n_rows; i++)
+        print_logp_row(&d.rows[i], lp + 2 * (size_t)i, ref_dir ? ref_lp + 2 * (size_t)i : NULL, beta);
     rc = 0;
 done:
     if (rc != 0) fail("logp", &e);
     free(lp);
-    free(lr);
+    free(ref_lp);
     data_free(&d);
     model_free(&pol);
     model_free(&ref);

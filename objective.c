@@ -113,23 +113,38 @@
  *
  *    logp_pol(y_w) is a sum over the response's tokens, so each token's log-prob
  *    has derivative 1 in it and every token of the sum receives the same gradient:
- *    d_chosen (or d_rejected) in obj_pair_out, divided by the number of pairs
- *    because the batch loss is a mean.
+ *    d_chosen (or d_rejected) in obj_pair_out.
+ *
+ * 7. The path of the gradient, from the loss to the logits. A training step's
+ *    loss is the mean over its B pairs, L = (1/B) sum_i L_i, computed in
+ *    micro-batches of n pairs. That 1/B is applied once, here: pair_loss divides
+ *    each pair's derivatives by denom, which train.c's forward_part passes as B
+ *    (obj_loss_batch(..., n, B)), so that
+ *
+ *        d_chosen = (1/B) dL_i/d logp_pol(y_w),  d_rejected = (1/B) dL_i/d logp_pol(y_l)
+ *
+ *    (and the micro-batches' backward passes add up to the whole batch's gradient).
+ *    forward_part then gives every token t of the chosen response the derivative
+ *    dL/d log p(y_t | x, y_<t) = d_chosen (the sum's derivative in each of its
+ *    terms is 1), the same for the rejected one, and 0 to prompt tokens: the
+ *    array dlogp that model_backward starts from. model.c's logsoftmax_backward
+ *    turns it into the logits' gradient, dL/dlogit_v = dlogp (1[v = y_t] - p_v),
+ *    and the head, the blocks and the embeddings follow from there (model.c).
  *
  * ==========================================================================
  * The variants
  * ==========================================================================
  *
- * Conservative DPO (Mitchell, 2023), e = label_smoothing [loss_dpo]. If each label
- * may have been flipped with probability e, the expected negative log-likelihood is
+ * Conservative DPO (Mitchell, 2023), eps = label_smoothing [loss_dpo]. If each label
+ * may have been flipped with probability eps, the expected negative log-likelihood is
  *
- *     L = -(1 - e) log sigmoid(beta h) - e log sigmoid(-beta h),
- *     dL/dh = -beta [ (1 - e) sigmoid(-beta h) - e sigmoid(beta h) ].
+ *     L = -(1 - eps) log sigmoid(beta h) - eps log sigmoid(-beta h),
+ *     dL/dh = -beta [ (1 - eps) sigmoid(-beta h) - eps sigmoid(beta h) ].
  *
- * The derivative vanishes where sigmoid(beta h) = 1 - e, at beta h = log((1-e)/e): the
- * loss stops pushing once the margin is large enough instead of forever. e = 0 is
- * plain DPO; e must stay below 1/2 (at 1/2 the loss is symmetric in h and prefers
- * neither response).
+ * The derivative vanishes where sigmoid(beta h) = 1 - eps, at beta h = log((1-eps)/eps):
+ * the loss stops pushing once the margin is large enough instead of forever. eps = 0
+ * is plain DPO; eps must stay below 1/2 (at 1/2 the loss is symmetric in h and
+ * prefers neither response).
  *
  * IPO (Azar et al., 2023) [loss_ipo]. Regress h onto a finite target instead of
  * pushing a sigmoid towards 1, which for preferences without noise only happens at
@@ -281,16 +296,16 @@ static double sigmoid(double z) {
 /* ========================================================================== */
 /* Each returns the loss and stores its derivative with respect to h in *dh. */
 
-/* L = -(1 - e) log sigmoid(beta h) - e log sigmoid(-beta h)
- * dL/dh = -beta [ (1 - e) sigmoid(-beta h) - e sigmoid(beta h) ]
- * (e = 0: L = -log sigmoid(beta h), dL/dh = -beta sigmoid(-beta h)) */
-static double loss_dpo(double h, double beta, double e, double *dh) {
+/* L = -(1 - eps) log sigmoid(beta h) - eps log sigmoid(-beta h), eps the label smoothing
+ * dL/dh = -beta [ (1 - eps) sigmoid(-beta h) - eps sigmoid(beta h) ]
+ * (eps = 0: L = -log sigmoid(beta h), dL/dh = -beta sigmoid(-beta h)) */
+static double loss_dpo(double h, double beta, double eps, double *dh) {
     double z = beta * h;
-    double loss = -(1.0 - e) * log_sigmoid(z);
-    double g = (1.0 - e) * sigmoid(-z);
-    if (e != 0.0) {
-        loss -= e * log_sigmoid(-z);
-        g -= e * sigmoid(z);
+    double loss = -(1.0 - eps) * log_sigmoid(z);
+    double g = (1.0 - eps) * sigmoid(-z);
+    if (eps != 0.0) {
+        loss -= eps * log_sigmoid(-z);
+        g -= eps * sigmoid(z);
     }
     *dh = -beta * g;
     return loss;
@@ -348,14 +363,14 @@ static void pair_nan(obj_pair_out *o, int n_rejected) {
 }
 
 /* One pair: h = (pc - rc) - (pr - rr); the loss of c->kind; the supervised term;
- * the rewards beta (pc - rc), beta (pr - rr); derivatives of the pair's loss,
- * divided by n (the batch loss is the mean of n pairs). dh/dpc = 1, dh/dpr = -1. */
-static void pair_loss(const obj_loss_config *c, const obj_pair_in *p, obj_pair_out *o, int n) {
-    double lc = p->policy_chosen - p->ref_chosen;    /* log pi(y_w)/pi_ref(y_w) */
-    double lr = p->policy_rejected - p->ref_rejected; /* log pi(y_l)/pi_ref(y_l) */
-    double h = lc - lr;
+ * the rewards beta (pc - rc), beta (pr - rr); derivatives of the pair's loss
+ * divided by denom, the one normalisation of the whole gradient path (see the
+ * top of the file). dh/dpc = 1, dh/dpr = -1. */
+static void pair_loss(const obj_loss_config *c, const obj_pair_in *p, obj_pair_out *o, double denom) {
+    double ratio_chosen = p->policy_chosen - p->ref_chosen;       /* log pi(y_w)/pi_ref(y_w) */
+    double ratio_rejected = p->policy_rejected - p->ref_rejected; /* log pi(y_l)/pi_ref(y_l) */
+    double h = ratio_chosen - ratio_rejected;
     double loss = 0.0, dh = 0.0, dc = 0.0, dr = 0.0;
-    double dn = (double)n;
     int t;
 
     if (p->n_chosen < 1 || p->n_rejected < 1 ||
@@ -391,7 +406,7 @@ static void pair_loss(const obj_loss_config *c, const obj_pair_in *p, obj_pair_o
         for (t = 0; t < p->n_rejected; t++) {
             double dlp;
             ul += unlikelihood_token((double)p->tok_rejected[t], c->alpha, lp_max, &dlp);
-            if (o->d_tok_rejected) o->d_tok_rejected[t] = (float)(dlp / dn);
+            if (o->d_tok_rejected) o->d_tok_rejected[t] = (float)(dlp / denom);
         }
         loss += ul;
         break;
@@ -410,25 +425,33 @@ static void pair_loss(const obj_loss_config *c, const obj_pair_in *p, obj_pair_o
     }
 
     o->loss = loss;
-    o->d_chosen = dc / dn;
-    o->d_rejected = dr / dn;
-    o->reward_chosen = c->beta * lc;
-    o->reward_rejected = c->beta * lr;
+    o->d_chosen = dc / denom;
+    o->d_rejected = dr / denom;
+    o->reward_chosen = obj_implicit_reward(c->beta, p->policy_chosen, p->ref_chosen);
+    o->reward_rejected = obj_implicit_reward(c->beta, p->policy_rejected, p->ref_rejected);
 }
 
-/* L_batch = (1/n) sum_i L_i. The pairs are independent, so each OpenMP iteration
+/* sum_i L_i / denom. The pairs are independent, so each OpenMP iteration
  * computes one pair and writes only out[i]; the sum then runs over i = 0..n-1 in
  * order on one thread, so the result does not depend on the thread count. */
-double obj_loss_batch(const obj_loss_config *c, const obj_pair_in *in, obj_pair_out *out, int n) {
+double obj_loss_batch(const obj_loss_config *c, const obj_pair_in *in, obj_pair_out *out, int n, double denom) {
     double sum = 0.0;
     int i;
-    if (n < 1) return NAN;
+    if (n < 1 || !(denom > 0.0)) {
+        for (i = 0; i < n; i++) pair_nan(&out[i], in[i].n_rejected);
+        return NAN;
+    }
     if (obj_loss_config_validate(c, NULL) != 0) {
         for (i = 0; i < n; i++) pair_nan(&out[i], in[i].n_rejected);
         return NAN;
     }
     DPO_OMP_FOR_IF((double)n * 256)
-    for (i = 0; i < n; i++) pair_loss(c, &in[i], &out[i], n);
+    for (i = 0; i < n; i++) pair_loss(c, &in[i], &out[i], denom);
     for (i = 0; i < n; i++) sum += out[i].loss;
-    return sum / (double)n;
+    return sum / denom;
+}
+
+/* rhat = beta (log pi(y|x) - log pi_ref(y|x)), step 4 of the derivation */
+double obj_implicit_reward(double beta, double policy_logp, double ref_logp) {
+    return beta * (policy_logp - ref_logp);
 }

@@ -14,6 +14,9 @@ typedef enum {
     OBJ_LOSS_UNLIKELIHOOD  /* -logp_pol(y_w) - alpha sum_t log(1 - p(y_l,t)) */
 } obj_loss_kind;
 
+/* beta's default in dpo train and dpo logp */
+#define OBJ_DEFAULT_BETA 0.1
+
 typedef struct {
     obj_loss_kind kind;
     double beta;            /* dpo, ipo, hinge (and the reported rewards); > 0 */
@@ -46,21 +49,29 @@ typedef struct {
 
 typedef struct {
     double loss;                            /* this pair's loss */
-    double d_chosen, d_rejected;            /* d (batch mean loss) / d policy_chosen and policy_rejected:
+    double d_chosen, d_rejected;            /* d (sum_i L_i / denom) / d policy_chosen and policy_rejected:
                                                the gradient every token of that sum receives */
     float *d_tok_rejected;                  /* (n_rejected) or NULL, set by the caller: unlikelihood's extra
-                                               per-token gradient of the batch mean loss (written, not added;
+                                               per-token gradient of the normalised loss (written, not added;
                                                zeros for the other losses) */
     double reward_chosen, reward_rejected;  /* beta (policy - ref), the implicit rewards */
 } obj_pair_out;
 
-/* The mean loss over n pairs; fills out[i] (gradients are of the MEAN, i.e. already
- * divided by n). Parallel over pairs (OpenMP), each pair writing only its own out[i];
- * the mean is summed in pair order afterwards: bit-identical for any thread count.
- * There is no error channel: an invalid config or n < 1 returns NaN (and fills
- * every out[i], when n >= 1, with NaN); a pair with n_chosen or n_rejected < 1, or an
- * unlikelihood pair without tok_rejected, gets NaN in its loss, gradients and
- * rewards, so the returned mean is NaN too. */
-double obj_loss_batch(const obj_loss_config *c, const obj_pair_in *in, obj_pair_out *out, int n);
+/* The loss of n pairs, sum_i L_i / denom; fills out[i], whose derivatives are
+ * of that same normalised loss (dL_i/d... / denom): pass denom = n for the mean
+ * of these pairs, or denom = B for their share of a batch of B pairs (the one
+ * place the gradient path is normalised; see the top of objective.c).
+ * out[i].loss is pair i's own loss, not divided. Parallel over pairs (OpenMP),
+ * each pair writing only its own out[i]; the sum is taken in pair order
+ * afterwards: bit-identical for any thread count. There is no error channel: an
+ * invalid config, n < 1 or denom <= 0 returns NaN (and fills every out[i], when
+ * n >= 1, with NaN); a pair with n_chosen or n_rejected < 1, or an unlikelihood
+ * pair without tok_rejected, gets NaN in its loss, gradients and rewards, so the
+ * returned loss is NaN too. */
+double obj_loss_batch(const obj_loss_config *c, const obj_pair_in *in, obj_pair_out *out, int n, double denom);
+
+/* The implicit reward of a response, beta (log pi(y|x) - log pi_ref(y|x)): what
+ * obj_pair_out reports and dpo logp prints. */
+double obj_implicit_reward(double beta, double policy_logp, double ref_logp);
 
 #endif

@@ -35,6 +35,8 @@ static void epoch_permutation(int *perm, int n, uint64_t seed, long epoch) {
 }
 
 typedef struct {
+    const train_config *c;
+    const train_callbacks *cb;   /* may be NULL */
     model policy, ref;
     tok_tokenizer *tok;
     data_set data, eval;
@@ -46,23 +48,28 @@ typedef struct {
     obj_pair_out *pout;
     double *ref_logp;        /* (2 n_rows) with --precompute-ref, else NULL */
     double *eval_ref_logp;   /* (2 eval.n_rows) when the objective uses the reference */
+    int batch, micro_batch;  /* B rows per step, at most B per forward pass */
+    int use_ref;             /* the objective looks at the reference model */
+    long total_steps, first_step;
+    long long rows_seen;     /* rows drawn from the shuffled stream so far */
+    char resume[4096];       /* the checkpoint resumed from, or "" */
 } train_state;
 
-static void train_free(train_state *s) {
-    model_free(&s->policy);
-    model_free(&s->ref);
-    tok_free(s->tok);
-    data_free(&s->data);
-    data_free(&s->eval);
-    optim_free(&s->opt);
-    data_batch_free(&s->buf);
-    free(s->perm);
-    free(s->rows);
-    free(s->eval_rows);
-    free(s->pin);
-    free(s->pout);
-    free(s->ref_logp);
-    free(s->eval_ref_logp);
+static void train_free(train_state *run) {
+    model_free(&run->policy);
+    model_free(&run->ref);
+    tok_free(run->tok);
+    data_free(&run->data);
+    data_free(&run->eval);
+    optim_free(&run->opt);
+    data_batch_free(&run->buf);
+    free(run->perm);
+    free(run->rows);
+    free(run->eval_rows);
+    free(run->pin);
+    free(run->pout);
+    free(run->ref_logp);
+    free(run->eval_ref_logp);
 }
 
 /* does the objective look at the reference model? (not SFT, nor the baselines) */
@@ -90,17 +97,16 @@ static double response_tokens(const data_set *d, const int *rows, int n) {
  *     so every completion token receives -1 / tok_batch.
  * The loss is added into acc->loss already divided as above; the other metrics
  * are added as sums over rows. */
-static int forward_part(train_state *s, const train_config *c, const data_set *d, const double *ref_logp,
+static int forward_part(train_state *run, const train_config *c, const data_set *d, const double *ref_logp,
                         const int *rows, int n, int B, double tok_batch, train_metrics *acc, size_t *tokens,
                         dpo_err *e) {
-    data_batch *b = &s->buf;
+    data_batch *b = &run->buf;
     size_t N = data_batch_build(b, d, rows, n);
-    double scale = (double)n / (double)B, mean;
     int i, j, need_ref = needs_ref(c);
     if (N == 0) return dpo_errf(e, "out of memory for a batch");
     *tokens += N;
     if (d->sft) {
-        if (model_forward(&s->policy, b->logp, b->tokens, b->targets, b->seq_len, n, e) != 0) return -1;
+        if (model_forward(&run->policy, b->logp, b->tokens, b->targets, b->seq_len, n, e) != 0) return -1;
         for (j = 0; j < (int)N; j++) b->dlogp[j] = 0.0f;
         for (i = 0; i < n; i++) {
             double lp = data_seq_logp(b, i);
@@ -111,40 +117,41 @@ static int forward_part(train_state *s, const train_config *c, const data_set *d
         return 0;
     }
     /* reference log-probs (not needed by the baselines that ignore the reference) */
-    for (i = 0; i < n; i++) s->pin[i].ref_chosen = s->pin[i].ref_rejected = 0.0;
+    for (i = 0; i < n; i++) run->pin[i].ref_chosen = run->pin[i].ref_rejected = 0.0;
     if (need_ref && ref_logp) {
         for (i = 0; i < n; i++) {
-            s->pin[i].ref_chosen = ref_logp[2 * (size_t)rows[i]];
-            s->pin[i].ref_rejected = ref_logp[2 * (size_t)rows[i] + 1];
+            run->pin[i].ref_chosen = ref_logp[2 * (size_t)rows[i]];
+            run->pin[i].ref_rejected = ref_logp[2 * (size_t)rows[i] + 1];
         }
     } else if (need_ref) {
-        if (model_forward(&s->ref, b->logp, b->tokens, b->targets, b->seq_len, 2 * n, e) != 0) return -1;
+        if (model_forward(&run->ref, b->logp, b->tokens, b->targets, b->seq_len, 2 * n, e) != 0) return -1;
         for (i = 0; i < n; i++) {
-            s->pin[i].ref_chosen = data_seq_logp(b, 2 * i);
-            s->pin[i].ref_rejected = data_seq_logp(b, 2 * i + 1);
+            run->pin[i].ref_chosen = data_seq_logp(b, 2 * i);
+            run->pin[i].ref_rejected = data_seq_logp(b, 2 * i + 1);
         }
     }
-    if (model_forward(&s->policy, b->logp, b->tokens, b->targets, b->seq_len, 2 * n, e) != 0) return -1;
+    if (model_forward(&run->policy, b->logp, b->tokens, b->targets, b->seq_len, 2 * n, e) != 0) return -1;
     for (i = 0; i < n; i++) {
-        s->pin[i].policy_chosen = data_seq_logp(b, 2 * i);
-        s->pin[i].policy_rejected = data_seq_logp(b, 2 * i + 1);
-        s->pin[i].n_chosen = b->resp_len[2 * i];
-        s->pin[i].n_rejected = b->resp_len[2 * i + 1];
-        s->pin[i].tok_rejected = b->logp + b->resp_start[2 * i + 1];
-        s->pout[i].d_tok_rejected = c->loss.kind == OBJ_LOSS_UNLIKELIHOOD ? b->dtok + b->resp_start[2 * i + 1] : NULL;
+        run->pin[i].policy_chosen = data_seq_logp(b, 2 * i);
+        run->pin[i].policy_rejected = data_seq_logp(b, 2 * i + 1);
+        run->pin[i].n_chosen = b->resp_len[2 * i];
+        run->pin[i].n_rejected = b->resp_len[2 * i + 1];
+        run->pin[i].tok_rejected = b->logp + b->resp_start[2 * i + 1];
+        run->pout[i].d_tok_rejected = c->loss.kind == OBJ_LOSS_UNLIKELIHOOD ? b->dtok + b->resp_start[2 * i + 1] : NULL;
     }
-    mean = obj_loss_batch(&c->loss, s->pin, s->pout, n);
-    acc->loss += mean * scale;
+    /* this micro-batch's share of the batch loss (1/B) sum_i L_i, and its derivatives
+       (already divided by B: the one normalisation, objective.c step 7) */
+    acc->loss += obj_loss_batch(&c->loss, run->pin, run->pout, n, (double)B);
     /* d loss / d logp of each token: every token of a sum receives the sum's gradient */
     for (j = 0; j < (int)N; j++) b->dlogp[j] = 0.0f;
     for (i = 0; i < n; i++) {
-        const obj_pair_out *o = &s->pout[i];
+        const obj_pair_out *o = &run->pout[i];
         int k;
         for (k = 0; k < 2; k++) {
             int sq = 2 * i + k;
-            float g = (float)(scale * (k ? o->d_rejected : o->d_chosen));
+            float g = (float)(k ? o->d_rejected : o->d_chosen);
             for (j = 0; j < b->resp_len[sq]; j++) {
-                float extra = (k && o->d_tok_rejected) ? (float)(scale * o->d_tok_rejected[j]) : 0.0f;
+                float extra = (k && o->d_tok_rejected) ? o->d_tok_rejected[j] : 0.0f;
                 b->dlogp[b->resp_start[sq] + j] = g + extra;
             }
         }
@@ -152,8 +159,8 @@ static int forward_part(train_state *s, const train_config *c, const data_set *d
         acc->reward_rejected += o->reward_rejected;
         acc->accuracy += o->reward_chosen > o->reward_rejected ? 1.0 : 0.0;
         acc->margin += o->reward_chosen - o->reward_rejected;
-        acc->logp_chosen += s->pin[i].policy_chosen;
-        acc->logp_rejected += s->pin[i].policy_rejected;
+        acc->logp_chosen += run->pin[i].policy_chosen;
+        acc->logp_rejected += run->pin[i].policy_rejected;
     }
     return 0;
 }
@@ -161,10 +168,10 @@ static int forward_part(train_state *s, const train_config *c, const data_set *d
 /* One micro-batch of a training step: the forward half, then the policy's
  * backward pass, which adds the micro-batch's share of d(batch loss) into the
  * gradients. */
-static int micro_step(train_state *s, const train_config *c, const int *rows, int n, int B, double tok_batch,
+static int micro_step(train_state *run, const train_config *c, const int *rows, int n, int B, double tok_batch,
                       train_metrics *acc, size_t *tokens, dpo_err *e) {
-    if (forward_part(s, c, &s->data, s->ref_logp, rows, n, B, tok_batch, acc, tokens, e) != 0) return -1;
-    return model_backward(&s->policy, s->buf.dlogp, e);
+    if (forward_part(run, c, &run->data, run->ref_logp, rows, n, B, tok_batch, acc, tokens, e) != 0) return -1;
+    return model_backward(&run->policy, run->buf.dlogp, e);
 }
 
 /* turn the sums over rows of a batch of B rows into means (the loss already is one) */
@@ -179,16 +186,16 @@ static void metrics_mean(train_metrics *m, int B) {
 
 /* The metrics of the policy on the whole held-out set, micro_batch rows per
  * forward pass; no backward pass, so the gradients and the run are untouched. */
-static int evaluate(train_state *s, const train_config *c, int micro_batch, train_metrics *m, dpo_err *e) {
-    const data_set *d = &s->eval;
+static int evaluate(train_state *run, const train_config *c, int micro_batch, train_metrics *m, dpo_err *e) {
+    const data_set *d = &run->eval;
     double t0 = util_seconds(), tok_all;
     size_t tokens = 0;
     int r0;
     memset(m, 0, sizeof *m);
-    tok_all = response_tokens(d, s->eval_rows, d->n_rows);
+    tok_all = response_tokens(d, run->eval_rows, d->n_rows);
     for (r0 = 0; r0 < d->n_rows; r0 += micro_batch) {
         int n = d->n_rows - r0 < micro_batch ? d->n_rows - r0 : micro_batch;
-        if (forward_part(s, c, d, s->eval_ref_logp, s->eval_rows + r0, n, d->n_rows, tok_all, m, &tokens, e) != 0)
+        if (forward_part(run, c, d, run->eval_ref_logp, run->eval_rows + r0, n, d->n_rows, tok_all, m, &tokens, e) != 0)
             return dpo_err_prefix(e, "evaluating on %s", c->eval_path);
     }
     metrics_mean(m, d->n_rows);
@@ -330,7 +337,7 @@ static int ckpt_swap_in(const ckpt_paths *p, const char *from, dpo_err *e) {
     return remove_ckpt(p->old, e);
 }
 
-static int save_checkpoint(const train_state *s, const train_config *c, long step, long long pairs_seen,
+static int save_checkpoint(const train_state *run, const train_config *c, long step, long long pairs_seen,
                            dpo_err *e) {
     ckpt_paths p;
     char path[4096], state[512];
@@ -339,8 +346,8 @@ static int save_checkpoint(const train_state *s, const train_config *c, long ste
     if (ckpt_paths_of(&p, c->out_dir, e) != 0 || remove_ckpt(p.tmp, e) != 0) return -1;
     /* a fresh OUT.tmp of our own: mkdir fails if anything (a planted link) took the name */
     if (mkdir(p.tmp, 0777) != 0) return dpo_errf(e, "%s: cannot create directory: %s", p.tmp, strerror(errno));
-    if (model_save(&s->policy, p.tmp, e) != 0 || tok_write_files(s->tok, p.tmp, e) != 0 ||
-        util_path_join(path, sizeof path, p.tmp, "optimizer.safetensors", e) != 0 || optim_save(&s->opt, path, e) != 0)
+    if (model_save(&run->policy, p.tmp, e) != 0 || tok_write_files(run->tok, p.tmp, e) != 0 ||
+        util_path_join(path, sizeof path, p.tmp, "optimizer.safetensors", e) != 0 || optim_save(&run->opt, path, e) != 0)
         return -1;
     n = snprintf(state, sizeof state,
                  "{\n  \"mode\": \"%s\",\n  \"step\": %ld,\n  \"pairs_seen\": %lld,\n  \"seed\": \"%llu\",\n  \"batch\": %d,\n"
@@ -457,10 +464,25 @@ static int ref_logps(model *ref, const data_set *d, int mb, double *out, const t
     return data_logps(ref, d, mb, out, cb && cb->ref_progress ? ref_progress : NULL, &r, e);
 }
 
-/* the data of one JSONL file, as the mode reads it */
+void train_config_defaults(train_config *c, train_mode mode) {
+    memset(c, 0, sizeof *c);
+    c->mode = mode;
+    c->loss.kind = OBJ_LOSS_DPO;
+    c->loss.beta = OBJ_DEFAULT_BETA;
+    c->loss.alpha = 1.0;
+    optim_config_defaults(&c->opt, OPTIM_RMSPROP);
+    c->batch = TRAIN_DEFAULT_BATCH;
+    c->micro_batch = TRAIN_DEFAULT_MICRO_BATCH;
+    c->epochs = 1;
+    c->max_len = DATA_DEFAULT_MAX_LEN;
+    c->max_prompt_len = DATA_DEFAULT_MAX_PROMPT_LEN;
+}
+
+/* the data of one JSONL file, as the mode reads it, lengths fitted to n_ctx */
 static int load_data(data_set *d, const train_config *c, const char *path, const tok_tokenizer *t, int eos,
-                     int max_len, dpo_err *e) {
-    int mpl = c->max_prompt_len < max_len ? c->max_prompt_len : max_len - 1;
+                     int n_ctx, dpo_err *e) {
+    int max_len = c->max_len, mpl = c->max_prompt_len;
+    data_fit_lengths(&max_len, &mpl, n_ctx);
     return c->mode == TRAIN_SFT ? data_load_sft(d, path, t, eos, max_len, mpl, e)
                                 : data_load_pairs(d, path, t, eos, max_len, mpl, e);
 }
@@ -486,144 +508,183 @@ static int resume_state(const train_config *c, const train_callbacks *cb, ckpt_s
     return 0;
 }
 
-int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
-    train_state s;
-    ckpt_state ck;
-    char resume[4096];
-    long total, step, first = 0;
-    long long pair_pos = 0;
-    int B = c->batch, mb = c->micro_batch, max_len, eos, i, use_ref = needs_ref(c);
+/* ------------------------------------------------------------------------ */
+/* the run, in the order it happens */
 
-    memset(&s, 0, sizeof s);
-    memset(&ck, 0, sizeof ck);
-    resume[0] = '\0';
-    if (B < 1 || mb < 1) return dpo_errf(e, "batch and micro-batch must be at least 1");
+/* the settings train_run relies on, before anything is loaded */
+static int check_config(const train_config *c, dpo_err *e) {
+    if (c->batch < 1 || c->micro_batch < 1) return dpo_errf(e, "batch and micro-batch must be at least 1");
     if (train_check_out(c, e) != 0) return -1;
     if (c->eval_every < 0) return dpo_errf(e, "eval_every must be >= 0");
-    if (mb > B) mb = B;
     if (c->mode == TRAIN_DPO && obj_loss_config_validate(&c->loss, e) != 0) return -1;
-    if (tok_load(&s.tok, c->tokenizer_dir ? c->tokenizer_dir : c->model_dir, e) != 0) return -1;
-    if (c->resume_dir && resume_state(c, cb, &ck, resume, sizeof resume, e) != 0) goto fail;
-    if (model_load(&s.policy, resume[0] ? resume : c->model_dir, e) != 0) goto fail;
-    if (use_ref) {
-        if (model_load(&s.ref, c->ref_dir ? c->ref_dir : c->model_dir, e) != 0) goto fail;
-        model_set_no_grad(&s.ref, 1); /* frozen: forward passes only, one layer of activations */
-        if (s.ref.cfg.vocab_size != s.policy.cfg.vocab_size) {
-            dpo_errf(e, "the reference's vocabulary (%d) differs from the policy's (%d)", s.ref.cfg.vocab_size,
-                     s.policy.cfg.vocab_size);
-            goto fail;
-        }
-    }
-    if (tok_vocab_size(s.tok) > s.policy.cfg.vocab_size) {
-        dpo_errf(e, "the tokenizer has %d tokens, more than the model's vocab_size %d", tok_vocab_size(s.tok),
-                 s.policy.cfg.vocab_size);
-        goto fail;
-    }
-    eos = tok_eot_id(s.tok) >= 0 ? tok_eot_id(s.tok) : s.policy.cfg.eos_token_id;
-    max_len = c->max_len;
-    if (max_len > s.policy.cfg.n_ctx) max_len = s.policy.cfg.n_ctx;
-    if (use_ref && max_len > s.ref.cfg.n_ctx) max_len = s.ref.cfg.n_ctx;
-    if (load_data(&s.data, c, c->data_path, s.tok, eos, max_len, e) != 0) goto fail;
-    if (c->eval_path && load_data(&s.eval, c, c->eval_path, s.tok, eos, max_len, e) != 0) goto fail;
-    total = c->steps > 0 ? c->steps : ((long)c->epochs * s.data.n_rows + B - 1) / B;
-    {
-        optim_config oc = c->opt;
-        if (oc.schedule == OPTIM_COSINE && oc.total_steps <= 0) oc.total_steps = total;
-        if (optim_init(&s.opt, &oc, s.policy.num_params, e) != 0) goto fail;
-    }
-    if (resume[0]) {
-        char path[4096];
-        if (util_path_join(path, sizeof path, resume, "optimizer.safetensors", e) != 0 ||
-            optim_load(&s.opt, path, e) != 0)
-            goto fail;
-        first = ck.step;
-        pair_pos = ck.pairs_seen;
-        if (first > total) {
-            dpo_errf(e, "%s: the checkpoint is at step %ld, past this run's %ld steps", resume, first, total);
-            goto fail;
-        }
-    }
-    if (model_alloc_grads(&s.policy, e) != 0) goto fail;
-    s.perm = malloc((size_t)s.data.n_rows * sizeof *s.perm);
-    s.rows = malloc((size_t)B * sizeof *s.rows);
-    s.eval_rows = malloc((size_t)(s.eval.n_rows > 0 ? s.eval.n_rows : 1) * sizeof *s.eval_rows);
-    s.pin = calloc((size_t)mb, sizeof *s.pin);
-    s.pout = calloc((size_t)mb, sizeof *s.pout);
-    if (!s.perm || !s.rows || !s.eval_rows || !s.pin || !s.pout) {
-        dpo_errf(e, "out of memory");
-        goto fail;
-    }
-    for (i = 0; i < s.eval.n_rows; i++) s.eval_rows[i] = i;
-    if (cb && cb->start) cb->start(cb->ctx, &s.data, c->eval_path ? &s.eval : NULL, total);
-    if (use_ref && c->eval_path) {
-        /* the held-out rows' reference log-probs once: the reference never changes */
-        s.eval_ref_logp = malloc(2 * (size_t)s.eval.n_rows * sizeof *s.eval_ref_logp);
-        if (!s.eval_ref_logp) {
-            dpo_errf(e, "out of memory");
-            goto fail;
-        }
-        if (ref_logps(&s.ref, &s.eval, mb, s.eval_ref_logp, cb, "held-out", e) != 0) goto fail;
-    }
-    if (use_ref && c->precompute_ref) {
-        /* every row's reference log-probs once; then the reference model is not needed */
-        s.ref_logp = malloc(2 * (size_t)s.data.n_rows * sizeof *s.ref_logp);
-        if (!s.ref_logp) {
-            dpo_errf(e, "out of memory");
-            goto fail;
-        }
-        if (ref_logps(&s.ref, &s.data, mb, s.ref_logp, cb, "training", e) != 0) goto fail;
-        model_free(&s.ref);
-    }
-
-    if (s.data.n_rows > 0 && pair_pos % s.data.n_rows != 0) /* resuming inside an epoch */
-        epoch_permutation(s.perm, s.data.n_rows, c->seed, (long)(pair_pos / s.data.n_rows));
-    for (step = first; step < total; step++) {
-        train_metrics m;
-        size_t tokens = 0;
-        double t0 = util_seconds(), tok_batch;
-        memset(&m, 0, sizeof m);
-        /* the batch: the next B rows of the shuffled stream */
-        for (i = 0; i < B; i++, pair_pos++) {
-            long epoch = (long)(pair_pos / s.data.n_rows);
-            int k = (int)(pair_pos % s.data.n_rows);
-            if (k == 0) epoch_permutation(s.perm, s.data.n_rows, c->seed, epoch);
-            s.rows[i] = s.perm[k];
-        }
-        tok_batch = response_tokens(&s.data, s.rows, B);
-        model_zero_grad(&s.policy);
-        for (i = 0; i < B; i += mb) {
-            int n = B - i < mb ? B - i : mb;
-            if (micro_step(&s, c, s.rows + i, n, B, tok_batch, &m, &tokens, e) != 0) goto fail;
-        }
-        m.learning_rate = optim_lr(&s.opt.cfg, s.opt.step);
-        m.grad_norm = optim_step(&s.opt, s.policy.params_mem, s.policy.grads_mem);
-        if (!isfinite(m.loss) || !isfinite(m.grad_norm)) {
-            dpo_errf(e, "step %ld: the %s is not finite (%g); training stopped, nothing was saved by this run "
-                        "after its last checkpoint", step + 1, isfinite(m.loss) ? "gradient norm" : "loss",
-                     isfinite(m.loss) ? m.grad_norm : m.loss);
-            goto fail;
-        }
-        m.step = step + 1;
-        m.epoch = (double)pair_pos / s.data.n_rows;
-        metrics_mean(&m, B);
-        m.seconds = util_seconds() - t0;
-        m.tokens_per_second = (double)tokens / m.seconds;
-        if (cb && cb->step && cb->step(cb->ctx, &m, total, e) != 0) goto fail;
-        if (c->eval_path && (step + 1 == total || (c->eval_every > 0 && (step + 1) % c->eval_every == 0))) {
-            train_metrics em;
-            if (evaluate(&s, c, mb, &em, e) != 0) goto fail;
-            em.step = m.step;
-            em.epoch = m.epoch;
-            if (cb && cb->eval && cb->eval(cb->ctx, &em, total, e) != 0) goto fail;
-        }
-        if (c->save_every > 0 && (step + 1) % c->save_every == 0 && step + 1 < total &&
-            save_checkpoint(&s, c, step + 1, pair_pos, e) != 0)
-            goto fail;
-    }
-    if (save_checkpoint(&s, c, total, pair_pos, e) != 0) goto fail;
-    train_free(&s);
     return 0;
-fail:
-    train_free(&s);
-    return -1;
+}
+
+/* the tokenizer, the checkpoint to resume (if any), the policy and the reference */
+static int load_models(train_state *run, ckpt_state *ck, dpo_err *e) {
+    const train_config *c = run->c;
+    if (tok_load(&run->tok, c->tokenizer_dir ? c->tokenizer_dir : c->model_dir, e) != 0) return -1;
+    if (c->resume_dir && resume_state(c, run->cb, ck, run->resume, sizeof run->resume, e) != 0) return -1;
+    if (model_load(&run->policy, run->resume[0] ? run->resume : c->model_dir, e) != 0) return -1;
+    if (run->use_ref) {
+        if (model_load(&run->ref, c->ref_dir ? c->ref_dir : c->model_dir, e) != 0) return -1;
+        model_set_no_grad(&run->ref, 1); /* frozen: forward passes only, one layer of activations */
+        if (run->ref.cfg.vocab_size != run->policy.cfg.vocab_size)
+            return dpo_errf(e, "the reference's vocabulary (%d) differs from the policy's (%d)",
+                            run->ref.cfg.vocab_size, run->policy.cfg.vocab_size);
+    }
+    if (tok_vocab_size(run->tok) > run->policy.cfg.vocab_size)
+        return dpo_errf(e, "the tokenizer has %d tokens, more than the model's vocab_size %d", tok_vocab_size(run->tok),
+                        run->policy.cfg.vocab_size);
+    return 0;
+}
+
+/* the training (and held-out) rows, fitted to the models' context; the run's length */
+static int load_datasets(train_state *run, dpo_err *e) {
+    const train_config *c = run->c;
+    int eos = tok_eot_id(run->tok) >= 0 ? tok_eot_id(run->tok) : run->policy.cfg.eos_token_id;
+    int n_ctx = run->policy.cfg.n_ctx;
+    if (run->use_ref && run->ref.cfg.n_ctx < n_ctx) n_ctx = run->ref.cfg.n_ctx;
+    if (load_data(&run->data, c, c->data_path, run->tok, eos, n_ctx, e) != 0) return -1;
+    if (c->eval_path && load_data(&run->eval, c, c->eval_path, run->tok, eos, n_ctx, e) != 0) return -1;
+    run->total_steps = c->steps > 0 ? c->steps : ((long)c->epochs * run->data.n_rows + run->batch - 1) / run->batch;
+    return 0;
+}
+
+/* the optimizer, its state and the data position restored when resuming */
+static int setup_optimizer(train_state *run, const ckpt_state *ck, dpo_err *e) {
+    optim_config oc = run->c->opt;
+    char path[4096];
+    if (oc.schedule == OPTIM_COSINE && oc.total_steps <= 0) oc.total_steps = run->total_steps;
+    if (optim_init(&run->opt, &oc, run->policy.num_params, e) != 0) return -1;
+    if (!run->resume[0]) return 0;
+    if (util_path_join(path, sizeof path, run->resume, "optimizer.safetensors", e) != 0 ||
+        optim_load(&run->opt, path, e) != 0)
+        return -1;
+    run->first_step = ck->step;
+    run->rows_seen = ck->pairs_seen;
+    if (run->first_step > run->total_steps)
+        return dpo_errf(e, "%s: the checkpoint is at step %ld, past this run's %ld steps", run->resume,
+                        run->first_step, run->total_steps);
+    return 0;
+}
+
+/* gradients and the per-step buffers */
+static int alloc_buffers(train_state *run, dpo_err *e) {
+    int i;
+    if (model_alloc_grads(&run->policy, e) != 0) return -1;
+    run->perm = malloc((size_t)run->data.n_rows * sizeof *run->perm);
+    run->rows = malloc((size_t)run->batch * sizeof *run->rows);
+    run->eval_rows = malloc((size_t)(run->eval.n_rows > 0 ? run->eval.n_rows : 1) * sizeof *run->eval_rows);
+    run->pin = calloc((size_t)run->micro_batch, sizeof *run->pin);
+    run->pout = calloc((size_t)run->micro_batch, sizeof *run->pout);
+    if (!run->perm || !run->rows || !run->eval_rows || !run->pin || !run->pout) return dpo_errf(e, "out of memory");
+    for (i = 0; i < run->eval.n_rows; i++) run->eval_rows[i] = i;
+    if (run->data.n_rows > 0 && run->rows_seen % run->data.n_rows != 0) /* resuming inside an epoch */
+        epoch_permutation(run->perm, run->data.n_rows, run->c->seed, (long)(run->rows_seen / run->data.n_rows));
+    return 0;
+}
+
+/* The reference's log-probs computed once where they can be: the held-out rows'
+ * always (the reference never changes), every training row's with
+ * --precompute-ref, after which the reference model is freed. */
+static int precompute_reference(train_state *run, dpo_err *e) {
+    const train_config *c = run->c;
+    if (run->use_ref && c->eval_path) {
+        run->eval_ref_logp = malloc(2 * (size_t)run->eval.n_rows * sizeof *run->eval_ref_logp);
+        if (!run->eval_ref_logp) return dpo_errf(e, "out of memory");
+        if (ref_logps(&run->ref, &run->eval, run->micro_batch, run->eval_ref_logp, run->cb, "held-out", e) != 0)
+            return -1;
+    }
+    if (run->use_ref && c->precompute_ref) {
+        run->ref_logp = malloc(2 * (size_t)run->data.n_rows * sizeof *run->ref_logp);
+        if (!run->ref_logp) return dpo_errf(e, "out of memory");
+        if (ref_logps(&run->ref, &run->data, run->micro_batch, run->ref_logp, run->cb, "training", e) != 0) return -1;
+        model_free(&run->ref);
+    }
+    return 0;
+}
+
+/* the next B rows of the shuffled stream: epoch k visits the rows in
+ * epoch_permutation(seed, k) */
+static void draw_batch(train_state *run) {
+    int i, n = run->data.n_rows;
+    for (i = 0; i < run->batch; i++, run->rows_seen++) {
+        int k = (int)(run->rows_seen % n);
+        if (k == 0) epoch_permutation(run->perm, n, run->c->seed, (long)(run->rows_seen / n));
+        run->rows[i] = run->perm[k];
+    }
+}
+
+/* One optimizer step on the drawn batch: gradients accumulated over its
+ * micro-batches, then the update; a non-finite loss or gradient stops the run. */
+static int optimize_batch(train_state *run, long step, train_metrics *m, dpo_err *e) {
+    int B = run->batch, mb = run->micro_batch, i;
+    double t0 = util_seconds(), tok_batch = response_tokens(&run->data, run->rows, B);
+    size_t tokens = 0;
+    memset(m, 0, sizeof *m);
+    model_zero_grad(&run->policy);
+    for (i = 0; i < B; i += mb)
+        if (micro_step(run, run->c, run->rows + i, B - i < mb ? B - i : mb, B, tok_batch, m, &tokens, e) != 0)
+            return -1;
+    m->learning_rate = optim_lr(&run->opt.cfg, run->opt.step);
+    m->grad_norm = optim_step(&run->opt, run->policy.params_mem, run->policy.grads_mem);
+    if (!isfinite(m->loss) || !isfinite(m->grad_norm))
+        return dpo_errf(e, "step %ld: the %s is not finite (%g); training stopped, nothing was saved by this run "
+                           "after its last checkpoint", step + 1, isfinite(m->loss) ? "gradient norm" : "loss",
+                        isfinite(m->loss) ? m->grad_norm : m->loss);
+    m->step = step + 1;
+    m->epoch = (double)run->rows_seen / run->data.n_rows;
+    metrics_mean(m, B);
+    m->seconds = util_seconds() - t0;
+    m->tokens_per_second = (double)tokens / m->seconds;
+    return 0;
+}
+
+/* after step number `done` (1-based): the metrics to the caller, an evaluation
+ * when one is due, a checkpoint when one is due (the last one is train_run's) */
+static int after_step(train_state *run, const train_metrics *m, dpo_err *e) {
+    const train_config *c = run->c;
+    const train_callbacks *cb = run->cb;
+    long done = m->step, total = run->total_steps;
+    if (cb && cb->step && cb->step(cb->ctx, m, total, e) != 0) return -1;
+    if (c->eval_path && (done == total || (c->eval_every > 0 && done % c->eval_every == 0))) {
+        train_metrics em;
+        if (evaluate(run, c, run->micro_batch, &em, e) != 0) return -1;
+        em.step = m->step;
+        em.epoch = m->epoch;
+        if (cb && cb->eval && cb->eval(cb->ctx, &em, total, e) != 0) return -1;
+    }
+    if (c->save_every > 0 && done % c->save_every == 0 && done < total)
+        return save_checkpoint(run, c, done, run->rows_seen, e);
+    return 0;
+}
+
+int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
+    train_state run;
+    ckpt_state ck;
+    train_metrics m;
+    long step;
+    int rc = -1;
+    if (check_config(c, e) != 0) return -1;
+    memset(&run, 0, sizeof run);
+    memset(&ck, 0, sizeof ck);
+    run.c = c;
+    run.cb = cb;
+    run.batch = c->batch;
+    run.micro_batch = c->micro_batch < c->batch ? c->micro_batch : c->batch;
+    run.use_ref = needs_ref(c);
+    if (load_models(&run, &ck, e) == 0 && load_datasets(&run, e) == 0 && setup_optimizer(&run, &ck, e) == 0 &&
+        alloc_buffers(&run, e) == 0) {
+        if (cb && cb->start) cb->start(cb->ctx, &run.data, c->eval_path ? &run.eval : NULL, run.total_steps);
+        rc = precompute_reference(&run, e);
+        for (step = run.first_step; rc == 0 && step < run.total_steps; step++) {
+            draw_batch(&run);
+            rc = optimize_batch(&run, step, &m, e);
+            if (rc == 0) rc = after_step(&run, &m, e);
+        }
+        if (rc == 0) rc = save_checkpoint(&run, c, run.total_steps, run.rows_seen, e);
+    }
+    train_free(&run);
+    return rc;
 }

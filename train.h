@@ -38,6 +38,14 @@ typedef struct {
     const char *resume_dir;    /* continue the run saved in this checkpoint (NULL: a new run) */
 } train_config;
 
+/* The defaults of dpo train and dpo sft (their --help prints these values):
+ * batch 64 rows, micro-batch 4, one epoch, lengths DATA_DEFAULT_*, the dpo loss
+ * with beta OBJ_DEFAULT_BETA and alpha 1, and optim_config_defaults' RMSprop
+ * (lr 1e-6, warm-up 150, constant schedule, clip 10); everything else 0/NULL. */
+#define TRAIN_DEFAULT_BATCH 64
+#define TRAIN_DEFAULT_MICRO_BATCH 4
+void train_config_defaults(train_config *c, train_mode mode);
+
 /* One step's metrics, with TRL's names in the log; an evaluation fills the same
  * fields over the whole held-out set (grad_norm and learning_rate 0).
  * TRAIN_DPO: loss is the mean over the pairs of the batch; the others are means

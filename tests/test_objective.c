@@ -81,13 +81,13 @@ static obj_pair_in mkpair(double pc, double rc, double pr, double rr, int nc, in
 /* One pair as a batch of one (no per-token output). */
 static double run1(const obj_loss_config *c, const obj_pair_in *p, obj_pair_out *o) {
     memset(o, 0, sizeof *o);
-    return obj_loss_batch(c, p, o, 1);
+    return obj_loss_batch(c, p, o, 1, 1.0);
 }
 
 static double eval_mean(const obj_loss_config *c, const obj_pair_in *in, int n) {
     obj_pair_out out[MAXP];
     memset(out, 0, sizeof out);
-    return obj_loss_batch(c, in, out, n);
+    return obj_loss_batch(c, in, out, n, (double)n);
 }
 
 /* Richardson-extrapolated central difference of the batch mean in the double *x. */
@@ -218,39 +218,39 @@ START_TEST(test_batch_preconditions) {
 
     memset(out, 0, sizeof out);
     out[0].d_tok_rejected = dtok;
-    ck_assert(isnan(obj_loss_batch(&bad, in, out, 2)));
+    ck_assert(isnan(obj_loss_batch(&bad, in, out, 2, 2.0)));
     ck_assert(isnan(out[0].loss) && isnan(out[0].d_chosen) && isnan(out[0].d_rejected));
     ck_assert(isnan(out[0].reward_chosen) && isnan(out[0].reward_rejected) && isnan(out[1].loss));
     for (t = 0; t < 3; t++) ck_assert(isnan(dtok[t]));
     ck_assert_ptr_eq(out[0].d_tok_rejected, dtok); /* the caller's pointer is kept */
 
-    ck_assert(isnan(obj_loss_batch(&dpo, in, out, 0)));
-    ck_assert(isnan(obj_loss_batch(&dpo, in, out, -3)));
+    ck_assert(isnan(obj_loss_batch(&dpo, in, out, 0, 0.0)));
+    ck_assert(isnan(obj_loss_batch(&dpo, in, out, -3, -3.0)));
 
     /* n_chosen < 1 spoils that pair (and so the mean), not its neighbour */
     memset(out, 0, sizeof out);
     in[0].n_chosen = 0;
-    ck_assert(isnan(obj_loss_batch(&dpo, in, out, 2)));
+    ck_assert(isnan(obj_loss_batch(&dpo, in, out, 2, 2.0)));
     ck_assert(isnan(out[0].loss) && isnan(out[0].d_chosen));
     ck_assert(isfinite(out[1].loss) && isfinite(out[1].d_chosen));
     in[0].n_chosen = 4;
     in[0].n_rejected = 0;
-    ck_assert(isnan(obj_loss_batch(&dpo, in, out, 2)));
+    ck_assert(isnan(obj_loss_batch(&dpo, in, out, 2, 2.0)));
     ck_assert(isnan(out[0].loss));
     in[0].n_rejected = 3;
 
     /* unlikelihood needs the per-token log-probs */
     in[1].tok_rejected = NULL;
-    ck_assert(isnan(obj_loss_batch(&ul, in, out, 2)));
+    ck_assert(isnan(obj_loss_batch(&ul, in, out, 2, 2.0)));
     ck_assert(isfinite(out[0].loss) && isnan(out[1].loss));
     /* ... the other losses do not */
-    ck_assert(isfinite(obj_loss_batch(&dpo, in, out, 2)));
+    ck_assert(isfinite(obj_loss_batch(&dpo, in, out, 2, 2.0)));
 
     /* the other losses write zeros into d_tok_rejected when it is given */
     for (t = 0; t < 3; t++) dtok[t] = 123.0f;
     memset(out, 0, sizeof out);
     out[0].d_tok_rejected = dtok;
-    ck_assert(isfinite(obj_loss_batch(&dpo, in, out, 2)));
+    ck_assert(isfinite(obj_loss_batch(&dpo, in, out, 2, 2.0)));
     for (t = 0; t < 3; t++) ck_assert(dtok[t] == 0.0f);
 }
 END_TEST
@@ -456,7 +456,7 @@ START_TEST(test_hand_unlikelihood) {
     obj_loss_config c = mkcfg(OBJ_LOSS_UNLIKELIHOOD, 0.1, 0, 0.5, 0);
     memset(&o, 0, sizeof o);
     o.d_tok_rejected = dtok;
-    obj_loss_batch(&c, &p, &o, 1);
+    obj_loss_batch(&c, &p, &o, 1, 1.0);
     CLOSE(o.loss, 11.609728086099624415, HAND_REL);
     ck_assert(o.d_chosen == -1.0 && o.d_rejected == 0.0);
     CLOSE(dtok[0], 0.77074704126839914207, 6e-8);
@@ -494,7 +494,7 @@ START_TEST(test_hand_batch) {
     in[0] = mkpair(-10, -12, -15, -15, 4, 3, NULL);
     in[1] = mkpair(-5, -4, -6, -6, 2, 5, NULL);
     memset(out, 0, sizeof out);
-    m = obj_loss_batch(&c, in, out, 2);
+    m = obj_loss_batch(&c, in, out, 2, 2.0);
     CLOSE(m, 0.67126776472758136726, HAND_REL);
     CLOSE(out[0].loss, 0.59813886938159183968, HAND_REL);
     CLOSE(out[0].d_chosen, -0.022508300134376104572, HAND_REL);
@@ -524,7 +524,7 @@ START_TEST(test_policy_equals_reference) {
         obj_loss_config c = mkcfg(OBJ_LOSS_DPO, betas[j], 0, 0, 0);
         double m;
         memset(out, 0, sizeof out);
-        m = obj_loss_batch(&c, in, out, 5);
+        m = obj_loss_batch(&c, in, out, 5, 5.0);
         ck_assert_msg(fabs(m - ln2) <= ulp, "mean %.17g", m);
         for (i = 0; i < 5; i++) {
             ck_assert_msg(fabs(out[i].loss - ln2) <= ulp, "pair %zu: %.17g", i, out[i].loss);
@@ -565,8 +565,8 @@ START_TEST(test_sft_weight_adds_exactly) {
                 o0[i].d_tok_rejected = dt0[i];
                 ow[i].d_tok_rejected = dtw[i];
             }
-            obj_loss_batch(&c0, in, o0, n);
-            obj_loss_batch(&cw, in, ow, n);
+            obj_loss_batch(&c0, in, o0, n, (double)n);
+            obj_loss_batch(&cw, in, ow, n, (double)n);
             for (i = 0; i < n; i++) {
                 double nll = -in[i].policy_chosen / (double)in[i].n_chosen;
                 double term = ws[j] * nll;
@@ -617,7 +617,7 @@ static void check_fd(const obj_loss_config *c) {
     fd_pairs(in);
     memset(out, 0, sizeof out);
     for (i = 0; i < n; i++) out[i].d_tok_rejected = dtok[i];
-    obj_loss_batch(c, in, out, n);
+    obj_loss_batch(c, in, out, n, (double)n);
     for (i = 0; i < n; i++) {
         double fc = fd_double(c, in, n, &in[i].policy_chosen);
         double fr = fd_double(c, in, n, &in[i].policy_rejected);
@@ -707,12 +707,12 @@ START_TEST(test_extreme_margins) {
                 obj_pair_out o;
                 memset(&o, 0, sizeof o);
                 o.d_tok_rejected = dtok;
-                ck_assert(isfinite(obj_loss_batch(&c, &p, &o, 1)));
+                ck_assert(isfinite(obj_loss_batch(&c, &p, &o, 1, 1.0)));
                 ck_assert_msg(isfinite(o.loss) && isfinite(o.d_chosen) && isfinite(o.d_rejected) &&
                                   isfinite(o.reward_chosen) && isfinite(o.reward_rejected) &&
                                   isfinite(dtok[0]) && isfinite(dtok[1]),
                               "%s beta %g h %g", obj_loss_kind_name(kinds[k]), betas[b], hs[s]);
-                ck_assert(isfinite(obj_loss_batch(&plain, &p, &o, 1)));
+                ck_assert(isfinite(obj_loss_batch(&plain, &p, &o, 1, 1.0)));
                 if (kinds[k] == OBJ_LOSS_DPO) {
                     double bh = betas[b] * hs[s];
                     if (bh > 0) {
@@ -721,7 +721,7 @@ START_TEST(test_extreme_margins) {
                         CLOSE(o.loss, -bh, 1e-15);
                         CLOSE(o.d_chosen, -betas[b], 1e-15);
                     }
-                    obj_loss_batch(&c, &p, &o, 1); /* e = 0.25, plus w 0.5 * 1/3 */
+                    obj_loss_batch(&c, &p, &o, 1, 1.0); /* e = 0.25, plus w 0.5 * 1/3 */
                     CLOSE(o.loss, 0.25 * fabs(bh) * (bh > 0 ? 1 : 3) + 0.5 / 3, 1e-15);
                 }
             }
@@ -746,7 +746,7 @@ START_TEST(test_extreme_unlikelihood) {
     int t;
     memset(&o, 0, sizeof o);
     o.d_tok_rejected = dtok;
-    ck_assert(isfinite(obj_loss_batch(&c, &p, &o, 1)));
+    ck_assert(isfinite(obj_loss_batch(&c, &p, &o, 1, 1.0)));
     ck_assert(isfinite(o.loss) && o.loss <= 1.0 + NT * cap);
     for (t = 0; t < NT; t++) {
         ck_assert_msg(isfinite(dtok[t]) && dtok[t] >= 0.0f, "token %d: %g", t, (double)dtok[t]);
@@ -759,14 +759,14 @@ START_TEST(test_extreme_unlikelihood) {
     o.d_tok_rejected = d1;
     for (t = 0; t < 8; t++) {
         one[0] = tok[t];
-        obj_loss_batch(&c, &p, &o, 1);
+        obj_loss_batch(&c, &p, &o, 1, 1.0);
         CLOSE(o.loss, cap, 1e-15);
         ck_assert(d1[0] == 0.0f);
     }
     /* just below the clamp: continuous, large finite derivative */
     one[0] = nextafterf((float)lp_max, -1.0f);
     while ((double)one[0] > lp_max) one[0] = nextafterf(one[0], -1.0f);
-    obj_loss_batch(&c, &p, &o, 1);
+    obj_loss_batch(&c, &p, &o, 1, 1.0);
     CLOSE(o.loss, cap, 1e-7);
     ck_assert(isfinite(d1[0]) && d1[0] > 1.9e6f && d1[0] < 2.1e6f); /* alpha / 1e-6 */
     /* close to the clamp, log(-expm1(lp)) keeps every digit (log1p(-exp(lp)) would
@@ -774,19 +774,19 @@ START_TEST(test_extreme_unlikelihood) {
      *   loss = -2 log(1 - e^(-2^-19)) = 2 * 13.169797384313125703 = 26.339594768626251406
      *   d_tok = 2 / expm1(2^-19) = 2 * 524287.50000015894572 = 1048575.0000003178914 */
     one[0] = -0x1p-19f;
-    obj_loss_batch(&c, &p, &o, 1);
+    obj_loss_batch(&c, &p, &o, 1, 1.0);
     CLOSE(o.loss, 26.339594768626251406, 1e-14);
     CLOSE(d1[0], 1048575.0000003178914, 6e-8);
     /* p = 0 and p tiny */
     one[0] = -INFINITY;
-    obj_loss_batch(&c, &p, &o, 1);
+    obj_loss_batch(&c, &p, &o, 1, 1.0);
     ck_assert(o.loss == 0.0 && d1[0] == 0.0f);
     one[0] = -1e4f;
-    obj_loss_batch(&c, &p, &o, 1);
+    obj_loss_batch(&c, &p, &o, 1, 1.0);
     ck_assert(o.loss == 0.0 && d1[0] == 0.0f);
     /* a NaN log-prob is not hidden by the clamp */
     one[0] = NAN;
-    ck_assert(isnan(obj_loss_batch(&c, &p, &o, 1)));
+    ck_assert(isnan(obj_loss_batch(&c, &p, &o, 1, 1.0)));
 }
 END_TEST
 
@@ -830,9 +830,9 @@ START_TEST(test_threads_bit_identical) {
             o2[i].d_tok_rejected = dt2 + (size_t)i * MAXT;
         }
         util_set_threads(1);
-        m1 = obj_loss_batch(&c, in, o1, N);
+        m1 = obj_loss_batch(&c, in, o1, N, (double)N);
         util_set_threads(2);
-        m2 = obj_loss_batch(&c, in, o2, N);
+        m2 = obj_loss_batch(&c, in, o2, N, (double)N);
         util_set_threads(saved);
         ck_assert(isfinite(m1));
         ck_assert_msg(memcmp(&m1, &m2, sizeof m1) == 0, "%s: mean %.17g vs %.17g",
