@@ -304,7 +304,7 @@ static void layernorm_forward(float *out /* (n_tok, C) */, float *mean /* (n_tok
  *   out_c = xhat_c w_c + b_c,   xhat_c = (x_c - mu) r,
  * so now, per row, with g_c = dout_c w_c = dL/dxhat_c:
  *   dw_c += sum_n dout_nc xhat_nc,   db_c += sum_n dout_nc,
- * and x_i moves xhat_c three ways, directly and through mu and r:
+ * and x_i moves xhat_c three ways: directly (when c == i), through mu and through r:
  *   dxhat_c/dx_i = r [c == i] - r (1/C) + (x_c - mu) dr/dx_i
  *   d mu/dx_i = 1/C,   dr/dx_i = -(1/2) r^3 dvar/dx_i = -r^3 (x_i - mu) / C = -r^2 xhat_i / C
  * (dvar/dx_i = (2/C)(x_i - mu): var's own mean term sums to zero). Summing g_c times these:

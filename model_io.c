@@ -170,7 +170,8 @@ static int is_float_dtype(st_dtype d) { return d == ST_F32 || d == ST_F16 || d =
 
 /* Step 1: every tensor in the file must be one we know, and appear once
  * (causal-mask buffers are skipped, lm_head is set aside for step 3). */
-static int match_file_tensors(file_tensors *ft, const st_file *f, const model_config *c, dpo_err *e) {
+static int match_file_tensors(file_tensors *ft, const st_file *f, const model_config *c,
+                              dpo_err *e) {
     int n = model_num_tensors(c), i;
     size_t k;
     for (k = 0; k < f->n_tensors; k++) {
@@ -179,8 +180,10 @@ static int match_file_tensors(file_tensors *ft, const st_file *f, const model_co
         int hit = -1;
         if (is_mask_buffer(name)) continue;
         if (strcmp(t->name, "lm_head.weight") == 0) {
-            if (t->ndim != 2 || t->shape[0] != (size_t)c->vocab_size || t->shape[1] != (size_t)c->n_embd)
-                return dpo_errf(e, "tensor \"lm_head.weight\": shape is not (vocab_size, n_embd) = (%d, %d)",
+            if (t->ndim != 2 || t->shape[0] != (size_t)c->vocab_size ||
+                t->shape[1] != (size_t)c->n_embd)
+                return dpo_errf(e,
+                                "tensor \"lm_head.weight\": shape is not (vocab_size, n_embd) = (%d, %d)",
                                 c->vocab_size, c->n_embd);
             ft->lm_head = t;
             continue;
@@ -190,9 +193,11 @@ static int match_file_tensors(file_tensors *ft, const st_file *f, const model_co
             model_tensor(c, i, &ti);
             if (strcmp(name, ti.name) == 0) hit = i;
         }
-        if (hit < 0) return dpo_errf(e, "tensor \"%s\" is not part of a GPT-2 model with this config", t->name);
+        if (hit < 0)
+            return dpo_errf(e, "tensor \"%s\" is not part of a GPT-2 model with this config", t->name);
         if (ft->found[hit])
-            return dpo_errf(e, "tensor \"%s\" appears twice (with and without the \"transformer.\" prefix)",
+            return dpo_errf(e,
+                            "tensor \"%s\" appears twice (with and without the \"transformer.\" prefix)",
                             name);
         ft->found[hit] = t;
     }
@@ -215,7 +220,8 @@ static int check_file_tensors(const file_tensors *ft, const model_config *c, dpo
             if (ti.ndim == 2)
                 return dpo_errf(e, "tensor \"%s\": shape must be (%zu, %zu) for this config", t->name,
                                 ti.shape[0], ti.shape[1]);
-            return dpo_errf(e, "tensor \"%s\": shape must be (%zu) for this config", t->name, ti.shape[0]);
+            return dpo_errf(e, "tensor \"%s\": shape must be (%zu) for this config", t->name,
+                            ti.shape[0]);
         }
     }
     if (ft->lm_head && !is_float_dtype(ft->lm_head->dtype))
