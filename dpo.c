@@ -102,97 +102,115 @@ static void usage_options(FILE *fp, const opt_spec *opts, int n) {
     fprintf(fp, "  %-18s %s\n", "--help", "show this help");
 }
 
+/* Store the value text v of option o (STR, NAME, DOUBLE, INT or U64) after
+ * checking it. Returns 0, or -1 after printing the problem. */
+static int set_value(const char *cmd, opt_spec *o, const char *v) {
+    long long x;
+    if (o->kind == OPT_STR || o->kind == OPT_NAME) {
+        if (v[0] == '\0') {
+            fprintf(stderr, "dpo %s: option %s needs a non-empty value\n", cmd, o->name);
+            return -1;
+        }
+        *(const char **)o->out = v;
+    } else if (o->kind == OPT_DOUBLE) {
+        char *end;
+        double d;
+        errno = 0;
+        d = strtod(v, &end);
+        if (end == v || *end != '\0' || errno != 0 || !(d >= 0.0 && d <= 1e300)) {
+            fprintf(stderr, "dpo %s: %s must be a finite non-negative number, got '%s'\n", cmd, o->name, v);
+            return -1;
+        }
+        *(double *)o->out = d;
+    } else if (o->kind == OPT_INT) {
+        if (parse_ll(v, &x) != 0 || x < o->min || x > o->max) {
+            fprintf(stderr, "dpo %s: %s must be an integer in [%lld, %lld], got '%s'\n", cmd, o->name, o->min, o->max, v);
+            return -1;
+        }
+        *(int *)o->out = (int)x;
+    } else {
+        if (parse_ll(v, &x) != 0 || x < 0) {
+            fprintf(stderr, "dpo %s: %s must be a non-negative integer, got '%s'\n", cmd, o->name, v);
+            return -1;
+        }
+        *(uint64_t *)o->out = (uint64_t)x;
+    }
+    return 0;
+}
+
+/* the option named arg (not the positional one), or NULL */
+static opt_spec *find_option(opt_spec *opts, int n, const char *arg) {
+    int i;
+    for (i = 0; i < n; i++)
+        if (opts[i].kind != OPT_POS && strcmp(arg, opts[i].name) == 0) return &opts[i];
+    return NULL;
+}
+
+/* One option at argv[*a] (an OPT_POS argument when it does not start with
+ * "--"), consuming its values; *a is left at the last argument used. Returns
+ * 0, or -1 after printing the problem. */
+static int parse_one(const char *cmd, int argc, char **argv, int *a, opt_spec *opts, int n) {
+    const char *arg = argv[*a];
+    opt_spec *o = NULL;
+    int i;
+    if (strncmp(arg, "--", 2) != 0) { /* a positional argument */
+        for (i = 0; i < n; i++)
+            if (opts[i].kind == OPT_POS) o = &opts[i];
+        if (!o || o->seen) {
+            fprintf(stderr, "dpo %s: unexpected argument '%s' (see 'dpo %s --help')\n", cmd, arg, cmd);
+            return -1;
+        }
+        o->seen = 1;
+        *(const char **)o->out = arg;
+        return 0;
+    }
+    if (!(o = find_option(opts, n, arg))) {
+        fprintf(stderr, "dpo %s: unknown option '%s' (see 'dpo %s --help')\n", cmd, arg, cmd);
+        return -1;
+    }
+    if (o->kind == OPT_LIST) { /* values up to the next option */
+        str_list *l = o->out;
+        int first = *a + 1;
+        o->seen = 1;
+        while (*a + 1 < argc && strncmp(argv[*a + 1], "--", 2) != 0) l->v[l->n++] = argv[++*a];
+        if (*a + 1 == first) {
+            fprintf(stderr, "dpo %s: option %s needs a value\n", cmd, o->name);
+            return -1;
+        }
+        return 0;
+    }
+    if (o->seen) {
+        fprintf(stderr, "dpo %s: option %s given twice\n", cmd, o->name);
+        return -1;
+    }
+    o->seen = 1;
+    if (o->kind == OPT_FLAG) {
+        *(int *)o->out = 1;
+        return 0;
+    }
+    if (*a + 1 >= argc) {
+        fprintf(stderr, "dpo %s: option %s needs a value\n", cmd, o->name);
+        return -1;
+    }
+    if (strncmp(argv[*a + 1], "--", 2) == 0) { /* "--out --data": a forgotten value, not a path named "--data" */
+        fprintf(stderr, "dpo %s: option %s needs a value, but the next argument is the option '%s'\n", cmd, o->name,
+                argv[*a + 1]);
+        return -1;
+    }
+    return set_value(cmd, o, argv[++*a]);
+}
+
 /* Returns 0 to go on, 1 if --help was printed, -1 on a usage error (printed). */
 static int parse_options(const char *cmd, const char *synopsis, int argc, char **argv,
                          opt_spec *opts, int n) {
     int a, i;
     for (a = 0; a < argc; a++) {
-        opt_spec *o = NULL;
         if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
             printf("%s\n\nOptions:\n", synopsis);
             usage_options(stdout, opts, n);
             return 1;
         }
-        if (strncmp(argv[a], "--", 2) != 0) { /* a positional argument */
-            for (i = 0; i < n; i++)
-                if (opts[i].kind == OPT_POS) o = &opts[i];
-            if (!o || o->seen) {
-                fprintf(stderr, "dpo %s: unexpected argument '%s' (see 'dpo %s --help')\n", cmd,
-                        argv[a], cmd);
-                return -1;
-            }
-            o->seen = 1;
-            *(const char **)o->out = argv[a];
-            continue;
-        }
-        for (i = 0; i < n; i++)
-            if (opts[i].kind != OPT_POS && strcmp(argv[a], opts[i].name) == 0) o = &opts[i];
-        if (!o) {
-            fprintf(stderr, "dpo %s: unknown option '%s' (see 'dpo %s --help')\n", cmd, argv[a], cmd);
-            return -1;
-        }
-        if (o->kind == OPT_LIST) { /* values up to the next option */
-            str_list *l = o->out;
-            int first = a + 1;
-            o->seen = 1;
-            while (a + 1 < argc && strncmp(argv[a + 1], "--", 2) != 0) l->v[l->n++] = argv[++a];
-            if (a + 1 == first) {
-                fprintf(stderr, "dpo %s: option %s needs a value\n", cmd, o->name);
-                return -1;
-            }
-            continue;
-        }
-        if (o->seen) {
-            fprintf(stderr, "dpo %s: option %s given twice\n", cmd, o->name);
-            return -1;
-        }
-        o->seen = 1;
-        if (o->kind == OPT_FLAG) {
-            *(int *)o->out = 1;
-            continue;
-        }
-        if (a + 1 >= argc) {
-            fprintf(stderr, "dpo %s: option %s needs a value\n", cmd, o->name);
-            return -1;
-        }
-        if (strncmp(argv[a + 1], "--", 2) == 0) { /* "--out --data": a forgotten value, not a path named "--data" */
-            fprintf(stderr, "dpo %s: option %s needs a value, but the next argument is the option '%s'\n", cmd,
-                    o->name, argv[a + 1]);
-            return -1;
-        }
-        a++;
-        if (o->kind == OPT_STR || o->kind == OPT_NAME) {
-            if (argv[a][0] == '\0') {
-                fprintf(stderr, "dpo %s: option %s needs a non-empty value\n", cmd, o->name);
-                return -1;
-            }
-            *(const char **)o->out = argv[a];
-        } else if (o->kind == OPT_DOUBLE) {
-            char *end;
-            double v;
-            errno = 0;
-            v = strtod(argv[a], &end);
-            if (end == argv[a] || *end != '\0' || errno != 0 || !(v >= 0.0 && v <= 1e300)) {
-                fprintf(stderr, "dpo %s: %s must be a finite non-negative number, got '%s'\n", cmd, o->name,
-                        argv[a]);
-                return -1;
-            }
-            *(double *)o->out = v;
-        } else {
-            long long v;
-            if (parse_ll(argv[a], &v) != 0 || (o->kind == OPT_INT && (v < o->min || v > o->max)) ||
-                (o->kind == OPT_U64 && v < 0)) {
-                if (o->kind == OPT_INT)
-                    fprintf(stderr, "dpo %s: %s must be an integer in [%lld, %lld], got '%s'\n", cmd,
-                            o->name, o->min, o->max, argv[a]);
-                else
-                    fprintf(stderr, "dpo %s: %s must be a non-negative integer, got '%s'\n", cmd,
-                            o->name, argv[a]);
-                return -1;
-            }
-            if (o->kind == OPT_INT) *(int *)o->out = (int)v;
-            else *(uint64_t *)o->out = (uint64_t)v;
-        }
+        if (parse_one(cmd, argc, argv, &a, opts, n) != 0) return -1;
     }
     for (i = 0; i < n; i++) {
         if (opts[i].required && !opts[i].seen) {
@@ -903,6 +921,64 @@ static void print_ids(const int *ids, size_t n) {
     for (i = 0; i < n; i++) printf("%s%d", i ? " " : "", ids[i]);
 }
 
+/* double the capacity of *ends (256 at first); the new capacity, or 0 when out of memory */
+static size_t grow_rows(size_t **ends, size_t cap) {
+    size_t nc = cap ? 2 * cap : 256;
+    size_t *q = realloc(*ends, nc * sizeof *q);
+    if (!q) return 0;
+    *ends = q;
+    return nc;
+}
+
+/* dpo encode --jsonl: every row {"text": ...} is read and encoded before
+ * anything is printed, so a bad row leaves no partial output; then one JSON
+ * array of ids per row. ends[r] = the end of row r's ids in *ids. Returns 0, or
+ * 1 after printing the problem. */
+static int encode_jsonl(const tok_tokenizer *t, const char *name, char *text, size_t len, int **ids, size_t *n,
+                        size_t *cap, double *t_enc) {
+    char *p = text, *end = text + len;
+    size_t *ends = NULL, n_rows = 0, cap_rows = 0, r, i;
+    long line = 0;
+    dpo_err e;
+    int rc = 0;
+    while (p < end && rc == 0) {
+        char *nl = memchr(p, '\n', (size_t)(end - p)), *le = nl ? nl : end;
+        json_value *row = NULL;
+        const char *s;
+        size_t slen;
+        double t0;
+        line++;
+        if (json_parse_line(p, (size_t)(le - p), name, line, &row, &e) != 0) {
+            rc = fail("encode", &e);
+            break;
+        }
+        if (row->type != JSON_OBJECT || json_get_string(row, "text", &s, &slen, &e) != 0) {
+            if (row->type != JSON_OBJECT) dpo_errf(&e, "not a JSON object");
+            else if (!json_get(row, "text")) dpo_errf(&e, "missing key \"text\"");
+            dpo_err_prefix(&e, "%s: line %ld", name, line);
+            rc = fail("encode", &e);
+        } else if (n_rows == cap_rows && !(cap_rows = grow_rows(&ends, cap_rows))) {
+            dpo_errf(&e, "out of memory");
+            rc = fail("encode", &e);
+        } else {
+            t0 = util_seconds();
+            if (tok_encode(t, s, slen, ids, n, cap, &e) != 0) rc = fail("encode", &e);
+            *t_enc += util_seconds() - t0;
+            ends[n_rows++] = *n;
+        }
+        json_free(row);
+        p = nl ? nl + 1 : end;
+    }
+    for (r = 0; rc == 0 && r < n_rows; r++) {
+        size_t start = r ? ends[r - 1] : 0;
+        printf("[");
+        for (i = start; i < ends[r]; i++) printf("%s%d", i > start ? ", " : "", (*ids)[i]);
+        printf("]\n");
+    }
+    free(ends);
+    return rc;
+}
+
 static int cmd_encode(int argc, char **argv) {
     const char *tok_dir = NULL, *model_dir = NULL, *file = NULL;
     int jsonl = 0, stats = 0, rc;
@@ -943,57 +1019,8 @@ static int cmd_encode(int argc, char **argv) {
             printf("\n");
         }
     } else {
-        /* every row is read and encoded before anything is printed: a bad row
-           leaves no partial output. ends[r] = the end of row r's ids in ids. */
-        const char *name = file ? file : "standard input";
-        char *p = text, *end = text + len;
-        size_t *ends = NULL, n_rows = 0, cap_rows = 0, r, i;
-        long line = 0;
-        while (p < end && rc == 0) {
-            char *nl = memchr(p, '\n', (size_t)(end - p)), *le = nl ? nl : end;
-            json_value *row;
-            const char *s;
-            size_t slen;
-            line++;
-            if (json_parse_line(p, (size_t)(le - p), name, line, &row, &e) != 0) {
-                rc = fail("encode", &e);
-                break;
-            }
-            if (row->type != JSON_OBJECT || json_get_string(row, "text", &s, &slen, &e) != 0) {
-                if (row->type != JSON_OBJECT) dpo_errf(&e, "not a JSON object");
-                else if (!json_get(row, "text")) dpo_errf(&e, "missing key \"text\"");
-                dpo_err_prefix(&e, "%s: line %ld", name, line);
-                json_free(row);
-                rc = fail("encode", &e);
-                break;
-            }
-            if (n_rows == cap_rows) {
-                size_t nc = cap_rows ? 2 * cap_rows : 256;
-                size_t *q = realloc(ends, nc * sizeof *q);
-                if (!q) {
-                    json_free(row);
-                    dpo_errf(&e, "out of memory");
-                    rc = fail("encode", &e);
-                    break;
-                }
-                ends = q;
-                cap_rows = nc;
-            }
-            t0 = util_seconds();
-            if (tok_encode(t, s, slen, &ids, &n, &cap, &e) != 0) rc = fail("encode", &e);
-            t_enc += util_seconds() - t0;
-            ends[n_rows++] = n;
-            json_free(row);
-            p = nl ? nl + 1 : end;
-        }
+        rc = encode_jsonl(t, file ? file : "standard input", text, len, &ids, &n, &cap, &t_enc);
         total = n;
-        for (r = 0; rc == 0 && r < n_rows; r++) {
-            size_t start = r ? ends[r - 1] : 0;
-            printf("[");
-            for (i = start; i < ends[r]; i++) printf("%s%d", i > start ? ", " : "", ids[i]);
-            printf("]\n");
-        }
-        free(ends);
     }
     if (stats && rc == 0)
         fprintf(stderr, "encoded %zu bytes into %zu tokens in %.3f s: %.1f MB/s\n", len, total, t_enc,

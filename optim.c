@@ -403,88 +403,82 @@ static void err_append(dpo_err *e, const char *text) {
     }
 }
 
-int optim_load(optim_state *s, const char *path, dpo_err *e) {
-    st_file f;
-    const st_tensor *tk, *tn, *tstep, *tm = NULL, *tv = NULL;
+/* The small tensors of a state file: "kind" must be s's optimizer, "n" its
+ * parameter count; "step" is returned. */
+static int load_header(const optim_state *s, const st_file *f, const char *path, uint64_t *step_file,
+                       dpo_err *e) {
+    const st_tensor *tk, *tn, *tstep;
     float kind_f, n_f[2], step_f[2];
-    uint64_t n_file, step_file;
-    size_t want = 3, i;
+    uint64_t n_file;
     int found, k;
-
-    if (s->n == 0 || !s->m != (s->cfg.kind != OPTIM_ADAMW) || !s->v != (s->cfg.kind == OPTIM_SGD))
-        return dpo_errf(e, "%s: the optimizer state to load into is not initialised", path);
-    if (st_open(&f, path, e) != 0) return -1;
-
-    /* the small tensors first: what the file is, then whether it fits s */
-    if (!st_find(&f, "kind")) {
-        dpo_errf(e, "%s: not an optimizer state file (no tensor \"kind\")", path);
-        goto fail;
-    }
-    if (!(tk = find_vector(&f, "kind", 1, e)) || st_read_f32(&f, tk, &kind_f, e) != 0) goto fail;
+    if (!st_find(f, "kind")) return dpo_errf(e, "%s: not an optimizer state file (no tensor \"kind\")", path);
+    if (!(tk = find_vector(f, "kind", 1, e)) || st_read_f32(f, tk, &kind_f, e) != 0) return -1;
     for (found = -1, k = 0; k < (int)(sizeof all_kinds / sizeof all_kinds[0]); k++)
         if (kind_f == (float)kind_code(all_kinds[k])) found = k;
-    if (found < 0) {
-        dpo_errf(e, "%s: tensor \"kind\" = %g is not a known optimizer (1 sgd, 2 rmsprop, 3 adamw)",
-                 path, (double)kind_f);
-        goto fail;
-    }
-    if (all_kinds[found] != s->cfg.kind) {
-        dpo_errf(e, "%s: holds the state of %s, but the optimizer is %s", path,
-                 optim_kind_name(all_kinds[found]), optim_kind_name(s->cfg.kind));
-        goto fail;
-    }
-    if (!(tn = find_vector(&f, "n", 2, e)) || st_read_f32(&f, tn, n_f, e) != 0) goto fail;
-    if (join_counter(n_f, &n_file) != 0) {
-        dpo_errf(e, "%s: tensor \"n\" is not two integers in [0, 2^24)", path);
-        goto fail;
-    }
-    if (n_file != (uint64_t)s->n) {
-        dpo_errf(e, "%s: holds the state of %llu parameters, but the model has %zu", path,
-                 (unsigned long long)n_file, s->n);
-        goto fail;
-    }
-    if (!(tstep = find_vector(&f, "step", 2, e)) || st_read_f32(&f, tstep, step_f, e) != 0) goto fail;
-    if (join_counter(step_f, &step_file) != 0) {
-        dpo_errf(e, "%s: tensor \"step\" is not two integers in [0, 2^24)", path);
-        goto fail;
-    }
-    if (step_file > (uint64_t)LONG_MAX) { /* only where long has 32 bits */
-        dpo_errf(e, "%s: step %llu does not fit in a long", path, (unsigned long long)step_file);
-        goto fail;
-    }
+    if (found < 0)
+        return dpo_errf(e, "%s: tensor \"kind\" = %g is not a known optimizer (1 sgd, 2 rmsprop, 3 adamw)", path,
+                        (double)kind_f);
+    if (all_kinds[found] != s->cfg.kind)
+        return dpo_errf(e, "%s: holds the state of %s, but the optimizer is %s", path,
+                        optim_kind_name(all_kinds[found]), optim_kind_name(s->cfg.kind));
+    if (!(tn = find_vector(f, "n", 2, e)) || st_read_f32(f, tn, n_f, e) != 0) return -1;
+    if (join_counter(n_f, &n_file) != 0) return dpo_errf(e, "%s: tensor \"n\" is not two integers in [0, 2^24)", path);
+    if (n_file != (uint64_t)s->n)
+        return dpo_errf(e, "%s: holds the state of %llu parameters, but the model has %zu", path,
+                        (unsigned long long)n_file, s->n);
+    if (!(tstep = find_vector(f, "step", 2, e)) || st_read_f32(f, tstep, step_f, e) != 0) return -1;
+    if (join_counter(step_f, step_file) != 0)
+        return dpo_errf(e, "%s: tensor \"step\" is not two integers in [0, 2^24)", path);
+    if (*step_file > (uint64_t)LONG_MAX) /* only where long has 32 bits */
+        return dpo_errf(e, "%s: step %llu does not fit in a long", path, (unsigned long long)*step_file);
+    return 0;
+}
+
+/* The moment tensors s's optimizer keeps ("m", "v"), and nothing else in the file. */
+static int find_moments(const optim_state *s, const st_file *f, const char *path, const st_tensor **tm,
+                        const st_tensor **tv, dpo_err *e) {
+    size_t want = 3, i;
+    *tm = *tv = NULL;
     if (s->m) {
-        if (!(tm = find_vector(&f, "m", s->n, e))) goto fail;
+        if (!(*tm = find_vector(f, "m", s->n, e))) return -1;
         want++;
     }
     if (s->v) {
-        if (!(tv = find_vector(&f, "v", s->n, e))) goto fail;
+        if (!(*tv = find_vector(f, "v", s->n, e))) return -1;
         want++;
     }
-    if (f.n_tensors != want) {
-        for (i = 0; i < f.n_tensors; i++) {
-            const char *nm = f.tensors[i].name;
-            if (strcmp(nm, "kind") && strcmp(nm, "n") && strcmp(nm, "step") && !(tm && !strcmp(nm, "m")) &&
-                !(tv && !strcmp(nm, "v")))
-                break;
-        }
-        dpo_errf(e, "%s: unexpected tensor \"%.200s\" in the state of %s", path,
-                 i < f.n_tensors ? f.tensors[i].name : "?", optim_kind_name(s->cfg.kind));
-        goto fail;
+    if (f->n_tensors == want) return 0;
+    for (i = 0; i < f->n_tensors; i++) {
+        const char *nm = f->tensors[i].name;
+        if (strcmp(nm, "kind") && strcmp(nm, "n") && strcmp(nm, "step") && !(*tm && !strcmp(nm, "m")) &&
+            !(*tv && !strcmp(nm, "v")))
+            break;
     }
+    return dpo_errf(e, "%s: unexpected tensor \"%.200s\" in the state of %s", path,
+                    i < f->n_tensors ? f->tensors[i].name : "?", optim_kind_name(s->cfg.kind));
+}
 
-    /* everything checked: now the moments, straight into s */
-    if ((tm && st_read_f32(&f, tm, s->m, e) != 0) || (tv && st_read_f32(&f, tv, s->v, e) != 0) ||
-        check_moments(s, path, e) != 0) {
-        if (s->m) memset(s->m, 0, s->n * sizeof(float));
-        if (s->v) memset(s->v, 0, s->n * sizeof(float));
-        s->step = 0;
-        err_append(e, " (the optimizer state was reset to its initial values)");
-        goto fail;
+int optim_load(optim_state *s, const char *path, dpo_err *e) {
+    st_file f;
+    const st_tensor *tm, *tv;
+    uint64_t step_file = 0;
+    int rc = -1;
+    if (s->n == 0 || !s->m != (s->cfg.kind != OPTIM_ADAMW) || !s->v != (s->cfg.kind == OPTIM_SGD))
+        return dpo_errf(e, "%s: the optimizer state to load into is not initialised", path);
+    if (st_open(&f, path, e) != 0) return -1;
+    /* the small tensors first: what the file is, then whether it fits s; then the moments, straight into s */
+    if (load_header(s, &f, path, &step_file, e) == 0 && find_moments(s, &f, path, &tm, &tv, e) == 0) {
+        if ((tm && st_read_f32(&f, tm, s->m, e) != 0) || (tv && st_read_f32(&f, tv, s->v, e) != 0) ||
+            check_moments(s, path, e) != 0) {
+            if (s->m) memset(s->m, 0, s->n * sizeof(float));
+            if (s->v) memset(s->v, 0, s->n * sizeof(float));
+            s->step = 0;
+            err_append(e, " (the optimizer state was reset to its initial values)");
+        } else {
+            s->step = (long)step_file;
+            rc = 0;
+        }
     }
-    s->step = (long)step_file;
     st_close(&f);
-    return 0;
-fail:
-    st_close(&f);
-    return -1;
+    return rc;
 }
