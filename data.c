@@ -63,28 +63,28 @@ void data_fit_lengths(int *max_len, int *max_prompt_len, int n_ctx) {
     if (*max_prompt_len >= *max_len) *max_prompt_len = *max_len - 1;
 }
 
-/* The texts of one row into s[], len[]: pairs {prompt, chosen, rejected}; SFT
+/* The texts of one row into text[], len[]: pairs {prompt, chosen, rejected}; SFT
  * {prompt, completion}, or {text} as an empty prompt and the text. Returns the
  * number of texts, or -1 with the problem in e. */
-static int row_texts(const json_value *row, int sft, const char **s, size_t *len, dpo_err *e) {
+static int row_texts(const json_value *row, int sft, const char **text, size_t *len, dpo_err *e) {
     static const char *const pair_keys[3] = {"prompt", "chosen", "rejected"};
     static const char *const sft_keys[2] = {"prompt", "completion"};
     const char *const *keys = sft ? sft_keys : pair_keys;
     int n = sft ? 2 : 3, k, rc;
     if (row->type != JSON_OBJECT) return dpo_errf(e, "not a JSON object");
     if (sft) {
-        rc = json_get_string(row, "text", &s[1], &len[1], e);
+        rc = json_get_string(row, "text", &text[1], &len[1], e);
         if (rc < 0) return -1;
         if (rc == 0) {
             if (json_get(row, "completion"))
                 return dpo_errf(e, "both \"text\" and \"completion\": a row is {\"text\"} or {\"prompt\", \"completion\"}");
-            s[0] = "";
+            text[0] = "";
             len[0] = 0;
             return 2;
         }
     }
     for (k = 0; k < n; k++) {
-        rc = json_get_string(row, keys[k], &s[k], &len[k], e);
+        rc = json_get_string(row, keys[k], &text[k], &len[k], e);
         if (rc > 0)
             return sft ? dpo_errf(e, "missing key \"%s\" (a row is {\"text\"} or {\"prompt\", \"completion\"})", keys[k])
                        : dpo_errf(e, "missing key \"%s\"", keys[k]);
@@ -277,14 +277,14 @@ size_t data_batch_build(data_batch *b, const data_set *d, const int *rows, int n
         const int *prompt = d->pool + r->off;
         for (k = 0; k < per; k++) {
             const int *resp = prompt + r->n_prompt + (k ? r->n_chosen : 0);
-            int R = k ? r->n_rejected : r->n_chosen, P = r->n_prompt, L = P + R - 1, s = per * i + k;
+            int R = k ? r->n_rejected : r->n_chosen, P = r->n_prompt, L = P + R - 1, seq = per * i + k;
             for (j = 0; j < L; j++) {
                 b->tokens[pos + (size_t)j] = j < P ? prompt[j] : resp[j - P];
                 b->targets[pos + (size_t)j] = j + 1 >= P ? resp[j + 1 - P] : -1;
             }
-            b->seq_len[s] = L;
-            b->resp_start[s] = (int)pos + P - 1;
-            b->resp_len[s] = R;
+            b->seq_len[seq] = L;
+            b->resp_start[seq] = (int)pos + P - 1;
+            b->resp_len[seq] = R;
             pos += (size_t)L;
         }
     }
@@ -292,10 +292,10 @@ size_t data_batch_build(data_batch *b, const data_set *d, const int *rows, int n
 }
 
 /* log p(response | prompt) of each sequence: the sum of its targets' log-probs, in double */
-double data_seq_logp(const data_batch *b, int s) {
+double data_seq_logp(const data_batch *b, int seq) {
     double sum = 0.0;
     int j;
-    for (j = 0; j < b->resp_len[s]; j++) sum += b->logp[b->resp_start[s] + j];
+    for (j = 0; j < b->resp_len[seq]; j++) sum += b->logp[b->resp_start[seq] + j];
     return sum;
 }
 

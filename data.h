@@ -100,8 +100,8 @@ typedef struct {
 int data_seqs_per_row(const data_set *d);
 /* Fill b for rows[0..n) of d; returns the number of tokens N (0 on out of memory). */
 size_t data_batch_build(data_batch *b, const data_set *d, const int *rows, int n);
-/* log p(response | prompt) of sequence s of the batch: its targets' log-probs summed in double */
-double data_seq_logp(const data_batch *b, int s);
+/* log p(response | prompt) of sequence seq of the batch: its targets' log-probs summed in double */
+double data_seq_logp(const data_batch *b, int seq);
 void data_batch_free(data_batch *b);
 
 #endif

@@ -390,9 +390,29 @@ static int cmd_info(int argc, char **argv) {
 /* dpo bench                                                                 */
 /* ======================================================================== */
 
+/* steps + 1 forward and backward passes over the packed batch; the first is a
+ * warm-up, the others' seconds are summed into *tf (forward) and *tb (backward) */
+static int time_passes(model *m, const int *tokens, const int *targets, const int *lens, int seqs, float *logp,
+                       const float *dlogp, int steps, double *tf, double *tb, dpo_err *e) {
+    int i;
+    for (i = 0; i <= steps; i++) {
+        double t0 = util_seconds(), t1, t2;
+        if (model_forward(m, logp, tokens, targets, lens, seqs, e) != 0) return -1;
+        t1 = util_seconds();
+        model_zero_grad(m);
+        if (model_backward(m, dlogp, e) != 0) return -1;
+        t2 = util_seconds();
+        if (i > 0) {
+            *tf += t1 - t0;
+            *tb += t2 - t1;
+        }
+    }
+    return 0;
+}
+
 static int cmd_bench(int argc, char **argv) {
     const char *dir = NULL;
-    int seqs = 4, len = 256, steps = 3, threads = 0, n, i, s;
+    int seqs = 4, len = 256, steps = 3, threads = 0, n, i;
     model m;
     dpo_err e;
     int *tokens = NULL, *targets = NULL, *lens = NULL;
@@ -402,9 +422,9 @@ static int cmd_bench(int argc, char **argv) {
     int rc;
     opt_spec opts[] = {
         {"--model", OPT_STR, &dir, 0, 0, 1, "model directory", 0},
-        {"--seqs", OPT_INT, &seqs, 1, 4096, 0, "sequences per batch (default 4)", 0},
-        {"--len", OPT_INT, &len, 1, MODEL_MAX_CTX, 0, "tokens per sequence (default 256)", 0},
-        {"--steps", OPT_INT, &steps, 1, 1000000, 0, "timed forward+backward passes (default 3)", 0},
+        {"--seqs", OPT_INT, &seqs, 1, 4096, 0, "sequences per batch (default {default})", 0},
+        {"--len", OPT_INT, &len, 1, MODEL_MAX_CTX, 0, "tokens per sequence (default {default})", 0},
+        {"--steps", OPT_INT, &steps, 1, 1000000, 0, "timed forward+backward passes (default {default})", 0},
         {"--threads", OPT_INT, &threads, 1, 1024, 0, "OpenMP threads (default: all)", 0},
     };
     rc = parse_options("bench", "usage: dpo bench --model DIR [--seqs S] [--len T] [--steps K] [--threads N]\n\n"
@@ -437,19 +457,8 @@ static int cmd_bench(int argc, char **argv) {
         targets[i] = (int)(util_rng_u64(&rng) % (uint64_t)m.cfg.vocab_size);
         dlogp[i] = -1.0f / (float)n; /* mean negative log-likelihood */
     }
-    for (s = 0; s < seqs; s++) lens[s] = len;
-    for (i = 0; i <= steps; i++) {
-        double t0 = util_seconds(), t1, t2;
-        if (model_forward(&m, logp, tokens, targets, lens, seqs, &e) != 0) goto err;
-        t1 = util_seconds();
-        model_zero_grad(&m);
-        if (model_backward(&m, dlogp, &e) != 0) goto err;
-        t2 = util_seconds();
-        if (i > 0) { /* pass 0 is the warm-up */
-            tf += t1 - t0;
-            tb += t2 - t1;
-        }
-    }
+    for (i = 0; i < seqs; i++) lens[i] = len;
+    if (time_passes(&m, tokens, targets, lens, seqs, logp, dlogp, steps, &tf, &tb, &e) != 0) goto err;
     for (i = 0; i < n; i++) loss -= logp[i];
     printf("model %s: %zu parameters, %d threads, batch %d x %d tokens, %d timed passes\n", dir,
            m.num_params, util_threads(), seqs, len, steps);
