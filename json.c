@@ -354,101 +354,116 @@ static size_t string_bound(const unsigned char *s, size_t len) {
     }
 }
 
+/* The error for a string whose closing quote never comes (opened at `open`). */
+static int fail_unterminated(const parser *p, size_t open) {
+    return fail_at(p, open, "unterminated string (the input ends before its closing quote)");
+}
+
+/* The code point of the \u escape whose backslash is at s[i]: "\uXXXX", or a
+ * surrogate pair "\uD8xx\uDCxx" read as one code point. On success *cp is set
+ * and *end is just past the escape; on error the message points at the escape
+ * (or at the string's opening quote `open` when the input ends inside it). */
+static int decode_u_escape(const parser *p, size_t open, size_t i, unsigned long *cp, size_t *end) {
+    const unsigned char *s = p->s;
+    unsigned long hi, lo;
+    int r = read_hex4(p, i + 2, &hi);
+    if (r == -2) return fail_unterminated(p, open);
+    if (r != 0) return fail_at(p, i, "invalid \\u escape in string: expected 4 hex digits");
+    if (hi >= 0xDC00 && hi <= 0xDFFF) {
+        return fail_at(p, i, "lone low surrogate \\u%04lX in string "
+                             "(it must follow a \\uD800-\\uDBFF escape)", hi);
+    }
+    *cp = hi;
+    *end = i + 6;
+    if (hi < 0xD800 || hi > 0xDBFF) return 0;
+    /* A high surrogate must be followed at once by \uDC00..\uDFFF. */
+    if (i + 6 >= p->len || (s[i + 6] == '\\' && i + 7 >= p->len)) return fail_unterminated(p, open);
+    if (s[i + 6] != '\\' || s[i + 7] != 'u') {
+        return fail_at(p, i, "lone high surrogate \\u%04lX in string "
+                             "(it must be followed by a \\uDC00-\\uDFFF escape)", hi);
+    }
+    r = read_hex4(p, i + 8, &lo);
+    if (r == -2) return fail_unterminated(p, open);
+    if (r != 0) return fail_at(p, i + 6, "invalid \\u escape in string: expected 4 hex digits");
+    if (lo < 0xDC00 || lo > 0xDFFF) {
+        return fail_at(p, i, "lone high surrogate \\u%04lX in string "
+                             "(it must be followed by a \\uDC00-\\uDFFF escape)", hi);
+    }
+    /* cp = 0x10000 + (high - 0xD800) * 0x400 + (low - 0xDC00) */
+    *cp = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+    *end = i + 12;
+    return 0;
+}
+
+/* Decode the escape whose backslash is at s[i] (inside the string opened at
+ * `open`) into out: *n bytes (1..4, UTF-8), and *end just past the escape. */
+static int decode_escape(const parser *p, size_t open, size_t i, unsigned char out[4], size_t *n,
+                         size_t *end) {
+    unsigned long cp = 0;
+    char what[16];
+    if (i + 1 >= p->len) return fail_unterminated(p, open);
+    *n = 1;
+    *end = i + 2;
+    switch (p->s[i + 1]) {
+    case '"': out[0] = '"'; return 0;
+    case '\\': out[0] = '\\'; return 0;
+    case '/': out[0] = '/'; return 0;
+    case 'b': out[0] = '\b'; return 0;
+    case 'f': out[0] = '\f'; return 0;
+    case 'n': out[0] = '\n'; return 0;
+    case 'r': out[0] = '\r'; return 0;
+    case 't': out[0] = '\t'; return 0;
+    case 'u':
+        if (decode_u_escape(p, open, i, &cp, end) != 0) return -1;
+        *n = utf8_encode(cp, out);
+        return 0;
+    default:
+        return fail_at(p, i, "invalid escape in string: backslash followed by %s",
+                       describe_byte(p->s[i + 1], what, sizeof what));
+    }
+}
+
 /* Decode the string literal whose opening quote is at p->pos into the arena.
  * On success *out points at the decoded NUL-terminated bytes, *out_len of them
  * (which may include NULs from \u0000), and p->pos is just past the closing
- * quote. On error the arena is unchanged and *out, *out_len are untouched. */
+ * quote. On error the arena is unchanged and *out, *out_len are untouched.
+ * Each step copies one unit to the arena: a printable ASCII byte, an escape
+ * (decoded), or a whole UTF-8 sequence (validated). */
 static int parse_string(parser *p, char **out, size_t *out_len) {
     const unsigned char *s = p->s;
     size_t open = p->pos, i = open + 1, n = 0;
     /* what is left of the arena: at least this string's raw length + 1 */
     size_t cap = p->arena_cap - p->arena_used;
     unsigned char *buf = (unsigned char *)p->arena + p->arena_used;
-    char what[16];
 
     if (cap == 0) return fail_at(p, open, "internal error: no room left for a string");
     for (;;) {
         unsigned char tmp[4];
         const unsigned char *src;
-        size_t k;
+        size_t k = 1, next = i + 1;
         unsigned char c;
-        if (i >= p->len) goto unterminated;
+        if (i >= p->len) return fail_unterminated(p, open);
         c = s[i];
+        src = s + i;
         if (c == '"') break;
         if (c == '\\') {
-            unsigned long cp, lo;
-            int r;
-            if (i + 1 >= p->len) goto unterminated;
+            if (decode_escape(p, open, i, tmp, &k, &next) != 0) return -1;
             src = tmp;
-            k = 1;
-            switch (s[i + 1]) {
-            case '"': tmp[0] = '"'; break;
-            case '\\': tmp[0] = '\\'; break;
-            case '/': tmp[0] = '/'; break;
-            case 'b': tmp[0] = '\b'; break;
-            case 'f': tmp[0] = '\f'; break;
-            case 'n': tmp[0] = '\n'; break;
-            case 'r': tmp[0] = '\r'; break;
-            case 't': tmp[0] = '\t'; break;
-            case 'u':
-                r = read_hex4(p, i + 2, &cp);
-                if (r == -2) goto unterminated;
-                if (r != 0) {
-                    return fail_at(p, i, "invalid \\u escape in string: expected 4 hex digits");
-                }
-                if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                    return fail_at(p, i, "lone low surrogate \\u%04lX in string "
-                                         "(it must follow a \\uD800-\\uDBFF escape)", cp);
-                }
-                if (cp >= 0xD800 && cp <= 0xDBFF) {
-                    /* A high surrogate must be followed at once by \uDC00..\uDFFF. */
-                    if (i + 6 >= p->len || (s[i + 6] == '\\' && i + 7 >= p->len)) goto unterminated;
-                    if (s[i + 6] != '\\' || s[i + 7] != 'u') {
-                            return fail_at(p, i, "lone high surrogate \\u%04lX in string "
-                                             "(it must be followed by a \\uDC00-\\uDFFF escape)", cp);
-                    }
-                    r = read_hex4(p, i + 8, &lo);
-                    if (r == -2) goto unterminated;
-                    if (r != 0) {
-                            return fail_at(p, i + 6, "invalid \\u escape in string: expected 4 hex digits");
-                    }
-                    if (lo < 0xDC00 || lo > 0xDFFF) {
-                            return fail_at(p, i, "lone high surrogate \\u%04lX in string "
-                                             "(it must be followed by a \\uDC00-\\uDFFF escape)", cp);
-                    }
-                    /* cp = 0x10000 + (high - 0xD800) * 0x400 + (low - 0xDC00) */
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    i += 6;
-                }
-                k = utf8_encode(cp, tmp);
-                i += 4; /* the hex digits; the 2-byte "\u" is added below */
-                break;
-            default:
-                return fail_at(p, i, "invalid escape in string: backslash followed by %s",
-                               describe_byte(s[i + 1], what, sizeof what));
-            }
-            i += 2;
         } else if (c < 0x20) {
             return fail_at(p, i, "unescaped control character (byte 0x%02X) in string", (unsigned)c);
-        } else if (c < 0x80) {
-            src = s + i;
-            k = 1;
-            i++;
-        } else {
+        } else if (c >= 0x80) {
             const char *why = "";
             int r = utf8_sequence(s + i, p->len - i, &why);
-            if (r < 0) goto unterminated;
-            if (r == 0) {
-                return fail_at(p, i, "invalid UTF-8 in string (%s, byte 0x%02X)", why, (unsigned)c);
-            }
-            src = s + i;
+            if (r < 0) return fail_unterminated(p, open);
+            if (r == 0) return fail_at(p, i, "invalid UTF-8 in string (%s, byte 0x%02X)", why, (unsigned)c);
             k = (size_t)r;
-            i += k;
+            next = i + k;
         }
         if (k >= cap - n) /* cannot happen (see string_bound); checked all the same */
             return fail_at(p, open, "internal error: string longer than its bound");
         memcpy(buf + n, src, k);
         n += k;
+        i = next;
     }
     buf[n] = '\0';
     p->arena_used += n + 1;
@@ -456,9 +471,6 @@ static int parse_string(parser *p, char **out, size_t *out_len) {
     *out = (char *)buf;
     *out_len = n;
     return 0;
-
-unterminated:
-    return fail_at(p, open, "unterminated string (the input ends before its closing quote)");
 }
 
 /* ======================================================================== */
@@ -469,21 +481,24 @@ static int is_digit(unsigned char c) {
     return c >= '0' && c <= '9';
 }
 
+/* Skip the digits at s[i..): the index of the first byte that is not one. */
+static size_t skip_digits(const parser *p, size_t i) {
+    while (i < p->len && is_digit(p->s[i])) i++;
+    return i;
+}
+
 /* RFC 8259 section 6:
  *   number = [ "-" ] int [ frac ] [ exp ]
  *   int    = "0" / ( digit1-9 *DIGIT )
  *   frac   = "." 1*DIGIT
  *   exp    = ( "e" / "E" ) [ "-" / "+" ] 1*DIGIT
- * The validated token is converted by strtod (the "C" locale: this program
- * never calls setlocale). Overflow to +-inf is an error; underflow towards 0
- * is accepted. */
-static int parse_number(parser *p, json_value *v) {
+ * Validates the token at p->pos against that grammar: *end is just past it,
+ * and *integer is 1 when it has neither a fraction nor an exponent. */
+static int scan_number(parser *p, size_t *end, int *integer) {
     const unsigned char *s = p->s;
-    size_t start = p->pos, i = start, n, tok_cap = 0;
-    int integer = 1, whole;
-    char small[64], *tok, *end, what[16];
-    double x;
-
+    size_t start = p->pos, i = start;
+    char what[16];
+    *integer = 1;
     if (s[i] == '-') i++;
     if (i >= p->len) return fail_eof(p);
     if (s[i] == '0') {
@@ -491,31 +506,45 @@ static int parse_number(parser *p, json_value *v) {
         if (i < p->len && is_digit(s[i]))
             return fail_at(p, start, "invalid number: leading zeros are not allowed");
     } else if (is_digit(s[i])) {
-        while (i < p->len && is_digit(s[i])) i++;
+        i = skip_digits(p, i);
     } else {
         return fail_at(p, i, "invalid number: expected a digit after '-', found %s",
                        describe_byte(s[i], what, sizeof what));
     }
     if (i < p->len && s[i] == '.') {
-        integer = 0;
+        *integer = 0;
         i++;
         if (i >= p->len) return fail_eof(p);
         if (!is_digit(s[i]))
             return fail_at(p, i, "invalid number: expected a digit after '.', found %s",
                            describe_byte(s[i], what, sizeof what));
-        while (i < p->len && is_digit(s[i])) i++;
+        i = skip_digits(p, i);
     }
     if (i < p->len && (s[i] == 'e' || s[i] == 'E')) {
-        integer = 0;
+        *integer = 0;
         i++;
         if (i < p->len && (s[i] == '+' || s[i] == '-')) i++;
         if (i >= p->len) return fail_eof(p);
         if (!is_digit(s[i]))
             return fail_at(p, i, "invalid number: expected a digit in the exponent, found %s",
                            describe_byte(s[i], what, sizeof what));
-        while (i < p->len && is_digit(s[i])) i++;
+        i = skip_digits(p, i);
     }
+    *end = i;
+    return 0;
+}
 
+/* A number (see scan_number), converted by strtod (the "C" locale: this
+ * program never calls setlocale). Overflow to +-inf is an error; underflow
+ * towards 0 is accepted. */
+static int parse_number(parser *p, json_value *v) {
+    const unsigned char *s = p->s;
+    size_t start = p->pos, i = start, n, tok_cap = 0;
+    int integer = 1, whole;
+    char small[64], *tok, *end;
+    double x;
+
+    if (scan_number(p, &i, &integer) != 0) return -1;
     /* strtod needs a NUL-terminated copy; most tokens fit on the stack. */
     n = i - start;
     if (n < sizeof small) {
@@ -616,19 +645,25 @@ static size_t key_position(const parser *p, size_t open, size_t index) {
     return open; /* not reached for an object that parsed */
 }
 
+/* The error for member j of the object whose '{' is at `open`: its key
+ * repeats an earlier one. */
+static int fail_duplicate(const parser *p, size_t open, char *const *keys, const size_t *lens,
+                          size_t j) {
+    char quoted[400];
+    quote_key(quoted, sizeof quoted, keys[j], lens[j]);
+    return fail_at(p, key_position(p, open, j), "duplicate key %s", quoted);
+}
+
 /* Report the first key (in document order) that repeats an earlier one, in
  * the object whose '{' is at `open`. */
 static int check_duplicates(parser *p, size_t open, char *const *keys, const size_t *lens,
                             size_t count) {
-    char quoted[400];
     size_t i, j;
     if (count <= JSON_PAIRWISE_MAX) {
         for (j = 1; j < count; j++) {
             for (i = 0; i < j; i++) {
-                if (same_key(keys[i], lens[i], keys[j], lens[j])) {
-                    quote_key(quoted, sizeof quoted, keys[j], lens[j]);
-                    return fail_at(p, key_position(p, open, j), "duplicate key %s", quoted);
-                }
+                if (same_key(keys[i], lens[i], keys[j], lens[j]))
+                    return fail_duplicate(p, open, keys, lens, j);
             }
         }
         return 0;
@@ -654,8 +689,7 @@ static int check_duplicates(parser *p, size_t open, char *const *keys, const siz
         mem_release(p, refs, count * sizeof *refs);
         if (!best) return 0;
         for (j = 0; j < count && keys[j] != best; j++) continue;
-        quote_key(quoted, sizeof quoted, keys[j], lens[j]);
-        return fail_at(p, key_position(p, open, j), "duplicate key %s", quoted);
+        return fail_duplicate(p, open, keys, lens, j);
     }
 }
 
@@ -732,14 +766,65 @@ fail:
     return -1;
 }
 
-/* object = "{" [ member *( "," member ) ] "}" ; member = string ":" value.
- * p->pos is at the '{'. */
-static int parse_object(parser *p, json_value *v) {
-    void *items = NULL;    /* (cap,) json_value member values; the first count are owned */
-    void *keys = NULL;     /* (cap,) char *: decoded keys, in the arena */
-    void *key_lens = NULL; /* (cap,) size_t: key byte lengths */
-    size_t open = p->pos, count = 0, cap = 0, k;
+/* The members of an object being parsed: three arrays that grow together. */
+typedef struct {
+    void *items;    /* (cap,) json_value member values; the first count are owned */
+    void *keys;     /* (cap,) char *: decoded keys, in the arena */
+    void *key_lens; /* (cap,) size_t: key byte lengths */
+    size_t count, cap;
+} members;
+
+/* Make room for one more member in m. */
+static int members_reserve(parser *p, members *m) {
+    size_t ncap;
+    if (m->count < m->cap) return 0;
+    /* each further member takes at least 4 bytes ("":0) */
+    ncap = next_cap(m->cap, m->count + (p->len - p->pos) / 4 + 1);
+    if (mem_resize(p, &m->items, m->cap * sizeof(json_value), ncap, sizeof(json_value)) != 0 ||
+        mem_resize(p, &m->keys, m->cap * sizeof(char *), ncap, sizeof(char *)) != 0 ||
+        mem_resize(p, &m->key_lens, m->cap * sizeof(size_t), ncap, sizeof(size_t)) != 0)
+        return -1;
+    m->cap = ncap;
+    return 0;
+}
+
+/* A member name must open here: a '"' (not the end, not a single quote). */
+static int expect_member_name(parser *p) {
     char what[16];
+    unsigned char c;
+    if (p->pos >= p->len) return fail_eof(p);
+    c = p->s[p->pos];
+    if (c == '"') return 0;
+    if (c == '\'') return fail_at(p, p->pos, "single-quoted member names are not JSON (use double quotes)");
+    return fail_at(p, p->pos, "expected a member name in double quotes, found %s",
+                   describe_byte(c, what, sizeof what));
+}
+
+/* member = string ":" value, appended to m. The member is owned by m from the
+ * moment its name has parsed (its value null until parse_value fills it). */
+static int parse_member(parser *p, members *m) {
+    char what[16];
+    json_value *v;
+    if (expect_member_name(p) != 0 || members_reserve(p, m) != 0) return -1;
+    if (parse_string(p, (char **)m->keys + m->count, (size_t *)m->key_lens + m->count) != 0) return -1;
+    v = (json_value *)m->items + m->count;
+    value_init(v);
+    m->count++;
+    skip_ws(p);
+    if (p->pos >= p->len) return fail_eof(p);
+    if (p->s[p->pos] != ':') {
+        return fail_at(p, p->pos, "expected ':' after the member name, found %s",
+                       describe_byte(p->s[p->pos], what, sizeof what));
+    }
+    p->pos++;
+    return parse_value(p, v);
+}
+
+/* object = "{" [ member *( "," member ) ] "}" ; member = string ":" value.
+ * p->pos is at the '{'. Keys must be unique (checked once the object closes). */
+static int parse_object(parser *p, json_value *v) {
+    members m = {NULL, NULL, NULL, 0, 0};
+    size_t open = p->pos, k;
     int rc;
 
     if (p->depth >= JSON_MAX_DEPTH)
@@ -750,67 +835,29 @@ static int parse_object(parser *p, json_value *v) {
     if (p->pos < p->len && p->s[p->pos] == '}') {
         p->pos++;
     } else {
-        for (;;) {
-            unsigned char c;
-            if (p->pos >= p->len) {
-                fail_eof(p);
-                goto fail;
-            }
-            c = p->s[p->pos];
-            if (c != '"') {
-                if (c == '\'')
-                    fail_at(p, p->pos, "single-quoted member names are not JSON (use double quotes)");
-                else
-                    fail_at(p, p->pos, "expected a member name in double quotes, found %s",
-                            describe_byte(c, what, sizeof what));
-                goto fail;
-            }
-            if (count == cap) {
-                /* each further member takes at least 4 bytes ("":0) */
-                size_t ncap = next_cap(cap, count + (p->len - p->pos) / 4 + 1);
-                if (mem_resize(p, &items, cap * sizeof(json_value), ncap, sizeof(json_value)) != 0 ||
-                    mem_resize(p, &keys, cap * sizeof(char *), ncap, sizeof(char *)) != 0 ||
-                    mem_resize(p, &key_lens, cap * sizeof(size_t), ncap, sizeof(size_t)) != 0)
-                    goto fail;
-                cap = ncap;
-            }
-            if (parse_string(p, (char **)keys + count, (size_t *)key_lens + count) != 0) goto fail;
-            value_init((json_value *)items + count);
-            count++; /* the member is owned from here on; its value is still null */
-            skip_ws(p);
-            if (p->pos >= p->len) {
-                fail_eof(p);
-                goto fail;
-            }
-            if (p->s[p->pos] != ':') {
-                fail_at(p, p->pos, "expected ':' after the member name, found %s",
-                        describe_byte(p->s[p->pos], what, sizeof what));
-                goto fail;
-            }
-            p->pos++;
-            if (parse_value(p, (json_value *)items + count - 1) != 0) goto fail;
+        do {
+            if (parse_member(p, &m) != 0) goto fail;
             rc = after_item(p, '}', "an object member");
-            if (rc < 0) goto fail;
-            if (rc > 0) break;
-        }
-        mem_fit(p, &items, cap, count, sizeof(json_value));
-        mem_fit(p, &keys, cap, count, sizeof(char *));
-        mem_fit(p, &key_lens, cap, count, sizeof(size_t));
-        if (check_duplicates(p, open, keys, key_lens, count) != 0) goto fail;
+        } while (rc == 0);
+        if (rc < 0) goto fail;
+        mem_fit(p, &m.items, m.cap, m.count, sizeof(json_value));
+        mem_fit(p, &m.keys, m.cap, m.count, sizeof(char *));
+        mem_fit(p, &m.key_lens, m.cap, m.count, sizeof(size_t));
+        if (check_duplicates(p, open, m.keys, m.key_lens, m.count) != 0) goto fail;
     }
     p->depth--;
     v->type = JSON_OBJECT;
-    v->count = count;
-    v->items = items;
-    v->keys = keys;
-    v->key_lens = key_lens;
+    v->count = m.count;
+    v->items = m.items;
+    v->keys = m.keys;
+    v->key_lens = m.key_lens;
     return 0;
 
 fail:
-    for (k = 0; k < count; k++) free_contents((json_value *)items + k);
-    free(items);
-    free(keys);
-    free(key_lens);
+    for (k = 0; k < m.count; k++) free_contents((json_value *)m.items + k);
+    free(m.items);
+    free(m.keys);
+    free(m.key_lens);
     p->depth--;
     return -1;
 }
@@ -862,13 +909,21 @@ int json_parse(const char *text, size_t len, json_value **out, dpo_err *e) {
     return json_parse_budget(text, len, json_memory_budget(len), NULL, out, e);
 }
 
+/* After the top-level value only whitespace may follow. */
+static int expect_end(parser *p) {
+    char what[16];
+    skip_ws(p);
+    if (p->pos >= p->len) return 0;
+    return fail_at(p, p->pos, "unexpected %s after the JSON value",
+                   describe_byte(p->s[p->pos], what, sizeof what));
+}
+
 int json_parse_budget(const char *text, size_t len, size_t max_bytes, size_t *peak,
                       json_value **out, dpo_err *e) {
     parser p;
     void *block = NULL;
     json_value *root;
     size_t arena;
-    char what[16];
 
     if (!out) return dpo_errf(e, "json_parse: no output pointer");
     *out = NULL;
@@ -892,15 +947,8 @@ int json_parse_budget(const char *text, size_t len, size_t max_bytes, size_t *pe
     p.arena = (char *)block + sizeof *root;
     p.arena_cap = arena - sizeof *root;
     p.arena_used = 0;
-    if (parse_value(&p, root) != 0) {
-        free(block);
-        return -1;
-    }
-    skip_ws(&p);
-    if (p.pos < p.len) {
-        fail_at(&p, p.pos, "unexpected %s after the JSON value",
-                describe_byte(p.s[p.pos], what, sizeof what));
-        free_contents(root);
+    if (parse_value(&p, root) != 0 || expect_end(&p) != 0) {
+        free_contents(root); /* owns nothing when parse_value failed */
         free(block);
         return -1;
     }
