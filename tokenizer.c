@@ -362,14 +362,71 @@ static int is_special(const unsigned char *s, size_t n) {
     return 1;
 }
 
+/* vocab.json's root: an object of 1 .. MAX_VOCAB members. */
+static int check_vocab_root(const json_value *root, const char *path, dpo_err *e) {
+    if (root->type != JSON_OBJECT) return dpo_errf(e, "%s: not a JSON object of token -> id", path);
+    if (root->count == 0 || root->count > MAX_VOCAB)
+        return dpo_errf(e, "%s: vocabulary has %zu entries (must be 1 .. %d)", path, root->count, MAX_VOCAB);
+    return 0;
+}
+
+/* order[id] = the member of root that has that id, for every id, each id an
+ * integer in [0, n) given to one token only: then the ids are exactly 0..n-1.
+ * *total = the tokens' spelled lengths, summed (an upper bound of their bytes). */
+static int order_by_id(const json_value *root, int *order, size_t *total, const char *path, dpo_err *e) {
+    size_t i;
+    *total = 0;
+    for (i = 0; i < root->count; i++) order[i] = -1;
+    for (i = 0; i < root->count; i++) {
+        const json_value *v = &root->items[i];
+        long long id;
+        if (v->type != JSON_NUMBER || !v->is_integer || v->number < 0 || v->number >= (double)root->count) {
+            return dpo_errf(e, "%s: token \"%.*s\": id must be an integer in [0, %zu)", path,
+                            utf8_clip(root->keys[i], root->key_lens[i], 64), root->keys[i], root->count);
+        }
+        id = (long long)v->number;
+        if (order[id] >= 0) {
+            return dpo_errf(e, "%s: id %lld is given to two tokens (\"%.*s\" and \"%.*s\")", path, id,
+                            utf8_clip(root->keys[order[id]], root->key_lens[order[id]], 64),
+                            root->keys[order[id]], utf8_clip(root->keys[i], root->key_lens[i], 64),
+                            root->keys[i]);
+        }
+        order[id] = (int)i;
+        *total += root->key_lens[i];
+    }
+    return 0;
+}
+
+/* t->bytes and t->off: each token's bytes, decoded from its spelling in GPT-2's
+ * byte characters, in id order. */
+static int decode_tokens(tok_tokenizer *t, const json_value *root, const int *order, size_t total,
+                         const char *path, dpo_err *e) {
+    int inv[324];
+    size_t i;
+    byte_inverse(inv);
+    t->bytes = malloc(total ? total : 1);
+    if (!t->bytes) return dpo_errf(e, "%s: out of memory", path);
+    total = 0;
+    for (i = 0; i < root->count; i++) {
+        size_t k = (size_t)order[i], n;
+        t->off[i] = total;
+        if (root->key_lens[k] == 0 ||
+            unicode_to_bytes(inv, root->keys[k], root->key_lens[k], t->bytes + total, &n) != 0) {
+            return dpo_errf(e, "%s: token \"%.*s\" (id %zu) is not a string of GPT-2 byte characters", path,
+                            utf8_clip(root->keys[k], root->key_lens[k], 64), root->keys[k], i);
+        }
+        total += n;
+    }
+    t->off[root->count] = total;
+    return 0;
+}
+
 /* vocab.json: {"token": id, ...}, ids exactly 0..n-1; keeps the file's bytes */
 static int load_vocab(tok_tokenizer *t, const char *path, dpo_err *e) {
-    int inv[324];
     char *text;
-    size_t len, i, total = 0;
+    size_t len, total;
     json_value *root;
-    int *order = NULL;
-    byte_inverse(inv);
+    int *order = NULL, rc = -1;
     if (util_read_file(path, MAX_VOCAB_FILE, &text, &len, e) != 0) return -1;
     if (json_parse(text, len, &root, e) != 0) {
         free(text);
@@ -377,63 +434,19 @@ static int load_vocab(tok_tokenizer *t, const char *path, dpo_err *e) {
     }
     t->vocab_text = text; /* freed by tok_free */
     t->vocab_len = len;
-    if (root->type != JSON_OBJECT) {
-        json_free(root);
-        return dpo_errf(e, "%s: not a JSON object of token -> id", path);
-    }
-    if (root->count == 0 || root->count > MAX_VOCAB) {
-        size_t count = root->count;
-        json_free(root);
-        return dpo_errf(e, "%s: vocabulary has %zu entries (must be 1 .. %d)", path, count, MAX_VOCAB);
-    }
+    if (check_vocab_root(root, path, e) != 0) goto done;
     t->n_vocab = (int)root->count;
     order = malloc(root->count * sizeof *order); /* order[id] = member index */
     t->off = malloc((root->count + 1) * sizeof *t->off);
-    if (!order || !t->off) goto oom;
-    for (i = 0; i < root->count; i++) order[i] = -1;
-    for (i = 0; i < root->count; i++) {
-        const json_value *v = &root->items[i];
-        long long id;
-        if (v->type != JSON_NUMBER || !v->is_integer || v->number < 0 || v->number >= (double)root->count) {
-            dpo_errf(e, "%s: token \"%.*s\": id must be an integer in [0, %zu)", path,
-                     utf8_clip(root->keys[i], root->key_lens[i], 64), root->keys[i], root->count);
-            goto fail;
-        }
-        id = (long long)v->number;
-        if (order[id] >= 0) {
-            dpo_errf(e, "%s: id %lld is given to two tokens (\"%.*s\" and \"%.*s\")", path, id,
-                     utf8_clip(root->keys[order[id]], root->key_lens[order[id]], 64), root->keys[order[id]],
-                     utf8_clip(root->keys[i], root->key_lens[i], 64), root->keys[i]);
-            goto fail;
-        }
-        order[id] = (int)i;
-        total += root->key_lens[i];
-    }
-    /* every id 0..n-1 used exactly once (n distinct ids below n); decode the strings */
-    t->bytes = malloc(total ? total : 1);
-    if (!t->bytes) goto oom;
-    total = 0;
-    for (i = 0; i < root->count; i++) {
-        size_t k = (size_t)order[i], n;
-        t->off[i] = total;
-        if (root->key_lens[k] == 0 ||
-            unicode_to_bytes(inv, root->keys[k], root->key_lens[k], t->bytes + total, &n) != 0) {
-            dpo_errf(e, "%s: token \"%.*s\" (id %zu) is not a string of GPT-2 byte characters", path,
-                     utf8_clip(root->keys[k], root->key_lens[k], 64), root->keys[k], i);
-            goto fail;
-        }
-        total += n;
-    }
-    t->off[root->count] = total;
+    if (!order || !t->off)
+        dpo_errf(e, "%s: out of memory", path);
+    else if (order_by_id(root, order, &total, path, e) == 0 &&
+             decode_tokens(t, root, order, total, path, e) == 0)
+        rc = 0;
+done:
     free(order);
     json_free(root);
-    return 0;
-oom:
-    dpo_errf(e, "%s: out of memory", path);
-fail:
-    free(order);
-    json_free(root);
-    return -1;
+    return rc;
 }
 
 /* the token bytes -> id table; finds the 256 byte tokens and "<|endoftext|>" */
@@ -489,101 +502,119 @@ static int check_all_formed(const tok_tokenizer *t, const int *formed, const cha
                     mpath, t->n_vocab, t->n_vocab - unformed, t->n_merges, special, first, spell);
 }
 
+/* What load_merges keeps while it reads merges.txt line by line. */
+typedef struct {
+    tok_tokenizer *t;
+    const char *path;
+    int inv[324];       /* GPT-2 byte character -> byte */
+    unsigned char *buf; /* (file length + 1) one line's two tokens, decoded back to back */
+    int *formed;        /* (n_vocab) formed[id]: line of the merge forming it, or -1 */
+    int line_no;        /* of the line being read, 1-based */
+} merges_reader;
+
+/* The empty merge table, sized for n_vocab (there are fewer merges than entries). */
+static int alloc_merge_table(tok_tokenizer *t) {
+    size_t size = table_size((size_t)t->n_vocab), i;
+    t->merge_keys = malloc(size * sizeof *t->merge_keys);
+    t->merge_rank = malloc(size * sizeof *t->merge_rank);
+    t->merge_result = malloc(size * sizeof *t->merge_result);
+    if (!t->merge_keys || !t->merge_rank || !t->merge_result) return -1;
+    for (i = 0; i < size; i++) t->merge_keys[i] = ~(uint64_t)0;
+    t->merge_mask = size - 1;
+    return 0;
+}
+
+/* Add merge (a, b) -> r with the next rank (it must not be in the table yet). */
+static void merge_insert(tok_tokenizer *t, int a, int b, int r) {
+    size_t i = (size_t)hash_u64(&t->key, pair_key(a, b)) & t->merge_mask;
+    while (t->merge_keys[i] != ~(uint64_t)0) i = (i + 1) & t->merge_mask;
+    t->merge_keys[i] = pair_key(a, b);
+    t->merge_rank[i] = t->n_merges++;
+    t->merge_result[i] = r;
+}
+
+/* One non-empty line p[0..le) of merges.txt, "LEFT RIGHT": both tokens in the
+ * vocabulary, their concatenation an entry that no earlier merge forms. */
+static int read_merge_line(merges_reader *mr, const char *p, const char *le, dpo_err *e) {
+    tok_tokenizer *t = mr->t;
+    const char *sp = memchr(p, ' ', (size_t)(le - p)), *path = mr->path;
+    int line_no = mr->line_no, a, b, r, ql;
+    size_t na, nb;
+    if (!sp || sp == p || sp + 1 == le || memchr(sp + 1, ' ', (size_t)(le - sp - 1)))
+        return dpo_errf(e, "%s: line %d: a merge is two tokens separated by one space", path, line_no);
+    if (unicode_to_bytes(mr->inv, p, (size_t)(sp - p), mr->buf, &na) != 0 ||
+        unicode_to_bytes(mr->inv, sp + 1, (size_t)(le - sp - 1), mr->buf + na, &nb) != 0)
+        return dpo_errf(e, "%s: line %d: not GPT-2 byte characters", path, line_no);
+    /* from here the line is GPT-2 byte characters only: printable, safe to quote */
+    ql = utf8_clip(p, (size_t)(le - p), 120);
+    a = vocab_find(t, mr->buf, na);
+    b = vocab_find(t, mr->buf + na, nb);
+    r = vocab_find(t, mr->buf, na + nb);
+    if (a < 0 || b < 0) {
+        return dpo_errf(e, "%s: line %d: merge \"%.*s\" names a token that is not in the vocabulary", path,
+                        line_no, ql, p);
+    }
+    if (r < 0) {
+        return dpo_errf(e, "%s: line %d: merge \"%.*s\": the merged token is not in vocab.json "
+                           "(the two files do not belong together)", path, line_no, ql, p);
+    }
+    if (merge_find(t, a, b) >= 0)
+        return dpo_errf(e, "%s: line %d: the same merge appears twice (\"%.*s\")", path, line_no, ql, p);
+    if (mr->formed[r] >= 0) {
+        return dpo_errf(e, "%s: line %d: merge \"%.*s\" forms the token (id %d) that line %d forms already",
+                        path, line_no, ql, p, r, mr->formed[r]);
+    }
+    mr->formed[r] = line_no;
+    merge_insert(t, a, b, r);
+    return 0;
+}
+
+/* Every line after the header, in order: rank = order of the merge lines
+ * (empty lines are skipped; a line may end in "\r\n"). */
+static int read_merge_lines(merges_reader *mr, const char *text, size_t len, dpo_err *e) {
+    const char *end = text + len, *p = memchr(text, '\n', len);
+    p = p ? p + 1 : end;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p)), *le = nl ? nl : end;
+        if (mr->line_no == INT_MAX) return dpo_errf(e, "%s: too many lines", mr->path);
+        mr->line_no++;
+        if (le > p && le[-1] == '\r') le--;
+        if (le > p && read_merge_line(mr, p, le, e) != 0) return -1;
+        p = nl ? nl + 1 : end;
+    }
+    return 0;
+}
+
 /* merges.txt: "#version: ..." then one "LEFT RIGHT" per line, rank = order.
  * Each merge must form an entry of vocab.json that no other merge forms, and
  * every entry of vocab.json but the bytes and special tokens must be formed:
  * then there are at most n_vocab - 256 merges and the table is sized by n_vocab.
  * Keeps the file's bytes. */
 static int load_merges(tok_tokenizer *t, const char *path, dpo_err *e) {
-    int inv[324];
-    char *text, *p, *end;
-    size_t len, size, i;
-    unsigned char *buf = NULL;
-    int line_no = 1, *formed = NULL;
-    byte_inverse(inv);
+    merges_reader mr;
+    char *text;
+    size_t len, i;
+    int rc = -1;
     if (util_read_file(path, MAX_VOCAB_FILE, &text, &len, e) != 0) return -1;
     t->merges_text = text; /* freed by tok_free */
     t->merges_len = len;
-    end = text + len;
     if (len < 8 || strncmp(text, "#version", 8) != 0)
         return dpo_errf(e, "%s: line 1: missing the \"#version\" header of a merges file", path);
-    size = table_size((size_t)t->n_vocab);
-    t->merge_keys = malloc(size * sizeof *t->merge_keys);
-    t->merge_rank = malloc(size * sizeof *t->merge_rank);
-    t->merge_result = malloc(size * sizeof *t->merge_result);
-    formed = malloc((size_t)t->n_vocab * sizeof *formed); /* formed[id]: line of the merge forming it, or -1 */
-    buf = malloc(len + 1);
-    if (!t->merge_keys || !t->merge_rank || !t->merge_result || !formed || !buf) {
+    mr.t = t;
+    mr.path = path;
+    mr.line_no = 1;
+    byte_inverse(mr.inv);
+    mr.formed = malloc((size_t)t->n_vocab * sizeof *mr.formed);
+    mr.buf = malloc(len + 1);
+    if (alloc_merge_table(t) != 0 || !mr.formed || !mr.buf) {
         dpo_errf(e, "%s: out of memory", path);
-        goto fail;
+    } else {
+        for (i = 0; i < (size_t)t->n_vocab; i++) mr.formed[i] = -1;
+        if (read_merge_lines(&mr, text, len, e) == 0 && check_all_formed(t, mr.formed, path, e) == 0) rc = 0;
     }
-    for (i = 0; i < size; i++) t->merge_keys[i] = ~(uint64_t)0;
-    for (i = 0; i < (size_t)t->n_vocab; i++) formed[i] = -1;
-    t->merge_mask = size - 1;
-    p = memchr(text, '\n', len);
-    p = p ? p + 1 : end;
-    while (p < end) {
-        char *nl = memchr(p, '\n', (size_t)(end - p)), *le = nl ? nl : end, *sp;
-        size_t na, nb;
-        int a, b, r, ql;
-        if (line_no == INT_MAX) {
-            dpo_errf(e, "%s: too many lines", path);
-            goto fail;
-        }
-        line_no++;
-        if (le > p && le[-1] == '\r') le--;
-        if (le > p) {
-            sp = memchr(p, ' ', (size_t)(le - p));
-            if (!sp || sp == p || sp + 1 == le || memchr(sp + 1, ' ', (size_t)(le - sp - 1))) {
-                dpo_errf(e, "%s: line %d: a merge is two tokens separated by one space", path, line_no);
-                goto fail;
-            }
-            if (unicode_to_bytes(inv, p, (size_t)(sp - p), buf, &na) != 0 ||
-                unicode_to_bytes(inv, sp + 1, (size_t)(le - sp - 1), buf + na, &nb) != 0) {
-                dpo_errf(e, "%s: line %d: not GPT-2 byte characters", path, line_no);
-                goto fail;
-            }
-            /* from here the line is GPT-2 byte characters only: printable, safe to quote */
-            ql = utf8_clip(p, (size_t)(le - p), 120);
-            a = vocab_find(t, buf, na);
-            b = vocab_find(t, buf + na, nb);
-            r = vocab_find(t, buf, na + nb);
-            if (a < 0 || b < 0) {
-                dpo_errf(e, "%s: line %d: merge \"%.*s\" names a token that is not in the vocabulary", path,
-                         line_no, ql, p);
-                goto fail;
-            }
-            if (r < 0) {
-                dpo_errf(e, "%s: line %d: merge \"%.*s\": the merged token is not in vocab.json "
-                            "(the two files do not belong together)", path, line_no, ql, p);
-                goto fail;
-            }
-            if (merge_find(t, a, b) >= 0) {
-                dpo_errf(e, "%s: line %d: the same merge appears twice (\"%.*s\")", path, line_no, ql, p);
-                goto fail;
-            }
-            if (formed[r] >= 0) {
-                dpo_errf(e, "%s: line %d: merge \"%.*s\" forms the token (id %d) that line %d forms already",
-                         path, line_no, ql, p, r, formed[r]);
-                goto fail;
-            }
-            formed[r] = line_no;
-            i = (size_t)hash_u64(&t->key, pair_key(a, b)) & t->merge_mask;
-            while (t->merge_keys[i] != ~(uint64_t)0) i = (i + 1) & t->merge_mask;
-            t->merge_keys[i] = pair_key(a, b);
-            t->merge_rank[i] = t->n_merges++;
-            t->merge_result[i] = r;
-        }
-        p = nl ? nl + 1 : end;
-    }
-    if (check_all_formed(t, formed, path, e) != 0) goto fail;
-    free(formed);
-    free(buf);
-    return 0;
-fail:
-    free(formed);
-    free(buf);
-    return -1;
+    free(mr.formed);
+    free(mr.buf);
+    return rc;
 }
 
 /* the two files of a tokenizer directory: HF's names, else OpenAI's */
@@ -1005,6 +1036,7 @@ typedef struct {
     /* merges in order: (left, right) ids */
     int (*merges)[2];
     size_t n_merges, cap_merges;
+    unsigned char *merged; /* (2 * MAX_TRAIN_PIECE) the bytes of the merge being tried */
     int oom;
 } trainer;
 
@@ -1288,76 +1320,94 @@ static void tr_free(trainer *tr) {
     free(tr->touched);
     free(tr->heap);
     free(tr->merges);
+    free(tr->merged);
 }
 
-/* write vocab.json and merges.txt for the trained tokens */
-static int tr_write(const trainer *tr, const char *dir, dpo_err *e) {
-    char *buf = NULL, *lit = NULL, *u = NULL;
-    size_t cap = 0, len = 0, ucap = 0, m;
-    int id;
+/* Make room for need bytes in *buf (capacity *cap): when it does not fit, the
+ * capacity becomes twice need. */
+static int reserve_text(char **buf, size_t *cap, size_t need) {
+    char *q;
+    if (need <= *cap) return 0;
+    q = realloc(*buf, 2 * need);
+    if (!q) return -1;
+    *buf = q;
+    *cap = 2 * need;
+    return 0;
+}
+
+/* vocab.json into *buf from its start: {"token": id, ...} in id order,
+ * "<|endoftext|>" last; *len its length. */
+static int tr_vocab_text(const trainer *tr, char **buf, size_t *cap, size_t *len) {
+    char *lit = NULL, *u = NULL;
+    size_t ucap = 0, n = 0;
+    int id, rc = -1;
     /* worst case per token: 2 bytes per byte as UTF-8, escaped up to 6 per byte;
      * tokens are at most MAX_TRAIN_PIECE bytes, so these sizes are small */
     for (id = 0; id < tr->n_tok; id++) {
-        size_t n = tr->off[id + 1] - tr->off[id];
-        if (2 * n + 1 > ucap) ucap = 2 * n + 1;
+        size_t nb = tr->off[id + 1] - tr->off[id];
+        if (2 * nb + 1 > ucap) ucap = 2 * nb + 1;
     }
-    if (util_mul_size(tr->n_bytes, 14, &cap) != 0 || util_add_size(cap, 64 + (size_t)tr->n_tok * 32, &cap) != 0)
-        goto oom;
     u = malloc(ucap + 16);
     lit = malloc(6 * ucap + 16);
-    buf = malloc(cap);
-    if (!u || !lit || !buf) goto oom;
-    /* vocab.json: {"token": id, ...} in id order, "<|endoftext|>" last */
-    buf[len++] = '{';
+    if (!u || !lit) goto done;
+    (*buf)[n++] = '{';
     for (id = 0; id <= tr->n_tok; id++) {
-        size_t n, ln;
-        if (id < tr->n_tok) n = bytes_to_unicode(tr->bytes + tr->off[id], tr->off[id + 1] - tr->off[id], u);
+        size_t nu, ln;
+        if (id < tr->n_tok) nu = bytes_to_unicode(tr->bytes + tr->off[id], tr->off[id + 1] - tr->off[id], u);
         else {
-            n = strlen(EOT_TEXT);
-            memcpy(u, EOT_TEXT, n);
+            nu = strlen(EOT_TEXT);
+            memcpy(u, EOT_TEXT, nu);
         }
-        ln = json_escape(lit, 6 * ucap + 16, u, n);
-        if (len + ln + 32 > cap) {
-            char *q;
-            cap = 2 * (len + ln + 32);
-            q = realloc(buf, cap);
-            if (!q) goto oom;
-            buf = q;
-        }
-        len += (size_t)snprintf(buf + len, cap - len, "%s%s: %d", id ? ", " : "", lit, id);
+        ln = json_escape(lit, 6 * ucap + 16, u, nu);
+        if (reserve_text(buf, cap, n + ln + 32) != 0) goto done;
+        n += (size_t)snprintf(*buf + n, *cap - n, "%s%s: %d", id ? ", " : "", lit, id);
     }
-    buf[len++] = '}';
-    buf[len++] = '\n';
-    if (write_file_atomic(dir, "vocab.json", buf, len, e) != 0) goto fail;
-    /* merges.txt */
-    len = (size_t)snprintf(buf, cap, "#version: 0.2\n");
+    (*buf)[n++] = '}';
+    (*buf)[n++] = '\n';
+    *len = n;
+    rc = 0;
+done:
+    free(u);
+    free(lit);
+    return rc;
+}
+
+/* merges.txt into *buf from its start: the version line, then "LEFT RIGHT"
+ * per merge in the order learnt; *len its length. */
+static int tr_merges_text(const trainer *tr, char **buf, size_t *cap, size_t *len) {
+    size_t n = (size_t)snprintf(*buf, *cap, "#version: 0.2\n"), m;
     for (m = 0; m < tr->n_merges; m++) {
         int l = tr->merges[m][0], r = tr->merges[m][1];
         size_t nl = tr->off[l + 1] - tr->off[l], nr = tr->off[r + 1] - tr->off[r];
-        if (len + 2 * (nl + nr) + 2 > cap) {
-            char *q;
-            cap = 2 * (len + 2 * (nl + nr) + 2);
-            q = realloc(buf, cap);
-            if (!q) goto oom;
-            buf = q;
-        }
-        len += bytes_to_unicode(tr->bytes + tr->off[l], nl, buf + len);
-        buf[len++] = ' ';
-        len += bytes_to_unicode(tr->bytes + tr->off[r], nr, buf + len);
-        buf[len++] = '\n';
+        if (reserve_text(buf, cap, n + 2 * (nl + nr) + 2) != 0) return -1;
+        n += bytes_to_unicode(tr->bytes + tr->off[l], nl, *buf + n);
+        (*buf)[n++] = ' ';
+        n += bytes_to_unicode(tr->bytes + tr->off[r], nr, *buf + n);
+        (*buf)[n++] = '\n';
     }
-    if (write_file_atomic(dir, "merges.txt", buf, len, e) != 0) goto fail;
-    free(u);
-    free(lit);
-    free(buf);
+    *len = n;
     return 0;
+}
+
+/* write vocab.json and merges.txt for the trained tokens, through one buffer */
+static int tr_write(const trainer *tr, const char *dir, dpo_err *e) {
+    char *buf = NULL;
+    size_t cap = 0, len = 0;
+    int rc = -1;
+    if (util_mul_size(tr->n_bytes, 14, &cap) != 0 || util_add_size(cap, 64 + (size_t)tr->n_tok * 32, &cap) != 0)
+        goto oom;
+    buf = malloc(cap);
+    if (!buf || tr_vocab_text(tr, &buf, &cap, &len) != 0) goto oom;
+    if (write_file_atomic(dir, "vocab.json", buf, len, e) != 0) goto done;
+    if (tr_merges_text(tr, &buf, &cap, &len) != 0) goto oom;
+    if (write_file_atomic(dir, "merges.txt", buf, len, e) != 0) goto done;
+    rc = 0;
+    goto done;
 oom:
     dpo_errf(e, "out of memory writing the vocabulary");
-fail:
-    free(u);
-    free(lit);
+done:
     free(buf);
-    return -1;
+    return rc;
 }
 
 /* Count every adjacent pair of every word (with the word's count), remember
@@ -1378,112 +1428,159 @@ static void tr_count_all(trainer *tr) {
     tr->word_slots = NULL;
 }
 
-int tok_train(const char *const *files, int n_files, int vocab_size, const char *out_dir,
-              tok_progress_fn progress, void *progress_ctx, dpo_err *e) {
-    trainer tr;
-    uint32_t cp_of[256];
-    int order[256], i, step = 0, rc = -1, target_merges;
-    size_t j;
-    unsigned char *mbuf = NULL;
+/* Mark the trainer out of memory; returns -1. */
+static int tr_out_of_memory(trainer *tr) {
+    tr->oom = 1;
+    return -1;
+}
 
-    if (vocab_size < 257 || vocab_size > MAX_VOCAB)
-        return dpo_errf(e, "vocabulary size %d is out of range [257, %d] (256 bytes + merges + <|endoftext|>)",
-                        vocab_size, MAX_VOCAB);
-    memset(&tr, 0, sizeof tr);
-    hash_key_random(&tr.key);
-    target_merges = vocab_size - 257;
-    mbuf = malloc(2 * MAX_TRAIN_PIECE); /* a merged token is at most one chunk */
-    tr.off = malloc(((size_t)vocab_size + 1) * sizeof *tr.off);
-    tr.tok_mask = table_size((size_t)vocab_size) - 1;
-    tr.tok_slots = malloc((tr.tok_mask + 1) * sizeof *tr.tok_slots);
-    tr.word_mask = 1023;
-    tr.word_slots = malloc((tr.word_mask + 1) * sizeof *tr.word_slots);
-    tr.pair_mask = 1023;
-    tr.pair_slots = malloc((tr.pair_mask + 1) * sizeof *tr.pair_slots);
-    if (!mbuf || !tr.off || !tr.tok_slots || !tr.word_slots || !tr.pair_slots) goto oom;
-    for (j = 0; j <= tr.tok_mask; j++) tr.tok_slots[j] = -1;
-    for (j = 0; j <= tr.word_mask; j++) tr.word_slots[j] = -1;
-    for (j = 0; j <= tr.pair_mask; j++) tr.pair_slots[j] = SIZE_MAX;
-    /* the 256 byte tokens, in GPT-2's order */
+/* An empty trainer for a vocabulary of vocab_size tokens, holding the 256 byte
+ * tokens in GPT-2's order; -1 when out of memory (tr->oom). */
+static int tr_init(trainer *tr, int vocab_size) {
+    uint32_t cp_of[256];
+    int order[256], i;
+    size_t j;
+    memset(tr, 0, sizeof *tr);
+    hash_key_random(&tr->key);
+    tr->merged = malloc(2 * MAX_TRAIN_PIECE); /* a merged token is at most one chunk */
+    tr->off = malloc(((size_t)vocab_size + 1) * sizeof *tr->off);
+    tr->tok_mask = table_size((size_t)vocab_size) - 1;
+    tr->tok_slots = malloc((tr->tok_mask + 1) * sizeof *tr->tok_slots);
+    tr->word_mask = 1023;
+    tr->word_slots = malloc((tr->word_mask + 1) * sizeof *tr->word_slots);
+    tr->pair_mask = 1023;
+    tr->pair_slots = malloc((tr->pair_mask + 1) * sizeof *tr->pair_slots);
+    if (!tr->merged || !tr->off || !tr->tok_slots || !tr->word_slots || !tr->pair_slots)
+        return tr_out_of_memory(tr);
+    for (j = 0; j <= tr->tok_mask; j++) tr->tok_slots[j] = -1;
+    for (j = 0; j <= tr->word_mask; j++) tr->word_slots[j] = -1;
+    for (j = 0; j <= tr->pair_mask; j++) tr->pair_slots[j] = SIZE_MAX;
     byte_table(cp_of, order);
     for (i = 0; i < 256; i++) {
         unsigned char b = (unsigned char)order[i];
-        if ((tr.byte_id[b] = tr_add_tok(&tr, &b, 1)) < 0) goto oom;
+        if ((tr->byte_id[b] = tr_add_tok(tr, &b, 1)) < 0) return tr_out_of_memory(tr);
     }
-    /* count the words of every file */
+    return 0;
+}
+
+/* Count the words of every file, then every pair of every word. -1 when a file
+ * cannot be read (e set) or when out of memory (tr->oom). */
+static int tr_read_corpus(trainer *tr, const char *const *files, int n_files, dpo_err *e) {
+    int i;
     for (i = 0; i < n_files; i++) {
         char *text;
         size_t len;
         int r;
-        if (util_read_file(files[i], MAX_TRAIN_FILE, &text, &len, e) != 0) goto done;
-        r = tok_pretokenize(text, len, tr_add_piece, &tr);
+        if (util_read_file(files[i], MAX_TRAIN_FILE, &text, &len, e) != 0) return -1;
+        r = tok_pretokenize(text, len, tr_add_piece, tr);
         free(text);
-        if (r != 0) goto oom;
+        if (r != 0) return tr_out_of_memory(tr);
     }
-    tr_count_all(&tr);
-    if (tr.oom) goto oom;
+    tr_count_all(tr);
+    return tr->oom ? -1 : 0;
+}
 
-    /* merge the most frequent pair until the vocabulary is full */
-    while (tr.n_tok < vocab_size - 1) {
-        tr_entry best;
-        tr_occ *occ;
-        size_t nl, nr, n_occ, idx, k;
-        int z, l, r;
-        if (tr.n_heap == 0) {
-            dpo_errf(e, "the corpus yields only %d merges; ask for --vocab-size %d or less (or give more text)",
-                     tr.n_tok - 256, tr.n_tok + 1);
-            goto done;
-        }
-        best = tr_pop(&tr);
-        l = best.left;
-        r = best.right;
-        idx = tr_pair_index(&tr, l, r);
-        if (idx == SIZE_MAX) goto oom;
-        if (tr.pairs[idx].done || tr.pairs[idx].count <= 0 || best.count < tr.pairs[idx].count) continue; /* stale */
-        if (best.count > tr.pairs[idx].count) { /* the count fell since: queue it again */
-            tr_push(&tr, tr.pairs[idx].count, l, r);
-            if (tr.oom) goto oom;
-            continue;
-        }
-        tr.pairs[idx].done = 1;
-        nl = tr.off[l + 1] - tr.off[l];
-        nr = tr.off[r + 1] - tr.off[r];
-        memcpy(mbuf, tr.bytes + tr.off[l], nl);
-        memcpy(mbuf + nl, tr.bytes + tr.off[r], nr);
-        if (nl + nr == strlen(EOT_TEXT) && memcmp(mbuf, EOT_TEXT, nl + nr) == 0) continue; /* reserved */
-        if (tr_find_tok(&tr, mbuf, nl + nr) >= 0) continue; /* formed by another merge already */
-        z = tr_add_tok(&tr, mbuf, nl + nr);
-        if (z < 0) goto oom;
-        if (grow((void **)&tr.merges, &tr.cap_merges, tr.n_merges + 1, sizeof *tr.merges) != 0) goto oom;
-        tr.merges[tr.n_merges][0] = l;
-        tr.merges[tr.n_merges][1] = r;
-        tr.n_merges++;
-        /* merge at every recorded occurrence; with l = r, left to right in each word
-         * so that "a a a" becomes "aa a" */
-        occ = tr.pairs[idx].occ;
-        n_occ = tr.pairs[idx].n_occ;
-        tr.pairs[idx].occ = NULL;
-        tr.pairs[idx].n_occ = tr.pairs[idx].cap_occ = 0;
-        if (l == r) qsort(occ, n_occ, sizeof *occ, occ_cmp);
-        for (k = 0; k < n_occ && !tr.oom; k++) tr_merge_at(&tr, occ[k], l, r, z, step);
-        free(occ);
-        /* queue again every pair whose count grew */
-        for (k = 0; k < tr.n_touched && !tr.oom; k++) {
-            const tr_pair *p = &tr.pairs[tr.touched[k]];
-            if (!p->done && p->count > 0) tr_push(&tr, p->count, p->left, p->right);
-        }
-        tr.n_touched = 0;
-        if (tr.oom) goto oom;
-        step++;
-        if (progress && (step % 100 == 0 || tr.n_tok == vocab_size - 1)) progress(progress_ctx, step, target_merges);
+/* Pop the best pair off the heap: its index when the entry is live (the pair
+ * is then marked done), SIZE_MAX when the entry is stale (dropped, or queued
+ * again with the pair's lower live count) or out of memory (tr->oom). */
+static size_t tr_pop_best(trainer *tr) {
+    tr_entry best = tr_pop(tr);
+    size_t idx = tr_pair_index(tr, best.left, best.right);
+    tr_pair *p;
+    if (idx == SIZE_MAX) {
+        tr->oom = 1;
+        return SIZE_MAX;
     }
-    if (util_mkdir(out_dir, e) != 0 || tr_write(&tr, out_dir, e) != 0) goto done;
-    rc = 0;
-    goto done;
-oom:
-    dpo_errf(e, "out of memory while training the tokenizer");
-done:
-    free(mbuf);
+    p = &tr->pairs[idx];
+    if (p->done || p->count <= 0 || best.count < p->count) return SIZE_MAX; /* stale */
+    if (best.count > p->count) { /* the count fell since: queue it again */
+        tr_push(tr, p->count, best.left, best.right);
+        return SIZE_MAX;
+    }
+    p->done = 1;
+    return idx;
+}
+
+/* The new token for merging l and r, recorded as the next merge: its id, or -1
+ * when the merge is refused (its bytes spell "<|endoftext|>", or a token that
+ * another merge formed already) or out of memory (tr->oom). */
+static int tr_add_merge(trainer *tr, int l, int r) {
+    size_t nl = tr->off[l + 1] - tr->off[l], nr = tr->off[r + 1] - tr->off[r];
+    int z;
+    memcpy(tr->merged, tr->bytes + tr->off[l], nl);
+    memcpy(tr->merged + nl, tr->bytes + tr->off[r], nr);
+    if (nl + nr == strlen(EOT_TEXT) && memcmp(tr->merged, EOT_TEXT, nl + nr) == 0) return -1; /* reserved */
+    if (tr_find_tok(tr, tr->merged, nl + nr) >= 0) return -1; /* formed by another merge already */
+    z = tr_add_tok(tr, tr->merged, nl + nr);
+    if (z < 0) return tr_out_of_memory(tr);
+    if (grow((void **)&tr->merges, &tr->cap_merges, tr->n_merges + 1, sizeof *tr->merges) != 0)
+        return tr_out_of_memory(tr);
+    tr->merges[tr->n_merges][0] = l;
+    tr->merges[tr->n_merges][1] = r;
+    tr->n_merges++;
+    return z;
+}
+
+/* Merge pair idx into token z at every recorded occurrence (with l = r, left
+ * to right in each word, so that "a a a" becomes "aa a"), then queue again
+ * every pair whose count grew. */
+static void tr_merge_everywhere(trainer *tr, size_t idx, int z, int step) {
+    tr_pair *pair = &tr->pairs[idx];
+    int l = pair->left, r = pair->right;
+    tr_occ *occ = pair->occ;
+    size_t n_occ = pair->n_occ, k;
+    pair->occ = NULL;
+    pair->n_occ = pair->cap_occ = 0;
+    if (l == r) qsort(occ, n_occ, sizeof *occ, occ_cmp);
+    for (k = 0; k < n_occ && !tr->oom; k++) tr_merge_at(tr, occ[k], l, r, z, step); /* moves tr->pairs */
+    free(occ);
+    for (k = 0; k < tr->n_touched && !tr->oom; k++) {
+        const tr_pair *p = &tr->pairs[tr->touched[k]];
+        if (!p->done && p->count > 0) tr_push(tr, p->count, p->left, p->right);
+    }
+    tr->n_touched = 0;
+}
+
+/* Merge the most frequent pair until the vocabulary is full (vocab_size - 1
+ * tokens: "<|endoftext|>" comes last). -1 when the corpus runs out of pairs
+ * first (e set) or out of memory (tr->oom). */
+static int tr_learn_merges(trainer *tr, int vocab_size, tok_progress_fn progress, void *progress_ctx,
+                           dpo_err *e) {
+    int step = 0;
+    while (tr->n_tok < vocab_size - 1 && !tr->oom) {
+        size_t idx;
+        int z;
+        if (tr->n_heap == 0) {
+            return dpo_errf(e, "the corpus yields only %d merges; ask for --vocab-size %d or less "
+                               "(or give more text)", tr->n_tok - 256, tr->n_tok + 1);
+        }
+        idx = tr_pop_best(tr);
+        if (idx == SIZE_MAX) continue;
+        z = tr_add_merge(tr, tr->pairs[idx].left, tr->pairs[idx].right);
+        if (z < 0) continue;
+        tr_merge_everywhere(tr, idx, z, step);
+        if (tr->oom) break;
+        step++;
+        if (progress && (step % 100 == 0 || tr->n_tok == vocab_size - 1))
+            progress(progress_ctx, step, vocab_size - 257);
+    }
+    return tr->oom ? -1 : 0;
+}
+
+/* Training in its four steps: the byte tokens, the corpus counted, the merges
+ * learnt, the two files written. */
+int tok_train(const char *const *files, int n_files, int vocab_size, const char *out_dir,
+              tok_progress_fn progress, void *progress_ctx, dpo_err *e) {
+    trainer tr;
+    int rc = -1;
+    if (vocab_size < 257 || vocab_size > MAX_VOCAB)
+        return dpo_errf(e, "vocabulary size %d is out of range [257, %d] (256 bytes + merges + <|endoftext|>)",
+                        vocab_size, MAX_VOCAB);
+    if (tr_init(&tr, vocab_size) == 0 && tr_read_corpus(&tr, files, n_files, e) == 0 &&
+        tr_learn_merges(&tr, vocab_size, progress, progress_ctx, e) == 0 && util_mkdir(out_dir, e) == 0 &&
+        tr_write(&tr, out_dir, e) == 0)
+        rc = 0;
+    if (tr.oom) dpo_errf(e, "out of memory while training the tokenizer");
     tr_free(&tr);
     return rc;
 }
