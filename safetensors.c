@@ -200,111 +200,99 @@ static int check_unchanged(const st_file *f, const st_tensor *t, dpo_err *e) {
     return 0;
 }
 
-int st_open(st_file *f, const char *path, dpo_err *e) {
+/* The 8-byte little-endian header length and the JSON header after it, parsed
+ * into *root (an object: it begins with '{' and parsed); sets f->data_start.
+ * Every error names the file. */
+static int read_header(st_file *f, const char *path, json_value **root, dpo_err *e) {
     unsigned char lenbuf[8];
     uint64_t hlen = 0;
-    char *hdr = NULL;
+    char *hdr;
+    int k, rc = 0;
+    if (f->file_size < 8 || read_at(f->fd, 0, lenbuf, 8) != 0)
+        return dpo_errf(e, "%s: truncated: no 8-byte header length", path);
+    for (k = 7; k >= 0; k--) hlen = (hlen << 8) | lenbuf[k];
+    if (hlen < 2 || hlen > ST_MAX_HEADER || hlen > f->file_size - 8) {
+        return dpo_errf(e, "%s: header length %llu is invalid for a file of %zu bytes", path,
+                        (unsigned long long)hlen, f->file_size);
+    }
+    f->data_start = 8 + (size_t)hlen;
+    hdr = malloc((size_t)hlen);
+    if (!hdr) return dpo_errf(e, "%s: out of memory for a %llu-byte header", path, (unsigned long long)hlen);
+    if (read_at(f->fd, 8, hdr, (size_t)hlen) != 0)
+        rc = dpo_errf(e, "%s: cannot read the header", path);
+    else if (hdr[0] != '{')
+        rc = dpo_errf(e, "%s: header does not start with '{'", path);
+    else if (json_parse(hdr, (size_t)hlen, root, e) != 0)
+        rc = dpo_err_prefix(e, "%s: header", path);
+    free(hdr);
+    return rc;
+}
+
+/* f->tensors from the header's members but "__metadata__" (which must be an
+ * object), in header order, each validated by parse_tensor; order[k] points at
+ * tensor k. Errors do not name the file. */
+static int read_tensor_table(st_file *f, const json_value *root, st_tensor **order, dpo_err *e) {
+    size_t i, n = 0, data_size = f->file_size - f->data_start;
+    for (i = 0; i < root->count; i++) {
+        st_tensor *t = &f->tensors[n];
+        if (strcmp(root->keys[i], "__metadata__") == 0) {
+            if (root->items[i].type != JSON_OBJECT) return dpo_errf(e, "__metadata__ is not an object");
+            continue;
+        }
+        if (strlen(root->keys[i]) != root->key_lens[i] || root->key_lens[i] == 0)
+            return dpo_errf(e, "tensor %zu: empty name or NUL byte in name", i);
+        if (parse_tensor(t, root->keys[i], &root->items[i], data_size, e) != 0) return -1;
+        t->name = malloc(root->key_lens[i] + 1);
+        if (!t->name) return dpo_errf(e, "out of memory");
+        memcpy(t->name, root->keys[i], root->key_lens[i] + 1);
+        order[n] = t;
+        f->n_tensors = ++n;
+    }
+    return 0;
+}
+
+/* The tensors must tile the data section: sorted by offset, each begins where
+ * the last ended, and the last ends where the file does. Sorts order. */
+static int check_tiling(const st_file *f, st_tensor **order, dpo_err *e) {
+    size_t i, n = f->n_tensors, pos = 0, data_size = f->file_size - f->data_start;
+    qsort(order, n, sizeof *order, cmp_begin);
+    for (i = 0; i < n; i++) {
+        if (order[i]->begin < pos)
+            return dpo_errf(e, "tensor \"%s\": data overlaps the tensor before it", order[i]->name);
+        if (order[i]->begin > pos)
+            return dpo_errf(e, "tensor \"%s\": gap of %zu bytes before its data", order[i]->name,
+                            order[i]->begin - pos);
+        pos = order[i]->end;
+    }
+    if (pos != data_size)
+        return dpo_errf(e, "%zu bytes after the last tensor are not described by the header",
+                        data_size - pos);
+    return 0;
+}
+
+int st_open(st_file *f, const char *path, dpo_err *e) {
     json_value *root = NULL;
-    st_tensor **order = NULL;
-    size_t i, n = 0, data_size, pos;
-    int k;
+    st_tensor **order = NULL; /* (count) the tensors, sorted by offset to check the tiling */
+    int rc = -1;
 
     memset(f, 0, sizeof *f);
     f->fd = -1;
     snprintf(f->path, sizeof f->path, "%s", path);
     if (open_regular(f, path, e) != 0) return -1;
-    if (f->file_size < 8 || read_at(f->fd, 0, lenbuf, 8) != 0) {
-        st_close(f);
-        return dpo_errf(e, "%s: truncated: no 8-byte header length", path);
-    }
-    for (k = 7; k >= 0; k--) hlen = (hlen << 8) | lenbuf[k];
-    if (hlen < 2 || hlen > ST_MAX_HEADER || hlen > f->file_size - 8) {
-        st_close(f);
-        return dpo_errf(e, "%s: header length %llu is invalid for a file of %zu bytes", path,
-                        (unsigned long long)hlen, f->file_size);
-    }
-    f->data_start = 8 + (size_t)hlen;
-    data_size = f->file_size - f->data_start;
-    hdr = malloc((size_t)hlen);
-    if (!hdr) {
-        st_close(f);
-        return dpo_errf(e, "%s: out of memory for a %llu-byte header", path, (unsigned long long)hlen);
-    }
-    if (read_at(f->fd, 8, hdr, (size_t)hlen) != 0) {
-        free(hdr);
-        st_close(f);
-        return dpo_errf(e, "%s: cannot read the header", path);
-    }
-    if (hdr[0] != '{') {
-        free(hdr);
-        st_close(f);
-        return dpo_errf(e, "%s: header does not start with '{'", path);
-    }
-    if (json_parse(hdr, (size_t)hlen, &root, e) != 0) {
-        free(hdr);
-        st_close(f);
-        return dpo_err_prefix(e, "%s: header", path);
-    }
-    free(hdr);
-    /* it began with '{' and parsed: root is an object */
+    if (read_header(f, path, &root, e) != 0) goto done;
     f->tensors = calloc(root->count ? root->count : 1, sizeof *f->tensors);
     order = calloc(root->count ? root->count : 1, sizeof *order);
-    if (!f->tensors || !order) {
-        json_free(root);
-        free(order);
-        st_close(f);
-        return dpo_errf(e, "%s: out of memory", path);
-    }
-    for (i = 0; i < root->count; i++) {
-        st_tensor *t = &f->tensors[n];
-        if (strcmp(root->keys[i], "__metadata__") == 0) {
-            if (root->items[i].type != JSON_OBJECT) goto bad_meta;
-            continue;
-        }
-        if (strlen(root->keys[i]) != root->key_lens[i] || root->key_lens[i] == 0) {
-            dpo_errf(e, "tensor %zu: empty name or NUL byte in name", i);
-            goto fail;
-        }
-        if (parse_tensor(t, root->keys[i], &root->items[i], data_size, e) != 0) goto fail;
-        t->name = malloc(root->key_lens[i] + 1);
-        if (!t->name) {
-            dpo_errf(e, "out of memory");
-            goto fail;
-        }
-        memcpy(t->name, root->keys[i], root->key_lens[i] + 1);
-        order[n] = t;
-        f->n_tensors = ++n;
-    }
-    /* the tensors must tile the data section: sorted by offset, each begins where the last ended */
-    qsort(order, n, sizeof *order, cmp_begin);
-    pos = 0;
-    for (i = 0; i < n; i++) {
-        if (order[i]->begin != pos) {
-            if (order[i]->begin < pos)
-                dpo_errf(e, "tensor \"%s\": data overlaps the tensor before it", order[i]->name);
-            else
-                dpo_errf(e, "tensor \"%s\": gap of %zu bytes before its data", order[i]->name,
-                         order[i]->begin - pos);
-            goto fail;
-        }
-        pos = order[i]->end;
-    }
-    if (pos != data_size) {
-        dpo_errf(e, "%zu bytes after the last tensor are not described by the header", data_size - pos);
-        goto fail;
-    }
+    if (!f->tensors || !order)
+        dpo_errf(e, "%s: out of memory", path);
+    else if (read_tensor_table(f, root, order, e) != 0 || check_tiling(f, order, e) != 0)
+        dpo_err_prefix(e, "%s", path);
+    else
+        rc = 0;
+done:
     free(order);
     json_free(root);
-    return 0;
-
-bad_meta:
-    dpo_errf(e, "__metadata__ is not an object");
-fail:
-    free(order);
-    json_free(root);
-    st_close(f);
-    snprintf(f->path, sizeof f->path, "%s", path);
-    return dpo_err_prefix(e, "%s", path);
+    if (rc != 0) st_close(f);
+    return rc;
 }
 
 void st_close(st_file *f) {
@@ -394,76 +382,107 @@ static int buf_puts(char **buf, size_t *len, size_t *cap, const char *s) {
     return buf_put(buf, len, cap, s, strlen(s));
 }
 
-int st_write_f32(const char *path, const st_out_tensor *ts, size_t n, dpo_err *e) {
-    char *hdr = NULL, tmp[256];
-    size_t hlen = 0, hcap = 0, off = 0, i, j;
-    unsigned char lenbuf[8];
-    util_atomic_file af;
-    int bad = 0, k;
-
-    /* header: {"name":{"dtype":"F32","shape":[...],"data_offsets":[b,e]},...,"__metadata__":{...}} */
-    for (i = 0; i < n; i++)
-        if (ts[i].ndim < 0 || ts[i].ndim > ST_MAX_DIMS)
-            return dpo_errf(e, "%s: tensor \"%s\" has %d dimensions (at most %d)", path, ts[i].name,
-                            ts[i].ndim, ST_MAX_DIMS);
-    bad |= buf_puts(&hdr, &hlen, &hcap, "{");
-    for (i = 0; i < n && !bad; i++) {
-        size_t numel = 1, bytes, need = json_escape(NULL, 0, ts[i].name, strlen(ts[i].name));
-        char *lit = malloc(need + 1);
-        if (!lit) { bad = 1; break; }
-        json_escape(lit, need + 1, ts[i].name, strlen(ts[i].name));
-        bad |= buf_put(&hdr, &hlen, &hcap, lit, need);
-        free(lit);
-        bad |= buf_puts(&hdr, &hlen, &hcap, ":{\"dtype\":\"F32\",\"shape\":[");
-        for (j = 0; j < (size_t)ts[i].ndim; j++) {
-            int m = snprintf(tmp, sizeof tmp, "%s%zu", j ? "," : "", ts[i].shape[j]);
-            bad |= buf_put(&hdr, &hlen, &hcap, tmp, (size_t)m);
-            if (util_mul_size(numel, ts[i].shape[j], &numel) != 0) bad = 1;
-        }
-        if (util_mul_size(numel, 4, &bytes) != 0) bad = 1;
-        {
-            int m = snprintf(tmp, sizeof tmp, "],\"data_offsets\":[%zu,%zu]},", off, off + bytes);
-            bad |= buf_put(&hdr, &hlen, &hcap, tmp, (size_t)m);
-        }
-        off += bytes;
+/* Append tensor t's member of the header,
+ * "name":{"dtype":"F32","shape":[...],"data_offsets":[begin,end]},
+ * its data starting at *off, which moves past it. Nonzero when out of memory
+ * or when its size overflows. */
+static int put_tensor_entry(char **hdr, size_t *hlen, size_t *hcap, const st_out_tensor *t, size_t *off) {
+    char tmp[256];
+    size_t numel = 1, bytes = 0, j, need = json_escape(NULL, 0, t->name, strlen(t->name));
+    char *lit = malloc(need + 1);
+    int bad = 0, m;
+    if (!lit) return 1;
+    json_escape(lit, need + 1, t->name, strlen(t->name));
+    bad |= buf_put(hdr, hlen, hcap, lit, need);
+    free(lit);
+    bad |= buf_puts(hdr, hlen, hcap, ":{\"dtype\":\"F32\",\"shape\":[");
+    for (j = 0; j < (size_t)t->ndim; j++) {
+        m = snprintf(tmp, sizeof tmp, "%s%zu", j ? "," : "", t->shape[j]);
+        bad |= buf_put(hdr, hlen, hcap, tmp, (size_t)m);
+        if (util_mul_size(numel, t->shape[j], &numel) != 0) bad = 1;
     }
+    if (util_mul_size(numel, 4, &bytes) != 0) bad = 1;
+    m = snprintf(tmp, sizeof tmp, "],\"data_offsets\":[%zu,%zu]},", *off, *off + bytes);
+    bad |= buf_put(hdr, hlen, hcap, tmp, (size_t)m);
+    *off += bytes;
+    return bad;
+}
+
+/* The whole JSON header,
+ * {"name":{"dtype":"F32","shape":[...],"data_offsets":[b,e]},...,"__metadata__":{...}},
+ * padded with spaces to a multiple of 8 bytes. -1 (and nothing kept) when out
+ * of memory or when a size overflows. */
+static int build_header(const st_out_tensor *ts, size_t n, char **out, size_t *out_len) {
+    char *hdr = NULL;
+    size_t hlen = 0, hcap = 0, off = 0, i;
+    int bad = 0;
+    bad |= buf_puts(&hdr, &hlen, &hcap, "{");
+    for (i = 0; i < n && !bad; i++) bad |= put_tensor_entry(&hdr, &hlen, &hcap, &ts[i], &off);
     bad |= buf_puts(&hdr, &hlen, &hcap, "\"__metadata__\":{\"format\":\"pt\"}}");
     while (!bad && hlen % 8 != 0) bad |= buf_put(&hdr, &hlen, &hcap, " ", 1);
     if (bad) {
         free(hdr);
-        return dpo_errf(e, "%s: out of memory building the header", path);
-    }
-    for (k = 0; k < 8; k++) lenbuf[k] = (unsigned char)((uint64_t)hlen >> (8 * k));
-
-    if (util_atomic_open(&af, path, e) != 0) {
-        free(hdr);
         return -1;
     }
-    if (util_atomic_write(&af, lenbuf, 8, e) != 0 || util_atomic_write(&af, hdr, hlen, e) != 0) goto fail;
-    free(hdr);
-    hdr = NULL;
-    for (i = 0; i < n; i++) {
-        enum { CHUNK = 1 << 14 };
-        unsigned char buf[CHUNK * 4];
-        size_t numel = 1, done = 0, c;
-        for (j = 0; j < (size_t)ts[i].ndim; j++) numel *= ts[i].shape[j];
-        while (done < numel) {
-            size_t m = numel - done < CHUNK ? numel - done : CHUNK;
-            for (c = 0; c < m; c++) {
-                uint32_t bits;
-                memcpy(&bits, &ts[i].data[done + c], 4);
-                buf[4 * c] = (unsigned char)bits;
-                buf[4 * c + 1] = (unsigned char)(bits >> 8);
-                buf[4 * c + 2] = (unsigned char)(bits >> 16);
-                buf[4 * c + 3] = (unsigned char)(bits >> 24);
-            }
-            if (util_atomic_write(&af, buf, m * 4, e) != 0) goto fail;
-            done += m;
+    *out = hdr;
+    *out_len = hlen;
+    return 0;
+}
+
+/* Tensor t's floats, little-endian, in chunks. */
+static int write_tensor_data(util_atomic_file *af, const st_out_tensor *t, dpo_err *e) {
+    enum { CHUNK = 1 << 14 };
+    unsigned char buf[CHUNK * 4];
+    size_t numel = 1, done = 0, c, j;
+    for (j = 0; j < (size_t)t->ndim; j++) numel *= t->shape[j];
+    while (done < numel) {
+        size_t m = numel - done < CHUNK ? numel - done : CHUNK;
+        for (c = 0; c < m; c++) {
+            uint32_t bits;
+            memcpy(&bits, &t->data[done + c], 4);
+            buf[4 * c] = (unsigned char)bits;
+            buf[4 * c + 1] = (unsigned char)(bits >> 8);
+            buf[4 * c + 2] = (unsigned char)(bits >> 16);
+            buf[4 * c + 3] = (unsigned char)(bits >> 24);
         }
+        if (util_atomic_write(af, buf, m * 4, e) != 0) return -1;
+        done += m;
     }
-    return util_atomic_commit(&af, e);
-fail:
+    return 0;
+}
+
+/* The file's bytes: the header's length (8 bytes, little-endian), the header,
+ * then every tensor's data in order. */
+static int write_contents(util_atomic_file *af, const char *hdr, size_t hlen, const st_out_tensor *ts,
+                          size_t n, dpo_err *e) {
+    unsigned char lenbuf[8];
+    size_t i;
+    int k;
+    for (k = 0; k < 8; k++) lenbuf[k] = (unsigned char)((uint64_t)hlen >> (8 * k));
+    if (util_atomic_write(af, lenbuf, 8, e) != 0 || util_atomic_write(af, hdr, hlen, e) != 0) return -1;
+    for (i = 0; i < n; i++)
+        if (write_tensor_data(af, &ts[i], e) != 0) return -1;
+    return 0;
+}
+
+int st_write_f32(const char *path, const st_out_tensor *ts, size_t n, dpo_err *e) {
+    char *hdr = NULL;
+    size_t hlen = 0, i;
+    util_atomic_file af;
+    int rc = -1;
+
+    for (i = 0; i < n; i++)
+        if (ts[i].ndim < 0 || ts[i].ndim > ST_MAX_DIMS)
+            return dpo_errf(e, "%s: tensor \"%s\" has %d dimensions (at most %d)", path, ts[i].name,
+                            ts[i].ndim, ST_MAX_DIMS);
+    if (build_header(ts, n, &hdr, &hlen) != 0)
+        return dpo_errf(e, "%s: out of memory building the header", path);
+    if (util_atomic_open(&af, path, e) == 0) {
+        if (write_contents(&af, hdr, hlen, ts, n, e) == 0)
+            rc = util_atomic_commit(&af, e);
+        else
+            util_atomic_abort(&af);
+    }
     free(hdr);
-    util_atomic_abort(&af);
-    return -1;
+    return rc;
 }
