@@ -649,7 +649,7 @@ static int train_parse(int argc, char **argv, int sft, train_config *c, train_cl
     opt_spec all[] = {
         {"--model", OPT_STR, &c->model_dir, 0, 0, 1, "model directory to fine-tune (Hugging Face GPT-2, with tokenizer files)", 0},
         {"--data", OPT_STR, &c->data_path, 0, 0, 1, sft ? "JSONL rows {\"prompt\", \"completion\"} or {\"text\"}" : "JSONL preference pairs {\"prompt\", \"chosen\", \"rejected\"}", 0},
-        {"--out", OPT_STR, &c->out_dir, 0, 0, 1, "directory for the fine-tuned model (written at the end, atomically)", 0},
+        {"--out", OPT_STR, &c->out_dir, 0, 0, 1, "directory for the fine-tuned model and its checkpoints: new, empty, or a dpo checkpoint (replaced atomically)", 0},
         {"--ref", OPT_STR, &c->ref_dir, 0, 0, 0, "frozen reference model (default: a copy of --model)", 0},
         {"--tokenizer", OPT_STR, &c->tokenizer_dir, 0, 0, 0, "tokenizer directory (default: --model's)", 0},
         {"--loss", OPT_NAME, &o->loss, 0, 0, 0, "dpo, ipo (on summed log-probs, as the DPO authors' code), hinge, sft, unlikelihood (default {default})", 0},
