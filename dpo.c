@@ -610,27 +610,15 @@ static int train_only(const char *name) {
  * get metrics lines), nor sit inside the output directory or its siblings,
  * which dpo replaces whole at every save. Returns 0, or 2 after printing. */
 static int check_log_path(const char *cmd, const char *log_path, const train_config *c) {
-    char dir[4096], sib[4200];
-    const char *slash = strrchr(log_path, '/'), *out = c->out_dir;
-    size_t n, on = strlen(out);
-    int i;
+    char dir[4096], sib[4096];
     if ((c->data_path && util_same_file(log_path, c->data_path)) || (c->eval_path && util_same_file(log_path, c->eval_path))) {
         fprintf(stderr, "dpo %s: --log %s is a data file; give a file of its own\n", cmd, log_path);
         return 2;
     }
-    n = slash ? (size_t)(slash - log_path) : 0;
-    if (n == 0 && slash) n = 1;
-    if (n >= sizeof dir) return 0;
-    memcpy(dir, slash ? log_path : ".", slash ? n : 1);
-    dir[slash ? n : 1] = '\0';
-    while (on > 1 && out[on - 1] == '/') on--;
-    for (i = 0; i < 3; i++) {
-        snprintf(sib, sizeof sib, "%.*s%s", (int)on, out, i == 0 ? "" : i == 1 ? ".tmp" : ".old");
-        if (util_same_file(dir, sib)) {
-            fprintf(stderr, "dpo %s: --log %s is inside %s, which dpo replaces at every save; put the log beside it\n",
-                    cmd, log_path, sib);
-            return 2;
-        }
+    if (util_parent_dir(dir, sizeof dir, log_path) == 0 && train_out_sibling(c, dir, sib, sizeof sib)) {
+        fprintf(stderr, "dpo %s: --log %s is inside %s, which dpo replaces at every save; put the log beside it\n", cmd,
+                log_path, sib);
+        return 2;
     }
     return 0;
 }

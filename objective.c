@@ -437,11 +437,7 @@ static void pair_loss(const obj_loss_config *c, const obj_pair_in *p, obj_pair_o
 double obj_loss_batch(const obj_loss_config *c, const obj_pair_in *in, obj_pair_out *out, int n, double denom) {
     double sum = 0.0;
     int i;
-    if (n < 1 || !(denom > 0.0)) {
-        for (i = 0; i < n; i++) pair_nan(&out[i], in[i].n_rejected);
-        return NAN;
-    }
-    if (obj_loss_config_validate(c, NULL) != 0) {
+    if (n < 1 || !(denom > 0.0) || obj_loss_config_validate(c, NULL) != 0) {
         for (i = 0; i < n; i++) pair_nan(&out[i], in[i].n_rejected);
         return NAN;
     }

@@ -397,6 +397,23 @@ int train_check_out(const train_config *c, dpo_err *e) {
     return 0;
 }
 
+int train_out_sibling(const train_config *c, const char *dir, char *name, size_t cap) {
+    ckpt_paths p;
+    const char *mine[3];
+    int i;
+    if (ckpt_paths_of(&p, c->out_dir, NULL) != 0) return 0;
+    mine[0] = p.dir;
+    mine[1] = p.tmp;
+    mine[2] = p.old;
+    for (i = 0; i < 3; i++) {
+        if (util_same_file(dir, mine[i])) {
+            snprintf(name, cap, "%s", mine[i]);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* The newest complete checkpoint among DIR, DIR.tmp and DIR.old, moved to DIR,
  * the rest removed. *found = 0 when there is none: then DIR.tmp and DIR.old are
  * removed and the run starts from step 0; but a DIR that exists without a valid

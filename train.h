@@ -87,6 +87,10 @@ typedef struct {
  * the model, reference or tokenizer directory. Errors name the path. */
 int train_check_out(const train_config *c, dpo_err *e);
 
+/* 1 when dir is out_dir, "<out_dir>.tmp" or "<out_dir>.old" (the directories a
+ * save replaces), with that name copied into name (capacity cap); else 0. */
+int train_out_sibling(const train_config *c, const char *dir, char *name, size_t cap);
+
 /* Train and write out_dir (cb may be NULL): a model directory (config.json, model.safetensors,
  * vocab.json, merges.txt) plus optimizer.safetensors and trainer_state.json
  * (mode, step, rows seen, seed, batch sizes), at the end and every save_every steps.

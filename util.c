@@ -255,8 +255,7 @@ int util_atomic_write(util_atomic_file *f, const void *data, size_t n, dpo_err *
     return 0;
 }
 
-/* the directory part of path ("." for a bare name, "/" for "/name") */
-static int parent_dir(char *dir, size_t cap, const char *path) {
+int util_parent_dir(char *dir, size_t cap, const char *path) {
     const char *slash = strrchr(path, '/');
     size_t n;
     if (!slash) {
@@ -284,7 +283,7 @@ int util_fsync_dir(const char *dir) {
 
 int util_fsync_parent(const char *path) {
     char dir[4096];
-    if (parent_dir(dir, sizeof dir, path) != 0) return -1;
+    if (util_parent_dir(dir, sizeof dir, path) != 0) return -1;
     return util_fsync_dir(dir);
 }
 

@@ -60,6 +60,10 @@ int util_atomic_write_file(const char *path, const void *data, size_t n, dpo_err
 int util_fsync_dir(const char *dir);
 int util_fsync_parent(const char *path);
 
+/* The directory part of path into dir: "." for a bare name, "/" for "/name".
+ * 0, or -1 when it does not fit in cap. */
+int util_parent_dir(char *dir, size_t cap, const char *path);
+
 /* Create a directory and any missing parents (like mkdir -p). */
 int util_mkdir(const char *path, dpo_err *e);
 

@@ -1066,17 +1066,10 @@ END_TEST
 #define TRAIN_MERGES 40
 #define TRAIN_VOCAB (256 + TRAIN_MERGES + 1)
 
-/* A few KB of English-like text, deterministic. No word has a letter three times
- * in a row, so counting overlapping pairs ("aaa" as 1 or 2) cannot matter. */
-static char *make_corpus(uint64_t seed, size_t target, size_t *len) {
-    static const char *words[] = {
-        "the", "film", "was", "a", "story", "of", "love", "and", "loss", "in", "small", "town",
-        "where", "every", "actor", "plays", "their", "part", "with", "great", "care", "but",
-        "there", "is", "too", "much", "talking", "I", "liked", "it", "they", "will", "tell",
-        "you", "that", "this", "movie", "feels", "long", "good", "bad", "scene", "music",
-        "don't", "can't", "it's", "we'll", "2024", "10", "ending", "beginning", "thinking"};
-    static const char *punct[] = {" ", " ", " ", " ", " ", ", ", ". ", "! ", "? ", ".\n", "\n\n"};
-    const size_t nw = sizeof words / sizeof words[0], np = sizeof punct / sizeof punct[0];
+/* Random words from words[] each followed by a random separator from punct[],
+ * up to target bytes; deterministic for a seed. */
+static char *word_corpus(const char *const *words, size_t nw, const char *const *punct, size_t np, uint64_t seed,
+                         size_t target, size_t *len) {
     util_rng rng;
     char *s = malloc(target + 64);
     size_t n = 0;
@@ -1097,6 +1090,20 @@ static char *make_corpus(uint64_t seed, size_t target, size_t *len) {
     return s;
 }
 
+/* A few KB of English-like text, deterministic. No word has a letter three times
+ * in a row, so counting overlapping pairs ("aaa" as 1 or 2) cannot matter. */
+static char *make_corpus(uint64_t seed, size_t target, size_t *len) {
+    static const char *words[] = {
+        "the", "film", "was", "a", "story", "of", "love", "and", "loss", "in", "small", "town",
+        "where", "every", "actor", "plays", "their", "part", "with", "great", "care", "but",
+        "there", "is", "too", "much", "talking", "I", "liked", "it", "they", "will", "tell",
+        "you", "that", "this", "movie", "feels", "long", "good", "bad", "scene", "music",
+        "don't", "can't", "it's", "we'll", "2024", "10", "ending", "beginning", "thinking"};
+    static const char *punct[] = {" ", " ", " ", " ", " ", ", ", ". ", "! ", "? ", ".\n", "\n\n"};
+    return word_corpus(words, sizeof words / sizeof words[0], punct, sizeof punct / sizeof punct[0], seed, target,
+                       len);
+}
+
 /* A corpus full of overlapping pairs ("aaaa", "abab"), multi-byte characters
  * and repeated punctuation, every piece under 512 bytes; deterministic. */
 static char *make_runs_corpus(uint64_t seed, size_t target, size_t *len) {
@@ -1106,25 +1113,8 @@ static char *make_runs_corpus(uint64_t seed, size_t target, size_t *len) {
         "\xc3\xb1\xc3\xb1\xc3\xb1\xc3\xb1", "\xc3\xb1" "a\xc3\xb1" "a", "\xe6\x97\xa5\xe6\x97\xa5\xe6\x97\xa5",
         "\xe6\x97\xa5\xe6\x9c\xac", "xxxxxxxxx", "abba", "aabbaabb", "llll", "the", "a"};
     static const char *punct[] = {" ", " ", " ", "  ", "\n", ", ", "... ", "\n\n   "};
-    const size_t nw = sizeof words / sizeof words[0], np = sizeof punct / sizeof punct[0];
-    util_rng rng;
-    char *s = malloc(target + 64);
-    size_t n = 0;
-    ck_assert(s != NULL);
-    util_rng_seed(&rng, seed);
-    while (n < target) {
-        const char *w = words[util_rng_u64(&rng) % nw];
-        const char *p = punct[util_rng_u64(&rng) % np];
-        size_t lw = strlen(w), lp = strlen(p);
-        if (n + lw + lp > target) break;
-        memcpy(s + n, w, lw);
-        n += lw;
-        memcpy(s + n, p, lp);
-        n += lp;
-    }
-    s[n] = '\0';
-    *len = n;
-    return s;
+    return word_corpus(words, sizeof words / sizeof words[0], punct, sizeof punct / sizeof punct[0], seed, target,
+                       len);
 }
 
 /* ---- a naive reference trainer: every pair counted at every position, the most
