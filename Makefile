@@ -41,6 +41,9 @@ LDLIBS  := -lm
 
 LIB_SRC := util.c json.c safetensors.c matmul.c model.c model_io.c unicode.c tokenizer.c objective.c optim.c data.c train.c
 LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
+# the command line: dpo.c (main, the first commands), cli.c (shared parts), cmd_*.c (one command each)
+CLI_SRC := dpo.c cli.c $(sort $(wildcard cmd_*.c))
+CLI_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(CLI_SRC))
 HEADERS := $(wildcard *.h)
 
 TEST_SRC  := $(wildcard tests/test_*.c)
@@ -57,7 +60,7 @@ dpo: $(BUILD)/dpo
 	cp $< $@
 endif
 
-$(BUILD)/dpo: $(BUILD)/dpo.o $(LIB_OBJ)
+$(BUILD)/dpo: $(CLI_OBJ) $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c $(HEADERS) | $(BUILD)

@@ -11,6 +11,8 @@
  *   info   load and validate a model directory, print its config and tensors
  *   bench  time forward + backward passes of a model on random tokens
  *   encode, decode, tokenizer-train: the tokenizer (tokenizer.c)
+ * Newer subcommands live in files of their own (cmd_*.c); what all of them
+ * share (the option tables and their parser, JSON output) is in cli.c.
  *
  * The DPO objective, with its derivation, is in objective.c; the training loop
  * in train.c. */
@@ -23,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "model.h"
 #include "json.h"
 #include "safetensors.h"
@@ -31,220 +34,6 @@
 #include "util.h"
 
 #define DPO_VERSION "0.1.0"
-
-/* ======================================================================== */
-/* option parsing: one table per subcommand                                  */
-/* ======================================================================== */
-
-/* OPT_STR: a path; OPT_NAME: a word chosen from a list (checked by the command);
- * OPT_LIST: one or more values (repeat the option, or list the values after it);
- * OPT_POS: the one optional positional argument (its name is shown in help);
- * OPT_DOUBLE: a finite, non-negative number (ranges are checked by the module's validator). */
-typedef enum { OPT_INT, OPT_U64, OPT_DOUBLE, OPT_STR, OPT_NAME, OPT_FLAG, OPT_LIST, OPT_POS } opt_kind;
-
-typedef struct {
-    const char **v; /* points into argv */
-    int n;
-} str_list;
-
-typedef struct {
-    const char *name;  /* "--layers" */
-    opt_kind kind;
-    void *out;         /* int*, uint64_t*, const char**, int*, str_list* (its v sized argc) */
-    long long min, max; /* OPT_INT bounds */
-    int required;
-    const char *help;
-    int seen;
-} opt_spec;
-
-static int parse_ll(const char *s, long long *out) {
-    char *end;
-    long long v;
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0') return -1;
-    *out = v;
-    return 0;
-}
-
-/* An option's help text; "{default}" in it is replaced by the value the option's
- * variable holds before parsing, so that the help shows the very default the
- * code uses. */
-static void print_help(FILE *fp, const opt_spec *o) {
-    const char *mark = strstr(o->help, "{default}");
-    if (!mark) {
-        fputs(o->help, fp);
-        return;
-    }
-    fprintf(fp, "%.*s", (int)(mark - o->help), o->help);
-    if (o->kind == OPT_INT) fprintf(fp, "%d", *(const int *)o->out);
-    else if (o->kind == OPT_U64) fprintf(fp, "%llu", (unsigned long long)*(const uint64_t *)o->out);
-    else if (o->kind == OPT_DOUBLE) fprintf(fp, "%g", *(const double *)o->out);
-    else if (o->kind == OPT_STR || o->kind == OPT_NAME) fputs(*(const char *const *)o->out, fp);
-    fputs(mark + 9, fp);
-}
-
-static void usage_options(FILE *fp, const opt_spec *opts, int n) {
-    int i;
-    for (i = 0; i < n; i++) {
-        char left[64];
-        snprintf(left, sizeof left, "%s%s", opts[i].name,
-                 opts[i].kind == OPT_FLAG || opts[i].kind == OPT_POS ? ""
-                 : opts[i].kind == OPT_STR ? " PATH"
-                 : opts[i].kind == OPT_NAME ? " NAME"
-                 : opts[i].kind == OPT_LIST ? " PATH..."
-                 : opts[i].kind == OPT_DOUBLE ? " X"
-                                            : " N");
-        fprintf(fp, "  %-18s ", left);
-        print_help(fp, &opts[i]);
-        fprintf(fp, "%s\n", opts[i].required ? " (required)" : "");
-    }
-    fprintf(fp, "  %-18s %s\n", "--help", "show this help");
-}
-
-/* Store the value text v of option o (STR, NAME, DOUBLE, INT or U64) after
- * checking it. Returns 0, or -1 after printing the problem. */
-static int set_value(const char *cmd, opt_spec *o, const char *v) {
-    long long x;
-    if (o->kind == OPT_STR || o->kind == OPT_NAME) {
-        if (v[0] == '\0') {
-            fprintf(stderr, "dpo %s: option %s needs a non-empty value\n", cmd, o->name);
-            return -1;
-        }
-        *(const char **)o->out = v;
-    } else if (o->kind == OPT_DOUBLE) {
-        char *end;
-        double d;
-        errno = 0;
-        d = strtod(v, &end);
-        if (end == v || *end != '\0' || errno != 0 || !(d >= 0.0 && d <= 1e300)) {
-            fprintf(stderr, "dpo %s: %s must be a finite non-negative number, got '%s'\n", cmd, o->name, v);
-            return -1;
-        }
-        *(double *)o->out = d;
-    } else if (o->kind == OPT_INT) {
-        if (parse_ll(v, &x) != 0 || x < o->min || x > o->max) {
-            fprintf(stderr, "dpo %s: %s must be an integer in [%lld, %lld], got '%s'\n", cmd, o->name, o->min, o->max, v);
-            return -1;
-        }
-        *(int *)o->out = (int)x;
-    } else {
-        if (parse_ll(v, &x) != 0 || x < 0) {
-            fprintf(stderr, "dpo %s: %s must be a non-negative integer, got '%s'\n", cmd, o->name, v);
-            return -1;
-        }
-        *(uint64_t *)o->out = (uint64_t)x;
-    }
-    return 0;
-}
-
-/* the option named arg (not the positional one), or NULL */
-static opt_spec *find_option(opt_spec *opts, int n, const char *arg) {
-    int i;
-    for (i = 0; i < n; i++)
-        if (opts[i].kind != OPT_POS && strcmp(arg, opts[i].name) == 0) return &opts[i];
-    return NULL;
-}
-
-/* One option at argv[*a] (an OPT_POS argument when it does not start with
- * "--"), consuming its values; *a is left at the last argument used. Returns
- * 0, or -1 after printing the problem. */
-static int parse_one(const char *cmd, int argc, char **argv, int *a, opt_spec *opts, int n) {
-    const char *arg = argv[*a];
-    opt_spec *o = NULL;
-    int i;
-    if (strncmp(arg, "--", 2) != 0) { /* a positional argument */
-        for (i = 0; i < n; i++)
-            if (opts[i].kind == OPT_POS) o = &opts[i];
-        if (!o || o->seen) {
-            fprintf(stderr, "dpo %s: unexpected argument '%s' (see 'dpo %s --help')\n", cmd, arg, cmd);
-            return -1;
-        }
-        o->seen = 1;
-        *(const char **)o->out = arg;
-        return 0;
-    }
-    if (!(o = find_option(opts, n, arg))) {
-        fprintf(stderr, "dpo %s: unknown option '%s' (see 'dpo %s --help')\n", cmd, arg, cmd);
-        return -1;
-    }
-    if (o->kind == OPT_LIST) { /* values up to the next option */
-        str_list *l = o->out;
-        int first = *a + 1;
-        o->seen = 1;
-        while (*a + 1 < argc && strncmp(argv[*a + 1], "--", 2) != 0) l->v[l->n++] = argv[++*a];
-        if (*a + 1 == first) {
-            fprintf(stderr, "dpo %s: option %s needs a value\n", cmd, o->name);
-            return -1;
-        }
-        return 0;
-    }
-    if (o->seen) {
-        fprintf(stderr, "dpo %s: option %s given twice\n", cmd, o->name);
-        return -1;
-    }
-    o->seen = 1;
-    if (o->kind == OPT_FLAG) {
-        *(int *)o->out = 1;
-        return 0;
-    }
-    if (*a + 1 >= argc) {
-        fprintf(stderr, "dpo %s: option %s needs a value\n", cmd, o->name);
-        return -1;
-    }
-    if (strncmp(argv[*a + 1], "--", 2) == 0) { /* "--out --data": a forgotten value, not a path named "--data" */
-        fprintf(stderr, "dpo %s: option %s needs a value, but the next argument is the option '%s'\n", cmd, o->name,
-                argv[*a + 1]);
-        return -1;
-    }
-    return set_value(cmd, o, argv[++*a]);
-}
-
-/* Returns 0 to go on, 1 if --help was printed, -1 on a usage error (printed). */
-static int parse_options(const char *cmd, const char *synopsis, int argc, char **argv,
-                         opt_spec *opts, int n) {
-    int a, i;
-    for (a = 0; a < argc; a++) {
-        if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
-            printf("%s\n\nOptions:\n", synopsis);
-            usage_options(stdout, opts, n);
-            return 1;
-        }
-        if (parse_one(cmd, argc, argv, &a, opts, n) != 0) return -1;
-    }
-    for (i = 0; i < n; i++) {
-        if (opts[i].required && !opts[i].seen) {
-            fprintf(stderr, "dpo %s: missing required option %s (see 'dpo %s --help')\n", cmd,
-                    opts[i].name, cmd);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int fail(const char *cmd, const dpo_err *e) {
-    fprintf(stderr, "dpo %s: error: %s\n", cmd, e->msg);
-    return 1;
-}
-
-/* An output directory of init or tokenizer-train, checked before any work: it is
- * new, empty, or holds only files this command writes (names[]; so that running
- * the same command again works), it is not a symbolic link, and it is not the
- * input directory `in` (may be NULL). Anything else is refused: the user's files
- * are never replaced. Returns 0, or 2 after printing the problem. */
-static int check_out_dir(const char *cmd, const char *out, const char *const *names, size_t n, const char *in) {
-    dpo_err e;
-    long entries;
-    if (in && util_same_file(out, in)) {
-        fprintf(stderr, "dpo %s: %s: is the input directory; give a new or empty directory for --out\n", cmd, out);
-        return 2;
-    }
-    if (util_dir_inspect(out, names, n, &entries, &e) < 0) {
-        fprintf(stderr, "dpo %s: %s (--out must be a new or empty directory)\n", cmd, e.msg);
-        return 2;
-    }
-    return 0;
-}
 
 /* ======================================================================== */
 /* dpo init                                                                  */
@@ -269,7 +58,7 @@ static int cmd_init(int argc, char **argv) {
         {"--seed", OPT_U64, &seed, 0, 0, 0, "random seed (default 1337)", 0},
     };
     memset(&c, 0, sizeof c);
-    rc = parse_options("init", "usage: dpo init --out DIR --layers L --heads H --dim C --ctx N\n"
+    rc = cli_parse("init", "usage: dpo init --out DIR --layers L --heads H --dim C --ctx N\n"
                        "                (--vocab V | --tokenizer DIR) [--seed S]\n\n"
                        "Write a GPT-2 model directory (config.json + model.safetensors, and the\n"
                        "tokenizer files with --tokenizer) with GPT-2's initialisation: weights\n"
@@ -280,12 +69,12 @@ static int cmd_init(int argc, char **argv) {
     if (rc != 0) return rc > 0 ? 0 : 2;
     {
         static const char *const writes[] = {"config.json", "model.safetensors", "vocab.json", "merges.txt"};
-        if (check_out_dir("init", out, writes, 4, tok_dir) != 0) return 2;
+        if (cli_check_out_dir("init", out, writes, 4, tok_dir) != 0) return 2;
     }
     c.eos_token_id = -1;
     if (tok_dir) {
         int n_tok;
-        if (tok_load(&t, tok_dir, &e) != 0) return fail("init", &e);
+        if (tok_load(&t, tok_dir, &e) != 0) return cli_fail("init", &e);
         n_tok = tok_vocab_size(t);
         c.eos_token_id = tok_eot_id(t);
         if (c.vocab_size == 0) c.vocab_size = n_tok;
@@ -302,14 +91,14 @@ static int cmd_init(int argc, char **argv) {
     if (c.eos_token_id < 0) c.eos_token_id = c.vocab_size - 1;
     if (model_create(&m, &c, &e) != 0) {
         tok_free(t);
-        return fail("init", &e);
+        return cli_fail("init", &e);
     }
     model_init_random(&m, seed);
     /* the tokenizer's validated bytes, as read above (not the files again) */
     if (model_save(&m, out, &e) != 0 || (t && tok_write_files(t, out, &e) != 0)) {
         model_free(&m);
         tok_free(t);
-        return fail("init", &e);
+        return cli_fail("init", &e);
     }
     tok_free(t);
     printf("wrote %s: GPT-2 with %d layers, %d heads, dim %d, ctx %d, vocab %d: %zu parameters%s\n",
@@ -334,7 +123,7 @@ static int cmd_info(int argc, char **argv) {
     opt_spec opts[] = {
         {"--model", OPT_STR, &dir, 0, 0, 1, "Hugging Face GPT-2 directory (config.json + model.safetensors)", 0},
     };
-    rc = parse_options("info", "usage: dpo info --model DIR\n\n"
+    rc = cli_parse("info", "usage: dpo info --model DIR\n\n"
                        "Load and fully validate a model directory; print its config, parameter\n"
                        "count, and each tensor's name, shape and dtype as stored in the file.",
                        argc, argv, opts, 1);
@@ -343,10 +132,10 @@ static int cmd_info(int argc, char **argv) {
        file at the same path, and the two must be the same file, unchanged */
     if (model_load_config(dir, &m.cfg, &e) != 0 || util_path_join(path, sizeof path, dir, "model.safetensors", &e) != 0 ||
         st_open(&f, path, &e) != 0)
-        return fail("info", &e);
+        return cli_fail("info", &e);
     if (model_load(&m, dir, &e) != 0) {
         st_close(&f);
-        return fail("info", &e);
+        return cli_fail("info", &e);
     }
     if (!st_same_file(&f, path)) {
         fprintf(stderr, "dpo info: error: %s: the file changed while it was being read\n", path);
@@ -427,14 +216,14 @@ static int cmd_bench(int argc, char **argv) {
         {"--steps", OPT_INT, &steps, 1, 1000000, 0, "timed forward+backward passes (default {default})", 0},
         {"--threads", OPT_INT, &threads, 1, 1024, 0, "OpenMP threads (default: all)", 0},
     };
-    rc = parse_options("bench", "usage: dpo bench --model DIR [--seqs S] [--len T] [--steps K] [--threads N]\n\n"
+    rc = cli_parse("bench", "usage: dpo bench --model DIR [--seqs S] [--len T] [--steps K] [--threads N]\n\n"
                        "Time forward and backward passes on a packed batch of S random sequences\n"
                        "of T tokens (every position has a target) after one untimed warm-up pass;\n"
                        "print tokens per second.",
                        argc, argv, opts, (int)(sizeof opts / sizeof opts[0]));
     if (rc != 0) return rc > 0 ? 0 : 2;
     util_set_threads(threads);
-    if (model_load(&m, dir, &e) != 0) return fail("bench", &e);
+    if (model_load(&m, dir, &e) != 0) return cli_fail("bench", &e);
     if (len > m.cfg.n_ctx) {
         fprintf(stderr, "dpo bench: --len %d exceeds the model's context of %d\n", len, m.cfg.n_ctx);
         model_free(&m);
@@ -469,7 +258,7 @@ static int cmd_bench(int argc, char **argv) {
     rc = 0;
     goto done;
 err:
-    rc = fail("bench", &e);
+    rc = cli_fail("bench", &e);
 done:
     free(tokens);
     free(targets);
@@ -503,12 +292,6 @@ static void train_ui_start(void *ctx, const data_set *d, const data_set *eval, l
     if (eval) fprintf(stderr, "held-out: %d %s (%d truncated to fit)\n", eval->n_rows, what, eval->n_truncated);
 }
 
-/* A number in JSON output: %.9g, or null when it is not finite (JSON has no
- * NaN or infinity, and a reader must never get "nan" where a number belongs). */
-static void put_num(FILE *fp, const char *key, double x) {
-    if (isfinite(x)) fprintf(fp, "\"%s\": %.9g", key, x);
-    else fprintf(fp, "\"%s\": null", key);
-}
 
 /* One JSONL metrics line with TRL's names; an evaluation's names get TRL's
  * "eval_" prefix. SFT runs have no rewards or rejected responses. Every write
@@ -521,20 +304,20 @@ static int write_metrics(FILE *fp, const char *path, const train_metrics *m, int
     char key[64];
     int i;
     fprintf(fp, "{\"step\": %ld, ", m->step);
-    put_num(fp, "epoch", m->epoch);
+    cli_put_num(fp, "epoch", m->epoch);
     for (i = 0; i < (sft ? 1 : 7); i++) {
         snprintf(key, sizeof key, "%s%s", eval ? "eval_" : "", names[i]);
         fprintf(fp, ", ");
-        put_num(fp, key, vals[i]);
+        cli_put_num(fp, key, vals[i]);
     }
     if (!eval) {
         fprintf(fp, ", ");
-        put_num(fp, "grad_norm", m->grad_norm);
+        cli_put_num(fp, "grad_norm", m->grad_norm);
         fprintf(fp, ", ");
-        put_num(fp, "learning_rate", m->learning_rate);
+        cli_put_num(fp, "learning_rate", m->learning_rate);
     }
     fprintf(fp, ", ");
-    put_num(fp, eval ? "eval_tokens_per_second" : "tokens_per_second", m->tokens_per_second);
+    cli_put_num(fp, eval ? "eval_tokens_per_second" : "tokens_per_second", m->tokens_per_second);
     fprintf(fp, "}\n");
     if (fflush(fp) != 0 || ferror(fp)) return dpo_errf(e, "%s: cannot write the metrics log: %s", path, strerror(errno));
     return 0;
@@ -670,7 +453,7 @@ static int train_parse(int argc, char **argv, int sft, train_config *c, train_cl
     opt_spec opts[sizeof all / sizeof all[0]];
     for (i = 0; i < (int)(sizeof all / sizeof all[0]); i++)
         if (!sft || !train_only(all[i].name)) opts[n_opts++] = all[i];
-    return parse_options(sft ? "sft" : "train", sft ? "usage: dpo sft --model DIR --data FILE --out DIR [options]\n\n"
+    return cli_parse(sft ? "sft" : "train", sft ? "usage: dpo sft --model DIR --data FILE --out DIR [options]\n\n"
                        "Supervised fine-tuning: maximise the likelihood of each row's completion\n"
                        "given its prompt. A row {\"prompt\", \"completion\"} becomes prompt ++ completion\n"
                        "++ <|endoftext|>; a row {\"text\"} is an empty prompt (<|endoftext|>) and the\n"
@@ -713,7 +496,7 @@ static int train_resolve(const char *cmd, int sft, train_config *c, const train_
         return 2;
     }
     c->opt.total_steps = 0; /* cosine: the run's length, set by train_run */
-    if (!sft && obj_loss_config_validate(&c->loss, &e) != 0) return fail(cmd, &e);
+    if (!sft && obj_loss_config_validate(&c->loss, &e) != 0) return cli_fail(cmd, &e);
     if (train_check_out(c, &e) != 0) {
         fprintf(stderr, "dpo %s: %s\n", cmd, e.msg);
         return 2;
@@ -761,7 +544,7 @@ static int cmd_train(int argc, char **argv, int sft) {
         rc = dpo_errf(&e, "%s: cannot write the metrics log: %s", o.log_path, strerror(errno));
     if (rc != 0) {
         if (!o.quiet && ui.tty) fprintf(stderr, "\n");
-        return fail(cmd, &e);
+        return cli_fail(cmd, &e);
     }
     printf("wrote %s (%.1f s)\n", c.out_dir, util_seconds() - ui.t0);
     return 0;
@@ -777,19 +560,19 @@ static int cmd_train(int argc, char **argv, int sft) {
 /* one pair's line: the policy's log-probs, and with ref_lp the reference's and the rewards */
 static void print_logp_row(const data_row *r, const double *lp, const double *ref_lp, double beta) {
     printf("{\"line\": %ld, ", r->line);
-    put_num(stdout, "logp_chosen", lp[0]);
+    cli_put_num(stdout, "logp_chosen", lp[0]);
     printf(", ");
-    put_num(stdout, "logp_rejected", lp[1]);
+    cli_put_num(stdout, "logp_rejected", lp[1]);
     printf(", \"n_chosen\": %d, \"n_rejected\": %d", r->n_chosen, r->n_rejected);
     if (ref_lp) {
         printf(", ");
-        put_num(stdout, "ref_logp_chosen", ref_lp[0]);
+        cli_put_num(stdout, "ref_logp_chosen", ref_lp[0]);
         printf(", ");
-        put_num(stdout, "ref_logp_rejected", ref_lp[1]);
+        cli_put_num(stdout, "ref_logp_rejected", ref_lp[1]);
         printf(", ");
-        put_num(stdout, "reward_chosen", obj_implicit_reward(beta, lp[0], ref_lp[0]));
+        cli_put_num(stdout, "reward_chosen", obj_implicit_reward(beta, lp[0], ref_lp[0]));
         printf(", ");
-        put_num(stdout, "reward_rejected", obj_implicit_reward(beta, lp[1], ref_lp[1]));
+        cli_put_num(stdout, "reward_rejected", obj_implicit_reward(beta, lp[1], ref_lp[1]));
     }
     printf("}\n");
 }
@@ -815,7 +598,7 @@ static int cmd_logp(int argc, char **argv) {
         {"--micro-batch", OPT_INT, &micro, 1, 1 << 20, 0, "pairs per forward pass (default {default})", 0},
         {"--threads", OPT_INT, &threads, 1, 1024, 0, "OpenMP threads (default: all)", 0},
     };
-    rc = parse_options("logp", "usage: dpo logp --model DIR --data FILE [--ref DIR] [--beta B]\n\n"
+    rc = cli_parse("logp", "usage: dpo logp --model DIR --data FILE [--ref DIR] [--beta B]\n\n"
                        "Print, for each pair, one JSON object: logp_chosen and logp_rejected (summed\n"
                        "log-probabilities of the response tokens and the end-of-text token, as dpo train\n"
                        "counts them), n_chosen and n_rejected (those tokens), and with --ref the\n"
@@ -849,7 +632,7 @@ static int cmd_logp(int argc, char **argv) {
         print_logp_row(&d.rows[i], lp + 2 * (size_t)i, ref_dir ? ref_lp + 2 * (size_t)i : NULL, beta);
     rc = 0;
 done:
-    if (rc != 0) fail("logp", &e);
+    if (rc != 0) cli_fail("logp", &e);
     free(lp);
     free(ref_lp);
     data_free(&d);
@@ -863,55 +646,6 @@ done:
 /* tokenizer commands: encode, decode, tokenizer-train                      */
 /* ======================================================================== */
 
-#define MAX_INPUT_BYTES ((size_t)1 << 32)
-
-/* Read FILE whole, or standard input when path is NULL or "-". */
-static int read_input(const char *path, char **out, size_t *len, dpo_err *e) {
-    size_t cap = 0, n = 0;
-    char *buf = NULL;
-    if (path && strcmp(path, "-") != 0) return util_read_file(path, MAX_INPUT_BYTES, out, len, e);
-    for (;;) {
-        size_t got;
-        if (n + 1 >= cap) {
-            char *q;
-            cap = cap ? 2 * cap : 65536;
-            if (cap > MAX_INPUT_BYTES) {
-                free(buf);
-                return dpo_errf(e, "standard input: more than %zu bytes", MAX_INPUT_BYTES);
-            }
-            q = realloc(buf, cap);
-            if (!q) {
-                free(buf);
-                return dpo_errf(e, "standard input: out of memory");
-            }
-            buf = q;
-        }
-        got = fread(buf + n, 1, cap - n - 1, stdin);
-        n += got;
-        if (got == 0) break;
-    }
-    if (ferror(stdin)) {
-        free(buf);
-        return dpo_errf(e, "standard input: read error");
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
-/* the tokenizer directory: --tokenizer, else --model */
-static int open_tokenizer(const char *cmd, const char *tok_dir, const char *model_dir,
-                          tok_tokenizer **t) {
-    dpo_err e;
-    const char *dir = tok_dir ? tok_dir : model_dir;
-    if (!dir) {
-        fprintf(stderr, "dpo %s: give --tokenizer DIR (or --model DIR holding the tokenizer files)\n", cmd);
-        return 2;
-    }
-    if (tok_load(t, dir, &e) != 0) return fail(cmd, &e);
-    return 0;
-}
 
 static void print_ids(const int *ids, size_t n) {
     size_t i;
@@ -946,20 +680,20 @@ static int encode_jsonl(const tok_tokenizer *t, const char *name, char *text, si
         double t0;
         line++;
         if (json_parse_line(p, (size_t)(le - p), name, line, &row, &e) != 0) {
-            rc = fail("encode", &e);
+            rc = cli_fail("encode", &e);
             break;
         }
         if (row->type != JSON_OBJECT || json_get_string(row, "text", &s, &slen, &e) != 0) {
             if (row->type != JSON_OBJECT) dpo_errf(&e, "not a JSON object");
             else if (!json_get(row, "text")) dpo_errf(&e, "missing key \"text\"");
             dpo_err_prefix(&e, "%s: line %ld", name, line);
-            rc = fail("encode", &e);
+            rc = cli_fail("encode", &e);
         } else if (n_rows == cap_rows && !(cap_rows = grow_rows(&ends, cap_rows))) {
             dpo_errf(&e, "out of memory");
-            rc = fail("encode", &e);
+            rc = cli_fail("encode", &e);
         } else {
             t0 = util_seconds();
-            if (tok_encode(t, s, slen, ids, n, cap, &e) != 0) rc = fail("encode", &e);
+            if (tok_encode(t, s, slen, ids, n, cap, &e) != 0) rc = cli_fail("encode", &e);
             *t_enc += util_seconds() - t0;
             ends[n_rows++] = *n;
         }
@@ -992,17 +726,17 @@ static int cmd_encode(int argc, char **argv) {
         {"--stats", OPT_FLAG, &stats, 0, 0, 0, "print bytes, tokens and encoding speed (MB/s) to standard error", 0},
         {"[FILE]", OPT_POS, &file, 0, 0, 0, "input file (default: standard input)", 0},
     };
-    rc = parse_options("encode", "usage: dpo encode --tokenizer DIR [--jsonl] [FILE]\n\n"
+    rc = cli_parse("encode", "usage: dpo encode --tokenizer DIR [--jsonl] [FILE]\n\n"
                        "Encode text with GPT-2's byte-level BPE. The whole input is one text and the\n"
                        "ids are printed on one line, separated by spaces. The literal text\n"
                        "<|endoftext|> is ordinary text (several tokens); its id is never produced.\n"
                        "Invalid UTF-8 is encoded byte by byte and decodes back to the same bytes.",
                        argc, argv, opts, (int)(sizeof opts / sizeof opts[0]));
     if (rc != 0) return rc > 0 ? 0 : 2;
-    if ((rc = open_tokenizer("encode", tok_dir, model_dir, &t)) != 0) return rc;
-    if (read_input(file, &text, &len, &e) != 0) {
+    if ((rc = cli_open_tokenizer("encode", tok_dir, model_dir, &t)) != 0) return rc;
+    if (cli_read_input(file, &text, &len, &e) != 0) {
         tok_free(t);
-        return fail("encode", &e);
+        return cli_fail("encode", &e);
     }
     rc = 0;
     if (!jsonl) {
@@ -1010,7 +744,7 @@ static int cmd_encode(int argc, char **argv) {
         rc = tok_encode(t, text, len, &ids, &n, &cap, &e);
         t_enc = util_seconds() - t0;
         total = n;
-        if (rc != 0) rc = fail("encode", &e);
+        if (rc != 0) rc = cli_fail("encode", &e);
         else {
             print_ids(ids, n);
             printf("\n");
@@ -1040,14 +774,14 @@ static int cmd_decode(int argc, char **argv) {
         {"--model", OPT_STR, &model_dir, 0, 0, 0, "model directory holding the tokenizer files", 0},
         {"[FILE]", OPT_POS, &file, 0, 0, 0, "input file of whitespace-separated ids (default: standard input)", 0},
     };
-    rc = parse_options("decode", "usage: dpo decode --tokenizer DIR [FILE]\n\n"
+    rc = cli_parse("decode", "usage: dpo decode --tokenizer DIR [FILE]\n\n"
                        "Read token ids separated by whitespace and write the bytes they stand for.",
                        argc, argv, opts, (int)(sizeof opts / sizeof opts[0]));
     if (rc != 0) return rc > 0 ? 0 : 2;
-    if ((rc = open_tokenizer("decode", tok_dir, model_dir, &t)) != 0) return rc;
-    if (read_input(file, &text, &len, &e) != 0) {
+    if ((rc = cli_open_tokenizer("decode", tok_dir, model_dir, &t)) != 0) return rc;
+    if (cli_read_input(file, &text, &len, &e) != 0) {
         tok_free(t);
-        return fail("decode", &e);
+        return cli_fail("decode", &e);
     }
     p = text;
     rc = 0;
@@ -1084,7 +818,7 @@ static int cmd_decode(int argc, char **argv) {
         rc = 1;
     }
     if (rc == 0) {
-        if (tok_decode(t, ids, n, &out, &olen, &e) != 0) rc = fail("decode", &e);
+        if (tok_decode(t, ids, n, &out, &olen, &e) != 0) rc = cli_fail("decode", &e);
         else {
             if (fwrite(out, 1, olen, stdout) != olen) {
                 fprintf(stderr, "dpo decode: error: standard output: write failed: %s\n", strerror(errno));
@@ -1119,7 +853,7 @@ static int cmd_tokenizer_train(int argc, char **argv) {
     data.n = 0;
     data.v = malloc((size_t)(argc > 0 ? argc : 1) * sizeof *data.v);
     if (!data.v) return 1;
-    rc = parse_options("tokenizer-train", "usage: dpo tokenizer-train --data FILE... --vocab-size N --out DIR\n\n"
+    rc = cli_parse("tokenizer-train", "usage: dpo tokenizer-train --data FILE... --vocab-size N --out DIR\n\n"
                        "Learn a byte-level BPE vocabulary with GPT-2's pre-tokenizer: the 256 byte\n"
                        "tokens first, then the most frequent pair merged at each step (ties: the\n"
                        "smallest pair of ids), then <|endoftext|> last. Deterministic. Writes\n"
@@ -1131,7 +865,7 @@ static int cmd_tokenizer_train(int argc, char **argv) {
     }
     {
         static const char *const writes[] = {"vocab.json", "merges.txt"};
-        if (check_out_dir("tokenizer-train", out, writes, 2, NULL) != 0) {
+        if (cli_check_out_dir("tokenizer-train", out, writes, 2, NULL) != 0) {
             free(data.v);
             return 2;
         }
@@ -1139,7 +873,7 @@ static int cmd_tokenizer_train(int argc, char **argv) {
     t0 = util_seconds();
     rc = tok_train(data.v, data.n, vocab, out, train_progress, &t0, &e);
     free(data.v);
-    if (rc != 0) return fail("tokenizer-train", &e);
+    if (rc != 0) return cli_fail("tokenizer-train", &e);
     printf("wrote %s/vocab.json and %s/merges.txt: %d tokens (%.1f s)\n", out, out, vocab,
            util_seconds() - t0);
     return 0;

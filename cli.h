@@ -1,0 +1,63 @@
+/* cli.h - what every subcommand's command line shares (cli.c): the option
+ * tables and their parser, error printing, JSON output helpers and input
+ * reading; and the subcommands that live in files of their own (cmd_*.c). */
+#ifndef DPO_CLI_H
+#define DPO_CLI_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include "tokenizer.h"
+#include "util.h"
+
+/* OPT_STR: a path; OPT_NAME: a word chosen from a list (checked by the command);
+ * OPT_LIST: one or more values (repeat the option, or list the values after it);
+ * OPT_POS: the one optional positional argument (its name is shown in help);
+ * OPT_DOUBLE: a finite, non-negative number (ranges are checked by the module's validator). */
+typedef enum { OPT_INT, OPT_U64, OPT_DOUBLE, OPT_STR, OPT_NAME, OPT_FLAG, OPT_LIST, OPT_POS } opt_kind;
+
+typedef struct {
+    const char **v; /* points into argv */
+    int n;
+} str_list;
+
+/* One row of a subcommand's option table. A help text may hold "{default}",
+ * replaced by the value the variable holds before parsing. */
+typedef struct {
+    const char *name;  /* "--layers" */
+    opt_kind kind;
+    void *out;         /* int*, uint64_t*, const char**, int*, str_list* (its v sized argc) */
+    long long min, max; /* OPT_INT bounds */
+    int required;
+    const char *help;
+    int seen;
+} opt_spec;
+
+#define CLI_NOPTS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* Parse argv[0..argc) against opts. Returns 0 to go on, 1 if --help was printed
+ * (the command then exits 0), -1 on a usage error (printed; exit 2). */
+int cli_parse(const char *cmd, const char *synopsis, int argc, char **argv, opt_spec *opts, int n);
+
+/* Print "dpo CMD: error: MSG" to standard error; returns 1 (the exit status). */
+int cli_fail(const char *cmd, const dpo_err *e);
+
+/* An output directory of init or tokenizer-train, checked before any work (see cli.c).
+ * Returns 0, or 2 after printing the problem. */
+int cli_check_out_dir(const char *cmd, const char *out, const char *const *names, size_t n, const char *in);
+
+/* JSON output: "key": number (null when not finite), and "key": "string" where
+ * bytes that are not valid UTF-8 become U+FFFD, so every line written is valid
+ * JSON whatever a model generated. */
+void cli_put_num(FILE *fp, const char *key, double x);
+void cli_put_str(FILE *fp, const char *key, const char *s, size_t len);
+
+/* Read FILE whole, or standard input when path is NULL or "-" (at most 4 GiB). */
+int cli_read_input(const char *path, char **out, size_t *len, dpo_err *e);
+
+/* Load the tokenizer of --tokenizer, else of --model. Returns 0, 1 (load failed)
+ * or 2 (neither given), after printing the problem. */
+int cli_open_tokenizer(const char *cmd, const char *tok_dir, const char *model_dir, tok_tokenizer **t);
+
+/* Subcommands in files of their own. */
+
+#endif
