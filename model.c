@@ -378,6 +378,35 @@ static void matmul_backward(float *dinp /* (n_tok, IC) */, float *dw /* (IC, OC)
  * qkv rows hold [q (C) | k (C) | v (C)]; head h is columns h*D..h*D+D-1 of each.
  * att holds each (s, h) block of T x T probabilities (only j <= i is used). */
 
+/* One query's causal attention in one head, over the n keys and values it may
+ * see (key j at k + j stride, value j at v + j stride):
+ *   row_j = exp(q.k_j scale - mx) / sum_j' exp(q.k_j' scale - mx),   y = sum_j row_j v_j
+ * (mx the largest score; the sum in double). The training forward and the
+ * key-value cache both call this, so a position's output is the same bits on
+ * either path. */
+static void attend_one(float *y /* (D) */, float *row /* (n) probabilities out */,
+                       const float *q /* (D) */, const float *k, const float *v, size_t stride,
+                       int n, int D, float scale) {
+    float mx = -INFINITY, inv;
+    double sum = 0.0;
+    int j, d;
+    for (j = 0; j < n; j++) {
+        row[j] = dot(q, k + (size_t)j * stride, D) * scale;
+        if (row[j] > mx) mx = row[j];
+    }
+    for (j = 0; j < n; j++) {
+        row[j] = expf(row[j] - mx);
+        sum += row[j];
+    }
+    inv = (float)(1.0 / sum);
+    for (d = 0; d < D; d++) y[d] = 0.0f;
+    for (j = 0; j < n; j++) {
+        const float *vj = v + (size_t)j * stride;
+        row[j] *= inv;
+        for (d = 0; d < D; d++) y[d] += row[j] * vj[d];
+    }
+}
+
 static void attention_forward(float *out /* (n_tok, C) */, float *att /* (A) */,
                               const float *qkv /* (n_tok, 3C) */,
                               const int *seq_start /* (n_seq+1) */,
@@ -387,30 +416,12 @@ static void attention_forward(float *out /* (n_tok, C) */, float *att /* (A) */,
     size_t C3 = (size_t)3 * C;
     DPO_OMP_FOR_IF((double)seq_start[n_seq] * C * 16)
     for (task = 0; task < ntask; task++) {
-        int s = task / H, h = task % H, base = seq_start[s], T = seq_start[s + 1] - base, i, j, d;
+        int s = task / H, h = task % H, base = seq_start[s], T = seq_start[s + 1] - base, i;
         float *P = att + att_off[s] + (size_t)h * T * T;
-        for (i = 0; i < T; i++) {
-            const float *q = qkv + (size_t)(base + i) * C3 + (size_t)h * D;
-            float *row = P + (size_t)i * T, *y = out + (size_t)(base + i) * C + (size_t)h * D;
-            float mx = -INFINITY, inv;
-            double sum = 0.0;
-            for (j = 0; j <= i; j++) {
-                const float *k = qkv + (size_t)(base + j) * C3 + C + (size_t)h * D;
-                row[j] = dot(q, k, D) * scale;
-                if (row[j] > mx) mx = row[j];
-            }
-            for (j = 0; j <= i; j++) {
-                row[j] = expf(row[j] - mx);
-                sum += row[j];
-            }
-            inv = (float)(1.0 / sum);
-            for (d = 0; d < D; d++) y[d] = 0.0f;
-            for (j = 0; j <= i; j++) {
-                const float *v = qkv + (size_t)(base + j) * C3 + 2 * (size_t)C + (size_t)h * D;
-                row[j] *= inv;
-                for (d = 0; d < D; d++) y[d] += row[j] * v[d];
-            }
-        }
+        const float *k = qkv + (size_t)base * C3 + C + (size_t)h * D, *v = k + C;
+        for (i = 0; i < T; i++)
+            attend_one(out + (size_t)(base + i) * C + (size_t)h * D, P + (size_t)i * T,
+                       qkv + (size_t)(base + i) * C3 + (size_t)h * D, k, v, C3, i + 1, D, scale);
     }
 }
 
@@ -915,5 +926,175 @@ int model_backward(model *m, const float *dlogp, dpo_err *e) {
                        p->t[P_LNFW], m->n_tok, c->n_embd);
     for (l = c->n_layer - 1; l >= 0; l--) block_backward(m, l);
     encoder_backward(g->t[P_WTE], g->t[P_WPE], d->dres, m->tokens, m->pos, m->n_tok, c->n_embd);
+    return 0;
+}
+
+/* ======================================================================== */
+/* generation: the key-value cache                                           */
+/* ======================================================================== */
+
+/* Generation feeds one new token per sequence per step. A token's keys and
+ * values in every layer depend only on it and the tokens before it, so they are
+ * kept (model_kv) and each step computes one position per sequence: the same
+ * layers as the training forward, row by row, and attention over the cached
+ * positions through the same attend_one. */
+
+int model_kv_create(model_kv *kv, const model_config *c, int n_slots, int max_len, dpo_err *e) {
+    size_t n, bytes;
+    memset(kv, 0, sizeof *kv);
+    if (n_slots < 1 || max_len < 1 || max_len > c->n_ctx)
+        return dpo_errf(e, "key-value cache: %d sequences of %d tokens (the context is %d)", n_slots, max_len,
+                        c->n_ctx);
+    kv->n_layer = c->n_layer;
+    kv->n_embd = c->n_embd;
+    kv->n_slots = n_slots;
+    kv->max_len = max_len;
+    if (util_mul_size((size_t)c->n_layer * (size_t)n_slots, (size_t)max_len * (size_t)c->n_embd, &n) != 0 ||
+        util_mul_size(n, sizeof(float), &bytes) != 0)
+        return dpo_errf(e, "key-value cache: size overflows");
+    kv->len = calloc((size_t)n_slots, sizeof(int));
+    kv->k = malloc(bytes);
+    kv->v = malloc(bytes);
+    if (!kv->len || !kv->k || !kv->v) {
+        model_kv_free(kv);
+        return dpo_errf(e, "out of memory for the key-value cache (2 x %zu MiB)", bytes >> 20);
+    }
+    return 0;
+}
+
+void model_kv_free(model_kv *kv) {
+    free(kv->len);
+    free(kv->k);
+    free(kv->v);
+    free(kv->mem);
+    free(kv->ibuf);
+    memset(kv, 0, sizeof *kv);
+}
+
+void model_kv_clear(model_kv *kv, int slot) {
+    if (slot >= 0 && slot < kv->n_slots) kv->len[slot] = 0;
+}
+
+void model_log_softmax(double *logp, const float *logits, int V) {
+    float mx = -INFINITY;
+    double sum = 0.0, ls;
+    int v;
+    for (v = 0; v < V; v++)
+        if (logits[v] > mx) mx = logits[v];
+    for (v = 0; v < V; v++) sum += expf(logits[v] - mx);
+    ls = log(sum);
+    for (v = 0; v < V; v++) logp[v] = (double)logits[v] - (double)mx - ls;
+}
+
+/* Check a call and give each token its position: pos[i] = the slot's length
+ * plus the earlier tokens of this call in the same slot. Changes nothing. */
+static int kv_positions(const model *m, const model_kv *kv, int *pos, const int *tokens, const int *slots, int n,
+                        dpo_err *e) {
+    int i, j;
+    if (kv->n_layer != m->cfg.n_layer || kv->n_embd != m->cfg.n_embd)
+        return dpo_errf(e, "key-value cache made for another model shape");
+    if (n < 1) return dpo_errf(e, "key-value cache: no tokens");
+    for (i = 0; i < n; i++) {
+        if (slots[i] < 0 || slots[i] >= kv->n_slots)
+            return dpo_errf(e, "key-value cache: slot %d outside [0, %d)", slots[i], kv->n_slots);
+        if (tokens[i] < 0 || tokens[i] >= m->cfg.vocab_size)
+            return dpo_errf(e, "token %d has id %d, outside the vocabulary [0, %d)", i, tokens[i],
+                            m->cfg.vocab_size);
+        pos[i] = kv->len[slots[i]];
+        for (j = 0; j < i; j++) pos[i] += slots[j] == slots[i];
+        if (pos[i] >= kv->max_len)
+            return dpo_errf(e, "sequence %d is full: %d tokens (the cache holds %d)", slots[i], pos[i] + 1,
+                            kv->max_len);
+    }
+    return 0;
+}
+
+/* One block over the call's n rows: x (n, C) is the residual stream, updated in
+ * place. Layer l's keys and values of every row go to the cache first, so that
+ * a row can attend to rows of its own sequence fed in the same call. */
+typedef struct {
+    float *x, *ln, *mean, *rstd; /* (n, C), (n, C), (n), (n) */
+    float *qkv, *atty, *proj;    /* (n, 3C), (n, C), (n, C) */
+    float *fch, *fch_gelu;       /* (n, 4C), (n, 4C) */
+    float *scores;               /* (n, H, max_len) attention probabilities */
+    float *head_in;              /* (n_want, C) */
+} kv_scratch;
+
+static void kv_block(const model *m, model_kv *kv, const kv_scratch *s, const int *slots, const int *pos, int n,
+                     int l) {
+    const model_config *c = &m->cfg;
+    int C = c->n_embd, H = c->n_head, D = C / H, i, task;
+    size_t C3 = (size_t)3 * C, slot_floats = (size_t)kv->max_len * C;
+    size_t layer_floats = (size_t)kv->n_slots * slot_floats;
+    float scale = (float)(1.0 / sqrt((double)D));
+    block_weights w = block_weights_at(&m->params, l, C);
+    float *kl = kv->k + (size_t)l * layer_floats, *vl = kv->v + (size_t)l * layer_floats;
+
+    layernorm_forward(s->ln, s->mean, s->rstd, s->x, w.ln1w, w.ln1b, n, C, c->ln_eps);
+    matmul_forward(s->qkv, s->ln, w.qkvw, w.qkvb, n, C, 3 * C);
+    for (i = 0; i < n; i++) {
+        size_t at = (size_t)slots[i] * slot_floats + (size_t)pos[i] * C;
+        memcpy(kl + at, s->qkv + (size_t)i * C3 + C, (size_t)C * sizeof(float));
+        memcpy(vl + at, s->qkv + (size_t)i * C3 + 2 * (size_t)C, (size_t)C * sizeof(float));
+    }
+    DPO_OMP_FOR_IF((double)n * C * 16)
+    for (task = 0; task < n * H; task++) {
+        int r = task / H, h = task % H;
+        size_t base = (size_t)slots[r] * slot_floats + (size_t)h * D;
+        attend_one(s->atty + (size_t)r * C + (size_t)h * D, s->scores + (size_t)task * kv->max_len,
+                   s->qkv + (size_t)r * C3 + (size_t)h * D, kl + base, vl + base, (size_t)C, pos[r] + 1, D,
+                   scale);
+    }
+    matmul_forward(s->proj, s->atty, w.attprojw, w.attprojb, n, C, C);
+    residual_forward(s->x, s->x, s->proj, (size_t)n * C);
+    layernorm_forward(s->ln, s->mean, s->rstd, s->x, w.ln2w, w.ln2b, n, C, c->ln_eps);
+    matmul_forward(s->fch, s->ln, w.fcw, w.fcb, n, C, 4 * C);
+    gelu_forward(s->fch_gelu, s->fch, (size_t)n * 4 * C);
+    matmul_forward(s->proj, s->fch_gelu, w.fcprojw, w.fcprojb, n, 4 * C, C);
+    residual_forward(s->x, s->x, s->proj, (size_t)n * C);
+}
+
+int model_kv_forward(const model *m, model_kv *kv, float *logits, const int *tokens, const int *slots,
+                     const int *want, int n, dpo_err *e) {
+    const model_config *c = &m->cfg;
+    const model_tensors *p = &m->params;
+    size_t nn = (size_t)n, C = (size_t)c->n_embd, counts[11];
+    kv_scratch s;
+    float **ptrs[] = {&s.x, &s.ln, &s.mean, &s.rstd, &s.qkv, &s.atty, &s.proj, &s.fch, &s.fch_gelu,
+                      &s.scores, &s.head_in};
+    int i, l, n_want = 0;
+
+    if (n < 1 || n > 1 << 20) return dpo_errf(e, "key-value cache: %d tokens in one call", n);
+    if (nn > kv->ibuf_cap) {
+        free(kv->ibuf);
+        kv->ibuf = malloc(nn * sizeof(int));
+        kv->ibuf_cap = kv->ibuf ? nn : 0;
+        if (!kv->ibuf) return dpo_errf(e, "out of memory for the key-value cache's positions");
+    }
+    if (kv_positions(m, kv, kv->ibuf, tokens, slots, n, e) != 0) return -1;
+    for (i = 0; i < n; i++) n_want += !want || want[i];
+    counts[0] = nn * C;
+    counts[1] = nn * C;
+    counts[2] = nn;
+    counts[3] = nn;
+    counts[4] = nn * 3 * C;
+    counts[5] = nn * C;
+    counts[6] = nn * C;
+    counts[7] = nn * 4 * C;
+    counts[8] = nn * 4 * C;
+    counts[9] = nn * (size_t)c->n_head * (size_t)kv->max_len;
+    counts[10] = (size_t)n_want * C;
+    if (carve_arena(&kv->mem, &kv->cap, ptrs, counts, 11, "the key-value cache's scratch", e) != 0) return -1;
+
+    encoder_forward(s.x, tokens, kv->ibuf, p->t[P_WTE], p->t[P_WPE], n, c->n_embd);
+    for (l = 0; l < c->n_layer; l++) kv_block(m, kv, &s, slots, kv->ibuf, n, l);
+    for (i = 0; i < n; i++) kv->len[slots[i]]++;
+    if (n_want == 0) return 0;
+
+    /* the head on the wanted rows: LN_f, then logits = lnf wte^T */
+    for (i = 0, l = 0; i < n; i++)
+        if (!want || want[i]) memcpy(s.ln + (size_t)l++ * C, s.x + (size_t)i * C, C * sizeof(float));
+    layernorm_forward(s.head_in, s.mean, s.rstd, s.ln, p->t[P_LNFW], p->t[P_LNFB], n_want, c->n_embd, c->ln_eps);
+    mm_a_bt(logits, s.head_in, p->t[P_WTE], n_want, c->vocab_size, c->n_embd);
     return 0;
 }

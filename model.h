@@ -180,4 +180,43 @@ void model_set_no_grad(model *m, int on);
  * consumes, the activations of the last forward: one backward per forward. */
 int model_backward(model *m, const float *dlogp, dpo_err *e);
 
+/* ------------------------------------------------------------------------ */
+/* generation: the key-value cache                                           */
+
+/* Keys and values of every layer at every position fed so far, for up to
+ * n_slots sequences of at most max_len tokens each, so that each new token
+ * costs one position instead of a forward pass over its whole sequence. */
+typedef struct {
+    int n_layer, n_embd;      /* L, C of the model it was made for */
+    int n_slots, max_len;     /* sequences, positions per sequence (<= n_ctx) */
+    int *len;                 /* (n_slots) positions filled in each slot */
+    float *k, *v;             /* (L, n_slots, max_len, C) */
+    float *mem;               /* scratch of one call, carved per call */
+    size_t cap;               /* floats in mem */
+    int *ibuf;                /* (n) positions of one call's tokens */
+    size_t ibuf_cap;
+} model_kv;
+
+int model_kv_create(model_kv *kv, const model_config *c, int n_slots, int max_len, dpo_err *e);
+void model_kv_free(model_kv *kv);
+/* forget slot's sequence (its next token is position 0) */
+void model_kv_clear(model_kv *kv, int slot);
+
+/* Feed n tokens: token i extends sequence slots[i] at its next position (a slot
+ * may take several tokens in one call: they are consecutive positions, in
+ * order, and each attends to the ones before it). For every i with want[i] != 0
+ * (want NULL: every i), in order, a row of logits (V) is written to logits
+ * (n_want, V): the model's next-token logits after token i. Each row is bit for
+ * bit what model_forward computes at that position of the whole sequence, for
+ * any batch composition and thread count. Nothing changes on error (a slot full,
+ * a bad id). */
+int model_kv_forward(const model *m, model_kv *kv, float *logits, const int *tokens, const int *slots,
+                     const int *want, int n, dpo_err *e);
+
+/* Turn a row of logits (V) into log-probabilities in double:
+ * logp_v = z_v - max - log sum exp(z - max), the sum in double, exactly as
+ * model_forward's log-softmax computes log p(target): (float) logp_v is the
+ * same bits as model_forward's logp at that position. */
+void model_log_softmax(double *logp /* (V) */, const float *logits /* (V) */, int V);
+
 #endif

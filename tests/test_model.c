@@ -7,7 +7,9 @@
  *   4. F32, F16 (hub-style names and buffers) and BF16 (+ tied lm_head) files
  *      load to the same parameters;
  *   5. packed batches: a sequence's log-probs are bit-identical alone or packed;
- *   6. save -> load is bit-exact; 1 and 2 threads give bit-identical results.
+ *   6. save -> load is bit-exact; 1 and 2 threads give bit-identical results;
+ *   7. the key-value cache of generation gives, at every position, the very
+ *      bits of a full forward pass, however the tokens are split into calls.
  * It includes model.c itself so that the file-local layer functions can be tested. */
 #include "model.c"
 
@@ -669,6 +671,111 @@ START_TEST(test_threads_bit_identical) {
 }
 END_TEST
 
+/* 7. The key-value cache against full forward passes. For random models and
+ * random sequences, the tokens are fed through model_kv_forward in random
+ * interleavings (several sequences per call, 1..6 tokens of one sequence per
+ * call, 1 or 2 threads), and every position's log-probability of its target
+ * must equal model_forward's on the whole sequence bit for bit: both paths run
+ * the same row-wise code (attend_one, the same layer functions, mm_* sums each
+ * output in a fixed order whatever the number of rows), so the tolerance is
+ * zero, and any difference means a position saw the wrong keys. */
+START_TEST(test_kv_cache_equals_forward) {
+    enum { S = 5, MAXT = 40 };
+    int trial, saved = util_threads();
+    util_rng r;
+    util_rng_seed(&r, 2024);
+    for (trial = 0; trial < 12; trial++) {
+        model_config cfg = {1 + trial % 3, 4, 32 + 16 * (trial % 2), 48, 61 + trial, 1e-5, 60 + trial};
+        model m;
+        model_kv kv;
+        int tok[S][MAXT], tgt[S][MAXT], len[S], fed[S], s, t, i, compared = 0;
+        float full[S][MAXT], *logits;
+        double *lp;
+        dpo_err e;
+        util_set_threads(1 + trial % 2);
+        ck_assert_int_eq(model_create(&m, &cfg, &e), 0);
+        randomize_params(&m, &r);
+        for (s = 0; s < S; s++) {
+            len[s] = 1 + (int)(util_rng_u64(&r) % MAXT);
+            fed[s] = 0;
+            for (t = 0; t < len[s]; t++) tok[s][t] = (int)(util_rng_u64(&r) % (uint64_t)cfg.vocab_size);
+            for (t = 0; t < len[s]; t++)
+                tgt[s][t] = t + 1 < len[s] ? tok[s][t + 1] : (int)(util_rng_u64(&r) % (uint64_t)cfg.vocab_size);
+            ck_assert_int_eq(model_forward(&m, full[s], tok[s], tgt[s], &len[s], 1, &e), 0);
+        }
+        ck_assert_int_eq(model_kv_create(&kv, &cfg, S, MAXT, &e), 0);
+        logits = malloc((size_t)S * 6 * (size_t)cfg.vocab_size * sizeof(float));
+        lp = malloc((size_t)cfg.vocab_size * sizeof(double));
+        ck_assert(logits && lp);
+        for (;;) {
+            int ctok[S * 6], cslot[S * 6], cpos[S * 6], n = 0;
+            for (s = 0; s < S; s++) {
+                int k = util_rng_u64(&r) % 3 == 0 ? 0 : 1 + (int)(util_rng_u64(&r) % 6);
+                for (; k > 0 && fed[s] < len[s]; k--, n++) {
+                    ctok[n] = tok[s][fed[s]];
+                    cslot[n] = s;
+                    cpos[n] = fed[s]++;
+                }
+            }
+            if (n == 0) {
+                for (s = 0; s < S && fed[s] == len[s]; s++) continue;
+                if (s == S) break;
+                continue;
+            }
+            ck_assert_int_eq(model_kv_forward(&m, &kv, logits, ctok, cslot, NULL, n, &e), 0);
+            for (i = 0; i < n; i++) {
+                float got;
+                model_log_softmax(lp, logits + (size_t)i * cfg.vocab_size, cfg.vocab_size);
+                got = (float)lp[tgt[cslot[i]][cpos[i]]];
+                ck_assert_msg(memcmp(&got, &full[cslot[i]][cpos[i]], sizeof got) == 0,
+                              "trial %d sequence %d position %d: cache %.9g, full forward %.9g", trial, cslot[i],
+                              cpos[i], got, full[cslot[i]][cpos[i]]);
+                compared++;
+            }
+        }
+        for (s = 0; s < S; s++) ck_assert_int_eq(kv.len[s], len[s]);
+        /* a full slot is refused and changes nothing */
+        for (s = 0; s < S && len[s] < MAXT; s++) continue;
+        if (s < S) {
+            int one = 0;
+            ck_assert_int_ne(model_kv_forward(&m, &kv, logits, &one, &s, NULL, 1, &e), 0);
+            ck_assert_msg(strstr(e.msg, "full") != NULL, "%s", e.msg);
+            ck_assert_int_eq(kv.len[s], MAXT);
+        }
+        model_kv_clear(&kv, 0);
+        ck_assert_int_eq(kv.len[0], 0);
+        ck_assert_int_gt(compared, 0);
+        free(logits);
+        free(lp);
+        model_kv_free(&kv);
+        model_free(&m);
+    }
+    util_set_threads(saved);
+}
+END_TEST
+
+/* Bad calls are refused before anything changes: a slot or token id out of range. */
+START_TEST(test_kv_cache_bad_calls) {
+    model_config cfg = {1, 2, 8, 6, 11, 1e-5, 10};
+    model m;
+    model_kv kv;
+    float logits[11];
+    int tok = 3, slot = 2, bad = 11;
+    dpo_err e;
+    ck_assert_int_eq(model_create(&m, &cfg, &e), 0);
+    ck_assert_int_ne(model_kv_create(&kv, &cfg, 2, 7, &e), 0); /* longer than the context */
+    ck_assert_int_eq(model_kv_create(&kv, &cfg, 2, 6, &e), 0);
+    ck_assert_int_ne(model_kv_forward(&m, &kv, logits, &tok, &slot, NULL, 1, &e), 0);
+    slot = 1;
+    ck_assert_int_ne(model_kv_forward(&m, &kv, logits, &bad, &slot, NULL, 1, &e), 0);
+    ck_assert_int_eq(kv.len[1], 0);
+    ck_assert_int_eq(model_kv_forward(&m, &kv, logits, &tok, &slot, NULL, 1, &e), 0);
+    ck_assert_int_eq(kv.len[1], 1);
+    model_kv_free(&kv);
+    model_free(&m);
+}
+END_TEST
+
 static Suite *model_suite(void) {
     Suite *s = suite_create("model");
     TCase *t = tcase_create("layers");
@@ -690,6 +797,8 @@ static Suite *model_suite(void) {
     tcase_add_test(t, test_bad_batches);
     tcase_add_test(t, test_save_load_roundtrip);
     tcase_add_test(t, test_threads_bit_identical);
+    tcase_add_test(t, test_kv_cache_equals_forward);
+    tcase_add_test(t, test_kv_cache_bad_calls);
     suite_add_tcase(s, t);
     return s;
 }
