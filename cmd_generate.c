@@ -14,6 +14,8 @@
 #include "cli.h"
 #include "data.h"
 #include "model.h"
+#include "eval.h"
+#include "reward.h"
 #include "sample.h"
 #include "tokenizer.h"
 #include "util.h"
@@ -297,6 +299,476 @@ int cmd_sample(int argc, char **argv) {
         rc = cli_fail(s.cmd, &e);
     else
         rc = gen_out_commit(&s);
+    gen_free(&s);
+    return rc;
+}
+
+/* ======================================================================== */
+/* dpo eval                                                                  */
+/* ======================================================================== */
+
+typedef struct {
+    gen_session *s;
+    reward *rw;
+    eval_summary sum;
+    FILE *rows;            /* per-sample rows (--out), or NULL */
+    const data_set *given; /* --completions: the rows' tokens */
+} eval_run;
+
+/* one per-sample row: {"prompt", "completion", "reward", "kl", "kl_sampled", "tokens"} */
+static int put_eval_row(FILE *fp, const data_text_row *row, const char *text, size_t len, double rw, double kl,
+                        double kls, int tokens, dpo_err *e) {
+    fputc('{', fp);
+    cli_put_str(fp, "prompt", row->prompt, row->prompt_len);
+    fputs(", ", fp);
+    cli_put_str(fp, "completion", text, len);
+    fputs(", ", fp);
+    cli_put_num(fp, "reward", rw);
+    fputs(", ", fp);
+    cli_put_num(fp, "kl", kl);
+    fputs(", ", fp);
+    cli_put_num(fp, "kl_sampled", kls);
+    fprintf(fp, ", \"tokens\": %d}\n", tokens);
+    return ferror(fp) ? dpo_errf(e, "write failed") : 0;
+}
+
+static int emit_eval(void *ctx, const sample_result *r, dpo_err *e) {
+    eval_run *ev = ctx;
+    gen_session *s = ev->s;
+    char *text;
+    size_t len;
+    double rw;
+    int rc;
+    if (tok_decode(s->t, r->ids, (size_t)r->n_ids, &text, &len, e) != 0) return -1;
+    rc = reward_score(ev->rw, text, len, &rw, e);
+    if (rc == 0)
+        rc = eval_summary_add(&ev->sum, rw, r->kl, r->kl_sampled, text, len, r->ids, r->n_ids,
+                              r->finish == SAMPLE_LENGTH, e);
+    if (rc == 0 && ev->rows)
+        rc = put_eval_row(ev->rows, &s->texts.rows[r->prompt], text, len, rw, r->kl, r->kl_sampled, r->n_ids, e);
+    free(text);
+    return rc;
+}
+
+static void eval_progress_rows(void *ctx, int done, int total) {
+    eval_run *ev = ctx;
+    gen_progress(ev->s, done, total, 0);
+}
+
+static void eval_progress_samples(void *ctx, long done, long total, long tokens) {
+    eval_run *ev = ctx;
+    gen_progress(ev->s, done, total, tokens);
+}
+
+/* --completions: the KL along each given completion, its reward, in file order */
+static int eval_given(eval_run *ev, const char *path, dpo_err *e) {
+    gen_session *s = ev->s;
+    data_set d;
+    double *kl = NULL, *kls = NULL;
+    int max_len = s->pol.cfg.n_ctx < s->ref.cfg.n_ctx ? s->pol.cfg.n_ctx : s->ref.cfg.n_ctx;
+    int max_prompt = DATA_DEFAULT_MAX_PROMPT_LEN, r, rc = -1;
+    memset(&d, 0, sizeof d);
+    data_fit_lengths(&max_len, &max_prompt, max_len);
+    if (data_load_texts(&s->texts, path, DATA_TEXT_COMPLETION, e) != 0 ||
+        data_load_sft(&d, path, s->t, s->eos, max_len, max_prompt, e) != 0)
+        goto done;
+    if (d.n_rows != s->texts.n_rows) {
+        dpo_errf(e, "%s: rows must be {\"prompt\", \"completion\"}", path);
+        goto done;
+    }
+    kl = malloc((size_t)d.n_rows * sizeof *kl);
+    kls = malloc((size_t)d.n_rows * sizeof *kls);
+    if (!kl || !kls) {
+        dpo_errf(e, "out of memory");
+        goto done;
+    }
+    if (eval_kl_along(&s->pol, &s->ref, &d, kl, kls, eval_progress_rows, ev, e) != 0) goto done;
+    for (r = 0; r < d.n_rows; r++) {
+        const data_text_row *row = &s->texts.rows[r];
+        const int *ids = d.pool + d.rows[r].off + d.rows[r].n_prompt;
+        int n = d.rows[r].n_chosen, ended = ids[n - 1] == s->eos;
+        double rw;
+        if (reward_score(ev->rw, row->completion, row->completion_len, &rw, e) != 0 ||
+            eval_summary_add(&ev->sum, rw, kl[r], kls[r], row->completion, row->completion_len, ids, n - ended, !ended,
+                             e) != 0 ||
+            (ev->rows &&
+             put_eval_row(ev->rows, row, row->completion, row->completion_len, rw, kl[r], kls[r], n - ended, e) != 0))
+            goto done;
+    }
+    rc = 0;
+done:
+    free(kl);
+    free(kls);
+    data_free(&d);
+    return rc;
+}
+
+static void put_eval_summary(const eval_summary *sum, const gen_opts *g, int given, const char *reward_spec) {
+    eval_result o;
+    eval_summary_result(sum, &o);
+    printf("{\"n\": %ld, ", o.n);
+    cli_put_num(stdout, "reward", o.reward);
+    fputs(", ", stdout);
+    cli_put_num(stdout, "reward_se", o.reward_se);
+    fputs(", ", stdout);
+    cli_put_num(stdout, "kl", o.kl);
+    fputs(", ", stdout);
+    cli_put_num(stdout, "kl_se", o.kl_se);
+    fputs(", ", stdout);
+    cli_put_num(stdout, "kl_sampled", o.kl_sampled);
+    fputs(", ", stdout);
+    cli_put_num(stdout, "exclaim", o.exclaim);
+    fputs(", ", stdout);
+    cli_put_num(stdout, "length", o.length);
+    fputs(", ", stdout);
+    cli_put_num(stdout, "truncated", o.truncated);
+    fputs(", ", stdout);
+    cli_put_num(stdout, "distinct2", o.distinct2);
+    printf(", \"reward_name\": \"%s\"", reward_spec);
+    if (given) {
+        printf(", \"completions\": \"given\"}\n");
+    } else {
+        printf(", \"temperature\": %.9g, \"top_k\": %d, \"top_p\": %.9g, \"max_new\": %d, \"samples_per_prompt\": %d, "
+               "\"seed\": %llu}\n",
+               g->c.filter.temperature, g->c.filter.top_k, g->c.filter.top_p, g->c.max_new, g->c.n,
+               (unsigned long long)g->c.seed);
+    }
+}
+
+int cmd_eval(int argc, char **argv) {
+    gen_opts g;
+    gen_session s;
+    eval_run ev;
+    const char *completions = NULL, *reward_spec = "sentiment";
+    dpo_err e;
+    int rc;
+    gen_defaults(&g);
+    {
+        opt_spec opts[] = {
+            {"--model", OPT_STR, &g.model_dir, 0, 0, 1, "the policy: model directory (with its tokenizer files)", 0},
+            {"--ref", OPT_STR, &g.ref_dir, 0, 0, 1, "the reference model the KL is measured from", 0},
+            {"--prompt", OPT_TEXT, &g.prompt, 0, 0, 0, "one prompt to sample from", 0},
+            {"--prompts", OPT_STR, &g.prompts_file, 0, 0, 0, "JSONL rows {\"prompt\": ...} to sample from", 0},
+            {"--completions", OPT_STR, &completions, 0, 0, 0,
+             "JSONL rows {\"prompt\", \"completion\"}: score these instead of sampling", 0},
+            {"--reward", OPT_NAME, &reward_spec, 0, 0, 0, "the reward: sentiment (VADER) (default {default})", 0},
+            {"--out", OPT_STR, &g.out, 0, 0, 0, "also write one JSON row per sample to FILE", 0},
+            {"--tokenizer", OPT_STR, &g.tok_dir, 0, 0, 0, "tokenizer directory (default: --model's)", 0},
+            GEN_SAMPLING_OPTIONS(g),
+        };
+        rc = cli_parse("eval",
+                       "usage: dpo eval --model DIR --ref DIR (--prompts FILE | --prompt TEXT) [sampling options]\n"
+                       "                [--reward sentiment] [--out FILE]\n"
+                       "       dpo eval --model DIR --ref DIR --completions FILE [--reward sentiment] [--out FILE]\n\n"
+                       "Sample from the policy (as dpo sample does) and measure each sample's reward and its\n"
+                       "KL divergence from the reference, computed exactly over the vocabulary at every\n"
+                       "generated position (the end-of-text included when the sample ended with it):\n"
+                       "  kl         = sum_t sum_v q(v | x, y<t) (log q(v | x, y<t) - log ref(v | x, y<t))\n"
+                       "  kl_sampled = sum_t log q(y_t | x, y<t) - log ref(y_t | x, y<t)   (its estimate)\n"
+                       "q is the distribution the tokens were actually drawn from: the policy's after\n"
+                       "--temperature, --top-k and --top-p; ref is the reference's own distribution at\n"
+                       "temperature 1. With --completions, the given rows are scored instead (prompt and\n"
+                       "completion encoded separately, then end-of-text, as in training) and q is the\n"
+                       "policy's distribution at temperature 1, so any two models can be compared on the\n"
+                       "same text.\n\n"
+                       "Prints one JSON object: n, reward and kl (means) with reward_se and kl_se (standard\n"
+                       "errors), kl_sampled, and what a reward can be gamed with: exclaim ('!' per sample),\n"
+                       "length (completion tokens, end-of-text excluded), truncated (rate of samples cut by\n"
+                       "--max-new or the context) and distinct2 (distinct token bigrams / bigrams). --out\n"
+                       "FILE adds one row per sample: {prompt, completion, reward, kl, kl_sampled, tokens}.",
+                       argc, argv, opts, CLI_NOPTS(opts));
+    }
+    if (rc != 0) return rc > 0 ? 0 : 2;
+    if (completions && (g.prompt || g.prompts_file)) {
+        fprintf(stderr, "dpo eval: give --completions FILE or prompts to sample from, not both\n");
+        return 2;
+    }
+    if (completions) g.prompts_file = completions; /* an input --out may not replace */
+    memset(&s, 0, sizeof s);
+    memset(&ev, 0, sizeof ev);
+    s.cmd = "eval";
+    ev.s = &s;
+    eval_summary_init(&ev.sum);
+    if ((rc = gen_load(&s, &g, !completions)) != 0) goto out;
+    if (reward_open(&ev.rw, reward_spec, &e) != 0) {
+        rc = cli_fail(s.cmd, &e);
+        goto out;
+    }
+    if ((rc = gen_out_open(&s, g.out)) != 0) goto out;
+    ev.rows = g.out ? s.fp : NULL;
+    g.c.eos = s.eos;
+    gen_start(&s);
+    if (completions ? eval_given(&ev, completions, &e) != 0
+                    : sample_run(&s.pol, &s.ref, (const int *const *)s.ids, s.n_ids, s.n_prompts, &g.c, emit_eval,
+                                 eval_progress_samples, &ev, &e) != 0) {
+        rc = cli_fail(s.cmd, &e);
+        goto out;
+    }
+    if ((rc = gen_out_commit(&s)) != 0) goto out;
+    put_eval_summary(&ev.sum, &g, completions != NULL, reward_spec);
+out:
+    reward_free(ev.rw);
+    eval_summary_free(&ev.sum);
+    gen_free(&s);
+    return rc;
+}
+
+/* ======================================================================== */
+/* dpo pairs                                                                 */
+/* ======================================================================== */
+
+typedef struct {
+    gen_session *s;
+    reward *rw;
+    int k;                 /* samples per prompt */
+    char **text;           /* (k) this prompt's completions */
+    size_t *len;           /* (k) */
+    double *score;         /* (k) */
+    int *chosen, *rejected; /* (k (k - 1) / 2) */
+    long n_pairs, n_empty; /* pairs written; prompts that gave none */
+} pairs_run;
+
+/* Write the pairs of one prompt's k scored completions. */
+static int put_pairs(pairs_run *pr, FILE *fp, const char *prompt, size_t prompt_len, char *const *text,
+                     const size_t *len, const double *score, int k, dpo_err *e) {
+    int n = eval_pairs(pr->chosen, pr->rejected, score, k), i;
+    for (i = 0; i < n; i++) {
+        fputc('{', fp);
+        cli_put_str(fp, "prompt", prompt, prompt_len);
+        fputs(", ", fp);
+        cli_put_str(fp, "chosen", text[pr->chosen[i]], len[pr->chosen[i]]);
+        fputs(", ", fp);
+        cli_put_str(fp, "rejected", text[pr->rejected[i]], len[pr->rejected[i]]);
+        fputs("}\n", fp);
+    }
+    pr->n_pairs += n;
+    pr->n_empty += n == 0;
+    return ferror(fp) ? dpo_errf(e, "write failed") : 0;
+}
+
+static int emit_pairs(void *ctx, const sample_result *r, dpo_err *e) {
+    pairs_run *pr = ctx;
+    gen_session *s = pr->s;
+    const data_text_row *row = &s->texts.rows[r->prompt];
+    int i = (int)r->index, rc = 0;
+    if (tok_decode(s->t, r->ids, (size_t)r->n_ids, &pr->text[i], &pr->len[i], e) != 0) return -1;
+    if (reward_score(pr->rw, pr->text[i], pr->len[i], &pr->score[i], e) != 0) return -1;
+    if (i < pr->k - 1) return 0;
+    rc = put_pairs(pr, s->fp, row->prompt, row->prompt_len, pr->text, pr->len, pr->score, pr->k, e);
+    for (i = 0; i < pr->k; i++) {
+        free(pr->text[i]);
+        pr->text[i] = NULL;
+    }
+    return rc;
+}
+
+static void pairs_progress(void *ctx, long done, long total, long tokens) {
+    pairs_run *pr = ctx;
+    gen_progress(pr->s, done, total, tokens);
+}
+
+/* A --scored file's rows grouped by prompt: sorted by (prompt bytes, line),
+ * then the groups ordered by their first line. */
+#define PAIRS_MAX_GROUP 4096 /* completions of one prompt: up to 8 M pairs */
+
+typedef struct {
+    const char *prompt;
+    size_t len;
+    long line;
+    int row;
+} scored_key;
+
+static int by_prompt_then_line(const void *a, const void *b) {
+    const scored_key *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->prompt, y->prompt, n);
+    if (c != 0) return c;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    return x->line < y->line ? -1 : x->line > y->line;
+}
+
+typedef struct {
+    int start, count; /* into the sorted keys */
+    long first_line;
+} scored_group;
+
+static int by_first_line(const void *a, const void *b) {
+    const scored_group *x = a, *y = b;
+    return x->first_line < y->first_line ? -1 : x->first_line > y->first_line;
+}
+
+/* --scored: pairs from rows {"prompt", "completion", "reward"}, every group of
+ * rows with the same prompt taken as that prompt's samples */
+static int pairs_scored(pairs_run *pr, const data_texts *tx, const char *path, FILE *fp, dpo_err *e) {
+    int n = tx->n_rows, n_groups = 0, i, j, rc = -1;
+    scored_key *key = malloc((size_t)n * sizeof *key);
+    scored_group *grp = malloc((size_t)n * sizeof *grp);
+    char **text = malloc(PAIRS_MAX_GROUP * sizeof *text);
+    size_t *len = malloc(PAIRS_MAX_GROUP * sizeof *len);
+    double *score = malloc(PAIRS_MAX_GROUP * sizeof *score);
+    pr->chosen = malloc((size_t)PAIRS_MAX_GROUP * (PAIRS_MAX_GROUP - 1) / 2 * sizeof(int));
+    pr->rejected = malloc((size_t)PAIRS_MAX_GROUP * (PAIRS_MAX_GROUP - 1) / 2 * sizeof(int));
+    if (!key || !grp || !text || !len || !score || !pr->chosen || !pr->rejected) {
+        dpo_errf(e, "out of memory");
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        const data_text_row *r = &tx->rows[i];
+        if (!isfinite(r->reward)) {
+            dpo_errf(e, "%s: line %ld: \"reward\" is not a finite number", path, r->line);
+            goto done;
+        }
+        key[i].prompt = r->prompt;
+        key[i].len = r->prompt_len;
+        key[i].line = r->line;
+        key[i].row = i;
+    }
+    qsort(key, (size_t)n, sizeof *key, by_prompt_then_line);
+    for (i = 0; i < n; i = j) {
+        for (j = i + 1; j < n && key[j].len == key[i].len && memcmp(key[j].prompt, key[i].prompt, key[i].len) == 0;
+             j++) {}
+        if (j - i > PAIRS_MAX_GROUP) {
+            dpo_errf(e, "%s: the prompt of line %ld has %d completions; at most %d per prompt", path, key[i].line,
+                     j - i, PAIRS_MAX_GROUP);
+            goto done;
+        }
+        grp[n_groups].start = i;
+        grp[n_groups].count = j - i;
+        grp[n_groups++].first_line = key[i].line;
+    }
+    qsort(grp, (size_t)n_groups, sizeof *grp, by_first_line);
+    for (i = 0; i < n_groups; i++) {
+        const data_text_row *first = &tx->rows[key[grp[i].start].row];
+        for (j = 0; j < grp[i].count; j++) {
+            const data_text_row *r = &tx->rows[key[grp[i].start + j].row];
+            text[j] = r->completion;
+            len[j] = r->completion_len;
+            score[j] = r->reward;
+        }
+        if (put_pairs(pr, fp, first->prompt, first->prompt_len, text, len, score, grp[i].count, e) != 0) goto done;
+    }
+    rc = 0;
+done:
+    free(key);
+    free(grp);
+    free(text);
+    free(len);
+    free(score);
+    return rc;
+}
+
+int cmd_pairs(int argc, char **argv) {
+    gen_opts g;
+    gen_session s;
+    pairs_run pr;
+    const char *scored = NULL, *reward_spec = "sentiment";
+    dpo_err e;
+    int rc, k;
+    gen_defaults(&g);
+    g.c.n = 4;
+    {
+        opt_spec opts[] = {
+            {"--model", OPT_STR, &g.model_dir, 0, 0, 0, "model directory to sample from (with its tokenizer files)", 0},
+            {"--prompts", OPT_STR, &g.prompts_file, 0, 0, 0, "JSONL rows {\"prompt\": ...} to sample from", 0},
+            {"--prompt", OPT_TEXT, &g.prompt, 0, 0, 0, "one prompt to sample from", 0},
+            {"--scored", OPT_STR, &scored, 0, 0, 0,
+             "JSONL rows {\"prompt\", \"completion\", \"reward\"} from any scorer, instead of sampling", 0},
+            {"--reward", OPT_NAME, &reward_spec, 0, 0, 0, "the reward of samples: sentiment (VADER) (default {default})", 0},
+            {"--out", OPT_STR, &g.out, 0, 0, 1, "the pairs, JSONL {\"prompt\", \"chosen\", \"rejected\"}", 0},
+            {"--tokenizer", OPT_STR, &g.tok_dir, 0, 0, 0, "tokenizer directory (default: --model's)", 0},
+            GEN_SAMPLING_OPTIONS(g),
+        };
+        rc = cli_parse("pairs",
+                       "usage: dpo pairs --model DIR --prompts FILE [--n K] --reward sentiment --out FILE
+"
+                       "                 [sampling options]
+"
+                       "       dpo pairs --scored FILE --out FILE
+
+"
+                       "Preference pairs from samples, ready for dpo train: each prompt's --n samples (drawn
+"
+                       "as dpo sample draws them) are scored with the reward, and every two of them with
+"
+                       "different rewards make one pair {prompt, chosen: the higher, rejected: the lower}
+"
+                       "(K samples give up to K (K - 1) / 2 pairs; ties give none). With --scored, the rows
+"
+                       "that share a prompt are that prompt's samples, with the rewards given (a person's or
+"
+                       "another model's). Pairs come out prompt by prompt, in input order; a summary goes to
+"
+                       "standard error.",
+                       argc, argv, opts, CLI_NOPTS(opts));
+    }
+    if (rc != 0) return rc > 0 ? 0 : 2;
+    if (!scored == !g.model_dir) {
+        fprintf(stderr, "dpo pairs: give --model DIR with prompts to sample from, or --scored FILE\n");
+        return 2;
+    }
+    if (scored && (g.prompt || g.prompts_file)) {
+        fprintf(stderr, "dpo pairs: --scored FILE takes no prompts\n");
+        return 2;
+    }
+    memset(&s, 0, sizeof s);
+    memset(&pr, 0, sizeof pr);
+    s.cmd = "pairs";
+    pr.s = &s;
+    if (scored) {
+        g.prompts_file = scored;
+        if ((rc = check_out_file(s.cmd, g.out, &g)) != 0) return rc;
+        if (data_load_texts(&s.texts, scored, DATA_TEXT_COMPLETION | DATA_TEXT_REWARD, &e) != 0) {
+            rc = cli_fail(s.cmd, &e);
+            goto out;
+        }
+        if ((rc = gen_out_open(&s, g.out)) != 0) goto out;
+        if (pairs_scored(&pr, &s.texts, scored, s.fp, &e) != 0) {
+            rc = cli_fail(s.cmd, &e);
+            goto out;
+        }
+    } else {
+        if ((rc = gen_load(&s, &g, 1)) != 0) goto out;
+        if (reward_open(&pr.rw, reward_spec, &e) != 0) {
+            rc = cli_fail(s.cmd, &e);
+            goto out;
+        }
+        if (g.c.n > PAIRS_MAX_GROUP) {
+            fprintf(stderr, "dpo pairs: --n must be at most %d\n", PAIRS_MAX_GROUP);
+            rc = 2;
+            goto out;
+        }
+        k = pr.k = g.c.n;
+        pr.text = calloc((size_t)k, sizeof *pr.text);
+        pr.len = calloc((size_t)k, sizeof *pr.len);
+        pr.score = calloc((size_t)k, sizeof *pr.score);
+        pr.chosen = malloc(((size_t)k * (size_t)(k - 1) / 2 + 1) * sizeof(int));
+        pr.rejected = malloc(((size_t)k * (size_t)(k - 1) / 2 + 1) * sizeof(int));
+        if (!pr.text || !pr.len || !pr.score || !pr.chosen || !pr.rejected) {
+            dpo_errf(&e, "out of memory");
+            rc = cli_fail(s.cmd, &e);
+            goto out;
+        }
+        if ((rc = gen_out_open(&s, g.out)) != 0) goto out;
+        g.c.eos = s.eos;
+        gen_start(&s);
+        if (sample_run(&s.pol, NULL, (const int *const *)s.ids, s.n_ids, s.n_prompts, &g.c, emit_pairs,
+                       pairs_progress, &pr, &e) != 0) {
+            rc = cli_fail(s.cmd, &e);
+            goto out;
+        }
+    }
+    if ((rc = gen_out_commit(&s)) != 0) goto out;
+    fprintf(stderr, "dpo pairs: %ld pairs written to %s; %ld prompts gave none (all rewards equal)\n", pr.n_pairs,
+            g.out, pr.n_empty);
+out:
+    if (pr.text)
+        for (k = 0; k < pr.k; k++) free(pr.text[k]);
+    free(pr.text);
+    free(pr.len);
+    free(pr.score);
+    free(pr.chosen);
+    free(pr.rejected);
+    reward_free(pr.rw);
     gen_free(&s);
     return rc;
 }
