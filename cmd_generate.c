@@ -679,25 +679,15 @@ int cmd_pairs(int argc, char **argv) {
             GEN_SAMPLING_OPTIONS(g),
         };
         rc = cli_parse("pairs",
-                       "usage: dpo pairs --model DIR --prompts FILE [--n K] --reward sentiment --out FILE
-"
-                       "                 [sampling options]
-"
-                       "       dpo pairs --scored FILE --out FILE
-
-"
-                       "Preference pairs from samples, ready for dpo train: each prompt's --n samples (drawn
-"
-                       "as dpo sample draws them) are scored with the reward, and every two of them with
-"
-                       "different rewards make one pair {prompt, chosen: the higher, rejected: the lower}
-"
-                       "(K samples give up to K (K - 1) / 2 pairs; ties give none). With --scored, the rows
-"
-                       "that share a prompt are that prompt's samples, with the rewards given (a person's or
-"
-                       "another model's). Pairs come out prompt by prompt, in input order; a summary goes to
-"
+                       "usage: dpo pairs --model DIR --prompts FILE [--n K] --reward sentiment --out FILE\n"
+                       "                 [sampling options]\n"
+                       "       dpo pairs --scored FILE --out FILE\n\n"
+                       "Preference pairs from samples, ready for dpo train: each prompt's --n samples (drawn\n"
+                       "as dpo sample draws them) are scored with the reward, and every two of them with\n"
+                       "different rewards make one pair {prompt, chosen: the higher, rejected: the lower}\n"
+                       "(K samples give up to K (K - 1) / 2 pairs; ties give none). With --scored, the rows\n"
+                       "that share a prompt are that prompt's samples, with the rewards given (a person's or\n"
+                       "another model's). Pairs come out prompt by prompt, in input order; a summary goes to\n"
                        "standard error.",
                        argc, argv, opts, CLI_NOPTS(opts));
     }
