@@ -203,9 +203,6 @@ static int run_init(run_state *s, dpo_err *e) {
     long p;
     int max_prompt = 0, max_len, i;
     char *mem;
-    if (sample_filter_validate(&c->filter, e) != 0) return -1;
-    if (c->n < 1 || c->max_new < 1 || c->batch < 1)
-        return dpo_errf(e, "samples per prompt, new tokens and batch must be >= 1");
     if (c->eos < 0 || c->eos >= pc->vocab_size) return dpo_errf(e, "end-of-text id %d outside the vocabulary", c->eos);
     s->V = pc->vocab_size;
     s->ctx = pc->n_ctx;
@@ -406,7 +403,11 @@ int sample_run(const model *policy, const model *ref, const int *const *prompts,
     s.prompts = prompts;
     s.prompt_len = prompt_len;
     s.c = c;
-    if (n_prompts < 0 || c->n < 1 || n_prompts > (1L << 40) / c->n) return dpo_errf(e, "too many samples");
+    if (sample_filter_validate(&c->filter, e) != 0) return -1;
+    if (c->n < 1 || c->max_new < 1 || c->batch < 1)
+        return dpo_errf(e, "samples per prompt, new tokens and batch must be >= 1");
+    if (n_prompts < 0) return dpo_errf(e, "a negative number of prompts (%ld)", n_prompts);
+    if (n_prompts > (1L << 40) / c->n) return dpo_errf(e, "too many samples");
     s.n_jobs = n_prompts * c->n;
     if (s.n_jobs == 0) return 0;
     if (run_init(&s, e) != 0) {
