@@ -219,10 +219,16 @@ static uint64_t tmp_name_bits(void) {
 
 int util_atomic_open(util_atomic_file *f, const char *path, dpo_err *e) {
     int n, fd = -1, tries;
+    struct stat st;
     f->fp = NULL;
     f->tmp_path[0] = '\0';
     n = snprintf(f->path, sizeof f->path, "%s", path);
     if (n < 0 || (size_t)n >= sizeof f->path) return dpo_errf(e, "%s: path too long", path);
+    /* the rename at the end would replace whatever is at path: a device such as
+     * /dev/null, a FIFO or a socket is never replaced (a symbolic link is: the
+     * link itself, not what it points to) */
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
+        return dpo_errf(e, "%s: exists and is not a regular file; give a file's path", path);
     for (tries = 0; tries < 64 && fd < 0; tries++) {
         n = snprintf(f->tmp_path, sizeof f->tmp_path, "%s.tmp.%016llx", path, (unsigned long long)tmp_name_bits());
         if (n < 0 || (size_t)n >= sizeof f->tmp_path) {

@@ -41,7 +41,9 @@ int util_read_file(const char *path, size_t max_bytes, char **out, size_t *out_l
  * renames the temporary over path (rename replaces a link at path, never what it
  * points to) and fsyncs the directory; util_atomic_abort closes and removes the
  * temporary. A crash at any point leaves either the old file or the new one (and
- * perhaps a temporary, which util_dir_remove_owned recognises). */
+ * perhaps a temporary, which util_dir_remove_owned recognises). A path that
+ * exists and is neither a regular file nor a symbolic link (a directory, a
+ * device such as /dev/null, a FIFO) is refused: renaming over it would replace it. */
 typedef struct {
     void *fp;           /* FILE*, kept opaque so that stdio stays out of this header */
     char tmp_path[4096];

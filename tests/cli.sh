@@ -287,6 +287,10 @@ expect 1 "top-p must be in (0, 1\]" "$DPO" sample --model "$G/pol" --prompt a --
 expect 1 "temperature must be 0 (greedy) or in" "$DPO" sample --model "$G/pol" --prompt a --temperature 1e-9
 expect 2 "is the input file" "$DPO" sample --model "$G/pol" --prompts "$G/prompts.jsonl" --out "$G/prompts.jsonl"
 expect 2 "lies in the model or tokenizer directory" "$DPO" sample --model "$G/pol" --prompt a --out "$G/pol/x.jsonl"
+# --out is renamed into place: a FIFO or device there (/dev/null as root!) must be refused, not replaced
+mkfifo "$G/fifo"
+expect 1 "$G/fifo: exists and is not a regular file" "$DPO" sample --model "$G/pol" --prompt a --max-new 2 --out "$G/fifo"
+[ -p "$G/fifo" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: dpo sample --out replaced a FIFO"; }
 printf '{"prompt": "ok"}\n{"prompt": 3}\n' > "$G/badp.jsonl"
 expect 1 "$G/badp.jsonl: line 2: key \"prompt\"" "$DPO" sample --model "$G/pol" --prompts "$G/badp.jsonl" --out "$G/never.jsonl"
 [ ! -e "$G/never.jsonl" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: a failed dpo sample left its --out file"; }
