@@ -816,40 +816,49 @@ static void final_scores(const double *s, size_t n, double e, vader_scores *out)
     out->compound = py_round(normalize(sum), 4);
 }
 
-int vader_score(const vader_lexicon *lx, const char *text, size_t len, vader_scores *out, dpo_err *e) {
-    const unsigned char *s = (const unsigned char *)text;
-    size_t n = count_words(s, len), i, bi;
+/* The valence of every word of s[0..len), the "but" rule applied: *val is
+ * (*n,) from malloc, NULL when the text has no words. 0, or -1 out of memory. */
+static int text_valences(const vader_lexicon *lx, const unsigned char *s, size_t len, double **val, size_t *n) {
     vword *words;
     unsigned char *low;
-    double *val;
+    double *v;
     vtext t;
-    size_t caps = 0;
+    size_t i, bi, caps = 0;
     int rc = 0;
-    out->neg = out->neu = out->pos = out->compound = 0.0;
-    if (n == 0) return 0; /* no words: upstream's all-zero scores */
-    words = alloc_array(n, sizeof *words);
+    *val = NULL;
+    *n = count_words(s, len);
+    if (*n == 0) return 0;
+    words = alloc_array(*n, sizeof *words);
     low = malloc(len); /* len >= n >= 1 */
-    val = alloc_array(n, sizeof *val);
-    if (!words || !low || !val) {
-        rc = dpo_errf(e, "out of memory");
+    v = alloc_array(*n, sizeof *v);
+    if (!words || !low || !v) {
+        rc = -1;
         goto done;
     }
     split_words(words, low, s, len, lx);
-    for (i = 0; i < n; i++) caps += words[i].all_caps != 0;
+    for (i = 0; i < *n; i++) caps += words[i].all_caps != 0;
     t.w = words;
-    t.n = n;
-    t.cap_diff = caps > 0 && caps < n;
-    for (i = 0; i < n; i++) val[i] = word_valence(&t, i);
-    for (bi = 0; bi < n && !is_word(&words[bi], "but"); bi++)
+    t.n = *n;
+    t.cap_diff = caps > 0 && caps < *n;
+    for (i = 0; i < *n; i++) v[i] = word_valence(&t, i);
+    for (bi = 0; bi < *n && !is_word(&words[bi], "but"); bi++)
         ;
-    if (bi < n && but_weighting(val, n, bi) != 0) {
-        rc = dpo_errf(e, "out of memory");
-        goto done;
-    }
-    final_scores(val, n, punctuation_emphasis(s, len), out);
+    if (bi < *n && but_weighting(v, *n, bi) != 0) rc = -1;
 done:
     free(words);
     free(low);
-    free(val);
+    if (rc == 0) *val = v;
+    else free(v);
     return rc;
+}
+
+int vader_score(const vader_lexicon *lx, const char *text, size_t len, vader_scores *out, dpo_err *e) {
+    const unsigned char *s = (const unsigned char *)text;
+    double *val;
+    size_t n;
+    out->neg = out->neu = out->pos = out->compound = 0.0;
+    if (text_valences(lx, s, len, &val, &n) != 0) return dpo_errf(e, "out of memory");
+    if (n > 0) final_scores(val, n, punctuation_emphasis(s, len), out); /* else: no words, all 0 as upstream */
+    free(val);
+    return 0;
 }
