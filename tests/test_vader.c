@@ -156,6 +156,7 @@ START_TEST(test_lexicon_words) {
     vader_free(lx);
     lx = load_str("Good\t3\n");                  /* entries with capitals never match: lookups are lower-case */
     CHECK_VALENCES(lx, "Good good GOOD", 0, 0, 0);
+    vader_free(lx);
 }
 END_TEST
 
