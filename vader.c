@@ -362,21 +362,6 @@ static int word_negates(const unsigned char *w, size_t n) {
     return 0;
 }
 
-/* The words are the runs of non-space characters (Python's str.split()). */
-static size_t count_words(const unsigned char *s, size_t n) {
-    size_t i = 0, count = 0;
-    int in_word = 0;
-    while (i < n) {
-        uint32_t cp;
-        size_t k = next_char(s + i, n - i, &cp);
-        int sp = is_space(cp);
-        if (!sp && !in_word) count++;
-        in_word = !sp;
-        i += k;
-    }
-    return count;
-}
-
 /* Number of characters in s[0..n), counting no further than limit. */
 static size_t count_chars(const unsigned char *s, size_t n, size_t limit) {
     size_t i = 0, count = 0;
@@ -435,19 +420,29 @@ static void make_word(vword *w, unsigned char *low, const unsigned char *s, size
     w->negates = word_negates(w->low, w->len);
 }
 
-/* Split s[0..n) into its count words (see count_words). low: n bytes of scratch. */
-static void split_words(vword *w, unsigned char *low, const unsigned char *s, size_t n, const vader_lexicon *lx) {
-    size_t i = 0, start = 0, nw = 0;
+/* The words of s[0..n) are its runs of non-space characters (Python's
+ * str.split()). Returns their number; with w not NULL, also fills w[0..count)
+ * (low: n bytes of scratch for their lower-cased copies). */
+static size_t split_words(vword *w, unsigned char *low, const unsigned char *s, size_t n, const vader_lexicon *lx) {
+    size_t i = 0, start = 0, count = 0;
     int in_word = 0;
-    while (i <= n) {
-        uint32_t cp = ' ';
-        size_t k = i < n ? next_char(s + i, n - i, &cp) : 1; /* the end acts as one more space */
+    while (i < n) {
+        uint32_t cp;
+        size_t k = next_char(s + i, n - i, &cp);
         int sp = is_space(cp);
         if (!sp && !in_word) start = i;
-        if (sp && in_word) make_word(&w[nw++], low, s, start, i, lx);
+        if (sp && in_word) {
+            if (w) make_word(&w[count], low, s, start, i, lx);
+            count++;
+        }
         in_word = !sp;
         i += k;
     }
+    if (in_word) {
+        if (w) make_word(&w[count], low, s, start, n, lx);
+        count++;
+    }
+    return count;
 }
 
 /* ======================================================================== */
@@ -486,20 +481,16 @@ static double negation_check(const vtext *t, size_t i, size_t m, double v) {
     if (m == 1) {
         if (w[i - 1].negates) v *= N_SCALAR;
     } else if (m == 2) {
-        if (is_word(&w[i - 2], "never") && (is_word(&w[i - 1], "so") || is_word(&w[i - 1], "this")))
-            v *= 1.25;
-        else if (is_word(&w[i - 2], "without") && is_word(&w[i - 1], "doubt"))
-            ; /* "without doubt" affirms */
-        else if (w[i - 2].negates)
-            v *= N_SCALAR;
+        int never_so = is_word(&w[i - 2], "never") && (is_word(&w[i - 1], "so") || is_word(&w[i - 1], "this"));
+        int without_doubt = is_word(&w[i - 2], "without") && is_word(&w[i - 1], "doubt");
+        if (never_so) v *= 1.25;
+        else if (!without_doubt && w[i - 2].negates) v *= N_SCALAR;
     } else {
-        if ((is_word(&w[i - 3], "never") && (is_word(&w[i - 2], "so") || is_word(&w[i - 2], "this"))) ||
-            is_word(&w[i - 1], "so") || is_word(&w[i - 1], "this"))
-            v *= 1.25;
-        else if (is_word(&w[i - 3], "without") && (is_word(&w[i - 2], "doubt") || is_word(&w[i - 1], "doubt")))
-            ;
-        else if (w[i - 3].negates)
-            v *= N_SCALAR;
+        int never_so = (is_word(&w[i - 3], "never") && (is_word(&w[i - 2], "so") || is_word(&w[i - 2], "this"))) ||
+                       is_word(&w[i - 1], "so") || is_word(&w[i - 1], "this");
+        int without_doubt = is_word(&w[i - 3], "without") && (is_word(&w[i - 2], "doubt") || is_word(&w[i - 1], "doubt"));
+        if (never_so) v *= 1.25;
+        else if (!without_doubt && w[i - 3].negates) v *= N_SCALAR;
     }
     return v;
 }
@@ -826,7 +817,7 @@ static int text_valences(const vader_lexicon *lx, const unsigned char *s, size_t
     size_t i, bi, caps = 0;
     int rc = 0;
     *val = NULL;
-    *n = count_words(s, len);
+    *n = split_words(NULL, NULL, s, len, lx);
     if (*n == 0) return 0;
     words = alloc_array(*n, sizeof *words);
     low = malloc(len); /* len >= n >= 1 */
