@@ -654,9 +654,7 @@ static size_t *heap_of(but_heaps *h, double v) {
     size_t i;
     if (v == 0.0) v = 0.0;
     memcpy(&key, &v, sizeof key);
-    x = key ^ (key >> 33); /* a 64-bit mix (MurmurHash3's finaliser) */
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
+    x = util_mix64(key);
     for (i = (size_t)x & (h->cap - 1); h->used[i] && h->keys[i] != key; i = (i + 1) & (h->cap - 1))
         ;
     if (!h->used[i]) {
