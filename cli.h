@@ -63,5 +63,6 @@ int cli_open_tokenizer(const char *cmd, const char *tok_dir, const char *model_d
 int cmd_sample(int argc, char **argv); /* cmd_generate.c */
 int cmd_eval(int argc, char **argv);   /* cmd_generate.c */
 int cmd_pairs(int argc, char **argv);  /* cmd_generate.c */
+int cmd_sentiment(int argc, char **argv); /* cmd_sentiment.c */
 
 #endif

@@ -894,6 +894,7 @@ static void usage(FILE *fp) {
             "  sample  generate completions of prompts (key-value cache, temperature, top-k, top-p)\n"
             "  eval    reward of samples against their exact KL divergence from a reference\n"
             "  pairs   preference pairs from scored samples\n"
+            "  sentiment  VADER sentiment scores and rewards of lines of text\n"
             "  init    write a freshly initialised GPT-2 model directory\n"
             "  info    load and validate a model directory; print config and tensors\n"
             "  bench   time forward + backward passes on random tokens\n"
@@ -912,6 +913,7 @@ static int run_command(int argc, char **argv) {
     if (strcmp(argv[1], "sample") == 0) return cmd_sample(argc - 2, argv + 2);
     if (strcmp(argv[1], "eval") == 0) return cmd_eval(argc - 2, argv + 2);
     if (strcmp(argv[1], "pairs") == 0) return cmd_pairs(argc - 2, argv + 2);
+    if (strcmp(argv[1], "sentiment") == 0) return cmd_sentiment(argc - 2, argv + 2);
     if (strcmp(argv[1], "init") == 0) return cmd_init(argc - 2, argv + 2);
     if (strcmp(argv[1], "info") == 0) return cmd_info(argc - 2, argv + 2);
     if (strcmp(argv[1], "bench") == 0) return cmd_bench(argc - 2, argv + 2);

@@ -362,21 +362,6 @@ static int word_negates(const unsigned char *w, size_t n) {
     return 0;
 }
 
-/* The words are the runs of non-space characters (Python's str.split()). */
-static size_t count_words(const unsigned char *s, size_t n) {
-    size_t i = 0, count = 0;
-    int in_word = 0;
-    while (i < n) {
-        uint32_t cp;
-        size_t k = next_char(s + i, n - i, &cp);
-        int sp = is_space(cp);
-        if (!sp && !in_word) count++;
-        in_word = !sp;
-        i += k;
-    }
-    return count;
-}
-
 /* Number of characters in s[0..n), counting no further than limit. */
 static size_t count_chars(const unsigned char *s, size_t n, size_t limit) {
     size_t i = 0, count = 0;
@@ -435,19 +420,29 @@ static void make_word(vword *w, unsigned char *low, const unsigned char *s, size
     w->negates = word_negates(w->low, w->len);
 }
 
-/* Split s[0..n) into its count words (see count_words). low: n bytes of scratch. */
-static void split_words(vword *w, unsigned char *low, const unsigned char *s, size_t n, const vader_lexicon *lx) {
-    size_t i = 0, start = 0, nw = 0;
+/* The words of s[0..n) are its runs of non-space characters (Python's
+ * str.split()). Returns their number; with w not NULL, also fills w[0..count)
+ * (low: n bytes of scratch for their lower-cased copies). */
+static size_t split_words(vword *w, unsigned char *low, const unsigned char *s, size_t n, const vader_lexicon *lx) {
+    size_t i = 0, start = 0, count = 0;
     int in_word = 0;
-    while (i <= n) {
-        uint32_t cp = ' ';
-        size_t k = i < n ? next_char(s + i, n - i, &cp) : 1; /* the end acts as one more space */
+    while (i < n) {
+        uint32_t cp;
+        size_t k = next_char(s + i, n - i, &cp);
         int sp = is_space(cp);
         if (!sp && !in_word) start = i;
-        if (sp && in_word) make_word(&w[nw++], low, s, start, i, lx);
+        if (sp && in_word) {
+            if (w) make_word(&w[count], low, s, start, i, lx);
+            count++;
+        }
         in_word = !sp;
         i += k;
     }
+    if (in_word) {
+        if (w) make_word(&w[count], low, s, start, n, lx);
+        count++;
+    }
+    return count;
 }
 
 /* ======================================================================== */
@@ -486,20 +481,16 @@ static double negation_check(const vtext *t, size_t i, size_t m, double v) {
     if (m == 1) {
         if (w[i - 1].negates) v *= N_SCALAR;
     } else if (m == 2) {
-        if (is_word(&w[i - 2], "never") && (is_word(&w[i - 1], "so") || is_word(&w[i - 1], "this")))
-            v *= 1.25;
-        else if (is_word(&w[i - 2], "without") && is_word(&w[i - 1], "doubt"))
-            ; /* "without doubt" affirms */
-        else if (w[i - 2].negates)
-            v *= N_SCALAR;
+        int never_so = is_word(&w[i - 2], "never") && (is_word(&w[i - 1], "so") || is_word(&w[i - 1], "this"));
+        int without_doubt = is_word(&w[i - 2], "without") && is_word(&w[i - 1], "doubt");
+        if (never_so) v *= 1.25;
+        else if (!without_doubt && w[i - 2].negates) v *= N_SCALAR;
     } else {
-        if ((is_word(&w[i - 3], "never") && (is_word(&w[i - 2], "so") || is_word(&w[i - 2], "this"))) ||
-            is_word(&w[i - 1], "so") || is_word(&w[i - 1], "this"))
-            v *= 1.25;
-        else if (is_word(&w[i - 3], "without") && (is_word(&w[i - 2], "doubt") || is_word(&w[i - 1], "doubt")))
-            ;
-        else if (w[i - 3].negates)
-            v *= N_SCALAR;
+        int never_so = (is_word(&w[i - 3], "never") && (is_word(&w[i - 2], "so") || is_word(&w[i - 2], "this"))) ||
+                       is_word(&w[i - 1], "so") || is_word(&w[i - 1], "this");
+        int without_doubt = is_word(&w[i - 3], "without") && (is_word(&w[i - 2], "doubt") || is_word(&w[i - 1], "doubt"));
+        if (never_so) v *= 1.25;
+        else if (!without_doubt && w[i - 3].negates) v *= N_SCALAR;
     }
     return v;
 }
@@ -663,9 +654,7 @@ static size_t *heap_of(but_heaps *h, double v) {
     size_t i;
     if (v == 0.0) v = 0.0;
     memcpy(&key, &v, sizeof key);
-    x = key ^ (key >> 33); /* a 64-bit mix (MurmurHash3's finaliser) */
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
+    x = util_mix64(key);
     for (i = (size_t)x & (h->cap - 1); h->used[i] && h->keys[i] != key; i = (i + 1) & (h->cap - 1))
         ;
     if (!h->used[i]) {
@@ -816,40 +805,49 @@ static void final_scores(const double *s, size_t n, double e, vader_scores *out)
     out->compound = py_round(normalize(sum), 4);
 }
 
-int vader_score(const vader_lexicon *lx, const char *text, size_t len, vader_scores *out, dpo_err *e) {
-    const unsigned char *s = (const unsigned char *)text;
-    size_t n = count_words(s, len), i, bi;
+/* The valence of every word of s[0..len), the "but" rule applied: *val is
+ * (*n,) from malloc, NULL when the text has no words. 0, or -1 out of memory. */
+static int text_valences(const vader_lexicon *lx, const unsigned char *s, size_t len, double **val, size_t *n) {
     vword *words;
     unsigned char *low;
-    double *val;
+    double *v;
     vtext t;
-    size_t caps = 0;
+    size_t i, bi, caps = 0;
     int rc = 0;
-    out->neg = out->neu = out->pos = out->compound = 0.0;
-    if (n == 0) return 0; /* no words: upstream's all-zero scores */
-    words = alloc_array(n, sizeof *words);
+    *val = NULL;
+    *n = split_words(NULL, NULL, s, len, lx);
+    if (*n == 0) return 0;
+    words = alloc_array(*n, sizeof *words);
     low = malloc(len); /* len >= n >= 1 */
-    val = alloc_array(n, sizeof *val);
-    if (!words || !low || !val) {
-        rc = dpo_errf(e, "out of memory");
+    v = alloc_array(*n, sizeof *v);
+    if (!words || !low || !v) {
+        rc = -1;
         goto done;
     }
     split_words(words, low, s, len, lx);
-    for (i = 0; i < n; i++) caps += words[i].all_caps != 0;
+    for (i = 0; i < *n; i++) caps += words[i].all_caps != 0;
     t.w = words;
-    t.n = n;
-    t.cap_diff = caps > 0 && caps < n;
-    for (i = 0; i < n; i++) val[i] = word_valence(&t, i);
-    for (bi = 0; bi < n && !is_word(&words[bi], "but"); bi++)
+    t.n = *n;
+    t.cap_diff = caps > 0 && caps < *n;
+    for (i = 0; i < *n; i++) v[i] = word_valence(&t, i);
+    for (bi = 0; bi < *n && !is_word(&words[bi], "but"); bi++)
         ;
-    if (bi < n && but_weighting(val, n, bi) != 0) {
-        rc = dpo_errf(e, "out of memory");
-        goto done;
-    }
-    final_scores(val, n, punctuation_emphasis(s, len), out);
+    if (bi < *n && but_weighting(v, *n, bi) != 0) rc = -1;
 done:
     free(words);
     free(low);
-    free(val);
+    if (rc == 0) *val = v;
+    else free(v);
     return rc;
+}
+
+int vader_score(const vader_lexicon *lx, const char *text, size_t len, vader_scores *out, dpo_err *e) {
+    const unsigned char *s = (const unsigned char *)text;
+    double *val;
+    size_t n;
+    out->neg = out->neu = out->pos = out->compound = 0.0;
+    if (text_valences(lx, s, len, &val, &n) != 0) return dpo_errf(e, "out of memory");
+    if (n > 0) final_scores(val, n, punctuation_emphasis(s, len), out); /* else: no words, all 0 as upstream */
+    free(val);
+    return 0;
 }

@@ -88,6 +88,39 @@ expect 2 "differs from the tokenizer's 50257 tokens" \
     "$DPO" init --out "$T/g2" --layers 1 --heads 2 --dim 32 --ctx 16 --vocab 100 --tokenizer data/gpt2
 expect 2 "give --vocab V or --tokenizer DIR" "$DPO" init --out "$T/g2" --layers 1 --heads 2 --dim 32 --ctx 16
 
+# dpo sentiment: VADER with the lexicon built in (run from another directory:
+# no data directory needed); the numbers are upstream's, rows 1, 2 and 13 of
+# tests/vader_vectors.tsv; a blank plain line is the empty text
+expect 0 "usage: dpo sentiment" "$DPO" sentiment --help
+printf 'This movie was good.\nThis movie was not good.\n\nThe film was GREAT!!!\n' > "$T/sent.txt"
+cat > "$T/sent.want" <<'WANT'
+{"neg": 0, "neu": 0.508, "pos": 0.492, "compound": 0.4404, "reward": 0.7202}
+{"neg": 0.376, "neu": 0.624, "pos": 0, "compound": -0.3412, "reward": 0.3294}
+{"neg": 0, "neu": 0, "pos": 0, "compound": 0, "reward": 0.5}
+{"neg": 0, "neu": 0.344, "pos": 0.656, "compound": 0.7723, "reward": 0.88615}
+WANT
+DPO_ABS=$(cd "$(dirname "$DPO")" && pwd)/$(basename "$DPO")
+(cd "$T" && "$DPO_ABS" sentiment sent.txt) > "$T/sent.got" 2>&1 && cmp -s "$T/sent.want" "$T/sent.got" &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: dpo sentiment printed:"; cat "$T/sent.got"; }
+printf '{"text": "This movie was good."}\n\n{"prompt": "x", "completion": "This movie was not good."}\n' > "$T/sent.jsonl"
+sed -n '1,2p' "$T/sent.want" > "$T/sent2.want"
+"$DPO" sentiment --jsonl < "$T/sent.jsonl" > "$T/sent2.got" 2>&1 && cmp -s "$T/sent2.want" "$T/sent2.got" &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: dpo sentiment --jsonl printed:"; cat "$T/sent2.got"; }
+printf '{"text": "good"}\n{"text": "bad"}\n{"txt": "no"}\n' > "$T/sentbad.jsonl"
+expect 1 "$T/sentbad.jsonl: line 3: missing key \"completion\" or \"text\"" "$DPO" sentiment --jsonl "$T/sentbad.jsonl"
+[ -z "$("$DPO" sentiment --jsonl "$T/sentbad.jsonl" 2>/dev/null)" ] && pass=$((pass + 1)) ||
+    { fail=$((fail + 1)); echo "FAIL: sentiment --jsonl printed rows before failing on a bad one"; }
+expect 1 "$T/sentbad.jsonl: line 1, column 10: expected a value" sh -c "printf '{\"text\": x}\n' > '$T/sentbad.jsonl'; '$DPO' sentiment --jsonl '$T/sentbad.jsonl'"
+expect 1 "standard input: line 1: key \"text\": expected a string" sh -c "echo '{\"text\": 5}' | '$DPO' sentiment --jsonl"
+printf 'good\t-1\n' > "$T/lex.txt"
+expect 0 "^{\"neg\": 1, \"neu\": 0, \"pos\": 0, \"compound\": -0.25, \"reward\": 0.375}$" sh -c "echo good | '$DPO' sentiment --lexicon '$T/lex.txt'"
+printf 'good -1\n' > "$T/lex.txt"
+expect 1 "$T/lex.txt: line 1: no TAB after the token" sh -c "echo good | '$DPO' sentiment --lexicon '$T/lex.txt'"
+expect 2 "unknown option '--json'" "$DPO" sentiment --json
+head -c 20000 /dev/urandom > "$T/rand.txt"
+[ "$("$DPO" sentiment "$T/rand.txt" | wc -l)" -eq "$(awk 'END { print NR }' "$T/rand.txt")" ] && pass=$((pass + 1)) ||
+    { fail=$((fail + 1)); echo "FAIL: dpo sentiment of random bytes: not one line of output per line of input"; }
+
 # training: the command line's checks and a tiny run
 "$DPO" init --out "$T/p" --layers 1 --heads 2 --dim 16 --ctx 32 --tokenizer data/gpt2 >/dev/null
 head -8 data/demo/sentiment_pairs.jsonl > "$T/pairs.jsonl"
