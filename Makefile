@@ -39,7 +39,7 @@ endif
 CFLAGS  := $(CFLAGS_BASE) $(OMPFLAGS) $(SANFLAGS) $(EXTRA_CFLAGS)
 LDLIBS  := -lm
 
-LIB_SRC := util.c json.c safetensors.c matmul.c model.c model_io.c unicode.c tokenizer.c objective.c optim.c data.c train.c
+LIB_SRC := util.c json.c safetensors.c matmul.c model.c model_io.c unicode.c tokenizer.c objective.c optim.c data.c train.c explain.c
 LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 # the command line: dpo.c (main, the first commands), cli.c (shared parts), cmd_*.c (one command each)
 CLI_SRC := dpo.c cli.c $(sort $(wildcard cmd_*.c))

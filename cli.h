@@ -59,5 +59,6 @@ int cli_read_input(const char *path, char **out, size_t *len, dpo_err *e);
 int cli_open_tokenizer(const char *cmd, const char *tok_dir, const char *model_dir, tok_tokenizer **t);
 
 /* Subcommands in files of their own. */
+int cmd_explain(int argc, char **argv); /* cmd_explain.c: the implicit reward, token by token */
 
 #endif

@@ -896,7 +896,8 @@ static void usage(FILE *fp) {
             "  bench   time forward + backward passes on random tokens\n"
             "  encode  text -> GPT-2 token ids\n"
             "  decode  token ids -> text\n"
-            "  tokenizer-train  learn a byte-level BPE vocabulary from text files\n\n"
+            "  tokenizer-train  learn a byte-level BPE vocabulary from text files\n"
+            "  explain where a response's implicit reward lives, token by token\n\n"
             "Run 'dpo COMMAND --help' for a command's options. Models are Hugging Face\n"
             "GPT-2 directories (config.json + model.safetensors). dpo never uses the network.\n",
             DPO_VERSION);
@@ -912,6 +913,7 @@ static int run_command(int argc, char **argv) {
     if (strcmp(argv[1], "encode") == 0) return cmd_encode(argc - 2, argv + 2);
     if (strcmp(argv[1], "decode") == 0) return cmd_decode(argc - 2, argv + 2);
     if (strcmp(argv[1], "tokenizer-train") == 0) return cmd_tokenizer_train(argc - 2, argv + 2);
+    if (strcmp(argv[1], "explain") == 0) return cmd_explain(argc - 2, argv + 2);
     fprintf(stderr, "dpo: unknown command '%s' (see 'dpo --help')\n", argv[1]);
     return 2;
 }
