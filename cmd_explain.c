@@ -6,6 +6,7 @@
  * never print anything to standard output before every step that can fail has
  * succeeded, never write over an input file, and never touch the network. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,16 +268,35 @@ static int cmd_explain_colour(void) {
 /* dpo explain                                                               */
 /* ======================================================================== */
 
-/* The SVG picture, drawn in memory and written atomically. The caption names
+/* printf into a fresh buffer of the size it needs; NULL when out of memory */
+#if defined(__GNUC__)
+static char *cmd_explain_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#endif
+static char *cmd_explain_strf(const char *fmt, ...) {
+    va_list ap;
+    char *s;
+    int n;
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !(s = malloc((size_t)n + 1))) return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* The SVG picture, drawn in memory and written atomically; its caption names
  * what was explained. */
 static int cmd_explain_write_svg(const explain_opts *o, const explain_result *r, dpo_err *e) {
     char *svg = NULL, *caption;
     size_t len;
-    int n, rc;
-    const char *fmt = o->data ? "policy %s, reference %s; %s row %d" : "policy %s, reference %s; %s";
-    n = snprintf(NULL, 0, fmt, o->model_dir, o->ref_dir, o->data ? o->data : "--prompt and --response", o->row);
-    if (n < 0 || !(caption = malloc((size_t)n + 1))) return dpo_errf(e, "out of memory");
-    snprintf(caption, (size_t)n + 1, fmt, o->model_dir, o->ref_dir, o->data ? o->data : "--prompt and --response", o->row);
+    int rc;
+    if (o->data)
+        caption = cmd_explain_strf("policy %s, reference %s; %s row %d", o->model_dir, o->ref_dir, o->data, o->row);
+    else
+        caption = cmd_explain_strf("policy %s, reference %s; --prompt and --response", o->model_dir, o->ref_dir);
+    if (!caption) return dpo_errf(e, "out of memory");
     rc = explain_svg(r, caption, &svg, &len, e);
     free(caption);
     if (rc == 0) rc = util_atomic_write_file(o->svg, svg, len, e);
