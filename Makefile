@@ -39,8 +39,10 @@ endif
 CFLAGS  := $(CFLAGS_BASE) $(OMPFLAGS) $(SANFLAGS) $(EXTRA_CFLAGS)
 LDLIBS  := -lm
 
-LIB_SRC := util.c json.c safetensors.c matmul.c model.c model_io.c unicode.c tokenizer.c objective.c optim.c data.c train.c explain.c
-LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
+LIB_SRC := util.c json.c safetensors.c matmul.c model.c model_io.c unicode.c tokenizer.c objective.c optim.c data.c train.c \
+           sample.c eval.c vader.c reward.c explain.c
+# + the VADER lexicon as C source, generated at build time (see below)
+LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC)) $(BUILD)/vader_lexicon_data.o
 # the command line: dpo.c (main, the first commands), cli.c (shared parts), cmd_*.c (one command each)
 CLI_SRC := dpo.c cli.c $(sort $(wildcard cmd_*.c))
 CLI_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(CLI_SRC))
@@ -71,6 +73,22 @@ $(BUILD):
 
 $(BUILD)/test_%: tests/test_%.c tests/testutil.h $(LIB_OBJ) $(HEADERS)
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -I. -o $@ $< $(LIB_OBJ) $(CHECK_LIBS) $(LDLIBS)
+
+# The VADER lexicon is compiled into the library, so that an installed dpo needs
+# no data directory: tools/embed.c (built first, for this machine) writes the
+# bytes of data/vader/vader_lexicon.txt as a C array.
+$(BUILD)/embed: tools/embed.c | $(BUILD)
+	$(CC) $(CFLAGS) -o $@ $<
+
+$(BUILD)/vader_lexicon_data.c: data/vader/vader_lexicon.txt $(BUILD)/embed
+	$(BUILD)/embed vader_embedded_lexicon $< > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/vader_lexicon_data.o: $(BUILD)/vader_lexicon_data.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# test_vader includes vader.c itself, to test the file-local rules.
+$(BUILD)/test_vader: tests/test_vader.c tests/testutil.h $(filter-out $(BUILD)/vader.o,$(LIB_OBJ)) $(HEADERS) vader.c
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -I. -o $@ $< $(filter-out $(BUILD)/vader.o,$(LIB_OBJ)) $(CHECK_LIBS) $(LDLIBS)
 
 # test_model includes model.c itself, to test the file-local layer functions.
 $(BUILD)/test_model: tests/test_model.c tests/testutil.h $(filter-out $(BUILD)/model.o,$(LIB_OBJ)) $(HEADERS) model.c

@@ -49,6 +49,7 @@ static void usage_options(FILE *fp, const opt_spec *opts, int n) {
         snprintf(left, sizeof left, "%s%s", opts[i].name,
                  opts[i].kind == OPT_FLAG || opts[i].kind == OPT_POS ? ""
                  : opts[i].kind == OPT_STR ? " PATH"
+                 : opts[i].kind == OPT_TEXT ? " TEXT"
                  : opts[i].kind == OPT_NAME ? " NAME"
                  : opts[i].kind == OPT_LIST ? " PATH..."
                  : opts[i].kind == OPT_DOUBLE ? " X"
@@ -64,7 +65,9 @@ static void usage_options(FILE *fp, const opt_spec *opts, int n) {
  * checking it. Returns 0, or -1 after printing the problem. */
 static int set_value(const char *cmd, opt_spec *o, const char *v) {
     long long x;
-    if (o->kind == OPT_STR || o->kind == OPT_NAME) {
+    if (o->kind == OPT_TEXT) {
+        *(const char **)o->out = v;
+    } else if (o->kind == OPT_STR || o->kind == OPT_NAME) {
         if (v[0] == '\0') {
             fprintf(stderr, "dpo %s: option %s needs a non-empty value\n", cmd, o->name);
             return -1;

@@ -12,8 +12,9 @@
 /* OPT_STR: a path; OPT_NAME: a word chosen from a list (checked by the command);
  * OPT_LIST: one or more values (repeat the option, or list the values after it);
  * OPT_POS: the one optional positional argument (its name is shown in help);
- * OPT_DOUBLE: a finite, non-negative number (ranges are checked by the module's validator). */
-typedef enum { OPT_INT, OPT_U64, OPT_DOUBLE, OPT_STR, OPT_NAME, OPT_FLAG, OPT_LIST, OPT_POS } opt_kind;
+ * OPT_DOUBLE: a finite, non-negative number (ranges are checked by the module's validator);
+ * OPT_TEXT: any text, the empty one too (a prompt). */
+typedef enum { OPT_INT, OPT_U64, OPT_DOUBLE, OPT_STR, OPT_NAME, OPT_FLAG, OPT_LIST, OPT_POS, OPT_TEXT } opt_kind;
 
 typedef struct {
     const char **v; /* points into argv */
@@ -59,6 +60,9 @@ int cli_read_input(const char *path, char **out, size_t *len, dpo_err *e);
 int cli_open_tokenizer(const char *cmd, const char *tok_dir, const char *model_dir, tok_tokenizer **t);
 
 /* Subcommands in files of their own. */
+int cmd_sample(int argc, char **argv); /* cmd_generate.c */
+int cmd_eval(int argc, char **argv);   /* cmd_generate.c */
+int cmd_pairs(int argc, char **argv);  /* cmd_generate.c */
 int cmd_explain(int argc, char **argv); /* cmd_explain.c: the implicit reward, token by token */
 
 #endif

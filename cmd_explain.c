@@ -39,8 +39,8 @@ static int cmd_explain_parse(int argc, char **argv, explain_opts *o, int *stop) 
         {"--ref", OPT_STR, &o->ref_dir, 0, 0, 1, "the reference model directory (the model the policy was trained from)", 0},
         {"--data", OPT_STR, &o->data, 0, 0, 0, "JSONL rows: preference pairs {\"prompt\", \"chosen\", \"rejected\"}, or {\"prompt\", \"completion\"} / {\"text\"}", 0},
         {"--row", OPT_INT, &o->row, 1, 1 << 30, 0, "which row of --data, counting from 1 (blank lines skipped; default 1)", 0},
-        {"--prompt", OPT_STR, &o->prompt, 0, 0, 0, "a prompt, with --response (instead of --data)", 0},
-        {"--response", OPT_STR, &o->response, 0, 0, 0, "the response to explain, with --prompt", 0},
+        {"--prompt", OPT_TEXT, &o->prompt, 0, 0, 0, "a prompt, with --response (instead of --data)", 0},
+        {"--response", OPT_TEXT, &o->response, 0, 0, 0, "the response to explain, with --prompt", 0},
         {"--beta", OPT_DOUBLE, &o->beta, 0, 0, 0, "beta of the implicit reward, > 0 (default {default})", 0},
         {"--svg", OPT_STR, &o->svg, 0, 0, 0, "also draw the result as an SVG picture into this file (replaced atomically)", 0},
         {"--tokenizer", OPT_STR, &o->tok_dir, 0, 0, 0, "tokenizer directory (default: --model's)", 0},
@@ -197,7 +197,8 @@ static void cmd_explain_print_response(const explain_result *r, const explain_re
         if (w > width) width = w;
     }
     if (width > 30) width = 30; /* a longer token pushes its row's numbers right */
-    printf("%s (%d tokens%s)\n", x->name, x->n, x->cut ? "; cut by truncation: no end-of-text token" : "");
+    printf("%s (%d token%s%s)\n", x->name, x->n, x->n == 1 ? "" : "s",
+           x->cut ? "; cut by truncation: no end-of-text token" : "");
     if (colour) cmd_explain_print_flow(x, r->scale);
     printf("  %5s  %-*s  %10s  %10s  %10s\n", "#", (int)width, "token", "log pi", "log pi_ref", "share");
     for (j = 0; j < x->n; j++) {
@@ -229,15 +230,19 @@ static void cmd_explain_print_head(const explain_opts *o, const explain_result *
     } else {
         printf("--prompt and --response: one response\n");
     }
-    printf("prompt (%d tokens): \"", r->n_prompt);
-    for (j = 0; j < r->n_prompt; j++) {
-        const char *s;
-        for (s = r->prompt[j].text; *s; s++) {
-            if (*s == '"') putchar('\\');
-            putchar(*s);
+    if (r->n_prompt == 1 && r->prompt[0].eos) {
+        printf("prompt: empty, so the sequences start with <|endoftext|> (as in training)\n");
+    } else {
+        printf("prompt (%d token%s): \"", r->n_prompt, r->n_prompt == 1 ? "" : "s");
+        for (j = 0; j < r->n_prompt; j++) {
+            const char *s;
+            for (s = r->prompt[j].text; *s; s++) {
+                if (*s == '"') putchar('\\');
+                putchar(*s);
+            }
         }
+        printf("\"\n");
     }
-    printf("\"\n");
     if (r->truncated)
         printf("note: the row is longer than --max-len %d (or the models' context): as dpo train and dpo logp do,\n"
                "      the prompt keeps its last tokens (at most --max-prompt-len %d) and a response is cut to fit\n",

@@ -166,6 +166,46 @@ static int append_row(data_set *d, const row_ids *r, long line, int max_len, int
     return 0;
 }
 
+/* Every row of a JSONL file, in order: blank lines skipped, each other line
+ * parsed as one JSON value and handed to fn (which must not keep it). An error
+ * of fn's is prefixed with the file and line. */
+typedef int (*row_fn)(void *ctx, const json_value *row, long line, dpo_err *e);
+
+static int for_each_row(const char *path, row_fn fn, void *ctx, dpo_err *e) {
+    char *text, *p, *end;
+    size_t len;
+    long line = 0;
+    int rc = 0;
+    if (util_read_file(path, MAX_DATA_BYTES, &text, &len, e) != 0) return -1;
+    end = text + len;
+    for (p = text; p < end && rc == 0;) {
+        char *nl = memchr(p, '\n', (size_t)(end - p)), *le = nl ? nl : end, *q;
+        json_value *row;
+        line++;
+        for (q = p; q < le && (*q == ' ' || *q == '\t' || *q == '\r'); q++) {}
+        if (q < le) { /* not a blank line */
+            if (json_parse_line(p, (size_t)(le - p), path, line, &row, e) != 0) {
+                rc = -1;
+                break;
+            }
+            rc = fn(ctx, row, line, e);
+            json_free(row);
+            if (rc != 0) dpo_err_prefix(e, "%s: line %ld", path, line);
+        }
+        p = nl ? nl + 1 : end;
+    }
+    free(text);
+    return rc;
+}
+
+typedef struct {
+    data_set *d;
+    row_ids r;
+    const tok_tokenizer *t;
+    int eos, max_len, max_prompt_len;
+    size_t cap_pool, cap_rows;
+} load_ctx;
+
 /* the lengths every loader needs: a prompt token and a response token at least */
 static int check_lengths(int max_len, int max_prompt_len, dpo_err *e) {
     if (max_prompt_len < 1 || max_len < max_prompt_len + 1)
@@ -180,45 +220,33 @@ static int row_is_sft(const json_value *row) {
     return json_get(row, "completion") || json_get(row, "text") ? 1 : 0;
 }
 
-/* every line of the file: blank lines skipped, each other one a row; sft < 0:
- * the first row decides (row_is_sft) */
+/* one row into c->d; d->sft < 0 (data_load_any): the first row decides the kind */
+static int load_one(void *ctx, const json_value *row, long line, dpo_err *e) {
+    load_ctx *c = ctx;
+    if (c->d->sft < 0) c->d->sft = row_is_sft(row);
+    if (encode_row(&c->r, row, c->d->sft, c->t, c->eos, e) != 0) return -1;
+    if (c->d->n_rows == (1 << 30)) return dpo_errf(e, "more than 2^30 rows");
+    if (append_row(c->d, &c->r, line, c->max_len, c->max_prompt_len, &c->cap_pool, &c->cap_rows) != 0)
+        return dpo_errf(e, "out of memory");
+    return 0;
+}
+
 static int load_rows(data_set *d, const char *path, const tok_tokenizer *t, int eos, int max_len,
                      int max_prompt_len, int sft, dpo_err *e) {
-    char *text, *p, *end;
-    size_t len, cap_pool = 0, cap_rows = 0;
-    row_ids r;
-    long line = 0;
-    int k, rc = 0;
-
+    load_ctx c;
+    int k, rc;
     memset(d, 0, sizeof *d);
-    memset(&r, 0, sizeof r);
+    memset(&c, 0, sizeof c);
     d->sft = sft;
     if (check_lengths(max_len, max_prompt_len, e) != 0) return -1;
-    if (util_read_file(path, MAX_DATA_BYTES, &text, &len, e) != 0) return -1;
-    end = text + len;
-    for (p = text; p < end && rc == 0;) {
-        char *nl = memchr(p, '\n', (size_t)(end - p)), *le = nl ? nl : end, *q;
-        json_value *row;
-        line++;
-        for (q = p; q < le && (*q == ' ' || *q == '\t' || *q == '\r'); q++) {}
-        if (q < le) { /* not a blank line */
-            if (json_parse_line(p, (size_t)(le - p), path, line, &row, e) != 0) {
-                rc = -1;
-                break;
-            }
-            if (d->sft < 0) d->sft = row_is_sft(row);
-            rc = encode_row(&r, row, d->sft, t, eos, e);
-            json_free(row);
-            if (rc != 0) dpo_err_prefix(e, "%s: line %ld", path, line);
-            else if (d->n_rows == (1 << 30)) rc = dpo_errf(e, "%s: more than 2^30 rows", path);
-            else if (append_row(d, &r, line, max_len, max_prompt_len, &cap_pool, &cap_rows) != 0)
-                rc = dpo_errf(e, "out of memory reading %s", path);
-        }
-        p = nl ? nl + 1 : end;
-    }
+    c.d = d;
+    c.t = t;
+    c.eos = eos;
+    c.max_len = max_len;
+    c.max_prompt_len = max_prompt_len;
+    rc = for_each_row(path, load_one, &c, e);
     if (rc == 0 && d->n_rows == 0) rc = dpo_errf(e, "%s: no %s in the file", path, sft ? "rows" : "preference pairs");
-    for (k = 0; k < 3; k++) free(r.ids[k]);
-    free(text);
+    for (k = 0; k < 3; k++) free(c.r.ids[k]);
     if (rc != 0) data_free(d);
     return rc;
 }
@@ -258,6 +286,119 @@ int data_from_texts(data_set *d, const char *prompt, size_t prompt_len, const ch
     for (k = 0; k < 3; k++) free(r.ids[k]);
     if (rc != 0) data_free(d);
     return rc;
+}
+
+/* ======================================================================== */
+/* rows of text for generation and scoring                                   */
+/* ======================================================================== */
+
+void data_texts_free(data_texts *d) {
+    int i;
+    for (i = 0; i < d->n_rows; i++) {
+        free(d->rows[i].prompt);
+        free(d->rows[i].completion);
+    }
+    free(d->rows);
+    memset(d, 0, sizeof *d);
+}
+
+/* a NUL-terminated copy of s[0..len) (strings may hold NUL bytes: len is kept) */
+static char *copy_text(const char *s, size_t len) {
+    char *c = malloc(len + 1);
+    if (c) {
+        memcpy(c, s, len);
+        c[len] = '\0';
+    }
+    return c;
+}
+
+typedef struct {
+    data_texts *d;
+    int fields;
+    size_t cap;
+} texts_ctx;
+
+static int text_one(void *ctx, const json_value *row, long line, dpo_err *e) {
+    texts_ctx *c = ctx;
+    data_text_row r;
+    const char *s;
+    size_t len;
+    int rc;
+    memset(&r, 0, sizeof r);
+    r.line = line;
+    if (row->type != JSON_OBJECT) return dpo_errf(e, "not a JSON object");
+    if ((rc = json_get_string(row, "prompt", &s, &len, e)) != 0)
+        return rc > 0 ? dpo_errf(e, "missing key \"prompt\"") : -1;
+    if (!(r.prompt = copy_text(s, len))) return dpo_errf(e, "out of memory");
+    r.prompt_len = len;
+    if (c->fields & DATA_TEXT_COMPLETION) {
+        if ((rc = json_get_string(row, "completion", &s, &len, e)) != 0) {
+            free(r.prompt);
+            return rc > 0 ? dpo_errf(e, "missing key \"completion\"") : -1;
+        }
+        r.completion = copy_text(s, len);
+        r.completion_len = len;
+    }
+    if ((c->fields & DATA_TEXT_REWARD) && (rc = json_get_number(row, "reward", &r.reward, e)) != 0) {
+        free(r.prompt);
+        free(r.completion);
+        return rc > 0 ? dpo_errf(e, "missing key \"reward\"") : -1;
+    }
+    if ((c->fields & DATA_TEXT_COMPLETION) && !r.completion) {
+        free(r.prompt);
+        return dpo_errf(e, "out of memory");
+    }
+    if ((size_t)c->d->n_rows == c->cap) {
+        size_t nc = c->cap ? 2 * c->cap : 256;
+        data_text_row *nr = c->d->n_rows >= (1 << 30) ? NULL : realloc(c->d->rows, nc * sizeof *nr);
+        if (!nr) {
+            free(r.prompt);
+            free(r.completion);
+            return dpo_errf(e, "out of memory (or more than 2^30 rows)");
+        }
+        c->d->rows = nr;
+        c->cap = nc;
+    }
+    c->d->rows[c->d->n_rows++] = r;
+    return 0;
+}
+
+int data_load_texts(data_texts *d, const char *path, int fields, dpo_err *e) {
+    texts_ctx c;
+    int rc;
+    memset(d, 0, sizeof *d);
+    c.d = d;
+    c.fields = fields;
+    c.cap = 0;
+    rc = for_each_row(path, text_one, &c, e);
+    if (rc == 0 && d->n_rows == 0) rc = dpo_errf(e, "%s: no rows in the file", path);
+    if (rc != 0) data_texts_free(d);
+    return rc;
+}
+
+int data_encode_prompt(const tok_tokenizer *t, const char *text, size_t len, int eos, int max_tokens, int **ids,
+                       int *n, dpo_err *e) {
+    size_t cnt = 0, cap = 0;
+    int *v = NULL;
+    if (max_tokens < 1) return dpo_errf(e, "a prompt must be allowed at least one token");
+    if (tok_encode(t, text, len, &v, &cnt, &cap, e) != 0) {
+        free(v);
+        return -1;
+    }
+    if (cnt == 0) { /* an empty prompt is [eos], as in training */
+        free(v);
+        if (!(v = malloc(sizeof *v))) return dpo_errf(e, "out of memory");
+        v[0] = eos;
+        cnt = 1;
+    }
+    *ids = v;
+    if (cnt > (size_t)max_tokens) { /* keep the last max_tokens, as training truncates a prompt */
+        memmove(v, v + (cnt - (size_t)max_tokens), (size_t)max_tokens * sizeof *v);
+        *n = max_tokens;
+        return 1;
+    }
+    *n = (int)cnt;
+    return 0;
 }
 
 /* ======================================================================== */

@@ -90,6 +90,40 @@ int data_logps(model *m, const data_set *d, int micro_batch, double *logp, data_
 int data_truncate_lengths(int *n_prompt, size_t *prompt_skip, int *n_c, int *n_r, int max_len, int max_prompt_len);
 
 /* ------------------------------------------------------------------------ */
+/* rows of text for generation and scoring (dpo sample, eval, pairs) */
+
+/* One JSONL row's texts, kept as read (the output repeats them). */
+typedef struct {
+    char *prompt;          /* (prompt_len + 1) NUL-terminated; may hold NUL bytes */
+    size_t prompt_len;
+    char *completion;      /* NULL unless DATA_TEXT_COMPLETION */
+    size_t completion_len;
+    double reward;         /* 0 unless DATA_TEXT_REWARD */
+    long line;
+} data_text_row;
+
+typedef struct {
+    data_text_row *rows;
+    int n_rows;
+} data_texts;
+
+enum { DATA_TEXT_COMPLETION = 1, DATA_TEXT_REWARD = 2 };
+
+/* Read JSONL rows {"prompt": str} (other keys ignored, blank lines skipped),
+ * with "completion" (a string) and "reward" (a number) also required when the
+ * fields ask for them. A malformed row is an error naming the file and line, and
+ * nothing is returned. */
+int data_load_texts(data_texts *d, const char *path, int fields, dpo_err *e);
+void data_texts_free(data_texts *d);
+
+/* Encode a prompt for generation into a new array *ids (n tokens): an empty
+ * prompt is [eos], and a prompt of more than max_tokens keeps its last
+ * max_tokens (as training truncates a prompt). Returns 0, 1 when it was cut,
+ * or -1 on error. */
+int data_encode_prompt(const tok_tokenizer *t, const char *text, size_t len, int eos, int max_tokens, int **ids,
+                       int *n, dpo_err *e);
+
+/* ------------------------------------------------------------------------ */
 /* packed batches */
 
 /* Rows packed into one token stream for model_forward. per = 2 sequences per

@@ -891,13 +891,16 @@ static void usage(FILE *fp) {
             "  train   fine-tune a model on preference pairs with DPO\n"
             "  sft     supervised fine-tuning on prompt/completion or text rows\n"
             "  logp    log-probabilities and implicit rewards of preference pairs\n"
+            "  sample  generate completions of prompts (key-value cache, temperature, top-k, top-p)\n"
+            "  eval    reward of samples against their exact KL divergence from a reference\n"
+            "  pairs   preference pairs from scored samples\n"
+            "  explain where a response's implicit reward lives, token by token\n"
             "  init    write a freshly initialised GPT-2 model directory\n"
             "  info    load and validate a model directory; print config and tensors\n"
             "  bench   time forward + backward passes on random tokens\n"
             "  encode  text -> GPT-2 token ids\n"
             "  decode  token ids -> text\n"
-            "  tokenizer-train  learn a byte-level BPE vocabulary from text files\n"
-            "  explain where a response's implicit reward lives, token by token\n\n"
+            "  tokenizer-train  learn a byte-level BPE vocabulary from text files\n\n"
             "Run 'dpo COMMAND --help' for a command's options. Models are Hugging Face\n"
             "GPT-2 directories (config.json + model.safetensors). dpo never uses the network.\n",
             DPO_VERSION);
@@ -907,13 +910,16 @@ static int run_command(int argc, char **argv) {
     if (strcmp(argv[1], "train") == 0) return cmd_train(argc - 2, argv + 2, 0);
     if (strcmp(argv[1], "sft") == 0) return cmd_train(argc - 2, argv + 2, 1);
     if (strcmp(argv[1], "logp") == 0) return cmd_logp(argc - 2, argv + 2);
+    if (strcmp(argv[1], "sample") == 0) return cmd_sample(argc - 2, argv + 2);
+    if (strcmp(argv[1], "eval") == 0) return cmd_eval(argc - 2, argv + 2);
+    if (strcmp(argv[1], "pairs") == 0) return cmd_pairs(argc - 2, argv + 2);
+    if (strcmp(argv[1], "explain") == 0) return cmd_explain(argc - 2, argv + 2);
     if (strcmp(argv[1], "init") == 0) return cmd_init(argc - 2, argv + 2);
     if (strcmp(argv[1], "info") == 0) return cmd_info(argc - 2, argv + 2);
     if (strcmp(argv[1], "bench") == 0) return cmd_bench(argc - 2, argv + 2);
     if (strcmp(argv[1], "encode") == 0) return cmd_encode(argc - 2, argv + 2);
     if (strcmp(argv[1], "decode") == 0) return cmd_decode(argc - 2, argv + 2);
     if (strcmp(argv[1], "tokenizer-train") == 0) return cmd_tokenizer_train(argc - 2, argv + 2);
-    if (strcmp(argv[1], "explain") == 0) return cmd_explain(argc - 2, argv + 2);
     fprintf(stderr, "dpo: unknown command '%s' (see 'dpo --help')\n", argv[1]);
     return 2;
 }

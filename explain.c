@@ -487,15 +487,16 @@ static void svg_body(sbuf *b, double *y, const explain_result *r, const char *ca
              r->beta);
     svg_text(b, y, line, "");
     *y += 6.0;
-    snprintf(line, sizeof line, "prompt (%d tokens)%s:", r->n_prompt,
+    snprintf(line, sizeof line, "prompt (%d token%s)%s:", r->n_prompt, r->n_prompt == 1 ? "" : "s",
              r->truncated ? "; the row was truncated to fit the maximum length" : "");
     svg_text(b, y, line, " font-weight=\"bold\"");
     svg_tokens(b, y, r->prompt, r->n_prompt, r->scale, 0);
     for (k = 0; k < r->n_resp; k++) {
         const explain_response *x = &r->resp[k];
         *y += 6.0;
-        snprintf(line, sizeof line, "%s (%d tokens%s): r = %g " "\xc3\x97" " (%.4f " MINUS " (%.4f)) = %+.4f", x->name,
-                 x->n, x->cut ? ", cut by truncation: no end-of-text" : "", r->beta, x->logp, x->ref_logp, x->reward);
+        snprintf(line, sizeof line, "%s (%d token%s%s): r = %g " "\xc3\x97" " (%.4f " MINUS " (%.4f)) = %+.4f",
+                 x->name, x->n, x->n == 1 ? "" : "s", x->cut ? ", cut by truncation: no end-of-text" : "", r->beta,
+                 x->logp, x->ref_logp, x->reward);
         svg_text(b, y, line, " font-weight=\"bold\"");
         svg_tokens(b, y, x->tok, x->n, r->scale, 1);
     }

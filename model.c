@@ -975,14 +975,22 @@ void model_kv_clear(model_kv *kv, int slot) {
     if (slot >= 0 && slot < kv->n_slots) kv->len[slot] = 0;
 }
 
-void model_log_softmax(double *logp, const float *logits, int V) {
+void model_log_softmax_norm(const float *logits, int V, float *mx_out, double *ls_out) {
     float mx = -INFINITY;
-    double sum = 0.0, ls;
+    double sum = 0.0;
     int v;
     for (v = 0; v < V; v++)
         if (logits[v] > mx) mx = logits[v];
     for (v = 0; v < V; v++) sum += expf(logits[v] - mx);
-    ls = log(sum);
+    *mx_out = mx;
+    *ls_out = log(sum);
+}
+
+void model_log_softmax(double *logp, const float *logits, int V) {
+    float mx;
+    double ls;
+    int v;
+    model_log_softmax_norm(logits, V, &mx, &ls);
     for (v = 0; v < V; v++) logp[v] = (double)logits[v] - (double)mx - ls;
 }
 

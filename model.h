@@ -218,5 +218,7 @@ int model_kv_forward(const model *m, model_kv *kv, float *logits, const int *tok
  * model_forward's log-softmax computes log p(target): (float) logp_v is the
  * same bits as model_forward's logp at that position. */
 void model_log_softmax(double *logp /* (V) */, const float *logits /* (V) */, int V);
+/* Its two constants: logp_v = (double) z_v - (double) *mx - *ls. */
+void model_log_softmax_norm(const float *logits /* (V) */, int V, float *mx, double *ls);
 
 #endif

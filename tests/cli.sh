@@ -172,6 +172,7 @@ awk '/^chosen \(/ { on = 1; next } on && /^ +[0-9]+  / { s += $NF; n++ } on && /
 expect 0 "<|endoftext|> " "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/pairs.jsonl"
 expect 0 "weight  sigmoid(-beta\*h) = " "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/pairs.jsonl" --row 8
 expect 0 "reward(response) = " "$DPO" explain --model "$T/p" --ref "$T/r" --prompt "Q: 1 < 2?" --response " A: \"yes\" & more"
+expect 0 "prompt: empty, so the sequences start with <|endoftext|>" "$DPO" explain --model "$T/p" --ref "$T/r" --prompt "" --response ""
 printf '{"prompt": "The movie was", "completion": " great"}\n' > "$T/sftx.jsonl"
 expect 0 "reward(completion) = " "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/sftx.jsonl"
 expect 0 "--svg" "$DPO" explain --help
