@@ -84,37 +84,15 @@ static int cmd_explain_parse(int argc, char **argv, explain_opts *o, int *stop) 
     return 0;
 }
 
-/* --svg must not be one of the files the command reads: --data, or a file of
- * the model, reference or tokenizer directory (or such a directory itself).
- * Returns 0, or 2 after printing which input it is. */
+/* --svg must not be --data, nor lie in (or be) the model, reference or tokenizer
+ * directory. Returns 0, or 2 after printing which input it is. */
 static int cmd_explain_check_svg(const explain_opts *o) {
-    static const char *const files[] = {"config.json", "model.safetensors", "vocab.json", "merges.txt", "encoder.json",
-                                        "vocab.bpe"};
-    const char *dirs[3];
-    char path[4096];
-    dpo_err e;
-    size_t i, k;
+    const char *inputs[1], *dirs[3];
+    inputs[0] = o->data;
     dirs[0] = o->model_dir;
     dirs[1] = o->ref_dir;
     dirs[2] = o->tok_dir;
-    if (o->data && util_same_file(o->svg, o->data)) {
-        fprintf(stderr, "dpo explain: --svg %s is the --data file; give a file of its own\n", o->svg);
-        return 2;
-    }
-    for (i = 0; i < 3; i++) {
-        if (!dirs[i]) continue;
-        if (util_same_file(o->svg, dirs[i])) {
-            fprintf(stderr, "dpo explain: --svg %s is an input directory; give a file of its own\n", o->svg);
-            return 2;
-        }
-        for (k = 0; k < sizeof files / sizeof files[0]; k++) {
-            if (util_path_join(path, sizeof path, dirs[i], files[k], &e) == 0 && util_same_file(o->svg, path)) {
-                fprintf(stderr, "dpo explain: --svg %s is the input file %s; give a file of its own\n", o->svg, path);
-                return 2;
-            }
-        }
-    }
-    return 0;
+    return cli_check_out_file("explain", "--svg", o->svg, inputs, 1, dirs, 3);
 }
 
 /* ======================================================================== */

@@ -177,8 +177,9 @@ printf '{"prompt": "The movie was", "completion": " great"}\n' > "$T/sftx.jsonl"
 expect 0 "reward(completion) = " "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/sftx.jsonl"
 expect 0 "--svg" "$DPO" explain --help
 cp "$T/pairs.jsonl" "$T/pairs.keep"
-expect_silent 2 "is the --data file" "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/pairs.jsonl" --svg "$T/pairs.jsonl"
-expect_silent 2 "is the input file $T/r/config.json" "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/pairs.jsonl" --svg "$T/r/config.json"
+expect_silent 2 "--svg $T/pairs.jsonl is the input file" "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/pairs.jsonl" --svg "$T/pairs.jsonl"
+expect_silent 2 "--svg $T/r/config.json lies in the model or tokenizer directory $T/r" "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/pairs.jsonl" --svg "$T/r/config.json"
+expect_silent 2 "lies in the model or tokenizer directory" "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/pairs.jsonl" --svg "$T/p/new.svg"
 cmp -s "$T/pairs.jsonl" "$T/pairs.keep" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: --svg wrote over an input"; }
 expect_silent 2 "--row 9 is past the end of $T/pairs.jsonl, which has 8 rows" "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/pairs.jsonl" --row 9
 expect_silent 1 "$T/none.jsonl: cannot open" "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/none.jsonl"
