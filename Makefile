@@ -53,7 +53,7 @@ TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/%,$(TEST_SRC))
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 
-.PHONY: all test asan clean check-deps demo bench test-compilers
+.PHONY: all test asan clean check-deps demo bench bench-sample test-compilers
 
 all: dpo
 
@@ -138,3 +138,7 @@ demo: $(BUILD)/dpo
 # Throughput against PyTorch in the same run (see bench/run.sh).
 bench: $(BUILD)/dpo
 	sh bench/run.sh ./$(BUILD)/dpo
+
+# Generation (dpo sample, batch of 16 x 64 new tokens) against PyTorch in the same run (see bench/sample.sh).
+bench-sample: $(BUILD)/dpo
+	sh bench/sample.sh ./$(BUILD)/dpo

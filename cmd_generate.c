@@ -191,14 +191,18 @@ static int gen_out_commit(gen_session *s) {
     return 0;
 }
 
-/* Progress on standard error, at most once a second (and at the end). */
+/* Progress on standard error, at most once a second (and at the end); tokens < 0: rows, not samples. */
 static void gen_progress(void *ctx, long done, long total, long tokens) {
     gen_session *s = ctx;
     double now = util_seconds(), dt = now - s->t0;
     if (done != total && now - s->last_report < 1.0) return;
     s->last_report = now;
-    fprintf(stderr, "%s%s: %ld/%ld samples, %ld tokens, %.0f tokens/s%s", s->tty ? "\r" : "", s->cmd, done, total,
-            tokens, dt > 0 ? (double)tokens / dt : 0.0, !s->tty || done == total ? "\n" : "");
+    if (tokens < 0) /* rows of given completions */
+        fprintf(stderr, "%s%s: %ld/%ld rows, %.1f s%s", s->tty ? "\r" : "", s->cmd, done, total, dt,
+                !s->tty || done == total ? "\n" : "");
+    else
+        fprintf(stderr, "%s%s: %ld/%ld samples, %ld tokens, %.0f tokens/s%s", s->tty ? "\r" : "", s->cmd, done, total,
+                tokens, dt > 0 ? (double)tokens / dt : 0.0, !s->tty || done == total ? "\n" : "");
 }
 
 static void gen_start(gen_session *s) {
@@ -334,7 +338,7 @@ static int emit_eval(void *ctx, const sample_result *r, dpo_err *e) {
 
 static void eval_progress_rows(void *ctx, int done, int total) {
     eval_run *ev = ctx;
-    gen_progress(ev->s, done, total, 0);
+    gen_progress(ev->s, done, total, -1);
 }
 
 static void eval_progress_samples(void *ctx, long done, long total, long tokens) {

@@ -20,12 +20,6 @@ void eval_summary_free(eval_summary *s) {
     memset(s, 0, sizeof *s);
 }
 
-static uint64_t mix64(uint64_t x) {
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
 /* Insert key (> 0) into the open-addressing set, growing it at half full. */
 static int set_insert(eval_summary *s, uint64_t key) {
     size_t i;
@@ -35,14 +29,14 @@ static int set_insert(eval_summary *s, uint64_t key) {
         if (!ns) return -1;
         for (j = 0; j < s->set_cap; j++) {
             if (!s->set[j]) continue;
-            for (i = (size_t)mix64(s->set[j]) & (nc - 1); ns[i]; i = (i + 1) & (nc - 1)) {}
+            for (i = (size_t)util_mix64(s->set[j]) & (nc - 1); ns[i]; i = (i + 1) & (nc - 1)) {}
             ns[i] = s->set[j];
         }
         free(s->set);
         s->set = ns;
         s->set_cap = nc;
     }
-    for (i = (size_t)mix64(key) & (s->set_cap - 1); s->set[i]; i = (i + 1) & (s->set_cap - 1))
+    for (i = (size_t)util_mix64(key) & (s->set_cap - 1); s->set[i]; i = (i + 1) & (s->set_cap - 1))
         if (s->set[i] == key) return 0;
     s->set[i] = key;
     s->set_n++;

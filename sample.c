@@ -140,17 +140,10 @@ double sample_kl(const double *logq, const double *logr, int V) {
     return kl;
 }
 
-/* splitmix64's finaliser: a bijection of 64-bit words that mixes every bit */
-static uint64_t mix64(uint64_t x) {
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
 void sample_stream(util_rng *r, uint64_t seed, long prompt, long index) {
-    uint64_t h = mix64(seed ^ 0x5851f42d4c957f2dULL);
-    h = mix64(h + (uint64_t)prompt);
-    h = mix64(h + 0x9e3779b97f4a7c15ULL * (uint64_t)(index + 1));
+    uint64_t h = util_mix64(seed ^ 0x5851f42d4c957f2dULL);
+    h = util_mix64(h + (uint64_t)prompt);
+    h = util_mix64(h + 0x9e3779b97f4a7c15ULL * (uint64_t)(index + 1));
     util_rng_seed(r, h);
 }
 

@@ -524,12 +524,13 @@ void util_set_threads(int n) {
 /* ------------------------------------------------------------------------ */
 /* random numbers: splitmix64 expands the seed, xoshiro256** generates */
 
-static uint64_t splitmix64_next(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+uint64_t util_mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
 }
+
+static uint64_t splitmix64_next(uint64_t *x) { return util_mix64(*x += 0x9e3779b97f4a7c15ULL); }
 
 void util_rng_seed(util_rng *r, uint64_t seed) {
     int i;

@@ -133,6 +133,8 @@ typedef struct {
 } util_rng;
 
 void util_rng_seed(util_rng *r, uint64_t seed);
+/* splitmix64's finaliser: a bijection of 64-bit words that mixes every bit (hashing, seeding) */
+uint64_t util_mix64(uint64_t x);
 uint64_t util_rng_u64(util_rng *r);
 double util_rng_uniform(util_rng *r);   /* [0, 1), 53 random bits */
 double util_rng_normal(util_rng *r);    /* standard normal (Box-Muller, one value per call) */

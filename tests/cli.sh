@@ -318,5 +318,64 @@ done
 echo "random kills: $identical of $kills resumed bit-identical ($in_save killed inside a save, $fresh before the first save; run $dur s)"
 [ $identical -eq $kills ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: only $identical of $kills killed runs resumed bit-identical"; }
 
+# generation: dpo sample, eval, pairs (a small random model with GPT-2's tokenizer)
+G=$T/gen
+mkdir -p "$G"
+"$DPO" init --out "$G/pol" --layers 2 --heads 2 --dim 32 --ctx 48 --tokenizer data/gpt2 --seed 21 >/dev/null
+"$DPO" init --out "$G/ref" --layers 2 --heads 2 --dim 32 --ctx 48 --tokenizer data/gpt2 --seed 22 >/dev/null
+printf '{"prompt": "The film was"}\n\n{"prompt": "", "other": 1}\n{"prompt": "I did not like the ending because"}\n' > "$G/prompts.jsonl"
+expect 0 "--top-p" "$DPO" sample --help
+expect 0 "exact" "$DPO" eval --help
+expect 0 "--scored" "$DPO" pairs --help
+SA="--model $G/pol --prompts $G/prompts.jsonl --n 3 --max-new 12 --seed 5 --temperature 0.9 --top-k 40 --top-p 0.95"
+"$DPO" sample $SA --batch 1 --threads 1 > "$G/s1.jsonl" 2>/dev/null
+"$DPO" sample $SA --batch 7 --threads 2 --out "$G/s2.jsonl" 2>/dev/null
+cmp -s "$G/s1.jsonl" "$G/s2.jsonl" && [ "$(wc -l < "$G/s1.jsonl")" -eq 9 ] && pass=$((pass + 1)) ||
+    { fail=$((fail + 1)); echo "FAIL: dpo sample differs between --batch 1 --threads 1 and --batch 7 --threads 2 (or not 9 rows)"; }
+# every row has the four keys; no completion has more than --max-new ids, and "length" ones exactly that many
+awk '!/^\{"prompt": ".*", "completion": ".*", "finish": "(eos|length)", "ids": \[[0-9, ]*\]\}$/ { bad = 1 }
+     { ids = $0; sub(/.*"ids": \[/, "", ids); sub(/\]\}$/, "", ids); n = ids == "" ? 0 : split(ids, a, ", ")
+       if (n > 12 || ($0 ~ /"finish": "length"/ && n != 12)) bad = 1 }
+     END { exit bad }' "$G/s1.jsonl" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: dpo sample rows:"; head -3 "$G/s1.jsonl"; }
+"$DPO" sample $SA --seed 6 > "$G/s3.jsonl" 2>/dev/null
+cmp -s "$G/s1.jsonl" "$G/s3.jsonl" && { fail=$((fail + 1)); echo "FAIL: another seed gave the same samples"; } || pass=$((pass + 1))
+[ "$("$DPO" sample --model "$G/pol" --prompt "Hello" --n 3 --temperature 0 --max-new 8 2>/dev/null | sort -u | wc -l)" -eq 1 ] &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: greedy samples of one prompt differ"; }
+expect 2 "exactly one of --prompt TEXT and --prompts FILE" "$DPO" sample --model "$G/pol" --prompt a --prompts "$G/prompts.jsonl"
+expect 2 "exactly one of --prompt TEXT and --prompts FILE" "$DPO" sample --model "$G/pol"
+expect 1 "top-p must be in (0, 1\]" "$DPO" sample --model "$G/pol" --prompt a --top-p 0
+expect 1 "temperature must be 0 (greedy) or in" "$DPO" sample --model "$G/pol" --prompt a --temperature 1e-9
+expect 2 "is the input file" "$DPO" sample --model "$G/pol" --prompts "$G/prompts.jsonl" --out "$G/prompts.jsonl"
+expect 2 "lies in the model or tokenizer directory" "$DPO" sample --model "$G/pol" --prompt a --out "$G/pol/x.jsonl"
+printf '{"prompt": "ok"}\n{"prompt": 3}\n' > "$G/badp.jsonl"
+expect 1 "$G/badp.jsonl: line 2: key \"prompt\"" "$DPO" sample --model "$G/pol" --prompts "$G/badp.jsonl" --out "$G/never.jsonl"
+[ ! -e "$G/never.jsonl" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: a failed dpo sample left its --out file"; }
+# eval: a model against itself has KL 0 exactly, sampled or along given text
+expect 0 '"kl": 0, "kl_se": 0, "kl_sampled": 0,' "$DPO" eval --model "$G/pol" --ref "$G/pol" --prompts "$G/prompts.jsonl" --n 2 --max-new 6
+head -4 data/demo/sentiment_pairs.jsonl | sed 's/"chosen"/"completion"/; s/, "rejected": "[^"]*"//' > "$G/comp.jsonl"
+expect 0 '"kl": 0, "kl_se": 0, "kl_sampled": 0,.*"completions": "given"' "$DPO" eval --model "$G/pol" --ref "$G/pol" --completions "$G/comp.jsonl"
+# along given completions, kl_sampled is log pi - log ref of the completion: dpo logp's implicit reward at beta 1
+"$DPO" eval --model "$G/pol" --ref "$G/ref" --completions "$G/comp.jsonl" --out "$G/evc.jsonl" >/dev/null 2>&1
+head -4 data/demo/sentiment_pairs.jsonl > "$G/pairs4.jsonl"
+"$DPO" logp --model "$G/pol" --ref "$G/ref" --data "$G/pairs4.jsonl" --beta 1 > "$G/logp4.jsonl"
+paste -d ' ' "$G/evc.jsonl" "$G/logp4.jsonl" | awk '{ a = $0; sub(/.*"kl_sampled": /, "", a); sub(/,.*/, "", a)
+    b = $0; sub(/.*"reward_chosen": /, "", b); sub(/,.*/, "", b); d = a - b; if (d < 0) d = -d
+    if (NF == 0 || d > 1e-5 * (b < 0 ? -b : b) + 1e-6) bad = 1; n++ } END { exit bad || n != 4 }' &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: eval --completions kl_sampled != dpo logp's implicit reward"; }
+expect 2 "not both" "$DPO" eval --model "$G/pol" --ref "$G/ref" --completions "$G/comp.jsonl" --prompt a
+expect 1 "$G/pairs4.jsonl: line 1: missing key \"completion\"" "$DPO" eval --model "$G/pol" --ref "$G/ref" --completions "$G/pairs4.jsonl"
+# pairs from scored rows: every two with different rewards, the higher chosen; ties give none
+printf '%s\n' '{"prompt": "A", "completion": "a0", "reward": 1}' '{"prompt": "B", "completion": "b0", "reward": 0.5}' \
+    '{"prompt": "A", "completion": "a1", "reward": 0}' '{"prompt": "B", "completion": "b1", "reward": 0.5}' \
+    '{"prompt": "A", "completion": "a2", "reward": 1}' > "$G/scored.jsonl"
+"$DPO" pairs --scored "$G/scored.jsonl" --out "$G/sp.jsonl" 2>/dev/null
+printf '%s\n' '{"prompt": "A", "chosen": "a0", "rejected": "a1"}' '{"prompt": "A", "chosen": "a2", "rejected": "a1"}' > "$G/sp.want"
+cmp -s "$G/sp.jsonl" "$G/sp.want" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: dpo pairs --scored:"; cat "$G/sp.jsonl"; }
+expect 1 "$G/prompts.jsonl: line 1: missing key \"completion\"" "$DPO" pairs --scored "$G/prompts.jsonl" --out "$G/x.jsonl"
+expect 2 "give --model DIR with prompts to sample from, or --scored FILE" "$DPO" pairs --out "$G/x.jsonl"
+# pairs from samples feed dpo logp (the training reader) as they are
+"$DPO" pairs --model "$G/pol" --prompts "$G/prompts.jsonl" --n 4 --max-new 8 --reward sentiment --out "$G/pairs.jsonl" 2>/dev/null
+expect 0 "logp_chosen" "$DPO" logp --model "$G/pol" --data "$G/pairs.jsonl"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
