@@ -206,6 +206,33 @@ int cli_check_out_dir(const char *cmd, const char *out, const char *const *names
     return 0;
 }
 
+/* An output file (option opt, path out), checked before any work: not one of
+ * the input files inputs[0..n_inputs) (NULL entries skipped), and not in (nor)
+ * one of the model or tokenizer directories dirs[0..n_dirs), whose files dpo
+ * reads and whose checkpoints hold only dpo's own files. Returns 0, or 2 after
+ * printing the problem. */
+int cli_check_out_file(const char *cmd, const char *opt, const char *out, const char *const *inputs, int n_inputs,
+                       const char *const *dirs, int n_dirs) {
+    char parent[4096];
+    int i;
+    for (i = 0; i < n_inputs; i++)
+        if (inputs[i] && util_same_file(out, inputs[i])) {
+            fprintf(stderr, "dpo %s: %s %s is the input file %s; give another path\n", cmd, opt, out, inputs[i]);
+            return 2;
+        }
+    if (util_parent_dir(parent, sizeof parent, out) != 0) {
+        fprintf(stderr, "dpo %s: %s %s: path too long\n", cmd, opt, out);
+        return 2;
+    }
+    for (i = 0; i < n_dirs; i++)
+        if (dirs[i] && (util_same_file(parent, dirs[i]) || util_same_file(out, dirs[i]))) {
+            fprintf(stderr, "dpo %s: %s %s lies in the model or tokenizer directory %s; give another path\n", cmd, opt,
+                    out, dirs[i]);
+            return 2;
+        }
+    return 0;
+}
+
 /* A number in JSON output: %.9g, or null when it is not finite (JSON has no
  * NaN or infinity, and a reader must never get "nan" where a number belongs). */
 void cli_put_num(FILE *fp, const char *key, double x) {

@@ -46,6 +46,12 @@ int cli_fail(const char *cmd, const dpo_err *e);
  * Returns 0, or 2 after printing the problem. */
 int cli_check_out_dir(const char *cmd, const char *out, const char *const *names, size_t n, const char *in);
 
+/* An output file (--out of sample/eval/pairs, --svg of explain), checked before
+ * any work: not an input file, not in a model or tokenizer directory (see cli.c).
+ * Returns 0, or 2 after printing the problem. */
+int cli_check_out_file(const char *cmd, const char *opt, const char *out, const char *const *inputs, int n_inputs,
+                       const char *const *dirs, int n_dirs);
+
 /* JSON output: "key": number (null when not finite), and "key": "string" where
  * bytes that are not valid UTF-8 become U+FFFD, so every line written is valid
  * JSON whatever a model generated. */
@@ -64,5 +70,6 @@ int cmd_sample(int argc, char **argv); /* cmd_generate.c */
 int cmd_eval(int argc, char **argv);   /* cmd_generate.c */
 int cmd_pairs(int argc, char **argv);  /* cmd_generate.c */
 int cmd_sentiment(int argc, char **argv); /* cmd_sentiment.c */
+int cmd_explain(int argc, char **argv); /* cmd_explain.c: the implicit reward, token by token */
 
 #endif

@@ -91,30 +91,12 @@ static void gen_free(gen_session *s) {
 
 /* --out may not be one of the inputs, nor lie in a model or tokenizer directory. */
 static int check_out_file(const char *cmd, const char *out, const gen_opts *g) {
-    const char *inputs[2], *dirs[3];
-    char parent[4096];
-    int i;
+    const char *inputs[1], *dirs[3];
     inputs[0] = g->prompts_file;
-    inputs[1] = NULL;
     dirs[0] = g->model_dir;
     dirs[1] = g->ref_dir;
     dirs[2] = g->tok_dir;
-    for (i = 0; i < 2; i++)
-        if (inputs[i] && util_same_file(out, inputs[i])) {
-            fprintf(stderr, "dpo %s: --out %s is the input file %s; give another path\n", cmd, out, inputs[i]);
-            return 2;
-        }
-    if (util_parent_dir(parent, sizeof parent, out) != 0) {
-        fprintf(stderr, "dpo %s: --out %s: path too long\n", cmd, out);
-        return 2;
-    }
-    for (i = 0; i < 3; i++)
-        if (dirs[i] && (util_same_file(parent, dirs[i]) || util_same_file(out, dirs[i]))) {
-            fprintf(stderr, "dpo %s: --out %s lies in the model or tokenizer directory %s; give another path\n", cmd,
-                    out, dirs[i]);
-            return 2;
-        }
-    return 0;
+    return cli_check_out_file(cmd, "--out", out, inputs, 1, dirs, 3);
 }
 
 /* Load the tokenizer, the model (and the reference), and encode the prompts.

@@ -112,15 +112,14 @@ static int ids_push(row_ids *r, int k, int id) {
     return 0;
 }
 
-/* Encode a parsed row's texts into r: each text separately (no BPE merge crosses
- * a boundary); responses end with eos, and an empty prompt becomes [eos] (the
- * model needs a first token). Errors do not name the file: the caller adds it. */
-static int encode_row(row_ids *r, const json_value *row, int sft, const tok_tokenizer *t, int eos, dpo_err *e) {
+/* Encode a row's texts str[0..n_texts) into r: each text separately (no BPE
+ * merge crosses a boundary); responses end with eos, and an empty prompt
+ * becomes [eos] (the model needs a first token). Errors do not name the file:
+ * the caller adds it. */
+static int encode_texts(row_ids *r, const char *const *str, const size_t *slen, int n_texts, int sft,
+                        const tok_tokenizer *t, int eos, dpo_err *e) {
     static const char *const names[2][3] = {{"prompt", "chosen", "rejected"}, {"prompt", "completion", ""}};
-    const char *str[3];
-    size_t slen[3];
-    int k, n_texts = row_texts(row, sft, str, slen, e);
-    if (n_texts < 0) return -1;
+    int k;
     for (k = 0; k < n_texts; k++) {
         r->n[k] = 0;
         if (tok_encode(t, str[k], slen[k], &r->ids[k], &r->n[k], &r->cap[k], e) != 0) return -1;
@@ -128,6 +127,15 @@ static int encode_row(row_ids *r, const json_value *row, int sft, const tok_toke
         if (r->n[k] > (size_t)1 << 30) return dpo_errf(e, "\"%s\" is longer than 2^30 tokens", names[sft][k]);
     }
     return 0;
+}
+
+/* encode_texts of a parsed row's texts */
+static int encode_row(row_ids *r, const json_value *row, int sft, const tok_tokenizer *t, int eos, dpo_err *e) {
+    const char *str[3];
+    size_t slen[3];
+    int n_texts = row_texts(row, sft, str, slen, e);
+    if (n_texts < 0) return -1;
+    return encode_texts(r, str, slen, n_texts, sft, t, eos, e);
 }
 
 /* Truncate the encoded row (data_truncate_lengths) and append it to d. */
@@ -139,8 +147,9 @@ static int append_row(data_set *d, const row_ids *r, long line, int max_len, int
     row.n_chosen = (int)r->n[1];
     row.n_rejected = d->sft ? 0 : (int)r->n[2];
     row.line = line;
-    d->n_truncated += data_truncate_lengths(&row.n_prompt, &skip, &row.n_chosen, &row.n_rejected, max_len,
-                                            max_prompt_len);
+    row.truncated = data_truncate_lengths(&row.n_prompt, &skip, &row.n_chosen, &row.n_rejected, max_len,
+                                          max_prompt_len);
+    d->n_truncated += row.truncated;
     row.off = d->n_pool;
     if (pool_append(d, cap_pool, r->ids[0] + skip, (size_t)row.n_prompt) != 0 ||
         pool_append(d, cap_pool, r->ids[1], (size_t)row.n_chosen) != 0 ||
@@ -197,8 +206,24 @@ typedef struct {
     size_t cap_pool, cap_rows;
 } load_ctx;
 
+/* the lengths every loader needs: a prompt token and a response token at least */
+static int check_lengths(int max_len, int max_prompt_len, dpo_err *e) {
+    if (max_prompt_len < 1 || max_len < max_prompt_len + 1)
+        return dpo_errf(e, "max_len (%d) must exceed max_prompt_len (%d) >= 1", max_len, max_prompt_len);
+    return 0;
+}
+
+/* The kind of data_load_any's file, from its first row: SFT (1) when it has
+ * "completion" or "text" and neither "chosen" nor "rejected", else pairs (0). */
+static int row_is_sft(const json_value *row) {
+    if (json_get(row, "chosen") || json_get(row, "rejected")) return 0;
+    return json_get(row, "completion") || json_get(row, "text") ? 1 : 0;
+}
+
+/* one row into c->d; d->sft < 0 (data_load_any): the first row decides the kind */
 static int load_one(void *ctx, const json_value *row, long line, dpo_err *e) {
     load_ctx *c = ctx;
+    if (c->d->sft < 0) c->d->sft = row_is_sft(row);
     if (encode_row(&c->r, row, c->d->sft, c->t, c->eos, e) != 0) return -1;
     if (c->d->n_rows == (1 << 30)) return dpo_errf(e, "more than 2^30 rows");
     if (append_row(c->d, &c->r, line, c->max_len, c->max_prompt_len, &c->cap_pool, &c->cap_rows) != 0)
@@ -213,8 +238,7 @@ static int load_rows(data_set *d, const char *path, const tok_tokenizer *t, int 
     memset(d, 0, sizeof *d);
     memset(&c, 0, sizeof c);
     d->sft = sft;
-    if (max_prompt_len < 1 || max_len < max_prompt_len + 1)
-        return dpo_errf(e, "max_len (%d) must exceed max_prompt_len (%d) >= 1", max_len, max_prompt_len);
+    if (check_lengths(max_len, max_prompt_len, e) != 0) return -1;
     c.d = d;
     c.t = t;
     c.eos = eos;
@@ -235,6 +259,33 @@ int data_load_pairs(data_set *d, const char *path, const tok_tokenizer *t, int e
 int data_load_sft(data_set *d, const char *path, const tok_tokenizer *t, int eos, int max_len,
                   int max_prompt_len, dpo_err *e) {
     return load_rows(d, path, t, eos, max_len, max_prompt_len, 1, e);
+}
+
+int data_load_any(data_set *d, const char *path, const tok_tokenizer *t, int eos, int max_len, int max_prompt_len,
+                  dpo_err *e) {
+    return load_rows(d, path, t, eos, max_len, max_prompt_len, -1, e);
+}
+
+int data_from_texts(data_set *d, const char *prompt, size_t prompt_len, const char *completion, size_t completion_len,
+                    const tok_tokenizer *t, int eos, int max_len, int max_prompt_len, dpo_err *e) {
+    const char *str[2];
+    size_t slen[2], cap_pool = 0, cap_rows = 0;
+    row_ids r;
+    int k, rc;
+    memset(d, 0, sizeof *d);
+    memset(&r, 0, sizeof r);
+    d->sft = 1;
+    if (check_lengths(max_len, max_prompt_len, e) != 0) return -1;
+    str[0] = prompt;
+    slen[0] = prompt_len;
+    str[1] = completion;
+    slen[1] = completion_len;
+    rc = encode_texts(&r, str, slen, 2, 1, t, eos, e);
+    if (rc == 0 && append_row(d, &r, 0, max_len, max_prompt_len, &cap_pool, &cap_rows) != 0)
+        rc = dpo_errf(e, "out of memory");
+    for (k = 0; k < 3; k++) free(r.ids[k]);
+    if (rc != 0) data_free(d);
+    return rc;
 }
 
 /* ======================================================================== */

@@ -27,6 +27,7 @@ typedef struct {
     int n_chosen;     /* >= 1, including the end-of-text id when it fits */
     int n_rejected;   /* >= 1 for a pair; 0 in SFT data */
     long line;        /* line of the JSONL file it came from */
+    int truncated;    /* 1 when the truncation rule cut the row (prompt, responses or both) */
 } data_row;
 
 typedef struct {
@@ -56,6 +57,18 @@ int data_load_pairs(data_set *d, const char *path, const tok_tokenizer *t, int e
  * response. d->sft is 1 and every n_rejected is 0. */
 int data_load_sft(data_set *d, const char *path, const tok_tokenizer *t, int eos, int max_len,
                   int max_prompt_len, dpo_err *e);
+
+/* data_load_pairs or data_load_sft, whichever the file holds: SFT rows when its
+ * first row has a "completion" or "text" key and neither "chosen" nor
+ * "rejected", preference pairs otherwise; every row must then be of that kind. */
+int data_load_any(data_set *d, const char *path, const tok_tokenizer *t, int eos, int max_len, int max_prompt_len,
+                  dpo_err *e);
+
+/* One SFT row made of two texts given directly, exactly as data_load_sft makes
+ * the row {"prompt": prompt, "completion": completion}: the same encoding,
+ * end-of-text and truncation (its line is 0). */
+int data_from_texts(data_set *d, const char *prompt, size_t prompt_len, const char *completion, size_t completion_len,
+                    const tok_tokenizer *t, int eos, int max_len, int max_prompt_len, dpo_err *e);
 void data_free(data_set *d);
 
 /* Summed response log-probabilities of every sequence under model m. Pairs:

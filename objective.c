@@ -451,3 +451,9 @@ double obj_loss_batch(const obj_loss_config *c, const obj_pair_in *in, obj_pair_
 double obj_implicit_reward(double beta, double policy_logp, double ref_logp) {
     return beta * (policy_logp - ref_logp);
 }
+
+/* sigmoid(-beta h), from the reward margin beta h = rhat(x,y_w) - rhat(x,y_l): the
+ * weight of the pair in the DPO gradient (step 6 at the top of this file). */
+double obj_dpo_weight(double margin) {
+    return sigmoid(-margin);
+}

@@ -74,4 +74,10 @@ double obj_loss_batch(const obj_loss_config *c, const obj_pair_in *in, obj_pair_
  * obj_pair_out reports and dpo logp prints. */
 double obj_implicit_reward(double beta, double policy_logp, double ref_logp);
 
+/* The weight sigmoid(-beta h) of a pair in the DPO gradient, given its reward
+ * margin beta h = rhat(x,y_w) - rhat(x,y_l) (step 6 of objective.c): the
+ * probability the implicit reward model gives to the wrong ordering. Computed
+ * without overflow for any margin. */
+double obj_dpo_weight(double margin);
+
 #endif

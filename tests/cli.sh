@@ -168,6 +168,66 @@ cmp -s "$T/lp1.jsonl" "$T/lp3.jsonl" && [ "$(wc -l < "$T/lp1.jsonl")" -eq 8 ] &&
 expect 0 "\"reward_chosen\": 0, \"reward_rejected\": 0}" "$DPO" logp --model "$T/p" --ref "$T/p" --data "$T/pairs.jsonl"
 expect 1 "$T/badpairs.jsonl: line 2" "$DPO" logp --model "$T/p" --data "$T/badpairs.jsonl"
 
+# dpo explain: the per-token table's totals are dpo logp's implicit rewards for the same row
+# expect_silent CODE PATTERN -- command...: exit status CODE, PATTERN on stderr, nothing on stdout
+expect_silent() {
+    code=$1; pat=$2; shift 2
+    out=$("$@" 2>"$T/stderr"); got=$?
+    if [ "$got" -eq "$code" ] && [ -z "$out" ] && grep -q -- "$pat" "$T/stderr"; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        echo "FAIL: $* -> exit $got (want $code), stdout '$(printf '%s' "$out" | head -c 200)', stderr:"
+        head -5 "$T/stderr"
+    fi
+}
+"$DPO" init --out "$T/r" --layers 1 --heads 2 --dim 16 --ctx 32 --tokenizer data/gpt2 --seed 7 >/dev/null
+"$DPO" logp --model "$T/p" --ref "$T/r" --data "$T/pairs.jsonl" --beta 0.5 > "$T/lpx.jsonl"
+"$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/pairs.jsonl" --row 3 --beta 0.5 --svg "$T/x.svg" > "$T/x.txt"
+ex_c=$(sed -n 's/^  reward(chosen) = .* = \([-+0-9.]*\)$/\1/p' "$T/x.txt")
+ex_r=$(sed -n 's/^  reward(rejected) = .* = \([-+0-9.]*\)$/\1/p' "$T/x.txt")
+ex_m=$(sed -n 's/^margin .* = \([-+0-9.]*\)$/\1/p' "$T/x.txt")
+lp_c=$(sed -n 3p "$T/lpx.jsonl" | sed 's/.*"reward_chosen": \([^,}]*\).*/\1/')
+lp_r=$(sed -n 3p "$T/lpx.jsonl" | sed 's/.*"reward_rejected": \([^,}]*\).*/\1/')
+# explain prints 6 decimals, logp 9 significant digits: equal within 1e-6 (2e-6 for the difference)
+if [ -n "$ex_c" ] && [ -n "$ex_r" ] && [ -n "$ex_m" ] && awk -v a="$ex_c" -v b="$lp_c" -v c="$ex_r" -v d="$lp_r" -v m="$ex_m" \
+    'BEGIN { x = a - b; y = c - d; z = m - (b - d); exit !(x * x < 1e-12 && y * y < 1e-12 && z * z < 4e-12 && b != d) }'; then
+    pass=$((pass + 1))
+else
+    fail=$((fail + 1)); echo "FAIL: dpo explain's rewards ($ex_c, $ex_r, margin $ex_m) differ from dpo logp's ($lp_c, $lp_r)"
+fi
+# the shares column sums to the total (4 decimals each: within n * 5e-5)
+awk '/^chosen \(/ { on = 1; next } on && /^ +[0-9]+  / { s += $NF; n++ } on && /^ +sum / { t = $NF; exit }
+    END { d = s - t; exit !(n > 1 && d * d <= (n * 5e-5) ^ 2) }' "$T/x.txt" && pass=$((pass + 1)) ||
+    { fail=$((fail + 1)); echo "FAIL: dpo explain's shares do not add up to its sum"; }
+[ "$(head -c 4 "$T/x.svg")" = "<svg" ] && tail -c 7 "$T/x.svg" | grep -q "</svg>" && ! grep -q "$(printf '\033')" "$T/x.txt" &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: --svg did not write an SVG, or colour codes went to a pipe"; }
+expect 0 "<|endoftext|> " "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/pairs.jsonl"
+expect 0 "weight  sigmoid(-beta\*h) = " "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/pairs.jsonl" --row 8
+expect 0 "reward(response) = " "$DPO" explain --model "$T/p" --ref "$T/r" --prompt "Q: 1 < 2?" --response " A: \"yes\" & more"
+expect 0 "prompt: empty, so the sequences start with <|endoftext|>" "$DPO" explain --model "$T/p" --ref "$T/r" --prompt "" --response ""
+printf '{"prompt": "The movie was", "completion": " great"}\n' > "$T/sftx.jsonl"
+expect 0 "reward(completion) = " "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/sftx.jsonl"
+expect 0 "--svg" "$DPO" explain --help
+cp "$T/pairs.jsonl" "$T/pairs.keep"
+expect_silent 2 "--svg $T/pairs.jsonl is the input file" "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/pairs.jsonl" --svg "$T/pairs.jsonl"
+expect_silent 2 "--svg $T/r/config.json lies in the model or tokenizer directory $T/r" "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/pairs.jsonl" --svg "$T/r/config.json"
+expect_silent 2 "lies in the model or tokenizer directory" "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/pairs.jsonl" --svg "$T/p/new.svg"
+cmp -s "$T/pairs.jsonl" "$T/pairs.keep" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: --svg wrote over an input"; }
+expect_silent 2 "--row 9 is past the end of $T/pairs.jsonl, which has 8 rows" "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/pairs.jsonl" --row 9
+expect_silent 1 "$T/none.jsonl: cannot open" "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/none.jsonl"
+expect_silent 1 "$T/badpairs.jsonl: line 2: key \"chosen\"" "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/badpairs.jsonl"
+expect_silent 1 "$T/bad2.jsonl: line 2, column 10" "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/bad2.jsonl"
+expect_silent 1 "the reference's n_layer (2) differs from the policy's (1)" "$DPO" explain --model "$T/p" --ref "$T/m2" --data "$T/pairs.jsonl"
+expect_silent 1 "the tokenizer has 50257 tokens, more than the model's vocab_size 11" "$DPO" explain --model "$T/m2" --ref "$T/m2" --tokenizer data/gpt2 --data "$T/pairs.jsonl"
+expect_silent 1 "$T/nothing/config.json: cannot open" "$DPO" explain --model "$T/p" --ref "$T/nothing" --data "$T/pairs.jsonl"
+expect_silent 2 "not both" "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/pairs.jsonl" --prompt a --response b
+expect_silent 2 "give --data FILE" "$DPO" explain --model "$T/p" --ref "$T/r" --prompt a
+expect_silent 2 "--row needs --data" "$DPO" explain --model "$T/p" --ref "$T/r" --prompt a --response b --row 2
+expect_silent 2 "--beta must be > 0" "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/pairs.jsonl" --beta 0
+expect_silent 2 "missing required option --ref" "$DPO" explain --model "$T/p" --data "$T/pairs.jsonl"
+expect_silent 1 "$T/no/dir/x.svg" "$DPO" explain --model "$T/p" --ref "$T/r" --data "$T/pairs.jsonl" --svg "$T/no/dir/x.svg"
+
 # held-out evaluation, and dpo sft
 expect 2 "needs --eval-data" "$DPO" train --model "$T/p" --data "$T/pairs.jsonl" --out "$T/o" --eval-every 2
 expect 1 "$T/badpairs.jsonl: line 2" "$DPO" train --model "$T/p" --data "$T/pairs.jsonl" --out "$T/ev" --eval-data "$T/badpairs.jsonl"

@@ -1,0 +1,548 @@
+/* explain.c - owns `dpo explain`'s computation and picture: for one row of a
+ * dataset (loaded, tokenized and truncated by data.c), each response token's
+ * log-probability under the policy and under the reference and its share of the
+ * implicit reward, the sums, the margin and DPO weight of a pair; the visible
+ * form of a token's bytes; and the SVG drawing of all of it, into memory.
+ * It must never print, open a file or touch the network (the command layer,
+ * cmd_explain.c, writes what this file renders), never re-implement data.c's
+ * encoding, truncation or packing, and never emit text into the SVG that is not
+ * XML-escaped, valid UTF-8.
+ *
+ * The implicit reward (objective.c, step 4 of the derivation) of a response y to
+ * a prompt x is
+ *
+ *     rhat(x,y) = beta (log pi(y|x) - log pi_ref(y|x))
+ *               = sum_t beta (log pi(y_t | x, y_<t) - log pi_ref(y_t | x, y_<t)),
+ *
+ * since a response's log-probability is the sum of its tokens' (the end-of-text
+ * token that ends it included, as training counts it). Each term of the second
+ * line is one token's share: where in the response the policy moved away from
+ * the reference, and which way. For a pair, the margin beta h = rhat(x,y_w) -
+ * rhat(x,y_l) and the weight sigmoid(-beta h) of the pair in the DPO gradient
+ * (objective.c, step 6) follow from the two sums. */
+#include "explain.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "objective.h"
+#include "unicode.h"
+
+#define EOS_TEXT "<|endoftext|>"
+
+/* ======================================================================== */
+/* checks                                                                    */
+/* ======================================================================== */
+
+int explain_check_models(const model *pol, const model *ref, const tok_tokenizer *t, dpo_err *e) {
+    static const char *const names[5] = {"n_layer", "n_head", "n_embd", "n_positions", "vocab_size"};
+    const int a[5] = {pol->cfg.n_layer, pol->cfg.n_head, pol->cfg.n_embd, pol->cfg.n_ctx, pol->cfg.vocab_size};
+    const int b[5] = {ref->cfg.n_layer, ref->cfg.n_head, ref->cfg.n_embd, ref->cfg.n_ctx, ref->cfg.vocab_size};
+    int i;
+    for (i = 0; i < 5; i++)
+        if (a[i] != b[i])
+            return dpo_errf(e, "the reference's %s (%d) differs from the policy's (%d): DPO's reference is the "
+                               "model the policy was trained from, of the same configuration",
+                            names[i], b[i], a[i]);
+    if (tok_vocab_size(t) > pol->cfg.vocab_size)
+        return dpo_errf(e, "the tokenizer has %d tokens, more than the model's vocab_size %d", tok_vocab_size(t),
+                        pol->cfg.vocab_size);
+    return 0;
+}
+
+/* ======================================================================== */
+/* visible text                                                              */
+/* ======================================================================== */
+
+size_t explain_visible(char *out, const unsigned char *s, size_t len) {
+    static const char hex[] = "0123456789abcdef";
+    size_t i = 0, o = 0;
+    while (i < len) {
+        uint32_t cp = 0;
+        int n = uni_decode_utf8(s + i, len - i, &cp);
+        if (n == 0 || cp < 0x20 || cp == 0x7f) { /* a control byte, or a byte that is not UTF-8 */
+            unsigned char c = s[i];
+            out[o++] = '\\';
+            if (c == '\n') out[o++] = 'n';
+            else if (c == '\t') out[o++] = 't';
+            else if (c == '\r') out[o++] = 'r';
+            else {
+                out[o++] = 'x';
+                out[o++] = hex[c >> 4];
+                out[o++] = hex[c & 15];
+            }
+            i++;
+        } else if (cp == '\\') {
+            out[o++] = '\\';
+            out[o++] = '\\';
+            i++;
+        } else if ((cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) ||
+                   cp == 0xfffe || cp == 0xffff) { /* 6 bytes for the 2 or 3 of the character */
+            out[o++] = '\\';
+            out[o++] = 'u';
+            out[o++] = hex[(cp >> 12) & 15];
+            out[o++] = hex[(cp >> 8) & 15];
+            out[o++] = hex[(cp >> 4) & 15];
+            out[o++] = hex[cp & 15];
+            i += (size_t)n;
+        } else {
+            memcpy(out + o, s + i, (size_t)n);
+            o += (size_t)n;
+            i += (size_t)n;
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
+double explain_intensity(double v, double scale) {
+    double t;
+    if (!(scale > 0.0) || !isfinite(v)) return 0.0;
+    t = v / scale;
+    return t > 1.0 ? 1.0 : t < -1.0 ? -1.0 : t;
+}
+
+/* ======================================================================== */
+/* the per-token table of one row                                            */
+/* ======================================================================== */
+
+void explain_free(explain_result *r) {
+    free(r->text_pool);
+    free(r->tok_pool);
+    memset(r, 0, sizeof *r);
+}
+
+/* Bytes of visible text token id needs (with its NUL): the end-of-text label,
+ * "[id N]" for an id the tokenizer does not have, else EXPLAIN_VISIBLE_CAP. */
+static size_t text_cap(const tok_tokenizer *t, int id) {
+    size_t len;
+    if (!tok_token_bytes(t, id, &len)) return 32;
+    return EXPLAIN_VISIBLE_CAP(len) > sizeof EOS_TEXT ? EXPLAIN_VISIBLE_CAP(len) : sizeof EOS_TEXT;
+}
+
+/* One token: id, visible text written at *pool (which moves past it), flags.
+ * The end-of-text id is labelled as such when the tokenizer can never produce it
+ * from text, or at the end of a sequence (where the program put it). */
+static void fill_token(explain_token *x, const tok_tokenizer *t, int eos, int id, int last, char **pool) {
+    size_t len, k;
+    const unsigned char *b = tok_token_bytes(t, id, &len);
+    x->id = id;
+    x->eos = id == eos && (tok_eot_id(t) == eos || last);
+    x->newline = 0;
+    x->text = *pool;
+    if (x->eos) {
+        memcpy(*pool, EOS_TEXT, sizeof EOS_TEXT);
+        len = sizeof EOS_TEXT - 1;
+    } else if (!b) {
+        len = (size_t)snprintf(*pool, 32, "[id %d]", id);
+    } else {
+        for (k = 0; k < len; k++)
+            if (b[k] == '\n' || b[k] == '\r') x->newline = 1;
+        len = explain_visible(*pool, b, len);
+    }
+    *pool += len + 1;
+}
+
+/* The result's two allocations: every token (prompt, then each response) and
+ * every visible text. Returns 0, or -1 (out of memory or an impossible size). */
+static int alloc_pools(explain_result *r, const tok_tokenizer *t, const int *prompt, int n_prompt,
+                       const data_batch *b, int per) {
+    size_t n_tok = (size_t)n_prompt, chars = 0;
+    int k, j;
+    for (k = 0; k < per; k++) n_tok += (size_t)b->resp_len[k];
+    for (j = 0; j < n_prompt; j++)
+        if (util_add_size(chars, text_cap(t, prompt[j]), &chars) != 0) return -1;
+    for (k = 0; k < per; k++)
+        for (j = 0; j < b->resp_len[k]; j++)
+            if (util_add_size(chars, text_cap(t, b->targets[b->resp_start[k] + j]), &chars) != 0) return -1;
+    r->tok_pool = calloc(n_tok, sizeof *r->tok_pool);
+    r->text_pool = malloc(chars);
+    return r->tok_pool && r->text_pool ? 0 : -1;
+}
+
+/* Response k of the row: token t of it is the target at resp_start + t of both
+ * batches (data_batch_build's layout: the position before a token predicts it),
+ * its log-probs those the two forward passes wrote there. */
+static void fill_response(explain_response *x, explain_token *tok, const tok_tokenizer *t, int eos, const data_batch *bp,
+                          const data_batch *br, int k, double beta, char **pool) {
+    int j, n = bp->resp_len[k];
+    x->tok = tok;
+    x->n = n;
+    for (j = 0; j < n; j++) {
+        int at = bp->resp_start[k] + j;
+        fill_token(&tok[j], t, eos, bp->targets[at], j == n - 1, pool);
+        tok[j].logp = (double)bp->logp[at];
+        tok[j].ref_logp = (double)br->logp[at];
+        /* share_t = beta (log pi(y_t | x, y_<t) - log pi_ref(y_t | x, y_<t)) */
+        tok[j].reward = beta * (tok[j].logp - tok[j].ref_logp);
+    }
+    /* log pi(y|x) = sum_t log pi(y_t | x, y_<t): the same sum, in the same order, as dpo logp */
+    x->logp = data_seq_logp(bp, k);
+    x->ref_logp = data_seq_logp(br, k);
+    x->reward = obj_implicit_reward(beta, x->logp, x->ref_logp);
+}
+
+int explain_row(explain_result *r, model *pol, model *ref, const tok_tokenizer *t, int eos, const data_set *d,
+                int row, double beta, dpo_err *e) {
+    data_batch bp, br;
+    const data_row *dr;
+    const int *prompt;
+    char *pool;
+    int per, k, j, rc = -1;
+    explain_token *next;
+
+    memset(r, 0, sizeof *r);
+    memset(&bp, 0, sizeof bp);
+    memset(&br, 0, sizeof br);
+    if (row < 0 || row >= d->n_rows) return dpo_errf(e, "row %d is not in the data, which has %d rows", row + 1, d->n_rows);
+    if (!(beta > 0.0 && isfinite(beta))) return dpo_errf(e, "beta must be a finite number > 0 (got %g)", beta);
+    per = data_seqs_per_row(d);
+    dr = &d->rows[row];
+    prompt = d->pool + dr->off;
+    /* the row packed as training packs it, once for each model's log-probs */
+    if (data_batch_build(&bp, d, &row, 1) == 0 || data_batch_build(&br, d, &row, 1) == 0) {
+        dpo_errf(e, "out of memory for the row's batch");
+        goto done;
+    }
+    if (model_forward(pol, bp.logp, bp.tokens, bp.targets, bp.seq_len, per, e) != 0) {
+        dpo_err_prefix(e, "the policy");
+        goto done;
+    }
+    if (model_forward(ref, br.logp, br.tokens, br.targets, br.seq_len, per, e) != 0) {
+        dpo_err_prefix(e, "the reference");
+        goto done;
+    }
+    if (alloc_pools(r, t, prompt, dr->n_prompt, &bp, per) != 0) {
+        dpo_errf(e, "out of memory for the row's tokens");
+        goto done;
+    }
+    pool = r->text_pool;
+    r->beta = beta;
+    r->truncated = dr->truncated;
+    r->prompt = r->tok_pool;
+    r->n_prompt = dr->n_prompt;
+    for (j = 0; j < dr->n_prompt; j++) fill_token(&r->prompt[j], t, eos, prompt[j], j == dr->n_prompt - 1, &pool);
+    next = r->tok_pool + dr->n_prompt;
+    r->n_resp = per;
+    for (k = 0; k < per; k++) {
+        explain_response *x = &r->resp[k];
+        fill_response(x, next, t, eos, &bp, &br, k, beta, &pool);
+        next += x->n;
+        x->name = d->sft ? "completion" : k == 0 ? "chosen" : "rejected";
+        x->cut = dr->truncated && (x->n == 0 || !x->tok[x->n - 1].eos);
+        for (j = 0; j < x->n; j++)
+            if (fabs(x->tok[j].reward) > r->scale) r->scale = fabs(x->tok[j].reward);
+    }
+    if (per == 2) {
+        /* beta h = rhat(x,y_w) - rhat(x,y_l); weight sigmoid(-beta h) (objective.c, step 6) */
+        r->margin = r->resp[0].reward - r->resp[1].reward;
+        r->weight = obj_dpo_weight(r->margin);
+    }
+    rc = 0;
+done:
+    data_batch_free(&bp);
+    data_batch_free(&br);
+    if (rc != 0) explain_free(r);
+    return rc;
+}
+
+/* ======================================================================== */
+/* SVG                                                                       */
+/* ======================================================================== */
+
+/* A growing text buffer; an allocation that fails sets oom and stops it growing. */
+typedef struct {
+    char *p;
+    size_t n, cap;
+    int oom;
+} sbuf;
+
+static int sb_reserve(sbuf *b, size_t more) {
+    size_t need, nc;
+    if (b->oom) return -1;
+    if (util_add_size(b->n, more, &need) != 0 || util_add_size(need, 1, &need) != 0) {
+        b->oom = 1;
+        return -1;
+    }
+    if (need <= b->cap) return 0;
+    nc = b->cap ? b->cap : 4096;
+    while (nc < need) {
+        if (nc > (size_t)-1 / 2) {
+            b->oom = 1;
+            return -1;
+        }
+        nc *= 2;
+    }
+    {
+        char *q = realloc(b->p, nc);
+        if (!q) {
+            b->oom = 1;
+            return -1;
+        }
+        b->p = q;
+        b->cap = nc;
+    }
+    return 0;
+}
+
+/* a string literal, its length known at compile time */
+#define SB_LIT(b, lit) sb_put((b), (lit), sizeof(lit) - 1)
+
+static void sb_put(sbuf *b, const char *s, size_t n) {
+    if (sb_reserve(b, n) != 0) return;
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+#if defined(__GNUC__)
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#endif
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+    char tmp[1024];
+    va_list ap;
+    int k;
+    va_start(ap, fmt);
+    k = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (k < 0 || (size_t)k >= sizeof tmp) { /* never for this file's formats; refuse rather than cut */
+        b->oom = 1;
+        return;
+    }
+    sb_put(b, tmp, (size_t)k);
+}
+
+/* the entity that stands for an XML special character, or NULL */
+static const char *xml_entity(uint32_t cp) {
+    switch (cp) {
+    case '&': return "&amp;";
+    case '<': return "&lt;";
+    case '>': return "&gt;";
+    case '"': return "&quot;";
+    case '\'': return "&apos;";
+    default: return NULL;
+    }
+}
+
+/* s[0..len) as XML character data or attribute text: & < > " ' as entities;
+ * a byte that is not valid UTF-8, and a character XML 1.0 does not allow (C0
+ * controls, U+FFFE, U+FFFF), as U+FFFD. */
+static void sb_xml(sbuf *b, const char *s, size_t len) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        uint32_t cp = 0;
+        int n = uni_decode_utf8(p + i, len - i, &cp);
+        const char *ent = n > 0 ? xml_entity(cp) : NULL;
+        if (n == 0 || cp < 0x20 || cp == 0xfffe || cp == 0xffff) {
+            SB_LIT(b, "\xef\xbf\xbd");
+            i += n == 0 ? 1 : (size_t)n;
+        } else if (ent) {
+            sb_put(b, ent, strlen(ent));
+            i++;
+        } else {
+            sb_put(b, (const char *)p + i, (size_t)n);
+            i += (size_t)n;
+        }
+    }
+}
+
+/* characters (code points; an invalid byte counts as one) of s[0..len) */
+static size_t count_chars(const char *s, size_t len) {
+    size_t i = 0, n = 0;
+    while (i < len) {
+        uint32_t cp;
+        int k = uni_decode_utf8((const unsigned char *)s + i, len - i, &cp);
+        i += k > 0 ? (size_t)k : 1;
+        n++;
+    }
+    return n;
+}
+
+/* bytes of the first max_chars characters of s[0..len) */
+static size_t prefix_bytes(const char *s, size_t len, size_t max_chars) {
+    size_t i = 0, n = 0;
+    while (i < len && n < max_chars) {
+        uint32_t cp;
+        int k = uni_decode_utf8((const unsigned char *)s + i, len - i, &cp);
+        i += k > 0 ? (size_t)k : 1;
+        n++;
+    }
+    return i;
+}
+
+/* The layout: a monospace font whose characters are 0.6 em wide. */
+#define SVG_W 960
+#define SVG_MARGIN 20.0
+#define SVG_FONT 14
+#define SVG_CHAR_W (0.6 * SVG_FONT)
+#define SVG_LINE_H 20.0   /* a line of text */
+#define SVG_ROW_H 26.0    /* a line of token boxes */
+#define SVG_BOX_H 21.0
+#define SVG_PAD 3.0       /* inside a box, left and right */
+#define SVG_GAP 2.0       /* between boxes */
+#define SVG_CHARS ((size_t)((SVG_W - 2 * SVG_MARGIN) / SVG_CHAR_W))
+
+/* Greek letters and signs, as UTF-8 (separate literals end the hex escapes) */
+#define BETA "\xce\xb2"
+#define PI "\xcf\x80"
+#define SIGMA "\xcf\x83"
+#define SUM "\xce\xa3"
+#define MINUS "\xe2\x88\x92"
+
+/* One line of text (more when it is longer than the picture is wide), at *y. */
+static void svg_text(sbuf *b, double *y, const char *s, const char *attrs) {
+    size_t len = strlen(s), off = 0;
+    do {
+        size_t k = prefix_bytes(s + off, len - off, SVG_CHARS);
+        *y += SVG_LINE_H;
+        sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\"%s>", SVG_MARGIN, *y, attrs);
+        sb_xml(b, s + off, k);
+        SB_LIT(b, "</text>\n");
+        off += k;
+    } while (off < len);
+}
+
+/* The fill of a box whose value sits at t in [-1, 1] on the colour scale: white
+ * at 0, towards green (26, 150, 65) for t > 0 and red (215, 25, 28) for t < 0;
+ * its text white on the stronger colours. */
+static void box_colour(double t, char fill[8], const char **ink) {
+    static const double green[3] = {26, 150, 65}, red[3] = {215, 25, 28};
+    const double *c = t >= 0.0 ? green : red;
+    double a = fabs(t);
+    int rgb[3], i;
+    for (i = 0; i < 3; i++) rgb[i] = (int)floor(255.0 + a * (c[i] - 255.0) + 0.5);
+    snprintf(fill, 8, "#%02x%02x%02x", (unsigned)rgb[0] & 255u, (unsigned)rgb[1] & 255u, (unsigned)rgb[2] & 255u);
+    *ink = a > 0.55 ? "#ffffff" : "#000000";
+}
+
+/* Tokens as boxes flowing in lines from *y: coloured by share (values = 1), or
+ * grey without values (the prompt). A token holding a line break ends a line. */
+static void svg_tokens(sbuf *b, double *y, const explain_token *tok, int n, double scale, int values) {
+    double x = SVG_MARGIN, top = *y + 8.0, avail = SVG_W - 2 * SVG_MARGIN;
+    int j;
+    for (j = 0; j < n; j++) {
+        const explain_token *k = &tok[j];
+        size_t len = strlen(k->text);
+        double w = (double)count_chars(k->text, len) * SVG_CHAR_W + 2 * SVG_PAD;
+        char fill[8] = "#eeeeee";
+        const char *ink = "#555555";
+        if (w > avail) w = avail; /* a very long token: squeezed into one line (textLength below) */
+        if (x > SVG_MARGIN && x + w > SVG_MARGIN + avail) {
+            x = SVG_MARGIN;
+            top += SVG_ROW_H;
+        }
+        if (values) box_colour(explain_intensity(k->reward, scale), fill, &ink);
+        SB_LIT(b, "<g><title>");
+        sb_xml(b, k->text, len);
+        if (values)
+            sb_printf(b, ": log " PI " = %.4f, log " PI "_ref = %.4f, share " BETA " (log " PI " " MINUS " log " PI
+                         "_ref) = %+.4f",
+                      k->logp, k->ref_logp, k->reward);
+        else
+            SB_LIT(b, " (prompt)");
+        sb_printf(b, "</title><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" rx=\"3\" fill=\"%s\" "
+                     "stroke=\"#bbbbbb\"/>",
+                  x, top, w, SVG_BOX_H, fill);
+        sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" textLength=\"%.1f\" lengthAdjust=\"spacingAndGlyphs\" fill=\"%s\"%s>",
+                  x + SVG_PAD, top + 15.0, w - 2 * SVG_PAD, ink, k->eos ? " font-style=\"italic\"" : "");
+        sb_xml(b, k->text, len);
+        SB_LIT(b, "</text></g>\n");
+        x += w + SVG_GAP;
+        if (k->newline && j + 1 < n) {
+            x = SVG_MARGIN;
+            top += SVG_ROW_H;
+        }
+    }
+    *y = top + SVG_BOX_H + 4.0;
+}
+
+/* the colour scale: a gradient from -scale (red) through 0 (white) to +scale (green) */
+static void svg_legend(sbuf *b, double *y, double scale) {
+    double x = SVG_MARGIN, w = 360.0;
+    svg_text(b, y, "colour: each token's share " BETA " (log " PI " " MINUS " log " PI "_ref) of the implicit reward",
+             " fill=\"#333333\"");
+    *y += 8.0;
+    sb_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"14\" fill=\"url(#explain-scale)\" "
+                 "stroke=\"#999999\"/>\n",
+              x, *y, w);
+    *y += 14.0 + 16.0;
+    sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#333333\">%+.4f</text>\n", x, *y, -scale);
+    sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#333333\">0</text>\n", x + w / 2, *y);
+    sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#333333\">%+.4f</text>\n", x + w, *y, scale);
+}
+
+/* everything but the <svg> element itself, which needs the height */
+static void svg_body(sbuf *b, double *y, const explain_result *r, const char *caption) {
+    char line[512];
+    int k;
+    svg_text(b, y, "dpo explain: where the implicit reward lives", " font-weight=\"bold\"");
+    if (caption && caption[0]) svg_text(b, y, caption, " fill=\"#333333\"");
+    snprintf(line, sizeof line,
+             "r(x, y) = " BETA " " SUM "_t (log " PI "(y_t | x, y_<t) " MINUS " log " PI "_ref(y_t | x, y_<t)), " BETA
+             " = %g",
+             r->beta);
+    svg_text(b, y, line, "");
+    *y += 6.0;
+    snprintf(line, sizeof line, "prompt (%d token%s)%s:", r->n_prompt, r->n_prompt == 1 ? "" : "s",
+             r->truncated ? "; the row was truncated to fit the maximum length" : "");
+    svg_text(b, y, line, " font-weight=\"bold\"");
+    svg_tokens(b, y, r->prompt, r->n_prompt, r->scale, 0);
+    for (k = 0; k < r->n_resp; k++) {
+        const explain_response *x = &r->resp[k];
+        *y += 6.0;
+        snprintf(line, sizeof line, "%s (%d token%s%s): r = %g " "\xc3\x97" " (%.4f " MINUS " (%.4f)) = %+.4f",
+                 x->name, x->n, x->n == 1 ? "" : "s", x->cut ? ", cut by truncation: no end-of-text" : "", r->beta,
+                 x->logp, x->ref_logp, x->reward);
+        svg_text(b, y, line, " font-weight=\"bold\"");
+        svg_tokens(b, y, x->tok, x->n, r->scale, 1);
+    }
+    if (r->n_resp == 2) {
+        *y += 6.0;
+        snprintf(line, sizeof line, "margin " BETA " h = r(chosen) " MINUS " r(rejected) = %+.4f", r->margin);
+        svg_text(b, y, line, " font-weight=\"bold\"");
+        snprintf(line, sizeof line,
+                 "weight " SIGMA "(" MINUS BETA " h) = %.4f: the pair's weight in the DPO gradient, the probability "
+                 "the implicit reward gives to the wrong order",
+                 r->weight);
+        svg_text(b, y, line, "");
+    }
+    *y += 10.0;
+    svg_legend(b, y, r->scale);
+}
+
+int explain_svg(const explain_result *r, const char *caption, char **out, size_t *len, dpo_err *e) {
+    sbuf head, body;
+    double y = 0.0;
+    int h;
+    memset(&head, 0, sizeof head);
+    memset(&body, 0, sizeof body);
+    *out = NULL;
+    *len = 0;
+    svg_body(&body, &y, r, caption);
+    h = (int)ceil(y + SVG_MARGIN);
+    sb_printf(&head, "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%d\" height=\"%d\" "
+                     "viewBox=\"0 0 %d %d\" font-family=\"DejaVu Sans Mono, Menlo, Consolas, monospace\" "
+                     "font-size=\"%d\" xml:space=\"preserve\">\n",
+              SVG_W, h, SVG_W, h, SVG_FONT);
+    SB_LIT(&head, "<title>dpo explain</title>\n<desc>");
+    sb_xml(&head, caption ? caption : "", caption ? strlen(caption) : 0);
+    SB_LIT(&head, "</desc>\n");
+    SB_LIT(&head, "<defs><linearGradient id=\"explain-scale\" x1=\"0\" y1=\"0\" x2=\"1\" y2=\"0\">"
+                  "<stop offset=\"0\" stop-color=\"#d7191c\"/><stop offset=\"0.5\" stop-color=\"#ffffff\"/>"
+                  "<stop offset=\"1\" stop-color=\"#1a9641\"/></linearGradient></defs>\n");
+    sb_printf(&head, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", SVG_W, h);
+    if (!body.oom) sb_put(&head, body.p ? body.p : "", body.n);
+    SB_LIT(&head, "</svg>\n");
+    free(body.p);
+    if (head.oom || body.oom) {
+        free(head.p);
+        return dpo_errf(e, "out of memory drawing the SVG");
+    }
+    *out = head.p;
+    *len = head.n;
+    return 0;
+}
