@@ -55,14 +55,11 @@ static void pack_b_panel(float *bp, const float *b, int N, int K, int b_t,
             for (jj = 0; jj < w; jj++) dst[k * NR + jj] = src[jj];
             for (; jj < NR; jj++) dst[k * NR + jj] = 0.0f;
         }
-    } else {
-        for (jj = 0; jj < NR; jj++) {
-            if (jj < w) {
-                const float *src = b + (size_t)(jbase + jj) * K + k0;
-                for (k = 0; k < kc; k++) dst[k * NR + jj] = src[k];
-            } else {
-                for (k = 0; k < kc; k++) dst[k * NR + jj] = 0.0f;
-            }
+    } else { /* k outer: the packed panel is written in order, the w source rows read side by side */
+        const float *src = b + (size_t)jbase * K + k0;
+        for (k = 0; k < kc; k++) {
+            for (jj = 0; jj < w; jj++) dst[k * NR + jj] = src[(size_t)jj * K + k];
+            for (; jj < NR; jj++) dst[k * NR + jj] = 0.0f;
         }
     }
 }
@@ -136,6 +133,35 @@ static void row_panel(float *out, const float *a, const float *bp, const float *
     }
 }
 
+/* Few rows (generation feeds one row per sequence): too few row panels to keep
+ * the threads busy, and a barrier per block for little work. Each thread takes
+ * whole NC-column blocks instead, packs them into its own buffer and runs every
+ * row panel over them: one parallel region per call, and each output element
+ * still summed in k order by the same micro-kernel, so the bits are those of
+ * the row-panel split. */
+#define FEW_ROW_PANELS 8
+
+static void matmul_by_column_blocks(float *out, const float *a, const float *b, const float *bias,
+                                    int M, int N, int K, int a_t, int b_t, int accumulate) {
+    int nrow = (M + MR - 1) / MR, nblk = (N + NC - 1) / NC, blk;
+    DPO_OMP_PARALLEL_IF((double)M * N * K)
+    {
+        float bp[KC * NC]; /* this thread's packed B block: 512 KiB of its stack */
+        DPO_OMP_LOOP
+        for (blk = 0; blk < nblk; blk++) {
+            int j0 = blk * NC, nc = N - j0 < NC ? N - j0 : NC, npan = (nc + NR - 1) / NR, k0, p, r;
+            for (k0 = 0; k0 < K; k0 += KC) {
+                int kc = K - k0 < KC ? K - k0 : KC;
+                for (p = 0; p < npan; p++) pack_b_panel(bp, b, N, K, b_t, k0, kc, j0, nc, p);
+                for (r = 0; r < nrow; r++) {
+                    int i0 = r * MR, h = M - i0 < MR ? M - i0 : MR;
+                    row_panel(out, a, bp, bias, M, N, K, a_t, accumulate, k0 == 0, i0, h, k0, kc, j0, nc);
+                }
+            }
+        }
+    }
+}
+
 void mm_matmul(float *out, const float *a, const float *b, const float *bias,
                int M, int N, int K, int a_t, int b_t, int accumulate) {
     float bp[KC * NC]; /* packed B block: 512 KiB, on the calling thread's stack */
@@ -146,6 +172,10 @@ void mm_matmul(float *out, const float *a, const float *b, const float *bias,
         for (i = 0; i < M; i++)
             for (j = 0; j < N; j++)
                 if (!accumulate) out[(size_t)i * N + j] = bias ? bias[j] : 0.0f;
+        return;
+    }
+    if (nrow <= FEW_ROW_PANELS && N > NC) {
+        matmul_by_column_blocks(out, a, b, bias, M, N, K, a_t, b_t, accumulate);
         return;
     }
     for (j0 = 0; j0 < N; j0 += NC) {
