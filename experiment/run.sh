@@ -127,14 +127,14 @@ pairs() {
 # ------------------------------------------------------------------------
 # 3. methods, evaluated on the held-out prompts
 
-HEADER="method	param	lr	step	reward	reward_se	kl	kl_se	kl_sampled	exclaim	length	truncated	distinct2"
+HEADER="method	param	lr	step	reward	reward_se	kl	kl_se	kl_sampled	exclaim	but	length	truncated	distinct2"
 
 # eval_point METHOD PARAM LR STEP MODEL: one row of points.tsv
 eval_point() {
     json=$("$DPO" eval --model "$5" --ref "$W/sft" --prompts "$W/eval_prompts.jsonl" --n $EVAL_N --max-new 64 \
         --seed 7 --threads $THREADS 2>/dev/null)
     row="$1	$2	$3	$4"
-    for f in reward reward_se kl kl_se kl_sampled exclaim length truncated distinct2; do
+    for f in reward reward_se kl kl_se kl_sampled exclaim but length truncated distinct2; do
         row="$row	$(printf '%s' "$json" | field $f)"
     done
     printf '%s\n' "$row" >> "$W/points/$1_$2_$3.tsv"
@@ -183,7 +183,7 @@ best_of_n() {
                        if (i == 15) { s += best; s2 += best * best; k++ } }
                      END { m = s / k; se = sqrt((s2 / k - m * m) / (k - 1))
                            kl = log(n) - (n - 1) / n
-                           printf "best-of-n\t%d\t-\t0\t%.6f\t%.6f\t%.6f\t0\t\t\t\t\t\n", n, m, se, kl }' \
+                           printf "best-of-n\t%d\t-\t0\t%.6f\t%.6f\t%.6f\t0\t\t\t\t\t\t\n", n, m, se, kl }' \
             "$W/bon_rewards.txt" >> "$W/points/bon.tsv"
     done
 }
