@@ -32,10 +32,10 @@ if [ $SMOKE -eq 1 ]; then
     REVIEWS=4000; HELD_OUT=600; VOCAB=${VOCAB:-1200}
     LAYERS=2; HEADS=2; DIM=64; CTX=96
     SFT_STEPS=400; SFT_BATCH=32; SFT_LR=3e-3; SFT_MIN_LR=3e-4; SFT_WARMUP=20
-    GATE_N=40; GATE_GAP=${GATE_GAP:-0.10}
+    GATE_N=2; GATE_GAP=${GATE_GAP:--1}   # reported, not required: a smoke-sized SFT has not learnt it
     PREF_PROMPTS=300; EVAL_PROMPTS=100; EVAL_N=2
-    DPO_STEPS=150; DPO_BATCH=32; EVAL_EVERY=150
-    METHODS="dpo:1:1e-4"
+    DPO_STEPS=200; DPO_BATCH=32; EVAL_EVERY=200
+    METHODS="dpo:0.5:3e-4"
     TEMPS="1.0"
     BON="1 4"
 else
@@ -44,7 +44,7 @@ else
     REVIEWS=30000; HELD_OUT=3000; VOCAB=${VOCAB:-2000}
     LAYERS=4; HEADS=4; DIM=128; CTX=96
     SFT_STEPS=2700; SFT_BATCH=64; SFT_LR=1e-3; SFT_MIN_LR=1e-4; SFT_WARMUP=100
-    GATE_N=100; GATE_GAP=${GATE_GAP:-0.15}
+    GATE_N=5; GATE_GAP=${GATE_GAP:-0.15}
     PREF_PROMPTS=2000; EVAL_PROMPTS=200; EVAL_N=4
     DPO_STEPS=500; DPO_BATCH=32; EVAL_EVERY=100
     # method:parameter:learning rate (dpo: beta; ul: alpha; pft: none)
@@ -91,20 +91,25 @@ sft() {
 field() { sed -n "s/.*\"$1\": \\([^,}]*\\).*/\\1/p"; }
 
 # The SFT loss does not show whether the model learnt review-level sentiment:
-# after a clearly positive prefix its completions must score higher than after
-# a clearly negative one, by GATE_GAP at least.
+# after the opening of a clearly positive held-out review (hidden rating 9-10)
+# its completions must score higher than after a clearly negative one (rating
+# 1-2), by GATE_GAP at least. 20 openings of 12 words each way.
 gate() {
-    printf '{"prompt": "This movie was brilliant and the acting was superb."}\n' > "$W/gate_pos.jsonl"
-    printf '{"prompt": "This movie was awful and the acting was dreadful."}\n' > "$W/gate_neg.jsonl"
+    for side in pos neg; do
+        awk -F'\t' -v side=$side 'NR == FNR { if ($2 == "heldout" && (side == "pos" ? $3 >= 9 : $3 <= 2)) keep[$1] = 1; next }
+            (FNR in keep) && n < 20 { k = split($0, w, " "); p = w[1]; for (i = 2; i <= 12 && i <= k; i++) p = p " " w[i]
+                                       printf "{\"prompt\": \"%s\"}\n", p; n++ }' \
+            "$W/corpus/ratings.tsv" "$W/corpus/heldout.txt" > "$W/gate_$side.jsonl"
+    done
     pos=$("$DPO" eval --model "$W/sft" --ref "$W/sft" --prompts "$W/gate_pos.jsonl" --n $GATE_N --max-new 48 \
         --threads $THREADS 2>/dev/null | field reward)
     neg=$("$DPO" eval --model "$W/sft" --ref "$W/sft" --prompts "$W/gate_neg.jsonl" --n $GATE_N --max-new 48 \
         --threads $THREADS 2>/dev/null | field reward)
-    printf 'gate\tpositive_prefix\t%s\tnegative_prefix\t%s\n' "$pos" "$neg" > "$W/gate.tsv"
+    printf 'gate\tpositive_openings\t%s\tnegative_openings\t%s\tgap_needed\t%s\n' "$pos" "$neg" $GATE_GAP > "$W/gate.tsv"
     if awk -v p="$pos" -v n="$neg" -v g=$GATE_GAP 'BEGIN { exit !(p - n >= g) }'; then
-        say "gate passed: completions after a positive prefix score $pos, after a negative one $neg"
+        say "gate passed: completions after positive openings score $pos, after negative ones $neg"
     else
-        die "the SFT model has not learnt review-level sentiment: completions after a positive prefix score $pos, after a negative one $neg (a gap of $GATE_GAP is needed); train it longer (SFT_STEPS) or check the corpus"
+        die "the SFT model has not learnt review-level sentiment: completions after positive openings score $pos, after negative ones $neg (a gap of $GATE_GAP is needed); train it longer (SFT_STEPS) or check the corpus"
     fi
 }
 
