@@ -721,12 +721,13 @@ static int sentence(review_state *st, corpus_buf *out, int first, int sign, dpo_
     return emit(out, first, items, n, exclaim, e);
 }
 
-int corpus_review(const corpus_params *p, uint64_t index, corpus_buf *out, corpus_review_info *info, dpo_err *e) {
+/* corpus_review for checked params p; smax = corpus_max_sentence_words(). */
+static int review(const corpus_params *p, int smax, uint64_t index, corpus_buf *out, corpus_review_info *info,
+                  dpo_err *e) {
     util_rng rng;
     review_state st;
-    int smax = corpus_max_sentence_words(), total = 0, have_opinion = 0, n_sent = 0, n_neutral = 0, rating, target;
+    int total = 0, have_opinion = 0, n_sent = 0, n_neutral = 0, rating, target;
     uint64_t p_pos;
-    if (corpus_params_check(p, e) != 0) return -1;
     util_rng_seed(&rng, util_mix64(util_mix64(p->seed) + index));
     st.rng = &rng;
     rating = CORPUS_MIN_RATING + (int)pick(&rng, CORPUS_MAX_RATING - CORPUS_MIN_RATING + 1);
@@ -760,6 +761,11 @@ int corpus_review(const corpus_params *p, uint64_t index, corpus_buf *out, corpu
         info->n_neutral = n_neutral;
     }
     return 0;
+}
+
+int corpus_review(const corpus_params *p, uint64_t index, corpus_buf *out, corpus_review_info *info, dpo_err *e) {
+    if (corpus_params_check(p, e) != 0) return -1;
+    return review(p, corpus_max_sentence_words(), index, out, info, e);
 }
 
 /* ======================================================================== */
@@ -849,7 +855,7 @@ int corpus_write(const char *dir, const corpus_params *p, long n_reviews, long n
     char path[4096];
     static const char *const files[2] = {"heldout.txt", "train.txt"};
     static const char *const split[2] = {"heldout", "train"};
-    int *rating = NULL, rc = -1, f;
+    int *rating = NULL, rc = -1, f, smax = corpus_max_sentence_words();
     size_t bytes;
     long i;
     memset(&s, 0, sizeof s);
@@ -867,7 +873,7 @@ int corpus_write(const char *dir, const corpus_params *p, long n_reviews, long n
         corpus_buf *b = &text[i >= n_heldout];
         info.sentences = NULL;
         info.cap = 0;
-        if (corpus_review(p, (uint64_t)i, b, &info, e) != 0 || buf_append(b, "\n", 1, e) != 0) goto done;
+        if (review(p, smax, (uint64_t)i, b, &info, e) != 0 || buf_append(b, "\n", 1, e) != 0) goto done;
         rating[i] = info.rating;
         s.words += (size_t)info.words;
         s.neutral_sentences += (size_t)info.n_neutral;
