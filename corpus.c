@@ -39,12 +39,13 @@
  * The opinion tables hold 50 positive and 50 negative adjectives with VADER
  * valences of like sizes (means 2.21 and -2.18, |valence| 1.3..3.1), so that
  * a review's mean reward over all ratings is near 0.5 (0.501 for the default
- * 30,000 reviews).
+ * 30,000 reviews). "This movie was X." is a template so that a prompt in
+ * those words (the experiment's gate) is made of the corpus's own tokens.
  *
  * The vocabulary is small on purpose (620 distinct words in 30,000 reviews):
  * byte-level BPE needs about 2.8 merges per word (its forms " word", "Word",
  * " Word" and the pieces on the way), so `dpo tokenizer-train --vocab-size
- * 2000` makes nearly every word one token (2028 makes every one).
+ * 2000` makes nearly every word one token (2031 makes every one).
  */
 #include "corpus.h"
 
@@ -235,6 +236,8 @@ static const char *const plain_templates[] = {
     "It is {a} {B} {X} movie.",
     "The {A} of this film is {B} {X}.",
     "{N} gives {a} {B} {X} performance.",
+    "This movie was {B} {X}.",
+    "This film is {B} {X}.",
 };
 /* the negation is at most three words before {X}: VADER looks that far back */
 static const char *const negated_templates[] = {

@@ -22,10 +22,10 @@
 #define N_REVIEWS 3000
 
 /* Review 0 of seed 1 (25..70 words), as every machine must write it. */
-#define GOLDEN_REVIEW_0                                                                                        \
-    "Stefan meets a lawyer named Laura on the plane to Oslo. The direction seemed sincere. Stefan spends a year " \
-    "in Istanbul. I thought the acting was thrilling. Stefan works as a pilot in Tokyo. The editing never felt "  \
-    "unpleasant. The ensemble of this film is fresh. The story begins in Accra in the autumn."
+#define GOLDEN_REVIEW_0                                                                                       \
+    "Stefan meets a lawyer named Laura on the plane to Oslo. It is a fun movie. Stefan and his grandfather open " \
+    "a blue shop near the island. The plot was never horrid. Stefan works as a pilot in Tokyo. The editing "     \
+    "never felt unpleasant. The ensemble felt fresh. The story begins in Accra in the autumn."
 #define GOLDEN_RATING_0 7
 
 static vader_lexicon *shipped(void) {
