@@ -71,5 +71,6 @@ int cmd_eval(int argc, char **argv);   /* cmd_generate.c */
 int cmd_pairs(int argc, char **argv);  /* cmd_generate.c */
 int cmd_sentiment(int argc, char **argv); /* cmd_sentiment.c */
 int cmd_explain(int argc, char **argv); /* cmd_explain.c: the implicit reward, token by token */
+int cmd_corpus(int argc, char **argv);  /* cmd_corpus.c: the synthetic movie-review corpus */
 
 #endif

@@ -288,6 +288,25 @@ expect 0 "wrote $T/m2" "$DPO" init --out "$T/m2" --layers 2 --heads 2 --dim 8 --
 expect 2 "holds 'notes.txt', which dpo did not write" "$DPO" tokenizer-train --data "$T/corpus.txt" --vocab-size 300 --out "$T/u"
 [ "$(cat "$T/u/notes.txt")" = keep ] && [ ! -e "$T/u/vocab.json" ] && [ ! -e "$T/u/model.safetensors" ] &&
     pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: init or tokenizer-train wrote into a directory it refused"; }
+# corpus: synthetic reviews; the same seed gives the same bytes; a foreign --out is refused untouched
+expect 0 "wrote $T/cor/train.txt (150 reviews), $T/cor/heldout.txt (50)" "$DPO" corpus --out "$T/cor" --reviews 200 --held-out 50
+[ "$(wc -l < "$T/cor/train.txt")" -eq 150 ] && [ "$(wc -l < "$T/cor/heldout.txt")" -eq 50 ] &&
+    [ "$(wc -l < "$T/cor/ratings.tsv")" -eq 201 ] && [ "$(ls "$T/cor" | wc -l)" -eq 3 ] &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: dpo corpus did not write 150 + 50 reviews and 201 rating lines"; }
+cp "$T/cor/train.txt" "$T/cor_train1.txt"
+expect 0 "wrote" "$DPO" corpus --out "$T/cor" --reviews 200 --held-out 50
+cmp -s "$T/cor/train.txt" "$T/cor_train1.txt" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: dpo corpus: same seed, other bytes"; }
+expect 0 "wrote" "$DPO" corpus --out "$T/cor2" --reviews 200 --held-out 50 --seed 2
+cmp -s "$T/cor2/train.txt" "$T/cor_train1.txt" && { fail=$((fail + 1)); echo "FAIL: dpo corpus: seeds 1 and 2 gave the same bytes"; } || pass=$((pass + 1))
+expect 2 "holds 'notes.txt', which dpo did not write" "$DPO" corpus --out "$T/u" --reviews 20 --held-out 5
+[ "$(cat "$T/u/notes.txt")" = keep ] && [ ! -e "$T/u/train.txt" ] && [ ! -e "$T/u/heldout.txt" ] && [ ! -e "$T/u/ratings.tsv" ] &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: dpo corpus wrote into a directory it refused"; }
+expect 2 "missing required option --out" "$DPO" corpus --reviews 20
+expect 2 "--held-out (30) must be fewer than --reviews (30)" "$DPO" corpus --out "$T/cor3" --reviews 30 --held-out 30
+expect 2 "must exceed --min-words (40) by at least" "$DPO" corpus --out "$T/cor3" --min-words 40 --max-words 45
+expect 2 "--reviews must be an integer" "$DPO" corpus --out "$T/cor3" --reviews 0
+[ ! -e "$T/cor3" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: a refused dpo corpus left $T/cor3 behind"; }
+expect 0 "hidden rating" "$DPO" corpus --help
 # every write is checked: a full disk is an error, not exit 0
 if [ -w /dev/full ]; then
     expect 1 "standard output: write failed" sh -c "head -c 100000 '$T/corpus.txt' | '$DPO' encode --tokenizer data/gpt2 > /dev/full"
