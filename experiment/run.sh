@@ -161,8 +161,8 @@ run_method() {
         ul) loss="--loss unlikelihood --alpha $p" ;;
         *) die "unknown method $m" ;;
     esac
-    step=$(wc -l < "$W/points/${m}_${p}_${lr}.tsv" 2>/dev/null || echo 0)
-    step=$(( step * EVAL_EVERY ))
+    step=0
+    [ -e "$W/points/${m}_${p}_${lr}.tsv" ] && step=$(( $(wc -l < "$W/points/${m}_${p}_${lr}.tsv") * EVAL_EVERY ))
     while [ $step -lt $DPO_STEPS ]; do
         step=$(( step + EVAL_EVERY ))
         res=""
