@@ -3,15 +3,13 @@
  * ends) and its invariants over thousands of random ranges; the strict TSV
  * reader's refusals (missing column, bad numbers, nan/inf, ragged rows, empty
  * file, header only, NUL, repeated names, negative error bars); series
- * grouping; and the SVG: well-formed (a small checker below), every text
+ * grouping; and the SVG: well-formed (testutil_check_xml), every text
  * escaped and valid UTF-8, a known point drawn where the axes put it. */
 #include <math.h>
-#include <stdint.h>
 
 #include "testutil.h"
 #include "plot.h"
 #include "svgbuf.h"
-#include "unicode.h"
 #include "util.h"
 
 /* ======================================================================== */
@@ -325,111 +323,15 @@ END_TEST
 /* SVG                                                                       */
 /* ======================================================================== */
 
-/* A small XML checker: valid UTF-8 with no C0 control but tab and newline;
- * every tag closed in order; attributes name="value" (no < or raw & inside);
- * every & in text or attributes one of the five entities or a character
- * reference. Returns NULL, or what is wrong. */
-static const char *xml_check(const char *s, size_t len) {
-    const char *stack[64];
-    size_t lens[64];
-    int depth = 0, seen_root = 0;
-    size_t i = 0;
-    for (i = 0; i < len;) {
-        uint32_t cp;
-        int k = uni_decode_utf8((const unsigned char *)s + i, len - i, &cp);
-        if (k == 0) return "invalid UTF-8";
-        if (cp < 0x20 && cp != '\n' && cp != '\t') return "a control character";
-        i += (size_t)k;
-    }
-    i = 0;
-    while (i < len) {
-        if (s[i] == '&') {
-            static const char *const ents[] = {"&amp;", "&lt;", "&gt;", "&quot;", "&apos;", "&#"};
-            size_t j;
-            for (j = 0; j < 6; j++)
-                if (strncmp(s + i, ents[j], strlen(ents[j])) == 0) break;
-            if (j == 6) return "a raw &";
-            i++;
-        } else if (s[i] == '>') {
-            return "a raw > in text";
-        } else if (s[i] != '<') {
-            i++;
-        } else if (strncmp(s + i, "<?", 2) == 0) {
-            const char *end = strstr(s + i, "?>");
-            if (!end || i != 0) return "a bad processing instruction";
-            i = (size_t)(end - s) + 2;
-        } else if (strncmp(s + i, "</", 2) == 0) {
-            size_t n = strcspn(s + i + 2, ">");
-            if (depth == 0 || n != lens[depth - 1] || strncmp(s + i + 2, stack[depth - 1], n) != 0)
-                return "a closing tag that does not match";
-            depth--;
-            i += 2 + n + 1;
-        } else { /* <name attr="v" ...> or .../> */
-            size_t n = strcspn(s + i + 1, " \n/>");
-            const char *name = s + i + 1;
-            int self = 0;
-            if (n == 0) return "a tag without a name";
-            if (depth == 0 && seen_root) return "a second root element";
-            i += 1 + n;
-            for (;;) {
-                while (s[i] == ' ' || s[i] == '\n') i++;
-                if (s[i] == '>') {
-                    i++;
-                    break;
-                }
-                if (s[i] == '/' && s[i + 1] == '>') {
-                    self = 1;
-                    i += 2;
-                    break;
-                }
-                /* name="value" */
-                while (s[i] && s[i] != '=' && s[i] != '>' && s[i] != ' ') i++;
-                if (s[i] != '=' || s[i + 1] != '"') return "an attribute without a quoted value";
-                i += 2;
-                while (s[i] && s[i] != '"') {
-                    if (s[i] == '<') return "a < in an attribute";
-                    if (s[i] == '&' && strncmp(s + i, "&amp;", 5) != 0 && strncmp(s + i, "&lt;", 4) != 0 &&
-                        strncmp(s + i, "&gt;", 4) != 0 && strncmp(s + i, "&quot;", 6) != 0 &&
-                        strncmp(s + i, "&apos;", 6) != 0)
-                        return "a raw & in an attribute";
-                    i++;
-                }
-                if (!s[i]) return "an unterminated attribute";
-                i++;
-            }
-            seen_root = 1;
-            if (!self) {
-                if (depth == 64) return "too deep";
-                stack[depth] = name;
-                lens[depth++] = n;
-            }
-        }
-    }
-    return depth == 0 && seen_root ? NULL : "unclosed elements";
-}
-
-START_TEST(test_xml_checker) {
-    /* the checker itself catches what it must */
-    ck_assert_ptr_null(xml_check("<a x=\"1\"><b/>t &amp; u</a>", 26));
-    ck_assert_ptr_nonnull(xml_check("<a><b></a>", 10));
-    ck_assert_ptr_nonnull(xml_check("<a>x & y</a>", 12));
-    ck_assert_ptr_nonnull(xml_check("<a t=\"<\"></a>", 13));
-    ck_assert_ptr_nonnull(xml_check("<a>\xff</a>", 8));
-    ck_assert_ptr_nonnull(xml_check("<a>", 3));
-}
-END_TEST
-
 /* a chart drawn from the given series: the text, checked to be well-formed */
 static char *draw(const plot_spec *s, size_t *len) {
     char *out = NULL;
-    const char *bad;
     dpo_err e;
     ck_assert_msg(plot_svg(s, &out, len, &e) == 0, "%s", e.msg);
     ck_assert_uint_eq(strlen(out), *len);
     ck_assert(strncmp(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg ", 44) == 0);
     ck_assert(*len > 7 && strcmp(out + *len - 7, "</svg>\n") == 0);
-    bad = xml_check(out, *len);
-    ck_assert_msg(bad == NULL, "not well-formed: %s", bad);
+    testutil_check_xml(out, *len);
     return out;
 }
 
@@ -619,7 +521,6 @@ static Suite *plot_suite(void) {
     tcase_add_test(tc, test_table_cell_errors);
     tcase_add_test(tc, test_series_grouping);
     tcase_add_test(tc, test_too_many_series);
-    tcase_add_test(tc, test_xml_checker);
     tcase_add_test(tc, test_svg_escapes);
     tcase_add_test(tc, test_svg_positions);
     tcase_add_test(tc, test_svg_refuses);
