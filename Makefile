@@ -142,3 +142,12 @@ bench: $(BUILD)/dpo
 # Generation (dpo sample, batch of 16 x 64 new tokens) against PyTorch in the same run (see bench/sample.sh).
 bench-sample: $(BUILD)/dpo
 	sh bench/sample.sh ./$(BUILD)/dpo
+
+# The DPO paper's controlled-sentiment experiment, offline (experiment/run.sh):
+# corpus, tokenizer, SFT, preference pairs, every method, results/. Resumable:
+# run it again after an interruption. experiment-smoke: a reduced run (CI).
+experiment: $(BUILD)/dpo
+	sh experiment/run.sh ./$(BUILD)/dpo
+
+experiment-smoke: $(BUILD)/dpo
+	sh experiment/run.sh --smoke ./$(BUILD)/dpo

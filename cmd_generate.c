@@ -405,6 +405,8 @@ static void put_eval_summary(const eval_summary *sum, const gen_opts *g, int giv
     fputs(", ", stdout);
     cli_put_num(stdout, "exclaim", o.exclaim);
     fputs(", ", stdout);
+    cli_put_num(stdout, "but", o.but);
+    fputs(", ", stdout);
     cli_put_num(stdout, "length", o.length);
     fputs(", ", stdout);
     cli_put_num(stdout, "truncated", o.truncated);
@@ -459,6 +461,7 @@ int cmd_eval(int argc, char **argv) {
                        "same text.\n\n"
                        "Prints one JSON object: n, reward and kl (means) with reward_se and kl_se (standard\n"
                        "errors), kl_sampled, and what a reward can be gamed with: exclaim ('!' per sample),\n"
+                       "but (the word \"but\" per sample: VADER weighs the clause after it more),\n"
                        "length (completion tokens, end-of-text excluded), truncated (rate of samples cut by\n"
                        "--max-new or the context) and distinct2 (distinct token bigrams / bigrams). --out\n"
                        "FILE adds one row per sample: {prompt, completion, reward, kl, kl_sampled, tokens}.",

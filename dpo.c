@@ -440,6 +440,7 @@ static int train_parse(int argc, char **argv, int sft, train_config *c, train_cl
         {"--lr", OPT_DOUBLE, &c->opt.lr, 0, 0, 0, "peak learning rate (default {default})", 0},
         {"--warmup", OPT_INT, &c->opt.warmup, 0, 1 << 30, 0, "steps of linear warm-up from 0 (default {default})", 0},
         {"--schedule", OPT_NAME, &o->schedule, 0, 0, 0, "constant or cosine, after the warm-up (default {default})", 0},
+        {"--min-lr", OPT_DOUBLE, &c->opt.min_lr, 0, 0, 0, "the cosine schedule decays to this (default {default})", 0},
         {"--weight-decay", OPT_DOUBLE, &c->opt.weight_decay, 0, 0, 0, "weight decay (default {default}; not with sgd)", 0},
         {"--grad-clip", OPT_DOUBLE, &c->opt.grad_clip, 0, 0, 0, "clip the global gradient norm to this (default {default}; 0 turns it off)", 0},
         {"--seed", OPT_U64, &c->seed, 0, 0, 0, "seed of the data order (default {default})", 0},

@@ -1,10 +1,11 @@
 /* eval.c - owns what is measured about samples: the summary dpo eval prints
  * (mean reward and KL with standard errors, and the signs of a gamed reward:
- * exclamation marks, length, truncation, distinct bigrams), the exact KL from a
+ * exclamation marks, "but" clauses, length, truncation, distinct bigrams), the exact KL from a
  * reference along given completions, and preference pairs from scored samples.
  * It must never do file I/O or print; errors go back in a dpo_err. */
 #include "eval.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,20 @@ static int set_insert(eval_summary *s, uint64_t key) {
     return 0;
 }
 
+/* occurrences of the word "but", in any case, not inside another word */
+static long count_but(const char *t, size_t len) {
+    long n = 0;
+    size_t i;
+    for (i = 0; i + 3 <= len; i++) {
+        int before = i == 0 || !isalnum((unsigned char)t[i - 1]);
+        int after = i + 3 == len || !isalnum((unsigned char)t[i + 3]);
+        if (before && after && tolower((unsigned char)t[i]) == 'b' && tolower((unsigned char)t[i + 1]) == 'u' &&
+            tolower((unsigned char)t[i + 2]) == 't')
+            n++;
+    }
+    return n;
+}
+
 int eval_summary_add(eval_summary *s, double reward, double kl, double kl_sampled, const char *text, size_t len,
                      const int *ids, int n_ids, int truncated, dpo_err *e) {
     size_t i;
@@ -54,6 +69,7 @@ int eval_summary_add(eval_summary *s, double reward, double kl, double kl_sample
     s->kl2 += kl * kl;
     s->kl_sampled += kl_sampled;
     for (i = 0; i < len; i++) s->exclaim += text[i] == '!';
+    s->but += count_but(text, len);
     s->tokens += n_ids;
     s->truncated += truncated != 0;
     for (t = 0; t + 1 < n_ids; t++) { /* a bigram (a, b) of ids < 2^31 as one nonzero 64-bit key */
@@ -82,6 +98,7 @@ void eval_summary_result(const eval_summary *s, eval_result *o) {
     o->kl_se = std_err(s->kl, s->kl2, s->n);
     o->kl_sampled = s->kl_sampled / n;
     o->exclaim = (double)s->exclaim / n;
+    o->but = (double)s->but / n;
     o->length = (double)s->tokens / n;
     o->truncated = (double)s->truncated / n;
     o->distinct2 = s->bigrams > 0 ? (double)s->set_n / (double)s->bigrams : NAN;

@@ -17,6 +17,7 @@ typedef struct {
     double reward, reward2;      /* sums of r and r^2 */
     double kl, kl2, kl_sampled;  /* sums of KL, KL^2 and the sampled estimate */
     long exclaim;                /* '!' characters in all completions */
+    long but;                    /* the word "but" (any case) in all completions */
     long tokens;                 /* completion tokens (end-of-text excluded) */
     long truncated;              /* samples cut by length */
     long bigrams;                /* token bigrams within completions */
@@ -29,7 +30,7 @@ typedef struct {
 typedef struct {
     long n;
     double reward, reward_se, kl, kl_se, kl_sampled;
-    double exclaim, length, truncated, distinct2;
+    double exclaim, but, length, truncated, distinct2;
 } eval_result;
 
 void eval_summary_init(eval_summary *s);

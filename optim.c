@@ -112,6 +112,8 @@ int optim_config_validate(const optim_config *c, dpo_err *e) {
         if ((long)c->warmup > c->total_steps)
             return dpo_errf(e, "warmup = %d must not exceed total_steps = %ld for the cosine schedule",
                             c->warmup, c->total_steps);
+        if (!(c->min_lr >= 0.0 && c->min_lr <= c->lr))
+            return dpo_errf(e, "min_lr = %g must be in [0, lr = %g]", c->min_lr, c->lr);
     }
     return 0;
 }
@@ -159,18 +161,19 @@ void optim_free(optim_state *s) {
  * T = total_steps):
  *   t < w:     lr * (t / w)
  *   constant:  lr
- *   cosine:    lr * 0.5 * (1 + cos(pi * (t - w) / max(1, T - w)))  for t < T, else 0 */
+ *   cosine:    m + (lr - m) * 0.5 * (1 + cos(pi * (t - w) / max(1, T - w)))  for t < T, else m
+ * (m = min_lr; with m = 0 exactly Hugging Face's cosine schedule) */
 double optim_lr(const optim_config *c, long step) {
     double progress;
     long span;
     if (step < 0) return 0.0;
     if (step < (long)c->warmup) return c->lr * ((double)step / (double)c->warmup);
     if (c->schedule == OPTIM_CONSTANT) return c->lr;
-    if (step >= c->total_steps) return 0.0;
+    if (step >= c->total_steps) return c->min_lr;
     span = c->total_steps - (long)c->warmup;
     if (span < 1) span = 1;
     progress = (double)(step - (long)c->warmup) / (double)span;
-    return c->lr * (0.5 * (1.0 + cos(OPTIM_PI * progress)));
+    return c->min_lr + (c->lr - c->min_lr) * (0.5 * (1.0 + cos(OPTIM_PI * progress)));
 }
 
 /* ======================================================================== */

@@ -16,7 +16,8 @@ typedef struct {
     double lr;              /* peak learning rate */
     int warmup;             /* optimizer steps of linear warm-up from 0 */
     optim_schedule schedule;
-    long total_steps;       /* for the cosine schedule: the step at which lr reaches 0 */
+    long total_steps;       /* for the cosine schedule: the step at which lr reaches min_lr */
+    double min_lr;          /* for the cosine schedule: the floor it decays to (default 0) */
     double weight_decay;    /* rmsprop: L2 added to the gradient (PyTorch); adamw: decoupled; sgd: must be 0 */
     double grad_clip;       /* maximum global L2 norm of the gradient; 0 turns clipping off */
     double alpha;           /* rmsprop smoothing (PyTorch default 0.99) */
@@ -35,8 +36,8 @@ void optim_config_defaults(optim_config *c, optim_kind kind);
  * finite and >= 0 (exactly 0 for sgd: "sgd is plain: no weight decay");
  * grad_clip finite and >= 0; for rmsprop alpha in [0, 1); for adamw beta1 and
  * beta2 in [0, 1); for rmsprop and adamw eps finite and > 0; for the cosine
- * schedule total_steps >= 1 and warmup <= total_steps. Fields the kind does not
- * use are not checked. */
+ * schedule total_steps >= 1, warmup <= total_steps and min_lr in [0, lr].
+ * Fields the kind does not use are not checked. */
 int optim_config_validate(const optim_config *c, dpo_err *e);
 
 /* Names used on the command line and in messages: "sgd", "rmsprop", "adamw";
@@ -65,8 +66,8 @@ void optim_free(optim_state *s);
  * (get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup):
  *   step < warmup:  lr * step / warmup           (update 0 of a warm-up has lr 0)
  *   constant:       lr
- *   cosine:         lr * 0.5 * (1 + cos(pi * (step - warmup) / max(1, total_steps - warmup))),
- *                   0 once step >= total_steps.
+ *   cosine:         min_lr + (lr - min_lr) * 0.5 * (1 + cos(pi * (step - warmup) / max(1, total_steps - warmup))),
+ *                   min_lr once step >= total_steps (min_lr 0: Hugging Face's schedule).
  * A negative step has lr 0. */
 double optim_lr(const optim_config *c, long step);
 

@@ -315,6 +315,34 @@ START_TEST(test_lr_warmup_constant) {
 }
 END_TEST
 
+/* The cosine schedule with a floor: lr at the end of the warm-up, the mean of
+ * lr and min_lr halfway, min_lr from total_steps on; min_lr outside [0, lr] is
+ * refused. (min_lr 0 is test_lr_cosine: Hugging Face's values.) */
+START_TEST(test_lr_cosine_floor) {
+    optim_config c;
+    dpo_err e;
+    optim_config_defaults(&c, OPTIM_ADAMW);
+    c.lr = 1e-3;
+    c.min_lr = 1e-4;
+    c.warmup = 10;
+    c.schedule = OPTIM_COSINE;
+    c.total_steps = 110;
+    ck_assert_int_eq(optim_config_validate(&c, &e), 0);
+    ck_assert(optim_lr(&c, 0) == 0.0);
+    ck_assert(optim_lr(&c, 10) == 1e-3);
+    near_d(optim_lr(&c, 60), 0.55e-3, "cosine floor", 60);              /* (1e-3 + 1e-4) / 2 */
+    near_d(optim_lr(&c, 35), 1e-4 + 0.9e-3 * 0.85355339059327373, "cosine floor", 35);
+    ck_assert(optim_lr(&c, 109) > 1e-4 && optim_lr(&c, 109) < 1e-4 + 3e-7);
+    ck_assert(optim_lr(&c, 110) == 1e-4);
+    ck_assert(optim_lr(&c, 100000) == 1e-4);
+    c.min_lr = 2e-3;
+    ck_assert_int_ne(optim_config_validate(&c, &e), 0);
+    ck_assert_msg(strstr(e.msg, "min_lr = 0.002 must be in [0, lr = 0.001]"), "%s", e.msg);
+    c.min_lr = -1e-9;
+    ck_assert_int_ne(optim_config_validate(&c, &e), 0);
+}
+END_TEST
+
 START_TEST(test_lr_cosine) {
     optim_config c;
     optim_config_defaults(&c, OPTIM_ADAMW);
@@ -1128,6 +1156,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_init_moments);
     tcase_add_test(tc, test_lr_warmup_constant);
     tcase_add_test(tc, test_lr_cosine);
+    tcase_add_test(tc, test_lr_cosine_floor);
     tcase_add_test(tc, test_grad_norm_small);
     tcase_add_test(tc, test_grad_norm_large_and_threads);
     tcase_add_test(tc, test_literal_sgd);
