@@ -27,11 +27,11 @@ static int cmd_plot_parse(int argc, char **argv, plot_opts *o, plot_spec *s, int
     int *has[4], rc, i;
     opt_spec opts[] = {
         {"--data", OPT_STR, &o->data, 0, 0, 1, "the table: tab-separated, a header row of column names ('-': standard input)", 0},
-        {"--x", OPT_STR, &o->x, 0, 0, 1, "the column of x values", 0},
-        {"--y", OPT_STR, &o->y, 0, 0, 1, "the column of y values", 0},
-        {"--xerr", OPT_STR, &o->xerr, 0, 0, 0, "a column of x error bars: half-widths, drawn x - e to x + e", 0},
-        {"--yerr", OPT_STR, &o->yerr, 0, 0, 0, "a column of y error bars: half-widths, drawn y - e to y + e", 0},
-        {"--series", OPT_STR, &o->series, 0, 0, 0, "the column naming each row's series (one colour, marker and legend entry each)", 0},
+        {"--x", OPT_NAME, &o->x, 0, 0, 1, "the column of x values", 0},
+        {"--y", OPT_NAME, &o->y, 0, 0, 1, "the column of y values", 0},
+        {"--xerr", OPT_NAME, &o->xerr, 0, 0, 0, "a column of x error bars: half-widths, drawn x - e to x + e", 0},
+        {"--yerr", OPT_NAME, &o->yerr, 0, 0, 0, "a column of y error bars: half-widths, drawn y - e to y + e", 0},
+        {"--series", OPT_NAME, &o->series, 0, 0, 0, "the column naming each row's series (one colour, marker and legend entry each)", 0},
         {"--lines", OPT_FLAG, &o->lines, 0, 0, 0, "join each series' points in file order", 0},
         {"--out", OPT_STR, &o->out, 0, 0, 1, "the SVG file to write (replaced atomically; never an input)", 0},
         {"--title", OPT_TEXT, &o->title, 0, 0, 0, "the title (default: 'Y against X')", 0},

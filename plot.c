@@ -378,7 +378,7 @@ int plot_axis_make(plot_axis *ax, double a, double b, int fix_lo, int fix_hi, dp
             double qhi = fix_hi ? floor_tol(b / step) : ceil_tol(b / step);
             int j;
             if (qhi - qlo + 1 > PLOT_MAX_TICKS) continue;
-            if (k < -290 || k > 290 || fabs(qlo) > 1e15 || fabs(qhi) > 1e15)
+            if (k < -300 || k > 300 || fabs(qlo) > 1e15 || fabs(qhi) > 1e15)
                 return dpo_errf(e, "the axis range [%g, %g] cannot be drawn (its ticks would be 1e%d apart)", a, b, k);
             ax->m = ms[i];
             ax->exp10 = k;

@@ -87,9 +87,10 @@ typedef struct {
  * (ticks only inside it). The step is the smallest m 10^k, m in {1, 2, 5},
  * that gives at most PLOT_MAX_TICKS ticks; with both ends free that is at
  * least PLOT_MIN_TICKS. A zero-width range (a single value) is widened first:
- * [a - |a|/10, a + |a|/10], or [-1, 1] around 0 (a fixed end stays). 0, or
- * -1 when the values are too large (beyond +-1e300) or the range is too
- * narrow for doubles (it must exceed 1e-9 of the values' size, unless 0). */
+ * [a - |a|/10, a + |a|/10], or [-1, 1] around 0 (a fixed end stays); so is
+ * a range narrower than 1e-9 of the values' size, which doubles cannot
+ * divide into ticks. 0, or -1 for values beyond +-1e300, a step that would be
+ * below 1e-300, or two fixed ends that are (as good as) one value. */
 int plot_axis_make(plot_axis *ax, double a, double b, int fix_lo, int fix_hi, dpo_err *e);
 
 /* Tick i's label into out (cap bytes; 32 are always enough), written from its

@@ -105,6 +105,10 @@ START_TEST(test_ticks_refused) {
     ck_assert_int_eq(plot_axis_make(&ax, 2, 1, 0, 0, &e), -1);
     ck_assert_int_eq(plot_axis_make(&ax, 0, 2e300, 0, 0, &e), -1);
     ck_assert(strstr(e.msg, "1e300") != NULL);
+    ck_assert_int_eq(plot_axis_make(&ax, 0, 1e-300, 0, 0, &e), -1); /* a step of 1e-301 */
+    ck_assert(strstr(e.msg, "1e-301 apart") != NULL);
+    ck_assert_int_eq(plot_axis_make(&ax, -1e300, 1e300, 0, 0, &e), 0); /* the widest: -1e300..1e300 by 5e299 */
+    ck_assert(ax.n == 5 && ax.m == 5 && ax.exp10 == 299 && ax.lo == -1e300 && ax.hi == 1e300);
     ck_assert_int_eq(plot_axis_make(&ax, 1, 1, 1, 1, &e), -1); /* both ends fixed at one value */
     ck_assert(strstr(e.msg, "too narrow") != NULL);
 }
