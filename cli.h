@@ -46,7 +46,7 @@ int cli_fail(const char *cmd, const dpo_err *e);
  * Returns 0, or 2 after printing the problem. */
 int cli_check_out_dir(const char *cmd, const char *out, const char *const *names, size_t n, const char *in);
 
-/* An output file (--out of sample/eval/pairs, --svg of explain), checked before
+/* An output file (--out of sample/eval/pairs/plot, --svg of explain), checked before
  * any work: not an input file, not in a model or tokenizer directory (see cli.c).
  * Returns 0, or 2 after printing the problem. */
 int cli_check_out_file(const char *cmd, const char *opt, const char *out, const char *const *inputs, int n_inputs,
@@ -72,5 +72,6 @@ int cmd_pairs(int argc, char **argv);  /* cmd_generate.c */
 int cmd_sentiment(int argc, char **argv); /* cmd_sentiment.c */
 int cmd_explain(int argc, char **argv); /* cmd_explain.c: the implicit reward, token by token */
 int cmd_corpus(int argc, char **argv);  /* cmd_corpus.c: the synthetic movie-review corpus */
+int cmd_plot(int argc, char **argv);    /* cmd_plot.c: a TSV table drawn as an SVG chart */
 
 #endif

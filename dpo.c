@@ -898,6 +898,7 @@ static void usage(FILE *fp) {
             "  sentiment  VADER sentiment scores and rewards of lines of text\n"
             "  explain where a response's implicit reward lives, token by token\n"
             "  corpus  write a synthetic movie-review corpus whose sentiment VADER can read\n"
+            "  plot    draw columns of a TSV table as an SVG chart (series, error bars, legend)\n"
             "  init    write a freshly initialised GPT-2 model directory\n"
             "  info    load and validate a model directory; print config and tensors\n"
             "  bench   time forward + backward passes on random tokens\n"
@@ -919,6 +920,7 @@ static int run_command(int argc, char **argv) {
     if (strcmp(argv[1], "sentiment") == 0) return cmd_sentiment(argc - 2, argv + 2);
     if (strcmp(argv[1], "explain") == 0) return cmd_explain(argc - 2, argv + 2);
     if (strcmp(argv[1], "corpus") == 0) return cmd_corpus(argc - 2, argv + 2);
+    if (strcmp(argv[1], "plot") == 0) return cmd_plot(argc - 2, argv + 2);
     if (strcmp(argv[1], "init") == 0) return cmd_init(argc - 2, argv + 2);
     if (strcmp(argv[1], "info") == 0) return cmd_info(argc - 2, argv + 2);
     if (strcmp(argv[1], "bench") == 0) return cmd_bench(argc - 2, argv + 2);

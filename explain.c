@@ -6,7 +6,7 @@
  * It must never print, open a file or touch the network (the command layer,
  * cmd_explain.c, writes what this file renders), never re-implement data.c's
  * encoding, truncation or packing, and never emit text into the SVG that is not
- * XML-escaped, valid UTF-8.
+ * XML-escaped, valid UTF-8 (svgbuf.c holds the buffer and the escaping).
  *
  * The implicit reward (objective.c, step 4 of the derivation) of a response y to
  * a prompt x is
@@ -23,12 +23,12 @@
 #include "explain.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "objective.h"
+#include "svgbuf.h"
 #include "unicode.h"
 
 #define EOS_TEXT "<|endoftext|>"
@@ -253,127 +253,6 @@ done:
 /* SVG                                                                       */
 /* ======================================================================== */
 
-/* A growing text buffer; an allocation that fails sets oom and stops it growing. */
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static int sb_reserve(sbuf *b, size_t more) {
-    size_t need, nc;
-    if (b->oom) return -1;
-    if (util_add_size(b->n, more, &need) != 0 || util_add_size(need, 1, &need) != 0) {
-        b->oom = 1;
-        return -1;
-    }
-    if (need <= b->cap) return 0;
-    nc = b->cap ? b->cap : 4096;
-    while (nc < need) {
-        if (nc > (size_t)-1 / 2) {
-            b->oom = 1;
-            return -1;
-        }
-        nc *= 2;
-    }
-    {
-        char *q = realloc(b->p, nc);
-        if (!q) {
-            b->oom = 1;
-            return -1;
-        }
-        b->p = q;
-        b->cap = nc;
-    }
-    return 0;
-}
-
-/* a string literal, its length known at compile time */
-#define SB_LIT(b, lit) sb_put((b), (lit), sizeof(lit) - 1)
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (sb_reserve(b, n) != 0) return;
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-#if defined(__GNUC__)
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#endif
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    char tmp[1024];
-    va_list ap;
-    int k;
-    va_start(ap, fmt);
-    k = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (k < 0 || (size_t)k >= sizeof tmp) { /* never for this file's formats; refuse rather than cut */
-        b->oom = 1;
-        return;
-    }
-    sb_put(b, tmp, (size_t)k);
-}
-
-/* the entity that stands for an XML special character, or NULL */
-static const char *xml_entity(uint32_t cp) {
-    switch (cp) {
-    case '&': return "&amp;";
-    case '<': return "&lt;";
-    case '>': return "&gt;";
-    case '"': return "&quot;";
-    case '\'': return "&apos;";
-    default: return NULL;
-    }
-}
-
-/* s[0..len) as XML character data or attribute text: & < > " ' as entities;
- * a byte that is not valid UTF-8, and a character XML 1.0 does not allow (C0
- * controls, U+FFFE, U+FFFF), as U+FFFD. */
-static void sb_xml(sbuf *b, const char *s, size_t len) {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        uint32_t cp = 0;
-        int n = uni_decode_utf8(p + i, len - i, &cp);
-        const char *ent = n > 0 ? xml_entity(cp) : NULL;
-        if (n == 0 || cp < 0x20 || cp == 0xfffe || cp == 0xffff) {
-            SB_LIT(b, "\xef\xbf\xbd");
-            i += n == 0 ? 1 : (size_t)n;
-        } else if (ent) {
-            sb_put(b, ent, strlen(ent));
-            i++;
-        } else {
-            sb_put(b, (const char *)p + i, (size_t)n);
-            i += (size_t)n;
-        }
-    }
-}
-
-/* characters (code points; an invalid byte counts as one) of s[0..len) */
-static size_t count_chars(const char *s, size_t len) {
-    size_t i = 0, n = 0;
-    while (i < len) {
-        uint32_t cp;
-        int k = uni_decode_utf8((const unsigned char *)s + i, len - i, &cp);
-        i += k > 0 ? (size_t)k : 1;
-        n++;
-    }
-    return n;
-}
-
-/* bytes of the first max_chars characters of s[0..len) */
-static size_t prefix_bytes(const char *s, size_t len, size_t max_chars) {
-    size_t i = 0, n = 0;
-    while (i < len && n < max_chars) {
-        uint32_t cp;
-        int k = uni_decode_utf8((const unsigned char *)s + i, len - i, &cp);
-        i += k > 0 ? (size_t)k : 1;
-        n++;
-    }
-    return i;
-}
-
 /* The layout: a monospace font whose characters are 0.6 em wide. */
 #define SVG_W 960
 #define SVG_MARGIN 20.0
@@ -394,14 +273,14 @@ static size_t prefix_bytes(const char *s, size_t len, size_t max_chars) {
 #define MINUS "\xe2\x88\x92"
 
 /* One line of text (more when it is longer than the picture is wide), at *y. */
-static void svg_text(sbuf *b, double *y, const char *s, const char *attrs) {
+static void draw_text(svg_buf *b, double *y, const char *s, const char *attrs) {
     size_t len = strlen(s), off = 0;
     do {
-        size_t k = prefix_bytes(s + off, len - off, SVG_CHARS);
+        size_t k = svg_prefix_bytes(s + off, len - off, SVG_CHARS);
         *y += SVG_LINE_H;
-        sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\"%s>", SVG_MARGIN, *y, attrs);
-        sb_xml(b, s + off, k);
-        SB_LIT(b, "</text>\n");
+        svg_printf(b, "<text x=\"%.1f\" y=\"%.1f\"%s>", SVG_MARGIN, *y, attrs);
+        svg_xml(b, s + off, k);
+        SVG_LIT(b, "</text>\n");
         off += k;
     } while (off < len);
 }
@@ -421,13 +300,13 @@ static void box_colour(double t, char fill[8], const char **ink) {
 
 /* Tokens as boxes flowing in lines from *y: coloured by share (values = 1), or
  * grey without values (the prompt). A token holding a line break ends a line. */
-static void svg_tokens(sbuf *b, double *y, const explain_token *tok, int n, double scale, int values) {
+static void draw_tokens(svg_buf *b, double *y, const explain_token *tok, int n, double scale, int values) {
     double x = SVG_MARGIN, top = *y + 8.0, avail = SVG_W - 2 * SVG_MARGIN;
     int j;
     for (j = 0; j < n; j++) {
         const explain_token *k = &tok[j];
         size_t len = strlen(k->text);
-        double w = (double)count_chars(k->text, len) * SVG_CHAR_W + 2 * SVG_PAD;
+        double w = (double)svg_chars(k->text, len) * SVG_CHAR_W + 2 * SVG_PAD;
         char fill[8] = "#eeeeee";
         const char *ink = "#555555";
         if (w > avail) w = avail; /* a very long token: squeezed into one line (textLength below) */
@@ -436,21 +315,21 @@ static void svg_tokens(sbuf *b, double *y, const explain_token *tok, int n, doub
             top += SVG_ROW_H;
         }
         if (values) box_colour(explain_intensity(k->reward, scale), fill, &ink);
-        SB_LIT(b, "<g><title>");
-        sb_xml(b, k->text, len);
+        SVG_LIT(b, "<g><title>");
+        svg_xml(b, k->text, len);
         if (values)
-            sb_printf(b, ": log " PI " = %.4f, log " PI "_ref = %.4f, share " BETA " (log " PI " " MINUS " log " PI
+            svg_printf(b, ": log " PI " = %.4f, log " PI "_ref = %.4f, share " BETA " (log " PI " " MINUS " log " PI
                          "_ref) = %+.4f",
                       k->logp, k->ref_logp, k->reward);
         else
-            SB_LIT(b, " (prompt)");
-        sb_printf(b, "</title><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" rx=\"3\" fill=\"%s\" "
+            SVG_LIT(b, " (prompt)");
+        svg_printf(b, "</title><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" rx=\"3\" fill=\"%s\" "
                      "stroke=\"#bbbbbb\"/>",
                   x, top, w, SVG_BOX_H, fill);
-        sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" textLength=\"%.1f\" lengthAdjust=\"spacingAndGlyphs\" fill=\"%s\"%s>",
+        svg_printf(b, "<text x=\"%.1f\" y=\"%.1f\" textLength=\"%.1f\" lengthAdjust=\"spacingAndGlyphs\" fill=\"%s\"%s>",
                   x + SVG_PAD, top + 15.0, w - 2 * SVG_PAD, ink, k->eos ? " font-style=\"italic\"" : "");
-        sb_xml(b, k->text, len);
-        SB_LIT(b, "</text></g>\n");
+        svg_xml(b, k->text, len);
+        SVG_LIT(b, "</text></g>\n");
         x += w + SVG_GAP;
         if (k->newline && j + 1 < n) {
             x = SVG_MARGIN;
@@ -461,82 +340,82 @@ static void svg_tokens(sbuf *b, double *y, const explain_token *tok, int n, doub
 }
 
 /* the colour scale: a gradient from -scale (red) through 0 (white) to +scale (green) */
-static void svg_legend(sbuf *b, double *y, double scale) {
+static void draw_legend(svg_buf *b, double *y, double scale) {
     double x = SVG_MARGIN, w = 360.0;
-    svg_text(b, y, "colour: each token's share " BETA " (log " PI " " MINUS " log " PI "_ref) of the implicit reward",
+    draw_text(b, y, "colour: each token's share " BETA " (log " PI " " MINUS " log " PI "_ref) of the implicit reward",
              " fill=\"#333333\"");
     *y += 8.0;
-    sb_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"14\" fill=\"url(#explain-scale)\" "
+    svg_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"14\" fill=\"url(#explain-scale)\" "
                  "stroke=\"#999999\"/>\n",
               x, *y, w);
     *y += 14.0 + 16.0;
-    sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#333333\">%+.4f</text>\n", x, *y, -scale);
-    sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#333333\">0</text>\n", x + w / 2, *y);
-    sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#333333\">%+.4f</text>\n", x + w, *y, scale);
+    svg_printf(b, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#333333\">%+.4f</text>\n", x, *y, -scale);
+    svg_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#333333\">0</text>\n", x + w / 2, *y);
+    svg_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#333333\">%+.4f</text>\n", x + w, *y, scale);
 }
 
 /* everything but the <svg> element itself, which needs the height */
-static void svg_body(sbuf *b, double *y, const explain_result *r, const char *caption) {
+static void draw_body(svg_buf *b, double *y, const explain_result *r, const char *caption) {
     char line[512];
     int k;
-    svg_text(b, y, "dpo explain: where the implicit reward lives", " font-weight=\"bold\"");
-    if (caption && caption[0]) svg_text(b, y, caption, " fill=\"#333333\"");
+    draw_text(b, y, "dpo explain: where the implicit reward lives", " font-weight=\"bold\"");
+    if (caption && caption[0]) draw_text(b, y, caption, " fill=\"#333333\"");
     snprintf(line, sizeof line,
              "r(x, y) = " BETA " " SUM "_t (log " PI "(y_t | x, y_<t) " MINUS " log " PI "_ref(y_t | x, y_<t)), " BETA
              " = %g",
              r->beta);
-    svg_text(b, y, line, "");
+    draw_text(b, y, line, "");
     *y += 6.0;
     snprintf(line, sizeof line, "prompt (%d token%s)%s:", r->n_prompt, r->n_prompt == 1 ? "" : "s",
              r->truncated ? "; the row was truncated to fit the maximum length" : "");
-    svg_text(b, y, line, " font-weight=\"bold\"");
-    svg_tokens(b, y, r->prompt, r->n_prompt, r->scale, 0);
+    draw_text(b, y, line, " font-weight=\"bold\"");
+    draw_tokens(b, y, r->prompt, r->n_prompt, r->scale, 0);
     for (k = 0; k < r->n_resp; k++) {
         const explain_response *x = &r->resp[k];
         *y += 6.0;
         snprintf(line, sizeof line, "%s (%d token%s%s): r = %g " "\xc3\x97" " (%.4f " MINUS " (%.4f)) = %+.4f",
                  x->name, x->n, x->n == 1 ? "" : "s", x->cut ? ", cut by truncation: no end-of-text" : "", r->beta,
                  x->logp, x->ref_logp, x->reward);
-        svg_text(b, y, line, " font-weight=\"bold\"");
-        svg_tokens(b, y, x->tok, x->n, r->scale, 1);
+        draw_text(b, y, line, " font-weight=\"bold\"");
+        draw_tokens(b, y, x->tok, x->n, r->scale, 1);
     }
     if (r->n_resp == 2) {
         *y += 6.0;
         snprintf(line, sizeof line, "margin " BETA " h = r(chosen) " MINUS " r(rejected) = %+.4f", r->margin);
-        svg_text(b, y, line, " font-weight=\"bold\"");
+        draw_text(b, y, line, " font-weight=\"bold\"");
         snprintf(line, sizeof line,
                  "weight " SIGMA "(" MINUS BETA " h) = %.4f: the pair's weight in the DPO gradient, the probability "
                  "the implicit reward gives to the wrong order",
                  r->weight);
-        svg_text(b, y, line, "");
+        draw_text(b, y, line, "");
     }
     *y += 10.0;
-    svg_legend(b, y, r->scale);
+    draw_legend(b, y, r->scale);
 }
 
 int explain_svg(const explain_result *r, const char *caption, char **out, size_t *len, dpo_err *e) {
-    sbuf head, body;
+    svg_buf head, body;
     double y = 0.0;
     int h;
     memset(&head, 0, sizeof head);
     memset(&body, 0, sizeof body);
     *out = NULL;
     *len = 0;
-    svg_body(&body, &y, r, caption);
+    draw_body(&body, &y, r, caption);
     h = (int)ceil(y + SVG_MARGIN);
-    sb_printf(&head, "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%d\" height=\"%d\" "
+    svg_printf(&head, "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%d\" height=\"%d\" "
                      "viewBox=\"0 0 %d %d\" font-family=\"DejaVu Sans Mono, Menlo, Consolas, monospace\" "
                      "font-size=\"%d\" xml:space=\"preserve\">\n",
               SVG_W, h, SVG_W, h, SVG_FONT);
-    SB_LIT(&head, "<title>dpo explain</title>\n<desc>");
-    sb_xml(&head, caption ? caption : "", caption ? strlen(caption) : 0);
-    SB_LIT(&head, "</desc>\n");
-    SB_LIT(&head, "<defs><linearGradient id=\"explain-scale\" x1=\"0\" y1=\"0\" x2=\"1\" y2=\"0\">"
+    SVG_LIT(&head, "<title>dpo explain</title>\n<desc>");
+    svg_xml(&head, caption ? caption : "", caption ? strlen(caption) : 0);
+    SVG_LIT(&head, "</desc>\n");
+    SVG_LIT(&head, "<defs><linearGradient id=\"explain-scale\" x1=\"0\" y1=\"0\" x2=\"1\" y2=\"0\">"
                   "<stop offset=\"0\" stop-color=\"#d7191c\"/><stop offset=\"0.5\" stop-color=\"#ffffff\"/>"
                   "<stop offset=\"1\" stop-color=\"#1a9641\"/></linearGradient></defs>\n");
-    sb_printf(&head, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", SVG_W, h);
-    if (!body.oom) sb_put(&head, body.p ? body.p : "", body.n);
-    SB_LIT(&head, "</svg>\n");
+    svg_printf(&head, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", SVG_W, h);
+    if (!body.oom) svg_put(&head, body.p ? body.p : "", body.n);
+    SVG_LIT(&head, "</svg>\n");
     free(body.p);
     if (head.oom || body.oom) {
         free(head.p);

@@ -433,5 +433,32 @@ expect 2 "give --model DIR with prompts to sample from, or --scored FILE" "$DPO"
 "$DPO" pairs --model "$G/pol" --prompts "$G/prompts.jsonl" --n 4 --max-new 8 --reward sentiment --out "$G/pairs.jsonl" 2>/dev/null
 expect 0 "logp_chosen" "$DPO" logp --model "$G/pol" --data "$G/pairs.jsonl"
 
+# dpo plot: a TSV drawn as an SVG; bad tables and paths refused, nothing written
+P="$T/plot"
+mkdir -p "$P"
+printf 'method\tkl\treward\tse\nDPO\t0\t0.5\t0.01\nDPO\t2.5\t0.7\t0.02\nSFT <&>\t0\t0.5\t0.01\n' > "$P/f.tsv"
+cp "$P/f.tsv" "$P/f.keep"
+expect 0 "--series" "$DPO" plot --help
+expect 0 "3 points in 2 series" "$DPO" plot --data "$P/f.tsv" --x kl --y reward --yerr se --series method --lines --out "$P/f.svg"
+[ "$(head -c 5 "$P/f.svg")" = "<?xml" ] && grep -q "SFT &lt;&amp;&gt;" "$P/f.svg" && tail -c 7 "$P/f.svg" | grep -q "</svg>" &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: dpo plot did not write an SVG"; }
+expect 0 "2 points in 1 series" sh -c "head -3 '$P/f.tsv' | '$DPO' plot --data - --x kl --y reward --out '$P/stdin.svg'"
+expect_silent 2 "--out $P/f.tsv is the input file" "$DPO" plot --data "$P/f.tsv" --x kl --y reward --out "$P/f.tsv"
+cmp -s "$P/f.tsv" "$P/f.keep" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: dpo plot wrote over its input"; }
+printf 'kl\treward\n1\t0.5\n2\tnan\n' > "$P/nan.tsv"
+expect_silent 1 "$P/nan.tsv: line 3, column 2 (\"reward\"): \"nan\" is not a number" "$DPO" plot --data "$P/nan.tsv" --x kl --y reward --out "$P/nan.svg"
+printf 'kl\treward\n1\t0.5\n2\n' > "$P/ragged.tsv"
+expect_silent 1 "$P/ragged.tsv: line 3: 1 cell, but the header (line 1) has 2 columns" "$DPO" plot --data "$P/ragged.tsv" --x kl --y reward --out "$P/ragged.svg"
+expect_silent 1 "no column \"rwd\"" "$DPO" plot --data "$P/f.tsv" --x kl --y rwd --out "$P/col.svg"
+: > "$P/empty.tsv"
+expect_silent 1 "$P/empty.tsv: empty: no header row" "$DPO" plot --data "$P/empty.tsv" --x kl --y reward --out "$P/empty.svg"
+[ ! -e "$P/nan.svg" ] && [ ! -e "$P/ragged.svg" ] && [ ! -e "$P/col.svg" ] && [ ! -e "$P/empty.svg" ] &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: a refused dpo plot left an output file"; }
+expect_silent 1 "$P/none.tsv: cannot open" "$DPO" plot --data "$P/none.tsv" --x kl --y reward --out "$P/none.svg"
+expect_silent 2 "missing required option --y" "$DPO" plot --data "$P/f.tsv" --x kl --out "$P/x.svg"
+expect_silent 2 "--xmin must be a finite decimal number, got 'inf'" "$DPO" plot --data "$P/f.tsv" --x kl --y reward --out "$P/x.svg" --xmin inf
+expect_silent 2 "--ymin 1 must be below --ymax 0.5" "$DPO" plot --data "$P/f.tsv" --x kl --y reward --out "$P/x.svg" --ymin 1 --ymax 0.5
+expect 0 "3 points" "$DPO" plot --data "$P/f.tsv" --x kl --y reward --out "$P/neg.svg" --xmin -1 --ymin -0.5 --title "t & <t>"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,6 +1,6 @@
 /* tests/test_explain.c - Check suite for explain.c (dpo explain): the per-token
  * table of a row against computations done here independently, and the SVG
- * picture against a small XML well-formedness checker written here.
+ * picture against a small XML well-formedness checker (tests/testutil.h).
  *
  *   - the tokens' shares sum to the implicit reward computed from data_logps
  *     (the path dpo logp prints), the response sums equal data_logps bit for bit,
@@ -25,7 +25,6 @@
  * test_train.c: tiny models and busy cores make OpenMP barriers slow). */
 #include "testutil.h"
 
-#include <ctype.h>
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -477,94 +476,6 @@ END_TEST
 /* the SVG                                                                   */
 /* ======================================================================== */
 
-/* An XML entity at s[0..n) that the writer may use; its length, or 0. */
-static size_t entity_len(const char *s, size_t n) {
-    static const char *const ents[] = {"&amp;", "&lt;", "&gt;", "&quot;", "&apos;"};
-    size_t k;
-    for (k = 0; k < 5; k++)
-        if (n >= strlen(ents[k]) && memcmp(s, ents[k], strlen(ents[k])) == 0) return strlen(ents[k]);
-    return 0;
-}
-
-/* Well-formed XML as the SVG writer produces it, checked strictly: valid UTF-8
- * with no control character but newline and no U+FFFE/U+FFFF; one root element
- * <svg ...> with balanced tags; attributes name="value"; every & one of the five
- * entities; no raw < or > outside markup or inside values; nothing after the
- * root but a newline. Returns the number of elements. */
-static int check_xml(const char *s, size_t n) {
-    char stack[32][32];
-    int depth = 0, elements = 0, closed_root = 0;
-    size_t i = 0;
-    ck_assert_msg(n > 5 && memcmp(s, "<svg ", 5) == 0, "does not start with <svg");
-    while (i < n) {
-        uint32_t cp;
-        int k = uni_decode_utf8((const unsigned char *)s + i, n - i, &cp);
-        ck_assert_msg(k > 0, "invalid UTF-8 at byte %zu", i);
-        ck_assert_msg(cp >= 0x20 || cp == '\n', "control character %u at byte %zu", (unsigned)cp, i);
-        ck_assert_msg(cp != 0xfffe && cp != 0xffff, "U+%04X at byte %zu", (unsigned)cp, i);
-        ck_assert_msg(!closed_root || cp == '\n', "content after the root element at byte %zu", i);
-        if (cp == '<') {
-            size_t j = i + 1, name0;
-            int closing = 0;
-            char name[32];
-            if (s[j] == '/') closing = 1, j++;
-            name0 = j;
-            while (j < n && (isalnum((unsigned char)s[j]) || s[j] == ':' || s[j] == '-')) j++;
-            ck_assert_msg(j > name0 && j - name0 < sizeof name, "bad tag name at byte %zu", i);
-            memcpy(name, s + name0, j - name0);
-            name[j - name0] = '\0';
-            for (;;) { /* attributes */
-                size_t a0;
-                while (j < n && s[j] == ' ') j++;
-                ck_assert_msg(j < n, "unterminated tag at byte %zu", i);
-                if (s[j] == '>' || (s[j] == '/' && j + 1 < n && s[j + 1] == '>')) break;
-                ck_assert_msg(!closing, "attributes in a closing tag at byte %zu", i);
-                a0 = j;
-                while (j < n && (isalnum((unsigned char)s[j]) || s[j] == ':' || s[j] == '-')) j++;
-                ck_assert_msg(j > a0 && j + 1 < n && s[j] == '=' && s[j + 1] == '"', "bad attribute at byte %zu", j);
-                j += 2;
-                while (j < n && s[j] != '"') {
-                    ck_assert_msg(s[j] != '<' && s[j] != '>', "raw < or > in an attribute at byte %zu", j);
-                    if (s[j] == '&') {
-                        size_t el = entity_len(s + j, n - j);
-                        ck_assert_msg(el > 0, "bare & in an attribute at byte %zu", j);
-                        j += el;
-                    } else {
-                        j++;
-                    }
-                }
-                ck_assert_msg(j < n, "unterminated attribute value");
-                j++;
-            }
-            if (closing) {
-                ck_assert_msg(depth > 0 && strcmp(stack[depth - 1], name) == 0, "</%s> closes %s at byte %zu", name,
-                              depth > 0 ? stack[depth - 1] : "nothing", i);
-                depth--;
-                if (depth == 0) closed_root = 1;
-            } else {
-                elements++;
-                ck_assert_msg(depth > 0 || elements == 1, "a second root element <%s>", name);
-                if (s[j] == '>') {
-                    ck_assert(depth < 32);
-                    memcpy(stack[depth++], name, strlen(name) + 1);
-                }
-            }
-            i = s[j] == '>' ? j + 1 : j + 2;
-            continue;
-        }
-        ck_assert_msg(cp != '>', "raw > in text at byte %zu", i);
-        if (cp == '&') {
-            size_t el = entity_len(s + i, n - i);
-            ck_assert_msg(el > 0, "bare & in text at byte %zu", i);
-            i += el;
-            continue;
-        }
-        i += (size_t)k;
-    }
-    ck_assert_msg(depth == 0 && closed_root, "unbalanced: %d elements still open", depth);
-    return elements;
-}
-
 static size_t count_of(const char *s, const char *what) {
     size_t n = 0;
     const char *p = s;
@@ -587,7 +498,7 @@ START_TEST(test_svg_well_formed) {
     ck_assert_msg(explain_row(&r, &g_pol, &g_ref, g_tok, EOS, &d, 0, BETA, &e) == 0, "%s", e.msg);
     ck_assert_msg(explain_svg(&r, caption, &svg, &len, &e) == 0, "%s", e.msg);
     ck_assert_uint_eq(strlen(svg), len);
-    check_xml(svg, len);
+    testutil_check_xml(svg, len);
     ck_assert(len > 7 && strcmp(svg + len - 7, "</svg>\n") == 0);
     /* one box per token, the specials escaped, the invalid bytes of the caption as U+FFFD */
     boxes = (int)count_of(svg, "<g><title>");
@@ -604,7 +515,7 @@ START_TEST(test_svg_well_formed) {
     /* tokens never made visible (raw bytes in their text): still valid, the writer replaces them */
     for (j = 0; j < r.resp[0].n; j++) r.resp[0].tok[j].text = j % 2 ? "raw\xff\x01<&>\"'\xef\xbf\xbe" : "\xc3";
     ck_assert_msg(explain_svg(&r, NULL, &svg, &len, &e) == 0, "%s", e.msg);
-    check_xml(svg, len);
+    testutil_check_xml(svg, len);
     ck_assert(strstr(svg, "raw\xef\xbf\xbd\xef\xbf\xbd&lt;&amp;&gt;&quot;&apos;\xef\xbf\xbd") != NULL);
     free(svg);
     explain_free(&r);
@@ -624,7 +535,7 @@ START_TEST(test_svg_pair_and_long_token) {
     load_pairs(&d, path, DATA_DEFAULT_MAX_LEN, DATA_DEFAULT_MAX_PROMPT_LEN);
     ck_assert_msg(explain_row(&r, &g_pol, &g_ref, g_tok, EOS, &d, 1, BETA, &e) == 0, "%s", e.msg);
     ck_assert_msg(explain_svg(&r, "pairs", &svg, &len, &e) == 0, "%s", e.msg);
-    ck_assert_int_gt(check_xml(svg, len), 10);
+    ck_assert_int_gt(testutil_check_xml(svg, len), 10);
     ck_assert(strstr(svg, "margin") && strstr(svg, "weight") && strstr(svg, "chosen (") && strstr(svg, "rejected ("));
     ck_assert_int_eq((int)count_of(svg, "<g><title>"), r.n_prompt + r.resp[0].n + r.resp[1].n);
     free(svg);
@@ -635,7 +546,7 @@ START_TEST(test_svg_pair_and_long_token) {
     big[5000] = '\0';
     r.resp[0].tok[0].text = big;
     ck_assert_msg(explain_svg(&r, big, &svg, &len, &e) == 0, "%s", e.msg);
-    check_xml(svg, len);
+    testutil_check_xml(svg, len);
     ck_assert(strstr(svg, "textLength=\"914.0\"") != NULL); /* squeezed into one line */
     free(svg);
     free(big);

@@ -1,10 +1,12 @@
 /* tests/testutil.h - helpers shared by the Check suites: a suite runner that
  * never forks (GCC's OpenMP runtime is not fork-safe) and returns a failing
- * exit status when any check fails, and a per-test temporary directory. */
+ * exit status when any check fails, a per-test temporary directory, and a
+ * strict well-formedness checker for the SVG documents dpo writes. */
 #ifndef DPO_TESTUTIL_H
 #define DPO_TESTUTIL_H
 
 #include <check.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +14,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "unicode.h"
 
 static inline int testutil_run(Suite *s) {
     SRunner *sr = srunner_create(s);
@@ -85,6 +89,97 @@ static inline void testutil_teardown_tmp(void) {
     struct stat st;
     testutil_remove_tree(tmp_root);
     ck_assert_msg(lstat(tmp_root, &st) != 0, "%s was not removed", tmp_root);
+}
+
+/* An XML entity at s[0..n) that the writer may use; its length, or 0. */
+static inline size_t testutil_entity_len(const char *s, size_t n) {
+    static const char *const ents[] = {"&amp;", "&lt;", "&gt;", "&quot;", "&apos;"};
+    size_t k;
+    for (k = 0; k < 5; k++)
+        if (n >= strlen(ents[k]) && memcmp(s, ents[k], strlen(ents[k])) == 0) return strlen(ents[k]);
+    return 0;
+}
+
+/* Well-formed XML as dpo's SVG writers (explain.c, plot.c) produce it, checked
+ * strictly: perhaps the declaration <?xml version="1.0" encoding="UTF-8"?> and a
+ * newline, then valid UTF-8 with no control character but newline and no
+ * U+FFFE/U+FFFF; one root element <svg ...> with balanced tags; attributes name="value"; every & one of the five
+ * entities; no raw < or > outside markup or inside values; nothing after the
+ * root but a newline. Returns the number of elements. */
+static inline int testutil_check_xml(const char *s, size_t n) {
+    char stack[32][32];
+    int depth = 0, elements = 0, closed_root = 0;
+    size_t i = 0;
+    static const char decl[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+    if (n >= sizeof decl - 1 && memcmp(s, decl, sizeof decl - 1) == 0) i = sizeof decl - 1;
+    ck_assert_msg(n > i + 5 && memcmp(s + i, "<svg ", 5) == 0, "does not start with <svg");
+    while (i < n) {
+        uint32_t cp;
+        int k = uni_decode_utf8((const unsigned char *)s + i, n - i, &cp);
+        ck_assert_msg(k > 0, "invalid UTF-8 at byte %zu", i);
+        ck_assert_msg(cp >= 0x20 || cp == '\n', "control character %u at byte %zu", (unsigned)cp, i);
+        ck_assert_msg(cp != 0xfffe && cp != 0xffff, "U+%04X at byte %zu", (unsigned)cp, i);
+        ck_assert_msg(!closed_root || cp == '\n', "content after the root element at byte %zu", i);
+        if (cp == '<') {
+            size_t j = i + 1, name0;
+            int closing = 0;
+            char name[32];
+            if (s[j] == '/') closing = 1, j++;
+            name0 = j;
+            while (j < n && (isalnum((unsigned char)s[j]) || s[j] == ':' || s[j] == '-')) j++;
+            ck_assert_msg(j > name0 && j - name0 < sizeof name, "bad tag name at byte %zu", i);
+            memcpy(name, s + name0, j - name0);
+            name[j - name0] = '\0';
+            for (;;) { /* attributes */
+                size_t a0;
+                while (j < n && s[j] == ' ') j++;
+                ck_assert_msg(j < n, "unterminated tag at byte %zu", i);
+                if (s[j] == '>' || (s[j] == '/' && j + 1 < n && s[j + 1] == '>')) break;
+                ck_assert_msg(!closing, "attributes in a closing tag at byte %zu", i);
+                a0 = j;
+                while (j < n && (isalnum((unsigned char)s[j]) || s[j] == ':' || s[j] == '-')) j++;
+                ck_assert_msg(j > a0 && j + 1 < n && s[j] == '=' && s[j + 1] == '"', "bad attribute at byte %zu", j);
+                j += 2;
+                while (j < n && s[j] != '"') {
+                    ck_assert_msg(s[j] != '<' && s[j] != '>', "raw < or > in an attribute at byte %zu", j);
+                    if (s[j] == '&') {
+                        size_t el = testutil_entity_len(s + j, n - j);
+                        ck_assert_msg(el > 0, "bare & in an attribute at byte %zu", j);
+                        j += el;
+                    } else {
+                        j++;
+                    }
+                }
+                ck_assert_msg(j < n, "unterminated attribute value");
+                j++;
+            }
+            if (closing) {
+                ck_assert_msg(depth > 0 && strcmp(stack[depth - 1], name) == 0, "</%s> closes %s at byte %zu", name,
+                              depth > 0 ? stack[depth - 1] : "nothing", i);
+                depth--;
+                if (depth == 0) closed_root = 1;
+            } else {
+                elements++;
+                ck_assert_msg(depth > 0 || elements == 1, "a second root element <%s>", name);
+                if (s[j] == '>') {
+                    ck_assert(depth < 32);
+                    memcpy(stack[depth++], name, strlen(name) + 1);
+                }
+            }
+            i = s[j] == '>' ? j + 1 : j + 2;
+            continue;
+        }
+        ck_assert_msg(cp != '>', "raw > in text at byte %zu", i);
+        if (cp == '&') {
+            size_t el = testutil_entity_len(s + i, n - i);
+            ck_assert_msg(el > 0, "bare & in text at byte %zu", i);
+            i += el;
+            continue;
+        }
+        i += (size_t)k;
+    }
+    ck_assert_msg(depth == 0 && closed_root, "unbalanced: %d elements still open", depth);
+    return elements;
 }
 
 #endif
