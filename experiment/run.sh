@@ -11,7 +11,8 @@
 #      Preferred-FT, Unlikelihood) and evaluated every EVAL_EVERY steps on
 #      held-out prompts: reward against exact KL (dpo eval); Best-of-N from one
 #      set of 16 samples per prompt;
-#   4. results: points.tsv, frontier.svg, temperature.tsv/.svg, report.md.
+#   4. results: points.tsv, frontier.svg, temperature.tsv/.svg, report.md,
+#      times.tsv (each stage's wall time).
 #
 # Usage: sh experiment/run.sh [--smoke] [DPO_BINARY]      (make experiment, make experiment-smoke)
 # Every stage keeps its output under the work directory and marks itself done,
@@ -251,6 +252,31 @@ report() {
     } > "$f"
 }
 
+# A method's name in the figures' legends, from (method, param, lr)
+LABEL_AWK='function label(m, p, lr) {
+    if (m == "dpo") return "DPO beta=" p (lr == "3e-5" ? "" : " lr=" lr)
+    if (m == "pft") return "Preferred-FT"
+    if (m == "ul") return "Unlikelihood alpha=" p
+    if (m == "best-of-n") return "Best-of-N"
+    return "SFT" }'
+
+# frontier.svg (reward against KL, like the paper's Figure 2, left) and
+# temperature.svg (reward against the sampling temperature, Figure 2, right)
+figures() {
+    awk -F'\t' "$LABEL_AWK"' NR == 1 { print "method\tkl\tkl_se\treward\treward_se"; next }
+        { printf "%s\t%s\t%s\t%s\t%s\n", label($1, $2, $3), $7, $8, $5, $6 }' \
+        "$RESULTS/points.tsv" > "$W/frontier_plot.tsv"
+    "$DPO" plot --data "$W/frontier_plot.tsv" --x kl --xerr kl_se --y reward --yerr reward_se --series method --lines \
+        --out "$RESULTS/frontier.svg" --title "Reward against KL from the SFT model (held-out prompts, T = 1)" \
+        --xlabel "sequence-level KL(pi || pi_SFT), exact (nats)" --ylabel "VADER reward (compound + 1) / 2"
+    awk -F'\t' "$LABEL_AWK"' NR == 1 { print "method\ttemperature\treward\treward_se"; next }
+        { printf "%s\t%s\t%s\t%s\n", label($1, $2, $3), $4, $5, $6 }' \
+        "$RESULTS/temperature.tsv" > "$W/temperature_plot.tsv"
+    "$DPO" plot --data "$W/temperature_plot.tsv" --x temperature --y reward --yerr reward_se --series method --lines \
+        --out "$RESULTS/temperature.svg" --title "Reward against sampling temperature (final models)" \
+        --xlabel "sampling temperature" --ylabel "VADER reward (compound + 1) / 2"
+}
+
 # ------------------------------------------------------------------------
 # run
 
@@ -274,8 +300,9 @@ stage temperatures temperatures
 { printf '%s\n' "$HEADER"; cat "$W/points/"*.tsv; } > "$RESULTS/points.tsv"
 cp "$W/temperature.tsv" "$RESULTS/temperature.tsv"
 cp "$W/times.tsv" "$RESULTS/times.tsv"
+figures
 report
-say "done: $RESULTS/points.tsv, $RESULTS/temperature.tsv (stage times in $RESULTS/times.tsv)"
+say "done: $RESULTS/points.tsv, frontier.svg, temperature.tsv, temperature.svg, report.md (stage times in times.tsv)"
 
 if [ $SMOKE -eq 1 ]; then
     # DPO's final held-out reward must beat the SFT model's by a clear margin, at a bounded KL
