@@ -11,8 +11,13 @@
  *   info   load and validate a model directory, print its config and tensors
  *   bench  time forward + backward passes of a model on random tokens
  *   encode, decode, tokenizer-train: the tokenizer (tokenizer.c)
- * Newer subcommands live in files of their own (cmd_*.c); what all of them
- * share (the option tables and their parser, JSON output) is in cli.c.
+ * Newer subcommands live in files of their own; what all of them share (the
+ * option tables and their parser, JSON output) is in cli.c:
+ *   sample, eval, pairs  generation, reward against exact KL, pairs: cmd_generate.c
+ *   sentiment            VADER scores: cmd_sentiment.c
+ *   explain              the implicit reward token by token: cmd_explain.c
+ *   corpus               the synthetic movie reviews: cmd_corpus.c
+ *   plot                 a TSV table as an SVG chart: cmd_plot.c
  *
  * The DPO objective, with its derivation, is in objective.c; the training loop
  * in train.c. */
