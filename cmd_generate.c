@@ -595,9 +595,8 @@ static int pairs_scored(pairs_run *pr, const data_texts *tx, const char *path, F
     char **text = malloc(PAIRS_MAX_GROUP * sizeof *text);
     size_t *len = malloc(PAIRS_MAX_GROUP * sizeof *len);
     double *score = malloc(PAIRS_MAX_GROUP * sizeof *score);
-    pr->chosen = malloc((size_t)PAIRS_MAX_GROUP * (PAIRS_MAX_GROUP - 1) / 2 * sizeof(int));
-    pr->rejected = malloc((size_t)PAIRS_MAX_GROUP * (PAIRS_MAX_GROUP - 1) / 2 * sizeof(int));
-    if (!key || !grp || !text || !len || !score || !pr->chosen || !pr->rejected) {
+    int most = 1; /* the largest group: room for its pairs */
+    if (!key || !grp || !text || !len || !score) {
         dpo_errf(e, "out of memory");
         goto done;
     }
@@ -621,11 +620,18 @@ static int pairs_scored(pairs_run *pr, const data_texts *tx, const char *path, F
                      j - i, PAIRS_MAX_GROUP);
             goto done;
         }
+        if (j - i > most) most = j - i;
         grp[n_groups].start = i;
         grp[n_groups].count = j - i;
         grp[n_groups++].first_line = key[i].line;
     }
     qsort(grp, (size_t)n_groups, sizeof *grp, by_first_line);
+    pr->chosen = malloc(((size_t)most * (size_t)(most - 1) / 2 + 1) * sizeof(int));
+    pr->rejected = malloc(((size_t)most * (size_t)(most - 1) / 2 + 1) * sizeof(int));
+    if (!pr->chosen || !pr->rejected) {
+        dpo_errf(e, "out of memory for the pairs of %d completions of one prompt", most);
+        goto done;
+    }
     for (i = 0; i < n_groups; i++) {
         const data_text_row *first = &tx->rows[key[grp[i].start].row];
         for (j = 0; j < grp[i].count; j++) {
