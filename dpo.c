@@ -48,6 +48,7 @@ static int cmd_init(int argc, char **argv) {
     const char *out = NULL, *tok_dir = NULL;
     model_config c;
     uint64_t seed = 1337;
+    double init_std = 0.02;
     model m;
     tok_tokenizer *t = NULL;
     dpo_err e;
@@ -61,17 +62,24 @@ static int cmd_init(int argc, char **argv) {
         {"--vocab", OPT_INT, &c.vocab_size, 1, MODEL_MAX_VOCAB, 0, "vocabulary size (default: the --tokenizer's)", 0},
         {"--tokenizer", OPT_STR, &tok_dir, 0, 0, 0, "copy this tokenizer (vocab.json + merges.txt) into the model directory", 0},
         {"--seed", OPT_U64, &seed, 0, 0, 0, "random seed (default 1337)", 0},
+        {"--init-std", OPT_DOUBLE, &init_std, 0, 0, 0,
+         "standard deviation of the weights (default 0.02, GPT-2's; in (0, 1]); a larger one "
+         "shortens the plateau a small model spends before it learns long-range dependencies", 0},
     };
     memset(&c, 0, sizeof c);
     rc = cli_parse("init", "usage: dpo init --out DIR --layers L --heads H --dim C --ctx N\n"
-                       "                (--vocab V | --tokenizer DIR) [--seed S]\n\n"
+                       "                (--vocab V | --tokenizer DIR) [--seed S] [--init-std X]\n\n"
                        "Write a GPT-2 model directory (config.json + model.safetensors, and the\n"
                        "tokenizer files with --tokenizer) with GPT-2's initialisation: weights\n"
-                       "normal(0, 0.02), residual projections scaled by 1/sqrt(2L), LayerNorm weight\n"
-                       "1 and bias 0, biases 0. GPT-2 124M is --layers 12 --heads 12 --dim 768\n"
+                       "normal(0, 0.02) (0.02: --init-std), residual projections scaled by 1/sqrt(2L),\n"
+                       "LayerNorm weight 1 and bias 0, biases 0. GPT-2 124M is --layers 12 --heads 12 --dim 768\n"
                        "--ctx 1024 --tokenizer data/gpt2 (vocabulary 50257).",
                        argc, argv, opts, (int)(sizeof opts / sizeof opts[0]));
     if (rc != 0) return rc > 0 ? 0 : 2;
+    if (!(init_std > 0.0 && init_std <= 1.0)) {
+        fprintf(stderr, "dpo init: --init-std %g must be in (0, 1]\n", init_std);
+        return 2;
+    }
     {
         static const char *const writes[] = {"config.json", "model.safetensors", "vocab.json", "merges.txt"};
         if (cli_check_out_dir("init", out, writes, 4, tok_dir) != 0) return 2;
@@ -98,7 +106,7 @@ static int cmd_init(int argc, char **argv) {
         tok_free(t);
         return cli_fail("init", &e);
     }
-    model_init_random(&m, seed);
+    model_init_random_std(&m, seed, init_std);
     /* the tokenizer's validated bytes, as read above (not the files again) */
     if (model_save(&m, out, &e) != 0 || (t && tok_write_files(t, out, &e) != 0)) {
         model_free(&m);

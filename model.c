@@ -186,10 +186,12 @@ void model_free(model *m) {
     memset(m, 0, sizeof *m);
 }
 
-void model_init_random(model *m, uint64_t seed) {
+void model_init_random(model *m, uint64_t seed) { model_init_random_std(m, seed, 0.02); }
+
+void model_init_random_std(model *m, uint64_t seed, double weight_std) {
     const model_config *c = &m->cfg;
     int n = model_num_tensors(c), i;
-    double proj_std = 0.02 / sqrt(2.0 * c->n_layer);
+    double proj_std = weight_std / sqrt(2.0 * c->n_layer);
     util_rng rng;
     util_rng_seed(&rng, seed);
     for (i = 0; i < n; i++) {
@@ -199,7 +201,7 @@ void model_init_random(model *m, uint64_t seed) {
         model_tensor(c, i, &ti);
         p = m->params_mem + ti.offset;
         if (ti.ndim == 2) {
-            double std = (ti.family == P_ATTPROJW || ti.family == P_FCPROJW) ? proj_std : 0.02;
+            double std = (ti.family == P_ATTPROJW || ti.family == P_FCPROJW) ? proj_std : weight_std;
             for (k = 0; k < ti.numel; k++) p[k] = (float)(std * util_rng_normal(&rng));
         } else {
             int is_gain = ti.family == P_LN1W || ti.family == P_LN2W || ti.family == P_LNFW;

@@ -146,6 +146,8 @@ void model_free(model *m);
  * (attn.c_proj, mlp.c_proj) normal(0, 0.02 / sqrt(2 L)), biases 0, LayerNorm
  * weight 1 and bias 0. Deterministic in the seed. */
 void model_init_random(model *m, uint64_t seed);
+/* The same with weight_std in place of GPT-2's 0.02 (projections: weight_std / sqrt(2L)). */
+void model_init_random_std(model *m, uint64_t seed, double weight_std);
 
 /* Hugging Face directory: config.json + model.safetensors (model_io.c). model_load
  * validates everything before allocating and fills a fresh model;

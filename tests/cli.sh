@@ -40,6 +40,12 @@ expect 1 "not a multiple of n_head" "$DPO" init --out "$T/m" --layers 2 --heads 
 # 11*8 + 8*8 + 2*(12*8*8 + 13*8) + 2*8 = 1912
 expect 0 "1912 parameters" "$DPO" init --out "$T/m" --layers 2 --heads 2 --dim 8 --ctx 8 --vocab 11 --seed 5
 expect 0 "transformer.h.1.mlp.c_proj.weight *F32 *(32, 8)" "$DPO" info --model "$T/m"
+expect 2 "--init-std 0 must be in (0, 1]" "$DPO" init --out "$T/m0" --layers 2 --heads 2 --dim 8 --ctx 8 --vocab 11 --init-std 0
+expect 2 "--init-std 1.5 must be in (0, 1]" "$DPO" init --out "$T/m0" --layers 2 --heads 2 --dim 8 --ctx 8 --vocab 11 --init-std 1.5
+[ ! -e "$T/m0" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: a refused --init-std left $T/m0 behind"; }
+expect 0 "1912 parameters" "$DPO" init --out "$T/m1" --layers 2 --heads 2 --dim 8 --ctx 8 --vocab 11 --seed 5 --init-std 0.02
+cmp -s "$T/m/model.safetensors" "$T/m1/model.safetensors" && pass=$((pass + 1)) ||
+    { fail=$((fail + 1)); echo "FAIL: --init-std 0.02 differs from the default"; }
 expect 0 "n_layer 2, n_head 2, n_embd 8, n_positions 8, vocab_size 11" "$DPO" info --model "$T/m"
 expect 0 "tokens/s" "$DPO" bench --model "$T/m" --seqs 2 --len 8 --steps 1
 expect 2 "exceeds the model's context" "$DPO" bench --model "$T/m" --len 9

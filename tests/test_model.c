@@ -630,6 +630,48 @@ START_TEST(test_save_load_roundtrip) {
 }
 END_TEST
 
+/* Root mean square of n floats. */
+static double rms(const float *x, size_t n) {
+    double s2 = 0.0;
+    size_t i;
+    for (i = 0; i < n; i++) s2 += (double)x[i] * x[i];
+    return sqrt(s2 / (double)n);
+}
+
+/* model_init_random_std: every weight matrix has the asked standard deviation,
+ * the residual projections that over sqrt(2L); gains 1, biases 0; and 0.02
+ * gives exactly model_init_random's bytes. 4 sigma of the sample std's error
+ * (std / sqrt(2n)) as tolerance. */
+START_TEST(test_init_std) {
+    static const double stds[] = {0.005, 0.02, 0.1, 0.37};
+    model_config cfg = {3, 4, 32, 16, 301, 1e-5, 300};
+    model a, b;
+    dpo_err e;
+    size_t k;
+    ck_assert_int_eq(model_create(&a, &cfg, &e), 0);
+    ck_assert_int_eq(model_create(&b, &cfg, &e), 0);
+    model_init_random(&a, 7);
+    model_init_random_std(&b, 7, 0.02);
+    ck_assert_mem_eq(a.params_mem, b.params_mem, a.num_params * sizeof(float));
+    for (k = 0; k < sizeof stds / sizeof stds[0]; k++) {
+        double s = stds[k], proj = s / sqrt(2.0 * cfg.n_layer);
+        size_t n_wte = (size_t)cfg.vocab_size * cfg.n_embd, n_fc = (size_t)cfg.n_embd * 4 * cfg.n_embd;
+        double r_wte, r_fc, r_proj;
+        model_init_random_std(&b, 11 + k, s);
+        r_wte = rms(b.params.t[P_WTE], n_wte);
+        r_fc = rms(b.params.t[P_FCW], n_fc);        /* layer 0's c_fc */
+        r_proj = rms(b.params.t[P_FCPROJW], n_fc);  /* layer 0's mlp.c_proj */
+        ck_assert_msg(fabs(r_wte - s) < 4 * s / sqrt(2.0 * n_wte), "std %g: wte rms %g", s, r_wte);
+        ck_assert_msg(fabs(r_fc - s) < 4 * s / sqrt(2.0 * n_fc), "std %g: c_fc rms %g", s, r_fc);
+        ck_assert_msg(fabs(r_proj - proj) < 4 * proj / sqrt(2.0 * n_fc), "std %g: c_proj rms %g", s, r_proj);
+        ck_assert_float_eq(b.params.t[P_LN2W][3], 1.0f);
+        ck_assert_float_eq(b.params.t[P_FCB][9], 0.0f);
+    }
+    model_free(&a);
+    model_free(&b);
+}
+END_TEST
+
 /* Large enough that every parallel loop clears DPO_OMP_MIN_WORK and really runs
  * on two threads (N * C = 270 * 128 = 34560 >= 32768). */
 START_TEST(test_threads_bit_identical) {
@@ -796,6 +838,7 @@ static Suite *model_suite(void) {
     tcase_add_test(t, test_no_grad_forward);
     tcase_add_test(t, test_bad_batches);
     tcase_add_test(t, test_save_load_roundtrip);
+    tcase_add_test(t, test_init_std);
     tcase_add_test(t, test_threads_bit_identical);
     tcase_add_test(t, test_kv_cache_equals_forward);
     tcase_add_test(t, test_kv_cache_bad_calls);
