@@ -28,7 +28,12 @@
  *     one was, so every review carries its rating.
  *   an opinion sentence of sign s is one of
  *     plain     (65%) "The acting was brilliant."   a word of sign s, a booster
- *                     ("very", "really", ...) before it in 30% of them
+ *                     ("very", "really", ...) before it in 30% of them; half
+ *                     of them in a shared phrasing, half in one that leans to
+ *                     sign s ("The plot turned out clever.", "The plot came
+ *                     across as dull."): without some local difference between
+ *                     the signs, a small GPT-2 sits on a long plateau before
+ *                     it learns that one review's words share a sign
  *     negated   (15%) "The plot wasn't dull."       a word of sign -s after a
  *                     negation at most three words before it (VADER flips it)
  *     contrast  (20%) "The score was dull, but the cast was superb."
@@ -38,7 +43,7 @@
  *   and ends with "!" instead of "." in 1 of 40.
  * The opinion tables hold 50 positive and 50 negative adjectives with VADER
  * valences of like sizes (means 2.21 and -2.18, |valence| 1.3..3.1), so that
- * a review's mean reward over all ratings is near 0.5 (0.501 for the default
+ * a review's mean reward over all ratings is near 0.5 (0.503 for the default
  * 30,000 reviews). "This movie was X." is a template so that a prompt in
  * those words (the experiment's gate) is made of the corpus's own tokens.
  *
@@ -225,19 +230,33 @@ static const char *const neutral_templates[] = {
     "{N} puts the {T} behind the {L}.",
 };
 
+/* Plain opinions: half the time one of the shared phrasings, half the time one
+ * that leans to the sentence's sign, as reviewers praise and complain in
+ * different words. Without any such local difference every opinion word of
+ * one sign could stand wherever one of the other sign stands, and a small
+ * GPT-2 trained on the corpus sits for thousands of steps on a plateau where
+ * it has not learnt that the words of one review share a sign (README,
+ * "Why the grammar has leaning phrasings"). */
 static const char *const plain_templates[] = {
     "The {A} was {B} {X}.",
     "The {A} is {B} {X}.",
     "I found the {A} {B} {X}.",
-    "I thought the {A} was {B} {X}.",
-    "The {A} felt {B} {X}.",
-    "The {A} seemed {B} {X}.",
-    "Overall, it is {a} {B} {X} film.",
-    "It is {a} {B} {X} movie.",
-    "The {A} of this film is {B} {X}.",
-    "{N} gives {a} {B} {X} performance.",
     "This movie was {B} {X}.",
     "This film is {B} {X}.",
+};
+static const char *const plain_pos_templates[] = {
+    "I thought the {A} was {B} {X}.",
+    "The {A} of this film is {B} {X}.",
+    "{N} gives {a} {B} {X} performance.",
+    "Overall, it is {a} {B} {X} film.",
+    "The {A} turned out {B} {X}.",
+};
+static const char *const plain_neg_templates[] = {
+    "The {A} felt {B} {X}.",
+    "The {A} seemed {B} {X}.",
+    "It is {a} {B} {X} movie.",
+    "In the end, the {A} was {B} {X}.",
+    "The {A} came across as {B} {X}.",
 };
 /* the negation is at most three words before {X}: VADER looks that far back */
 static const char *const negated_templates[] = {
@@ -411,6 +430,8 @@ static const char **collect(int opinion_side, size_t *n) {
     };
     static const str_table opinion[] = {
         {plain_templates, NELEMS(plain_templates)},
+        {plain_pos_templates, NELEMS(plain_pos_templates)},
+        {plain_neg_templates, NELEMS(plain_neg_templates)},
         {negated_templates, NELEMS(negated_templates)},
         {contrast_templates, NELEMS(contrast_templates)},
         {boosters, NELEMS(boosters)},
@@ -518,6 +539,8 @@ int corpus_max_sentence_words(void) {
     static const str_table all[] = {
         {neutral_templates, NELEMS(neutral_templates)},
         {plain_templates, NELEMS(plain_templates)},
+        {plain_pos_templates, NELEMS(plain_pos_templates)},
+        {plain_neg_templates, NELEMS(plain_neg_templates)},
         {negated_templates, NELEMS(negated_templates)},
         {contrast_templates, NELEMS(contrast_templates)},
     };
@@ -719,7 +742,9 @@ static int sentence(review_state *st, corpus_buf *out, int first, int sign, dpo_
         tpl = neutral_templates[pick(st->rng, NELEMS(neutral_templates))];
     } else {
         size_t kind = pick(st->rng, 20); /* plain 13/20, negated 3/20, contrast 4/20 */
-        if (kind < 13) tpl = plain_templates[pick(st->rng, NELEMS(plain_templates))];
+        if (kind < 13 && pick(st->rng, 2) == 0) tpl = plain_templates[pick(st->rng, NELEMS(plain_templates))];
+        else if (kind < 13 && sign > 0) tpl = plain_pos_templates[pick(st->rng, NELEMS(plain_pos_templates))];
+        else if (kind < 13) tpl = plain_neg_templates[pick(st->rng, NELEMS(plain_neg_templates))];
         else if (kind < 16) tpl = negated_templates[pick(st->rng, NELEMS(negated_templates))];
         else tpl = contrast_templates[pick(st->rng, NELEMS(contrast_templates))];
         /* a negated template's {X} is written with the opposite sign: VADER flips it */

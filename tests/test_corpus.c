@@ -22,10 +22,10 @@
 #define N_REVIEWS 3000
 
 /* Review 0 of seed 1 (25..70 words), as every machine must write it. */
-#define GOLDEN_REVIEW_0                                                                                       \
-    "Stefan meets a lawyer named Laura on the plane to Oslo. It is a fun movie. Stefan and his grandfather open " \
-    "a blue shop near the island. The plot was never horrid. Stefan works as a pilot in Tokyo. The editing "     \
-    "never felt unpleasant. The ensemble felt fresh. The story begins in Accra in the autumn."
+#define GOLDEN_REVIEW_0                                                                                        \
+    "Stefan meets a lawyer named Laura on the plane to Oslo. Stefan gives a sincere performance. Stefan spends a " \
+    "year in Istanbul. The plot of this film is incredibly excellent. The story begins in Lisbon after the "       \
+    "harvest. Leila asks Stefan to bring a carpet from Rome. This film is fresh."
 #define GOLDEN_RATING_0 7
 
 static vader_lexicon *shipped(void) {
@@ -241,7 +241,7 @@ START_TEST(test_sentence_signs_and_neutral_share) {
     vader_lexicon *lx = shipped();
     corpus_params p = defaults;
     corpus_sentence sent[64];
-    long neutral = 0, total = 0, negated = 0, contrast = 0, exclaim = 0;
+    long neutral = 0, total = 0, negated = 0, contrast = 0, exclaim = 0, lean[2] = {0, 0};
     int i, k;
     dpo_err e;
     for (i = 0; i < N_REVIEWS; i++) {
@@ -264,6 +264,19 @@ START_TEST(test_sentence_signs_and_neutral_share) {
                               "sentence meant %+d scores %g: %.*s", sent[k].polarity, s.compound, (int)sent[k].len, t);
             }
             total++;
+            /* a phrasing that leans to one sign is only used with that sign */
+            if (contains(t, sent[k].len, " turned out ") || contains(t, sent[k].len, "Overall, ") ||
+                contains(t, sent[k].len, " performance")) {
+                ck_assert_msg(sent[k].polarity > 0, "positive phrasing in a %+d sentence: %.*s", sent[k].polarity,
+                              (int)sent[k].len, t);
+                lean[0]++;
+            }
+            if (contains(t, sent[k].len, " came across as ") || contains(t, sent[k].len, "In the end, ") ||
+                contains(t, sent[k].len, " movie.") || contains(t, sent[k].len, " movie!")) {
+                ck_assert_msg(sent[k].polarity < 0, "negative phrasing in a %+d sentence: %.*s", sent[k].polarity,
+                              (int)sent[k].len, t);
+                lean[1]++;
+            }
             if (memchr(t, '!', sent[k].len)) exclaim++;
             if (contains(t, sent[k].len, ", but ")) contrast++;
             if (contains(t, sent[k].len, "n't ") || contains(t, sent[k].len, " not ") ||
@@ -278,6 +291,13 @@ START_TEST(test_sentence_signs_and_neutral_share) {
     ck_assert_msg(negated > 0.05 * (total - neutral) && contrast > 0.1 * (total - neutral),
                   "negated %ld, contrast %ld of %ld opinion sentences", negated, contrast, total - neutral);
     ck_assert_msg(exclaim > 0 && exclaim < 0.05 * (total - neutral), "%ld sentences with '!'", exclaim);
+    /* stated: half of the plain sentences (13/20 of the opinion ones) use their sign's own phrasings;
+     * the three checked above are 3 of 5 on each side, so about 0.65 * 0.5 * 0.6 / 2 of
+     * the opinion sentences each (0.0975): both sides used, alike */
+    ck_assert_msg(lean[0] > 0.07 * (total - neutral) && lean[1] > 0.07 * (total - neutral) &&
+                      lean[0] < 0.13 * (total - neutral) && lean[1] < 0.13 * (total - neutral),
+                  "leaning phrasings: %ld positive, %ld negative of %ld opinion sentences", lean[0], lean[1],
+                  total - neutral);
     vader_free(lx);
 }
 END_TEST
