@@ -272,6 +272,11 @@ figures() {
     "$DPO" plot --data "$W/frontier_plot.tsv" --x kl --xerr kl_se --y reward --yerr reward_se --series method --lines \
         --out "$RESULTS/frontier.svg" --title "Reward against KL from the SFT model (held-out prompts, T = 1)" \
         --xlabel "sequence-level KL(pi || pi_SFT), exact (nats)" --ylabel "VADER reward (compound + 1) / 2"
+    # the same, KL up to 14 nats (where every method but a collapsed one lies)
+    "$DPO" plot --data "$W/frontier_plot.tsv" --x kl --xerr kl_se --y reward --yerr reward_se --series method --lines \
+        --out "$RESULTS/frontier_zoom.svg" --xmin 0 --xmax 14 \
+        --title "Reward against KL from the SFT model, KL up to 14 nats" \
+        --xlabel "sequence-level KL(pi || pi_SFT), exact (nats)" --ylabel "VADER reward (compound + 1) / 2"
     awk -F'\t' "$LABEL_AWK"' NR == 1 { print "method\ttemperature\treward\treward_se"; next }
         { printf "%s\t%s\t%s\t%s\n", label($1, $2, $3), $4, $5, $6 }' \
         "$RESULTS/temperature.tsv" > "$W/temperature_plot.tsv"
@@ -313,7 +318,7 @@ cp "$W/temperature.tsv" "$RESULTS/temperature.tsv"
 cp "$W/times.tsv" "$RESULTS/times.tsv"
 figures
 report
-say "done: $RESULTS/points.tsv, frontier.svg, temperature.tsv, temperature.svg, report.md (stage times in times.tsv)"
+say "done: $RESULTS/points.tsv, frontier.svg, frontier_zoom.svg, temperature.tsv, temperature.svg, report.md (stage times in times.tsv)"
 
 if [ $SMOKE -eq 1 ]; then
     # DPO's final held-out reward must beat the SFT model's by a clear margin, at a bounded KL
