@@ -4,7 +4,7 @@
 # tokens each (the same ids on both sides), each continued with a key-value
 # cache, temperature-1 sampling over the full vocabulary, 2 threads, random
 # weights, for two model shapes:
-#   demo  4 layers, 4 heads, width 128, context 64 (`make demo`'s shape)
+#   demo  4 layers, 4 heads, width 128, context 64 (the first `make demo`'s shape)
 #   124m  12 layers, 12 heads, width 768, context 1024 (GPT-2 124M's shape)
 # both with GPT-2's vocabulary (50257). New tokens per sequence: 64, or as many
 # as the context leaves after the prompt (56 for the demo shape: 8 + 56 = 64).
