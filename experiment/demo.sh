@@ -30,8 +30,8 @@ rm -f "$OUT/metrics.jsonl"
     --lr 1e-4 --warmup 20 --batch 32 --micro-batch 16 --steps "$STEPS" --precompute-ref --threads "$THREADS" \
     --log "$OUT/metrics.jsonl"
 
-# the value of a number field of a one-line JSON object on standard input
-field() { sed -n "s/.*\"$1\": \\([^,}]*\\).*/\\1/p"; }
+# field, scored_samples
+. "$(dirname "$0")/common.sh"
 
 # samples of one model for the first 6 prompts, then "text|reward" lines
 head -6 "$D/prompts.jsonl" > "$OUT/show.jsonl"
@@ -40,9 +40,7 @@ for who in sft dpo; do
     [ $who = dpo ] && model="$OUT/dpo"
     "$DPO" sample --model "$model" --prompts "$OUT/show.jsonl" --max-new 48 --seed 3 --threads "$THREADS" \
         2>/dev/null > "$OUT/samples_$who.jsonl"
-    "$DPO" sentiment --jsonl "$OUT/samples_$who.jsonl" | field reward > "$OUT/rewards_$who.txt"
-    sed 's/^{"prompt": "\(.*\)", "completion": "\(.*\)", "finish".*/\1|\2/' "$OUT/samples_$who.jsonl" |
-        paste -d '|' - "$OUT/rewards_$who.txt" > "$OUT/show_$who.txt"
+    scored_samples "$DPO" "$OUT/samples_$who.jsonl" "$OUT/rewards_$who.txt" > "$OUT/show_$who.txt"
 done
 echo
 echo "== the same prompts, the same seed: before (SFT) and after (DPO), with VADER's reward in [0, 1]"

@@ -91,8 +91,8 @@ sft() {
         --steps $SFT_STEPS --save-every 200 --threads $THREADS --log "$W/sft_log.jsonl"
 }
 
-# the value of a number field of a one-line JSON object on standard input
-field() { sed -n "s/.*\"$1\": \\([^,}]*\\).*/\\1/p"; }
+# field, scored_samples
+. "$(dirname "$0")/common.sh"
 
 # The SFT loss does not show whether the model learnt review-level sentiment:
 # after the opening of a clearly positive held-out review (hidden rating 9-10)
@@ -243,9 +243,7 @@ report() {
             echo
             "$DPO" sample --model "$model" --prompts "$W/report_prompts.jsonl" --max-new 64 --seed 7 --threads $THREADS \
                 2>/dev/null > "$W/report_samples.jsonl"
-            "$DPO" sentiment --jsonl "$W/report_samples.jsonl" | field reward > "$W/report_rewards.txt"
-            sed 's/^{"prompt": "\(.*\)", "completion": "\(.*\)", "finish".*/\1|\2/' "$W/report_samples.jsonl" |
-                paste -d '|' - "$W/report_rewards.txt" |
+            scored_samples "$DPO" "$W/report_samples.jsonl" "$W/report_rewards.txt" |
                 awk -F'|' '{ printf "- **%s**%s (reward %s)\n", $1, $2, $3 }'
         done
         echo
@@ -303,9 +301,9 @@ for spec in $METHODS; do
     i_method=$((i_method + 1))
     eta=""
     [ $n_timed -gt 0 ] && eta=", about $(( t_methods / n_timed * (n_methods - i_method + 1) )) s left for the methods"
-    [ -e "$W/done/run_${m}_${p}_${lr}" ] || say "method $i_method of $n_methods: $m $p (lr $lr)$eta"
-    s_m=$(date +%s)
     had=0; [ -e "$W/done/run_${m}_${p}_${lr}" ] && had=1
+    [ $had -eq 1 ] || say "method $i_method of $n_methods: $m $p (lr $lr)$eta"
+    s_m=$(date +%s)
     stage "run_${m}_${p}_${lr}" run_method $m $p $lr
     if [ $had -eq 0 ]; then t_methods=$(( t_methods + $(date +%s) - s_m )); n_timed=$((n_timed + 1)); fi
 done

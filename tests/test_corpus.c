@@ -28,14 +28,6 @@
     "harvest. Leila asks Stefan to bring a carpet from Rome. This film is fresh."
 #define GOLDEN_RATING_0 7
 
-static vader_lexicon *shipped(void) {
-    vader_lexicon *lx = NULL;
-    dpo_err e;
-    ck_assert_msg(vader_load(&lx, (const char *)vader_embedded_lexicon, vader_embedded_lexicon_len, "embedded", &e) == 0,
-                  "%s", e.msg);
-    return lx;
-}
-
 static const corpus_params defaults = {1, 25, 70};
 
 /* Reviews 0..n-1 of p, each followed by a newline (as in the files). */
@@ -82,7 +74,7 @@ static int words_in(const char *s, size_t n) {
 /* ======================================================================== */
 
 START_TEST(test_builtin_tables_pass) {
-    vader_lexicon *lx = shipped();
+    vader_lexicon *lx = testutil_vader_shipped();
     dpo_err e;
     ck_assert_msg(corpus_check(lx, &e) == 0, "%s", e.msg);
     ck_assert_uint_eq(corpus_n_opinion_words(1), 50);
@@ -104,7 +96,7 @@ static void expect_reject(const vader_lexicon *lx, const corpus_opinion_word *op
 }
 
 START_TEST(test_check_rejects_planted_entries) {
-    vader_lexicon *lx = shipped();
+    vader_lexicon *lx = testutil_vader_shipped();
     static const corpus_opinion_word good[] = {{"brilliant", 1}, {"dull", -1}};
     static const corpus_opinion_word wrong_sign[] = {{"brilliant", 1}, {"awful", 1}};
     static const corpus_opinion_word weak[] = {{"fine", 1}};            /* 0.8 */
@@ -238,7 +230,7 @@ END_TEST
 /* Every opinion sentence, scored alone, has the sign the generator meant;
  * every neutral sentence scores exactly 0. About a third are neutral. */
 START_TEST(test_sentence_signs_and_neutral_share) {
-    vader_lexicon *lx = shipped();
+    vader_lexicon *lx = testutil_vader_shipped();
     corpus_params p = defaults;
     corpus_sentence sent[64];
     long neutral = 0, total = 0, negated = 0, contrast = 0, exclaim = 0, lean[2] = {0, 0};

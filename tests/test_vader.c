@@ -28,14 +28,6 @@
 /* helpers                                                                   */
 /* ======================================================================== */
 
-static vader_lexicon *shipped(void) {
-    vader_lexicon *lx = NULL;
-    dpo_err e;
-    ck_assert_msg(vader_load(&lx, (const char *)vader_embedded_lexicon, vader_embedded_lexicon_len, "embedded", &e) == 0,
-                  "%s", e.msg);
-    return lx;
-}
-
 static vader_lexicon *load_str(const char *text) {
     vader_lexicon *lx = NULL;
     dpo_err e;
@@ -92,7 +84,7 @@ static int split_tabs(char *line, char **f, int max) {
 
 START_TEST(test_vectors) {
     static const char *const cols[] = {"up331_neg", "up331_neu", "up331_pos", "up331_compound"};
-    vader_lexicon *lx = shipped();
+    vader_lexicon *lx = testutil_vader_shipped();
     size_t len, pos = 0, row = 0, agree[4] = {0, 0, 0, 0}, exact[4] = {0, 0, 0, 0}, failed = 0;
     char *buf = (char *)testutil_read_bytes(VECTORS_PATH, &len);
     int k;
@@ -146,7 +138,7 @@ END_TEST
 /* ======================================================================== */
 
 START_TEST(test_lexicon_words) {
-    vader_lexicon *lx = shipped();
+    vader_lexicon *lx = testutil_vader_shipped();
     CHECK_VALENCES(lx, "good", 1.9);
     CHECK_VALENCES(lx, "This movie was good.", 0, 0, 0, 1.9);
     CHECK_VALENCES(lx, "GOOD", 1.9);               /* all words in caps: no emphasis */
@@ -161,7 +153,7 @@ START_TEST(test_lexicon_words) {
 END_TEST
 
 START_TEST(test_punctuation_stripping) {
-    vader_lexicon *lx = shipped();
+    vader_lexicon *lx = testutil_vader_shipped();
     CHECK_VALENCES(lx, "(good)", 1.9);
     CHECK_VALENCES(lx, "'good'...", 1.9);
     CHECK_VALENCES(lx, ":)", 2.0);                 /* nothing left after stripping: kept whole */
@@ -174,7 +166,7 @@ START_TEST(test_punctuation_stripping) {
 END_TEST
 
 START_TEST(test_negation) {
-    vader_lexicon *lx = shipped();
+    vader_lexicon *lx = testutil_vader_shipped();
     CHECK_VALENCES(lx, "not good", 0, 1.9 * -0.74);
     CHECK_VALENCES(lx, "isn't good", 0, 1.9 * -0.74);
     CHECK_VALENCES(lx, "aint good", 0, 1.9 * -0.74);
@@ -202,7 +194,7 @@ START_TEST(test_negation) {
 END_TEST
 
 START_TEST(test_boosters_and_caps) {
-    vader_lexicon *lx = shipped();
+    vader_lexicon *lx = testutil_vader_shipped();
     CHECK_VALENCES(lx, "very good", 0, 1.9 + 0.293);
     CHECK_VALENCES(lx, "very bad", 0, -2.5 - 0.293);                      /* away from zero */
     CHECK_VALENCES(lx, "very very good", 0, 0, 1.9 + 0.293 + 0.293 * 0.95);
@@ -224,7 +216,7 @@ START_TEST(test_boosters_and_caps) {
 END_TEST
 
 START_TEST(test_least_and_idioms) {
-    vader_lexicon *lx = shipped();
+    vader_lexicon *lx = testutil_vader_shipped();
     CHECK_VALENCES(lx, "least good", 0, 1.9 * -0.74);
     CHECK_VALENCES(lx, "the least good", 0, 0, 1.9 * -0.74);
     CHECK_VALENCES(lx, "at least good", 0, 0, 1.9);
@@ -241,7 +233,7 @@ START_TEST(test_least_and_idioms) {
 END_TEST
 
 START_TEST(test_but) {
-    vader_lexicon *lx = shipped(), *ab;
+    vader_lexicon *lx = testutil_vader_shipped(), *ab;
     CHECK_VALENCES(lx, "good but bad", 1.9 * 0.5, 0, -2.5 * 1.5);
     CHECK_VALENCES(lx, "good but bad but good", 1.9 * 0.5, 0, -2.5 * 1.5, 0, 1.9 * 1.5);
     /* upstream scales the FIRST word holding the same value (list.index): here
@@ -286,7 +278,7 @@ START_TEST(test_but_heaps_match_scan) {
 END_TEST
 
 START_TEST(test_punctuation_emphasis) {
-    vader_lexicon *lx = shipped();
+    vader_lexicon *lx = testutil_vader_shipped();
     vader_scores s;
     s = score(lx, "good");
     ck_assert(s.compound == 0.4404 && s.pos == 1.0 && s.neu == 0.0 && s.neg == 0.0);
@@ -359,7 +351,7 @@ END_TEST
 /* ======================================================================== */
 
 START_TEST(test_characters) {
-    vader_lexicon *lx = shipped(), *cafe;
+    vader_lexicon *lx = testutil_vader_shipped(), *cafe;
     /* Python's str.split() splits at Unicode white space and at 0x1C..0x1F */
     CHECK_VALENCES(lx, "good\xc2\x85" "bad", 1.9, -2.5);     /* NEL */
     CHECK_VALENCES(lx, "good\xc2\xa0" "bad", 1.9, -2.5);     /* NO-BREAK SPACE */
@@ -383,7 +375,7 @@ START_TEST(test_characters) {
 END_TEST
 
 START_TEST(test_hostile_text) {
-    vader_lexicon *lx = shipped();
+    vader_lexicon *lx = testutil_vader_shipped();
     vader_scores s, t;
     util_rng rng;
     static const char pieces[][6] = {"good", "bad", "but", "not", "very", "no", " ", "!", "?", "\xff", "\xc3",
@@ -429,7 +421,7 @@ END_TEST
 
 START_TEST(test_long_text_with_but) {
     /* a text of 200000 words with "but" in the middle: the rule stays O(n log n) */
-    vader_lexicon *lx = shipped();
+    vader_lexicon *lx = testutil_vader_shipped();
     size_t n = 200000, i, len = 0;
     char *buf = malloc(n * 7);
     vader_scores s;
@@ -453,7 +445,7 @@ END_TEST
 START_TEST(test_shipped_lexicon) {
     size_t n;
     unsigned char *file = testutil_read_bytes(LEXICON_PATH, &n);
-    vader_lexicon *lx = shipped();
+    vader_lexicon *lx = testutil_vader_shipped();
     double v;
     /* the embedded copy is the file, byte for byte */
     ck_assert_uint_eq(n, vader_embedded_lexicon_len);
@@ -545,7 +537,7 @@ START_TEST(test_reward) {
     static const char *const texts[] = {"", "good", "This movie was not good.", "VADER is VERY SMART, handsome, and FUNNY!!!",
                                         "terrible horrible awful bad sad", "\xff\xfe", "It was okay, but the ending was bad."};
     reward *r = NULL;
-    vader_lexicon *lx = shipped();
+    vader_lexicon *lx = testutil_vader_shipped();
     dpo_err e;
     size_t i;
     ck_assert_msg(reward_open(&r, "sentiment", &e) == 0, "%s", e.msg);

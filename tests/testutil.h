@@ -1,7 +1,8 @@
 /* tests/testutil.h - helpers shared by the Check suites: a suite runner that
  * never forks (GCC's OpenMP runtime is not fork-safe) and returns a failing
  * exit status when any check fails, a per-test temporary directory, and a
- * strict well-formedness checker for the SVG documents dpo writes. */
+ * strict well-formedness checker for the SVG documents dpo writes, and the
+ * shipped VADER lexicon. */
 #ifndef DPO_TESTUTIL_H
 #define DPO_TESTUTIL_H
 
@@ -16,6 +17,16 @@
 #include <unistd.h>
 
 #include "unicode.h"
+#include "vader.h"
+
+/* The VADER lexicon compiled into dpo; a failure to load it fails the check. */
+static inline vader_lexicon *testutil_vader_shipped(void) {
+    vader_lexicon *lx = NULL;
+    dpo_err e;
+    ck_assert_msg(vader_load(&lx, (const char *)vader_embedded_lexicon, vader_embedded_lexicon_len, "embedded", &e) == 0,
+                  "%s", e.msg);
+    return lx;
+}
 
 static inline int testutil_run(Suite *s) {
     SRunner *sr = srunner_create(s);
