@@ -2,13 +2,18 @@
 # `make asan` runs them again under AddressSanitizer + UBSan; `make clean`.
 #
 #   CC=clang make        build with clang
-#   SIMD=scalar make     portable build: no -march=native
+#   make SIMD=native     the default: -march=native, and the best matrix kernel
+#                        this machine's compiler and CPU allow (matmul_kernels.h)
+#   make SIMD=avx512     force a kernel: avx512 (-mavx512f), avx2 (-mavx2 -mfma),
+#   make SIMD=avx2       neon (AArch64), or scalar (portable C, no -march=native);
+#   make SIMD=scalar     `dpo --version` says which kernel a binary runs
 #   NO_OMP=1 make        build without OpenMP
 #
 # Never enable fast math (the fast-math flag, or the optimisation level that
 # implies it): it turns isnan() into 0 and makes results depend on the build.
 
 CC      ?= cc
+HOSTCC  ?= $(CC)
 SIMD    ?= native
 BUILD   ?= build
 OPT     ?= -O3
@@ -22,6 +27,16 @@ WARN    := -std=c99 -pedantic -Wall -Wextra -Werror
 CFLAGS_BASE := $(WARN) $(OPT) -fno-math-errno -ffp-contract=off -D_POSIX_C_SOURCE=200809L
 ifeq ($(SIMD),native)
 CFLAGS_BASE += -march=native
+else ifeq ($(SIMD),avx512)
+CFLAGS_BASE += -mavx512f -mavx2 -mfma -DDPO_SIMD_WANT_AVX512
+else ifeq ($(SIMD),avx2)
+CFLAGS_BASE += -mavx2 -mfma -DDPO_SIMD_WANT_AVX2
+else ifeq ($(SIMD),neon)
+CFLAGS_BASE += -DDPO_SIMD_WANT_NEON
+else ifeq ($(SIMD),scalar)
+CFLAGS_BASE += -DDPO_SIMD_SCALAR
+else
+$(error SIMD=$(SIMD): use native, avx512, avx2, neon or scalar)
 endif
 
 # OpenMP: on when the compiler can build and link with it, unless NO_OMP=1.
@@ -53,7 +68,7 @@ TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/%,$(TEST_SRC))
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 
-.PHONY: all test asan clean check-deps demo bench bench-sample test-compilers
+.PHONY: all test asan clean check-deps demo bench bench-sample test-compilers test-kernels
 
 all: dpo
 
@@ -77,8 +92,9 @@ $(BUILD)/test_%: tests/test_%.c tests/testutil.h $(LIB_OBJ) $(HEADERS)
 # The VADER lexicon is compiled into the library, so that an installed dpo needs
 # no data directory: tools/embed.c (built first, for this machine) writes the
 # bytes of data/vader/vader_lexicon.txt as a C array.
+# HOSTCC builds it when cross-compiling (CC=aarch64-linux-gnu-gcc HOSTCC=cc).
 $(BUILD)/embed: tools/embed.c | $(BUILD)
-	$(CC) $(CFLAGS) -o $@ $<
+	$(HOSTCC) $(WARN) -O2 -o $@ $<
 
 $(BUILD)/vader_lexicon_data.c: data/vader/vader_lexicon.txt $(BUILD)/embed
 	$(BUILD)/embed vader_embedded_lexicon $< > $@.tmp && mv $@.tmp $@
@@ -110,6 +126,16 @@ test: check-deps
 
 asan: check-deps
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 test
+
+# Every matrix kernel against the scalar reference, bit for bit (tests/kernel_check.c):
+# scalar always, avx2 and avx512 where this CPU runs them, and the AArch64 NEON
+# kernel when a cross-compiler is installed (run under qemu-user when present,
+# else only compiled). See tests/kernels.sh.
+$(BUILD)/kernel_check: tests/kernel_check.c $(BUILD)/matmul.o $(BUILD)/util.o matmul.h util.h
+	$(CC) $(CFLAGS) -I. -o $@ $< $(BUILD)/matmul.o $(BUILD)/util.o $(LDLIBS)
+
+test-kernels:
+	@sh tests/kernels.sh
 
 # gcc and clang builds compute the same bits: a short training run saved by each
 # must be byte-identical (this fails without -ffp-contract=off, see CFLAGS_BASE).

@@ -33,6 +33,7 @@
 #include "cli.h"
 #include "model.h"
 #include "json.h"
+#include "matmul.h"
 #include "safetensors.h"
 #include "tokenizer.h"
 #include "train.h"
@@ -971,7 +972,10 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("dpo %s\n", DPO_VERSION);
+        int mr, nr, kc, nc;
+        mm_blocking(&mr, &nr, &kc, &nc);
+        printf("dpo %s\nmatrix kernel: %s (tile %d x %d, block %d x %d), OpenMP threads: %d\n",
+               DPO_VERSION, mm_kernel_name(), mr, nr, kc, nc, util_threads());
         return finish_stdout("--version", 0);
     }
     return finish_stdout(argv[1], run_command(argc, argv));

@@ -1,26 +1,47 @@
-/* matmul.c - owns the matrix-product kernels: a portable blocked kernel written
- * so that the compiler vectorizes it without fast-math, and the scalar reference
- * it is tested against. It must never allocate, print, or change the summation
- * order of an output element with the thread count or the element's position.
+/* matmul.c - owns the matrix products: the blocking, packing and threading
+ * around one micro-kernel per instruction set (matmul_kernels.h), and the
+ * scalar reference they are tested against. It must never allocate, print, or
+ * change the summation steps of an output element with the thread count, the
+ * element's position, the blocking or the kernel.
  *
- * Blocking: the K dimension is cut into blocks of KC, the N dimension into
- * blocks of NC. For each (NC, KC) block, B is packed into column panels of NR
- * columns (KC x NR, zero-padded), and each thread takes row panels of MR rows,
- * packs its A panel (KC x MR, zero-padded) and runs the MR x NR micro-kernel.
- * Zero padding means edge tiles run the same code as interior ones (adding
- * 0 * b leaves a sum unchanged), so an element's value never depends on where
- * it sits. Padded lanes are computed and then discarded. */
+ * Every output element is summed as  s = init;  s = fma(a_k, b_k, s) for k = 0,
+ * 1, ..., K-1  (see matmul_kernels.h): the reference below does exactly that with
+ * fmaf, so each kernel gives the reference's bits.
+ *
+ * Blocking (the classic packed-panel scheme): K is cut into blocks of kc, N
+ * into blocks of nc. For each (nc, kc) block the threads pack B into column
+ * panels of NR columns (kc x NR, zero-padded past N); then each thread takes
+ * row panels of MR rows, packs its A panel (kc x MR, zero-padded past M) and
+ * runs the micro-kernel on it against every B panel of the block. The A panel
+ * (kc MR floats) stays in the L1 cache while the B panels stream from the L2
+ * cache, where the packed block (kc nc floats) is sized to fit:
+ *   kc = 256: the A panel plus one B panel fit in L1 for every kernel's tile
+ *        (AVX-512 14 + 32 columns: 46 KiB... of reads per panel pair, the A part
+ *        14 KiB, reused against every B panel);
+ *   nc = the largest multiple of NR with kc nc floats <= half the L2 cache (read
+ *        with sysconf where the C library knows it; 512 KiB assumed otherwise),
+ *        at most NC_MAX: 512 columns on a 1 MiB L2 (Zen 4/5), 256 on 512 KiB (Zen 3).
+ * The block sizes only decide which steps run when: an element's steps are the
+ * same whatever kc and nc are, so neither changes a bit of the result.
+ *
+ * Edge tiles (fewer than MR rows or NR columns left) run the same kernel on a
+ * copy of the tile padded with zeros, so an element's value never depends on
+ * where it sits. */
 #include "matmul.h"
 
+#include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "matmul_kernels.h"
 #include "util.h"
 
-#define MR 6   /* rows of the micro-tile */
-#define NR 32  /* columns of the micro-tile: two 512-bit vectors of floats */
-#define KC 512 /* depth of one block */
-#define NC 256 /* columns of one packed B block (a multiple of NR) */
+#define MR MM_MR
+#define NR MM_NR
+#define KC 256     /* depth of a block */
+#define NC_MAX 512 /* most columns in a packed B block: KC NC_MAX floats = 512 KiB */
 
 /* ------------------------------------------------------------------------ */
 /* scalar reference */
@@ -34,11 +55,48 @@ void mm_matmul_ref(float *out, const float *a, const float *b, const float *bias
             for (k = 0; k < K; k++) {
                 float av = a_t ? a[(size_t)k * M + i] : a[(size_t)i * K + k];
                 float bv = b_t ? b[(size_t)j * K + k] : b[(size_t)k * N + j];
-                s += av * bv;
+                s = fmaf(av, bv, s);
             }
             out[(size_t)i * N + j] = s;
         }
     }
+}
+
+const char *mm_kernel_name(void) { return MM_KERNEL_NAME; }
+
+/* ------------------------------------------------------------------------ */
+/* block sizes */
+
+static int nc_cols; /* set by the first call from the calling thread, then read only */
+
+static int block_cols(void) {
+    if (!nc_cols) {
+        long l2 = 0;
+        int nc;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+        l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+        if (l2 <= 0) l2 = 512L * 1024;
+        nc = (int)(l2 / 2 / ((long)KC * (long)sizeof(float)));
+        nc = nc / NR * NR;
+        if (nc < NR) nc = NR;
+        if (nc > NC_MAX / NR * NR) nc = NC_MAX / NR * NR;
+        nc_cols = nc;
+    }
+    return nc_cols;
+}
+
+void mm_blocking(int *mr, int *nr, int *kc, int *nc) {
+    *mr = MR;
+    *nr = NR;
+    *kc = KC;
+    *nc = block_cols();
+}
+
+/* a float buffer of n floats aligned to 64 bytes inside storage of n + 16 */
+static float *align64(float *storage) {
+    uintptr_t p = (uintptr_t)storage;
+    return (float *)(void *)((p + 63) & ~(uintptr_t)63);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -87,66 +145,61 @@ static void pack_a(float *ap, const float *a, int M, int K, int a_t,
 }
 
 /* ------------------------------------------------------------------------ */
-/* micro-kernel: acc (MR, NR) += ap (kc, MR)^T-panel x bp (kc, NR)-panel
- *   acc[ii][jj] += sum_k ap[k][ii] * bp[k][jj],  k in order */
-
-static void micro_kernel(float acc[MR][NR], const float *ap, const float *bp, int kc) {
-    int k, ii, jj;
-    for (k = 0; k < kc; k++) {
-        const float *brow = bp + (size_t)k * NR;
-        const float *acol = ap + (size_t)k * MR;
-        for (ii = 0; ii < MR; ii++) {
-            float av = acol[ii];
-            for (jj = 0; jj < NR; jj++) acc[ii][jj] += av * brow[jj];
-        }
-    }
-}
-
-/* ------------------------------------------------------------------------ */
 /* blocked product */
+
+static const float zero_row[NR]; /* the initial value of a product without bias */
 
 /* One row panel (rows i0..i0+h-1) against every packed B panel of the block:
  * out[rows, j0:j0+nc] = (first block ? init : out) + A[rows, k0:k0+kc] B[k0:k0+kc, j0:j0+nc] */
 static void row_panel(float *out, const float *a, const float *bp, const float *bias,
                       int M, int N, int K, int a_t, int accumulate, int first,
                       int i0, int h, int k0, int kc, int j0, int nc) {
-    float ap[KC * MR];
-    float acc[MR][NR];
+    float ap_store[KC * MR + 16], tile_store[MR * NR + 16], row_store[NR + 16];
+    float *ap = align64(ap_store), *tile = align64(tile_store), *prow = align64(row_store);
     int npan = (nc + NR - 1) / NR, q, ii, jj;
+    int from_row = first && !accumulate; /* start from the bias (or 0), not from out */
     pack_a(ap, a, M, K, a_t, i0, h, k0, kc);
     for (q = 0; q < npan; q++) {
         int jb = j0 + q * NR, w = nc - q * NR < NR ? nc - q * NR : NR;
-        /* load the running sums (or the initial value on the first block) */
-        for (ii = 0; ii < MR; ii++) {
-            for (jj = 0; jj < NR; jj++) {
-                float v = 0.0f;
-                if (ii < h && jj < w) {
-                    if (!first || accumulate) v = out[(size_t)(i0 + ii) * N + jb + jj];
-                    else if (bias) v = bias[jb + jj];
-                }
-                acc[ii][jj] = v;
+        const float *bq = bp + (size_t)q * kc * NR;
+        float *c = out + (size_t)i0 * N + jb;
+        const float *init = NULL;
+        if (from_row) {
+            if (!bias) init = zero_row;
+            else if (w == NR) init = bias + jb;
+            else { /* a partial bias row, zero-padded */
+                for (jj = 0; jj < NR; jj++) prow[jj] = jj < w ? bias[jb + jj] : 0.0f;
+                init = prow;
             }
         }
-        micro_kernel(acc, ap, bp + (size_t)q * kc * NR, kc);
-        for (ii = 0; ii < h; ii++)
-            memcpy(out + (size_t)(i0 + ii) * N + jb, acc[ii], (size_t)w * sizeof(float));
+        if (h == MR && w == NR) {
+            mm_kernel(kc, ap, bq, c, (size_t)N, init);
+        } else { /* an edge tile: run the kernel on a zero-padded copy */
+            if (!init)
+                for (ii = 0; ii < MR; ii++)
+                    for (jj = 0; jj < NR; jj++)
+                        tile[ii * NR + jj] = ii < h && jj < w ? c[(size_t)ii * N + jj] : 0.0f;
+            mm_kernel(kc, ap, bq, tile, NR, init);
+            for (ii = 0; ii < h; ii++)
+                memcpy(c + (size_t)ii * N, tile + ii * NR, (size_t)w * sizeof(float));
+        }
     }
 }
 
 /* Few rows (generation feeds one row per sequence): too few row panels to keep
  * the threads busy, and a barrier per block for little work. Each thread takes
- * whole NC-column blocks instead, packs them into its own buffer and runs every
+ * whole nc-column blocks instead, packs them into its own buffer and runs every
  * row panel over them: one parallel region per call, and each output element
- * still summed in k order by the same micro-kernel, so the bits are those of
- * the row-panel split. */
+ * still summed by the same kernel steps, so the bits are those of the row split. */
 #define FEW_ROW_PANELS 8
 
 static void matmul_by_column_blocks(float *out, const float *a, const float *b, const float *bias,
-                                    int M, int N, int K, int a_t, int b_t, int accumulate) {
+                                    int M, int N, int K, int a_t, int b_t, int accumulate, int NC) {
     int nrow = (M + MR - 1) / MR, nblk = (N + NC - 1) / NC, blk;
     DPO_OMP_PARALLEL_IF((double)M * N * K)
     {
-        float bp[KC * NC]; /* this thread's packed B block: 512 KiB of its stack */
+        float bp_store[KC * NC_MAX + 16]; /* this thread's packed B block: 512 KiB of its stack */
+        float *bp = align64(bp_store);
         DPO_OMP_LOOP
         for (blk = 0; blk < nblk; blk++) {
             int j0 = blk * NC, nc = N - j0 < NC ? N - j0 : NC, npan = (nc + NR - 1) / NR, k0, p, r;
@@ -164,8 +217,9 @@ static void matmul_by_column_blocks(float *out, const float *a, const float *b, 
 
 void mm_matmul(float *out, const float *a, const float *b, const float *bias,
                int M, int N, int K, int a_t, int b_t, int accumulate) {
-    float bp[KC * NC]; /* packed B block: 512 KiB, on the calling thread's stack */
-    int nrow = (M + MR - 1) / MR, j0, k0;
+    float bp_store[KC * NC_MAX + 16]; /* packed B block: 512 KiB, on the calling thread's stack */
+    float *bp = align64(bp_store);
+    int nrow = (M + MR - 1) / MR, NC;
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { /* nothing to add: out = init */
         int i, j;
@@ -174,17 +228,20 @@ void mm_matmul(float *out, const float *a, const float *b, const float *bias,
                 if (!accumulate) out[(size_t)i * N + j] = bias ? bias[j] : 0.0f;
         return;
     }
+    NC = block_cols();
     if (nrow <= FEW_ROW_PANELS && N > NC) {
-        matmul_by_column_blocks(out, a, b, bias, M, N, K, a_t, b_t, accumulate);
+        matmul_by_column_blocks(out, a, b, bias, M, N, K, a_t, b_t, accumulate, NC);
         return;
     }
-    for (j0 = 0; j0 < N; j0 += NC) {
-        int nc = N - j0 < NC ? N - j0 : NC, npan = (nc + NR - 1) / NR;
-        for (k0 = 0; k0 < K; k0 += KC) {
-            int kc = K - k0 < KC ? K - k0 : KC, r, p;
-            /* the threads pack B's panels, then (after that loop's barrier) share the row panels */
-            DPO_OMP_PARALLEL_IF((double)M * nc * kc)
-            {
+    /* one parallel region: the threads pack a block's B panels together, then
+     * (after that loop's barrier) share its row panels, block after block */
+    DPO_OMP_PARALLEL_IF((double)M * N * K)
+    {
+        int j0, k0;
+        for (j0 = 0; j0 < N; j0 += NC) {
+            int nc = N - j0 < NC ? N - j0 : NC, npan = (nc + NR - 1) / NR;
+            for (k0 = 0; k0 < K; k0 += KC) {
+                int kc = K - k0 < KC ? K - k0 : KC, r, p;
                 DPO_OMP_LOOP
                 for (p = 0; p < npan; p++) pack_b_panel(bp, b, N, K, b_t, k0, kc, j0, nc, p);
                 DPO_OMP_LOOP

@@ -1,5 +1,5 @@
-/* matmul.h - the one matrix-product interface every layer goes through, so that
- * SIMD kernels can replace the portable one without touching the layers. */
+/* matmul.h - the one matrix-product interface every layer goes through; behind
+ * it, one SIMD micro-kernel per instruction set (matmul_kernels.h). */
 #ifndef DPO_MATMUL_H
 #define DPO_MATMUL_H
 
@@ -16,18 +16,27 @@
  *        = 0              otherwise;
  *   A is (M,K) row-major, or stored transposed as (K,M) when a_t is set;
  *   B is (K,N) row-major, or stored transposed as (N,K) when b_t is set.
- * Every out[i][j] is summed in the same order (init, then k = 0, 1, ..., K-1),
- * whatever its position, the matrix shape or the thread count: results are
- * bit-identical for any number of OpenMP threads and for a row whether it sits
- * alone or inside a larger batch.
+ * Every out[i][j] is summed by the same steps,
+ *     s = init;  s = fma(a_ik, b_kj, s)  for k = 0, 1, ..., K-1
+ * (fma: the fused multiply-add, one rounding per step), whatever its position,
+ * the matrix shape, the thread count or the kernel: results are bit-identical
+ * for any number of OpenMP threads, for a row whether it sits alone or inside a
+ * larger batch, and between the scalar, AVX2, AVX-512 and NEON kernels.
  */
 void mm_matmul(float *out, const float *a, const float *b, const float *bias,
                int M, int N, int K, int a_t, int b_t, int accumulate);
 
-/* The scalar reference with the same semantics: a plain triple loop. Tests
- * compare mm_matmul against it. */
+/* The scalar reference with the same semantics: a plain triple loop with fmaf.
+ * Tests compare mm_matmul against it, bit for bit. */
 void mm_matmul_ref(float *out, const float *a, const float *b, const float *bias,
                    int M, int N, int K, int a_t, int b_t, int accumulate);
+
+/* The kernel this build runs: "avx512", "avx2", "neon" or "scalar". */
+const char *mm_kernel_name(void);
+
+/* Its register tile (mr x nr) and block sizes (kc deep, nc columns; nc is read
+ * from the L2 cache size on the first product). For --version, bench and tests. */
+void mm_blocking(int *mr, int *nr, int *kc, int *nc);
 
 /* Named forms of mm_matmul, so that a call says which operand is transposed and
  * whether it adds into out; "bt" means b is stored transposed, "at" a, "add" +=.

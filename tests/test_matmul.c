@@ -1,13 +1,14 @@
-/* tests/test_matmul.c - Check suite for matmul.c: the blocked kernel mm_matmul
- * against the scalar reference mm_matmul_ref and against an independent
- * float64 product computed here, for all four (a_t, b_t) layouts, every kind of
- * initial value (zero, bias, accumulate, accumulate with a bias that must be
- * ignored), and shapes on both sides of every blocking edge (MR = 6, NR = 32,
- * NC = 256, KC = 256 or 512). Also: bit-identical results for 1 and 2 threads, a row
- * computed alone equals the same row inside a batch, K = 0 leaves out = init,
- * and nothing outside out[0 .. M*N) is written; the named forms of matmul.h
- * (mm_ab, mm_a_bt, mm_add_a_bt, mm_add_at_b) pick the layout and initial value
- * their names say.
+/* tests/test_matmul.c - Check suite for matmul.c: the blocked kernel this build
+ * runs (mm_kernel_name: avx512, avx2, neon or scalar) against the scalar
+ * reference mm_matmul_ref and against an independent float64 product computed
+ * here, for all four (a_t, b_t) layouts, every kind of initial value (zero,
+ * bias, accumulate, accumulate with a bias that must be ignored), on shapes on
+ * both sides of every edge of this kernel's tile and blocks (MR, NR, KC, NC, read
+ * from mm_blocking) and on random shapes. Also: bit-identical results for 1 and
+ * 2 threads, a row computed alone equals the same row inside a batch, K = 0
+ * leaves out = init, and nothing outside out[0 .. M*N) is written; the named
+ * forms of matmul.h (mm_ab, mm_a_bt, mm_add_a_bt, mm_add_at_b) pick the layout
+ * and initial value their names say.
  *
  * Threads: the shape sweep runs mm_matmul on one thread, and the thread test
  * compares 1 and 2 threads bit for bit on shapes across the same edges. (With
@@ -15,18 +16,15 @@
  * slice, which made a 2-thread sweep take 40 s under ASan on a busy machine.)
  * Every test that changes the thread count restores it before its checks.
  *
- * Exactness: matmul.h promises that every out element is summed in the same
- * order (init, then k = 0 .. K-1) in both functions. With GCC and -std=c99 the
- * compiler does not contract a*b + c into an FMA (-ffp-contract=off in ISO
- * mode), so both functions round identically and the test asserts bitwise
- * equality. Clang contracts within an expression by default and may do so
- * differently in the vectorized kernel and the scalar loop, so under clang
- * the test asserts the rounding-error bound of recursive summation instead:
- * each result lies within gamma_{K+1} (|init| + sum_k |a_ik b_kj|) of the exact
- * value (gamma_n ~ n u, u = FLT_EPSILON / 2), so two results differ by at most
- * 2 (K+1) FLT_EPSILON (|init| + sum_k |a_ik b_kj|). Both functions are also
+ * Exactness: matmul.h promises that every out element is computed by the same
+ * steps (init, then s = fma(a_k, b_k, s) for k = 0 .. K-1) in every kernel and
+ * in the reference, so the test asserts bitwise equality with tolerance 0,
+ * under every compiler and kernel: built for each kernel (make test-kernels),
+ * this shows that they all compute the same bits. Both functions are also
  * checked against the exact value (a float64 sum of products of floats) with
- * (K+1) FLT_EPSILON (|init| + sum_k |a_ik b_kj|), under every compiler. */
+ * the rounding-error bound of recursive summation, (K+1) FLT_EPSILON (|init| +
+ * sum_k |a_ik b_kj|): a reference that drifted would fail here even if a
+ * kernel drifted with it. */
 #include "testutil.h"
 
 #include <float.h>
@@ -38,14 +36,6 @@
 
 #include "matmul.h"
 #include "util.h"
-
-#ifndef MM_EXPECT_BITWISE /* override with -DMM_EXPECT_BITWISE=0/1 */
-#if defined(__GNUC__) && !defined(__clang__)
-#define MM_EXPECT_BITWISE 1
-#else
-#define MM_EXPECT_BITWISE 0
-#endif
-#endif
 
 #define GUARD 64 /* sentinel floats after out */
 
@@ -175,17 +165,11 @@ static void check_shape(util_rng *r, int M, int N, int K, int a_t, int b_t) {
             else if (!(fabs((double)ref[x] - exact) <= tol_exact))
                 snprintf(bad, sizeof bad, "mm_matmul_ref out[%zu] = %.9g, exact %.17g (bound %.3g)",
                          x, (double)ref[x], exact, tol_exact);
-#if MM_EXPECT_BITWISE
             else if (bits_of(got[x]) != bits_of(ref[x]))
                 snprintf(bad, sizeof bad,
                          "out[%zu] = %.9g (0x%08x), reference %.9g (0x%08x): not bit-identical", x,
                          (double)got[x], (unsigned)bits_of(got[x]), (double)ref[x],
                          (unsigned)bits_of(ref[x]));
-#else
-            else if (!(fabs((double)got[x] - (double)ref[x]) <= 2.0 * tol_exact))
-                snprintf(bad, sizeof bad, "out[%zu] = %.9g, reference %.9g (bound %.3g)", x,
-                         (double)got[x], (double)ref[x], 2.0 * tol_exact);
-#endif
         }
         ck_assert_msg(!bad[0], "%s: %s", what, bad);
     }
@@ -203,30 +187,34 @@ static void check_shape(util_rng *r, int M, int N, int K, int a_t, int b_t) {
 /* tests                                                                     */
 /* ======================================================================== */
 
-/* The blocking is not part of the interface and has been tuned (KC was 256,
- * then 512): the full product of these sizes sits on both sides of MR = 6,
- * NR = 32, NC = 256 and KC = 256 (K = 600 also crosses 512 with a partial
- * block); a smaller set adds the edges of KC = 512 (511, 512, 513, and three
- * blocks at 1025). */
-static const int Ms[] = {1, 5, 6, 7, 13};
-static const int Ns[] = {1, 31, 32, 33, 257, 300};
-static const int Ks[] = {1, 255, 256, 257, 600};
-static const int Ms2[] = {1, 7};
-static const int Ns2[] = {1, 33, 257};
-static const int Ks2[] = {511, 512, 513, 1025};
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-/* every shape for one layout (one Check test per layout keeps each short) */
+/* Sizes on both sides of this kernel's edges: the tile (MR rows, NR columns),
+ * the block depth KC (a partial block, and three blocks) and the block width
+ * NC (and the column-block split of few-row products, which N > NC turns on). */
+typedef struct {
+    int M[5], N[6], K[5];
+} edge_sizes;
+
+static edge_sizes kernel_edges(void) {
+    edge_sizes e;
+    int mr, nr, kc, nc;
+    mm_blocking(&mr, &nr, &kc, &nc);
+    e.M[0] = 1, e.M[1] = mr - 1, e.M[2] = mr, e.M[3] = mr + 1, e.M[4] = 2 * mr + 3;
+    e.N[0] = 1, e.N[1] = nr - 1, e.N[2] = nr, e.N[3] = nr + 1, e.N[4] = nc + 1, e.N[5] = nc + nr + 5;
+    e.K[0] = 1, e.K[1] = kc - 1, e.K[2] = kc, e.K[3] = kc + 1, e.K[4] = 2 * kc + 89;
+    return e;
+}
+
+/* every edge shape for one layout (one Check test per layout keeps each short) */
 static void run_all_shapes(int a_t, int b_t) {
     util_rng r;
+    edge_sizes e = kernel_edges();
     int mi, ni, ki;
     util_rng_seed(&r, 1000u + (uint64_t)(2 * a_t + b_t));
-    for (mi = 0; mi < COUNT(Ms); mi++)
-        for (ni = 0; ni < COUNT(Ns); ni++)
-            for (ki = 0; ki < COUNT(Ks); ki++) check_shape(&r, Ms[mi], Ns[ni], Ks[ki], a_t, b_t);
-    for (mi = 0; mi < COUNT(Ms2); mi++)
-        for (ni = 0; ni < COUNT(Ns2); ni++)
-            for (ki = 0; ki < COUNT(Ks2); ki++) check_shape(&r, Ms2[mi], Ns2[ni], Ks2[ki], a_t, b_t);
+    for (mi = 0; mi < COUNT(e.M); mi++)
+        for (ni = 0; ni < COUNT(e.N); ni++)
+            for (ki = 0; ki < COUNT(e.K); ki++) check_shape(&r, e.M[mi], e.N[ni], e.K[ki], a_t, b_t);
 }
 
 START_TEST(test_shapes_nn) { run_all_shapes(0, 0); }
@@ -239,6 +227,23 @@ START_TEST(test_shapes_tn) { run_all_shapes(1, 0); }
 END_TEST
 
 START_TEST(test_shapes_tt) { run_all_shapes(1, 1); }
+END_TEST
+
+/* 60 random shapes and layouts (M up to 4 tiles and a bit, N up to 2 blocks and
+ * a bit, K up to 3 blocks): sizes that are multiples of nothing in particular. */
+START_TEST(test_shapes_random) {
+    util_rng r;
+    int mr, nr, kc, nc, n;
+    mm_blocking(&mr, &nr, &kc, &nc);
+    util_rng_seed(&r, 31337);
+    for (n = 0; n < 60; n++) {
+        int M = 1 + (int)(util_rng_u64(&r) % (uint64_t)(4 * mr + 7));
+        int N = 1 + (int)(util_rng_u64(&r) % (uint64_t)(2 * nc + 50));
+        int K = 1 + (int)(util_rng_u64(&r) % (uint64_t)(3 * kc + 20));
+        int t = (int)(util_rng_u64(&r) & 3);
+        check_shape(&r, M, N, K, t >> 1, t & 1);
+    }
+}
 END_TEST
 
 /* A hand-computed 2x3 @ 3x2 product, in all four layouts: small integers, so
@@ -346,9 +351,13 @@ END_TEST
  * many rows by row panels: a row is the same bits either way (the key-value
  * cache of generation relies on it). */
 START_TEST(test_row_position_independent) {
-    static const int NKs[][3] = {{300, 600, 13}, {33, 257, 13}, {1, 1, 13}, {32, 256, 13}, {600, 700, 60}, {300, 33, 60}};
-    int s, t, mode, i, k, saved = util_threads();
+    int mr, nr, kc, nc, s, t, mode, i, k, saved = util_threads();
     util_rng r;
+    mm_blocking(&mr, &nr, &kc, &nc);
+    {
+    /* N > nc with few rows: the column-block split; 60 rows or more: the row split */
+    const int NKs[][3] = {{nc + 44, kc + 88, 13}, {nr + 1, kc + 1, 13}, {1, 1, 13}, {nr, kc, 13},
+                          {nc + 88, 2 * kc + 188, 9 * mr + 1}, {nc + 44, nr + 1, 9 * mr + 1}};
     util_rng_seed(&r, 4242);
     for (s = 0; s < COUNT(NKs); s++) {
         int N = NKs[s][0], K = NKs[s][1], M = NKs[s][2];
@@ -388,6 +397,7 @@ START_TEST(test_row_position_independent) {
         free(big);
         free(row);
         free(one);
+    }
     }
 }
 END_TEST
@@ -470,10 +480,16 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_shapes_nt);
     tcase_add_test(tc, test_shapes_tn);
     tcase_add_test(tc, test_shapes_tt);
+    tcase_add_test(tc, test_shapes_random);
     tcase_add_test(tc, test_threads_bit_identical);
     tcase_add_test(tc, test_row_position_independent);
     suite_add_tcase(s, tc);
     return s;
 }
 
-int main(void) { return testutil_run(make_suite()); }
+int main(void) {
+    int mr, nr, kc, nc;
+    mm_blocking(&mr, &nr, &kc, &nc);
+    printf("matmul kernel %s: tile %d x %d, kc %d, nc %d\n", mm_kernel_name(), mr, nr, kc, nc);
+    return testutil_run(make_suite());
+}

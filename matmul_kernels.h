@@ -1,0 +1,225 @@
+/* matmul_kernels.h - the matrix-product micro-kernels, one per instruction set:
+ * the only file in dpo with SIMD intrinsics. Included by matmul.c alone.
+ *
+ * Every kernel computes the same thing, an MR x NR tile of the product,
+ *
+ *   c[i][j] = init[i][j] + sum_k ap[k*MR + i] * bp[k*NR + j],   k = 0, 1, ..., kc-1,
+ *
+ * from an A panel packed k-major (MR values per k) and a B panel packed k-major
+ * (NR values per k), with every element summed by the same steps:
+ *
+ *   s = init;  for k in order: s = fma(a_k, b_k, s)      (one rounding per step)
+ *
+ * where fma is the fused multiply-add of IEEE 754 (C99's fmaf, the FMA
+ * instructions of AVX2/AVX-512, NEON's vfmaq). The scalar reference of matmul.c
+ * does the same with fmaf, so every kernel gives the same bits as the reference
+ * and as every other kernel: the same model trained on an AVX-512 server, an
+ * AVX2 laptop or an Arm board computes the same numbers (tests/test_matmul.c
+ * asserts this with tolerance 0 for whichever kernel is built).
+ *
+ * init is the tile itself (row == NULL: c is loaded, the running sums of a
+ * previous K block or the caller's accumulate) or one row of NR values (row !=
+ * NULL: a bias, or zeros) used for every one of the MR rows.
+ *
+ * Choosing the tile. A k step loads one row of the B panel (NR values) and MR
+ * values of A (each broadcast to a vector), and does MR x NR/W fused
+ * multiply-adds (W floats per vector) into MR x NR/W accumulator registers. The
+ * tile is the largest that keeps all accumulators, the B vectors and one A
+ * broadcast in registers: more accumulators mean more independent FMA chains
+ * (an FMA has a latency of about 4 cycles and 2 can start per cycle, so at
+ * least 8 chains are needed) and fewer loads per FMA.
+ *
+ * Which kernel is compiled: SIMD=scalar forces the portable one
+ * (DPO_SIMD_SCALAR); otherwise the best the compiler's target allows
+ * (-march=native on the build machine by default, or SIMD=avx2 / avx512 / neon). */
+#ifndef DPO_MATMUL_KERNELS_H
+#define DPO_MATMUL_KERNELS_H
+
+#include <math.h> /* fmaf */
+#include <stddef.h>
+
+#if defined(DPO_SIMD_SCALAR)
+#define MM_KERNEL_SCALAR 1
+#elif defined(__AVX512F__)
+#define MM_KERNEL_AVX512 1
+#elif defined(__AVX2__) && defined(__FMA__)
+#define MM_KERNEL_AVX2 1
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+#define MM_KERNEL_NEON 1
+#else
+#define MM_KERNEL_SCALAR 1
+#endif
+
+/* make SIMD=avx2|avx512|neon asks for one kernel: refuse to build another */
+#if defined(DPO_SIMD_WANT_AVX512) && !defined(MM_KERNEL_AVX512)
+#error "SIMD=avx512: the compiler does not target AVX-512F (is -mavx512f accepted?)"
+#endif
+#if defined(DPO_SIMD_WANT_AVX2) && !defined(MM_KERNEL_AVX2)
+#error "SIMD=avx2: the compiler does not target AVX2 and FMA"
+#endif
+#if defined(DPO_SIMD_WANT_NEON) && !defined(MM_KERNEL_NEON)
+#error "SIMD=neon: the compiler does not target AArch64 with NEON"
+#endif
+
+/* ======================================================================== */
+#if defined(MM_KERNEL_AVX512)
+/* AVX-512: 32 zmm registers of 16 floats. Tile 14 x 32: 28 accumulators (14 rows
+ * x 2 vectors), 2 for the B row, 1 for the A broadcast = 31 registers. Per k
+ * step: 2 loads of B, 14 broadcasts of A, 28 FMAs (14 cycles at 2 per cycle). */
+#include <immintrin.h>
+
+#define MM_KERNEL_NAME "avx512"
+#define MM_MR 14
+#define MM_NR 32
+
+#define MM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
+#define MM_DECL(r) __m512 c##r##_0, c##r##_1;
+#define MM_INIT_ROW(r) c##r##_0 = b0; c##r##_1 = b1;
+#define MM_LOAD(r) c##r##_0 = _mm512_loadu_ps(c + (size_t)(r) * ldc); \
+                   c##r##_1 = _mm512_loadu_ps(c + (size_t)(r) * ldc + 16);
+#define MM_STEP(r) a = _mm512_set1_ps(ap[r]); \
+                   c##r##_0 = _mm512_fmadd_ps(a, b0, c##r##_0); \
+                   c##r##_1 = _mm512_fmadd_ps(a, b1, c##r##_1);
+#define MM_STORE(r) _mm512_storeu_ps(c + (size_t)(r) * ldc, c##r##_0); \
+                    _mm512_storeu_ps(c + (size_t)(r) * ldc + 16, c##r##_1);
+
+static void mm_kernel(int kc, const float *ap, const float *bp, float *c, size_t ldc,
+                      const float *row) {
+    __m512 a, b0, b1;
+    int k;
+    MM_ROWS(MM_DECL)
+    if (row) {
+        b0 = _mm512_loadu_ps(row);
+        b1 = _mm512_loadu_ps(row + 16);
+        MM_ROWS(MM_INIT_ROW)
+    } else {
+        MM_ROWS(MM_LOAD)
+    }
+    for (k = 0; k < kc; k++, ap += MM_MR, bp += MM_NR) {
+        b0 = _mm512_loadu_ps(bp);
+        b1 = _mm512_loadu_ps(bp + 16);
+        MM_ROWS(MM_STEP)
+    }
+    MM_ROWS(MM_STORE)
+}
+
+/* ======================================================================== */
+#elif defined(MM_KERNEL_AVX2)
+/* AVX2 + FMA: 16 ymm registers of 8 floats. Tile 6 x 16: 12 accumulators (6 rows
+ * x 2 vectors), 2 for the B row, 1 for the A broadcast = 15 registers. Per k
+ * step: 2 loads of B, 6 broadcasts of A, 12 FMAs (6 cycles at 2 per cycle). */
+#include <immintrin.h>
+
+#define MM_KERNEL_NAME "avx2"
+#define MM_MR 6
+#define MM_NR 16
+
+#define MM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define MM_DECL(r) __m256 c##r##_0, c##r##_1;
+#define MM_INIT_ROW(r) c##r##_0 = b0; c##r##_1 = b1;
+#define MM_LOAD(r) c##r##_0 = _mm256_loadu_ps(c + (size_t)(r) * ldc); \
+                   c##r##_1 = _mm256_loadu_ps(c + (size_t)(r) * ldc + 8);
+#define MM_STEP(r) a = _mm256_broadcast_ss(ap + (r)); \
+                   c##r##_0 = _mm256_fmadd_ps(a, b0, c##r##_0); \
+                   c##r##_1 = _mm256_fmadd_ps(a, b1, c##r##_1);
+#define MM_STORE(r) _mm256_storeu_ps(c + (size_t)(r) * ldc, c##r##_0); \
+                    _mm256_storeu_ps(c + (size_t)(r) * ldc + 8, c##r##_1);
+
+static void mm_kernel(int kc, const float *ap, const float *bp, float *c, size_t ldc,
+                      const float *row) {
+    __m256 a, b0, b1;
+    int k;
+    MM_ROWS(MM_DECL)
+    if (row) {
+        b0 = _mm256_loadu_ps(row);
+        b1 = _mm256_loadu_ps(row + 8);
+        MM_ROWS(MM_INIT_ROW)
+    } else {
+        MM_ROWS(MM_LOAD)
+    }
+    for (k = 0; k < kc; k++, ap += MM_MR, bp += MM_NR) {
+        b0 = _mm256_loadu_ps(bp);
+        b1 = _mm256_loadu_ps(bp + 8);
+        MM_ROWS(MM_STEP)
+    }
+    MM_ROWS(MM_STORE)
+}
+
+/* ======================================================================== */
+#elif defined(MM_KERNEL_NEON)
+/* NEON (AArch64): 32 q registers of 4 floats. Tile 8 x 12: 24 accumulators (8
+ * rows x 3 vectors), 3 for the B row, 2 holding the 8 A values = 29 registers.
+ * vfmaq_laneq_f32 multiplies by one lane of an A register, so A needs no
+ * broadcast. Per k step: 5 loads, 24 FMAs. */
+#include <arm_neon.h>
+
+#define MM_KERNEL_NAME "neon"
+#define MM_MR 8
+#define MM_NR 12
+
+#define MM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define MM_DECL(r) float32x4_t c##r##_0, c##r##_1, c##r##_2;
+#define MM_INIT_ROW(r) c##r##_0 = b0; c##r##_1 = b1; c##r##_2 = b2;
+#define MM_LOAD(r) c##r##_0 = vld1q_f32(c + (size_t)(r) * ldc); \
+                   c##r##_1 = vld1q_f32(c + (size_t)(r) * ldc + 4); \
+                   c##r##_2 = vld1q_f32(c + (size_t)(r) * ldc + 8);
+/* row r takes lane r % 4 of a0 (rows 0-3) or a1 (rows 4-7) */
+#define MM_STEP_IN(r, av, lane) c##r##_0 = vfmaq_laneq_f32(c##r##_0, b0, av, lane); \
+                                c##r##_1 = vfmaq_laneq_f32(c##r##_1, b1, av, lane); \
+                                c##r##_2 = vfmaq_laneq_f32(c##r##_2, b2, av, lane);
+#define MM_STORE(r) vst1q_f32(c + (size_t)(r) * ldc, c##r##_0); \
+                    vst1q_f32(c + (size_t)(r) * ldc + 4, c##r##_1); \
+                    vst1q_f32(c + (size_t)(r) * ldc + 8, c##r##_2);
+
+static void mm_kernel(int kc, const float *ap, const float *bp, float *c, size_t ldc,
+                      const float *row) {
+    float32x4_t a0, a1, b0, b1, b2;
+    int k;
+    MM_ROWS(MM_DECL)
+    if (row) {
+        b0 = vld1q_f32(row);
+        b1 = vld1q_f32(row + 4);
+        b2 = vld1q_f32(row + 8);
+        MM_ROWS(MM_INIT_ROW)
+    } else {
+        MM_ROWS(MM_LOAD)
+    }
+    for (k = 0; k < kc; k++, ap += MM_MR, bp += MM_NR) {
+        a0 = vld1q_f32(ap);
+        a1 = vld1q_f32(ap + 4);
+        b0 = vld1q_f32(bp);
+        b1 = vld1q_f32(bp + 4);
+        b2 = vld1q_f32(bp + 8);
+        MM_STEP_IN(0, a0, 0) MM_STEP_IN(1, a0, 1) MM_STEP_IN(2, a0, 2) MM_STEP_IN(3, a0, 3)
+        MM_STEP_IN(4, a1, 0) MM_STEP_IN(5, a1, 1) MM_STEP_IN(6, a1, 2) MM_STEP_IN(7, a1, 3)
+    }
+    MM_ROWS(MM_STORE)
+}
+
+/* ======================================================================== */
+#else
+/* Portable scalar kernel: plain C with fmaf, for any CPU. Tile 4 x 8: small
+ * enough that a compiler keeps it in registers where it can. Where the target
+ * has no FMA instruction, fmaf is libm's exactly rounded software version:
+ * slower, the same bits. */
+
+#define MM_KERNEL_NAME "scalar"
+#define MM_MR 4
+#define MM_NR 8
+
+static void mm_kernel(int kc, const float *ap, const float *bp, float *c, size_t ldc,
+                      const float *row) {
+    float acc[MM_MR][MM_NR];
+    int i, j, k;
+    for (i = 0; i < MM_MR; i++)
+        for (j = 0; j < MM_NR; j++) acc[i][j] = row ? row[j] : c[(size_t)i * ldc + j];
+    for (k = 0; k < kc; k++, ap += MM_MR, bp += MM_NR)
+        for (i = 0; i < MM_MR; i++)
+            for (j = 0; j < MM_NR; j++) acc[i][j] = fmaf(ap[i], bp[j], acc[i][j]);
+    for (i = 0; i < MM_MR; i++)
+        for (j = 0; j < MM_NR; j++) c[(size_t)i * ldc + j] = acc[i][j];
+}
+
+#endif
+
+#endif
