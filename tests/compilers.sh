@@ -1,7 +1,8 @@
 #!/bin/sh
-# tests/compilers.sh - two builds of dpo (say gcc's and clang's) must compute the
-# same bits: the same tiny training run (AdamW, 3 steps) saved by each gives
-# byte-identical model and optimizer files. Usage: sh tests/compilers.sh DPO_A DPO_B
+# tests/compilers.sh - two builds of dpo (gcc's and clang's, or two matrix
+# kernels from tests/kernels.sh) must compute the same bits: the same tiny
+# training run (AdamW, 3 steps) saved by each gives byte-identical model and
+# optimizer files. Usage: sh tests/compilers.sh DPO_A DPO_B
 A=$1; B=$2
 T=$(mktemp -d /tmp/dpo-cc-XXXXXX)
 trap 'rm -rf "$T"' EXIT
@@ -12,7 +13,7 @@ for x in A B; do
         --micro-batch 2 --lr 1e-3 --warmup 0 --optimizer adamw --quiet >/dev/null || exit 1
 done
 if cmp "$T/oA/model.safetensors" "$T/oB/model.safetensors" && cmp "$T/oA/optimizer.safetensors" "$T/oB/optimizer.safetensors"; then
-    echo "compilers: $A and $B saved identical bytes"
+    echo "same bits: $A and $B saved identical model and optimizer bytes"
 else
     echo "FAIL: $A and $B compute different bits"
     exit 1
