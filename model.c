@@ -729,6 +729,25 @@ static int alloc_dacts(model *m, dpo_err *e) {
 /* forward and backward of the whole model                                   */
 /* ======================================================================== */
 
+/* Profiling hooks (dpo bench; see model_prof): prof_start reads the clock;
+ * prof_fwd and prof_bwd add the seconds since the last reading to a category
+ * and read it again. With m->prof NULL they do nothing and read no clock. */
+static double prof_start(const model *m) { return m->prof ? util_seconds() : 0.0; }
+
+static void prof_lap(double *acc, double *t) {
+    double now = util_seconds();
+    *acc += now - *t;
+    *t = now;
+}
+
+static void prof_fwd(const model *m, double *t, int cat) {
+    if (m->prof) prof_lap(&m->prof->fwd[cat], t);
+}
+
+static void prof_bwd(const model *m, double *t, int cat) {
+    if (m->prof) prof_lap(&m->prof->bwd[cat], t);
+}
+
 /* One block's parameters, or their gradients: layer l's slice of each
  * per-layer family of a model_tensors (m->params or m->grads). */
 typedef struct {
@@ -808,19 +827,30 @@ static void block_forward(model *m, int l) {
     block_weights w = block_weights_at(&m->params, l, C);
     block_acts b = block_acts_at(m, l);
     float *proj = m->acts.tmp; /* (n_tok, C) a projection before its residual add */
+    double t = prof_start(m);
 
     layernorm_forward(b.ln1, b.ln1_mean, b.ln1_rstd, b.inp, w.ln1w, w.ln1b, n_tok, C, c->ln_eps);
+    prof_fwd(m, &t, MODEL_PROF_LAYERNORM);
     matmul_forward(b.qkv, b.ln1, w.qkvw, w.qkvb, n_tok, C, 3 * C);
+    prof_fwd(m, &t, MODEL_PROF_QKV);
     attention_forward(b.atty, b.att, b.qkv, m->seq_start, m->att_off, m->n_seq, C, c->n_head);
+    prof_fwd(m, &t, MODEL_PROF_ATTENTION);
     matmul_forward(proj, b.atty, w.attprojw, w.attprojb, n_tok, C, C);
+    prof_fwd(m, &t, MODEL_PROF_ATTPROJ);
     residual_forward(b.residual2, b.inp, proj, tok_floats);
+    prof_fwd(m, &t, MODEL_PROF_OTHER);
 
     layernorm_forward(b.ln2, b.ln2_mean, b.ln2_rstd, b.residual2, w.ln2w, w.ln2b, n_tok, C,
                       c->ln_eps);
+    prof_fwd(m, &t, MODEL_PROF_LAYERNORM);
     matmul_forward(b.fch, b.ln2, w.fcw, w.fcb, n_tok, C, 4 * C);
+    prof_fwd(m, &t, MODEL_PROF_FC);
     gelu_forward(b.fch_gelu, b.fch, 4 * tok_floats);
+    prof_fwd(m, &t, MODEL_PROF_GELU);
     matmul_forward(proj, b.fch_gelu, w.fcprojw, w.fcprojb, n_tok, 4 * C, C);
+    prof_fwd(m, &t, MODEL_PROF_FCPROJ);
     residual_forward(b.residual3, b.residual2, proj, tok_floats);
+    prof_fwd(m, &t, MODEL_PROF_OTHER);
 }
 
 /* Block l backward, from dres = dL/dresidual3 (n_tok, C); leaves dL/dinp in dres.
@@ -833,27 +863,41 @@ static void block_backward(model *m, int l) {
     block_weights w = block_weights_at(&m->params, l, C), dw = block_weights_at(&m->grads, l, C);
     block_acts b = block_acts_at(m, l);
     model_dacts *d = &m->dacts;
+    double t = prof_start(m);
 
     /* residual3 = residual2 + fcproj(gelu(fc(LN2(residual2)))) */
     memset(d->dfch, 0, 4 * tok_floats * sizeof(float));
+    prof_bwd(m, &t, MODEL_PROF_OTHER);
     matmul_backward(d->dfch, dw.fcprojw, dw.fcprojb, d->dres, b.fch_gelu, w.fcprojw, n_tok, 4 * C,
                     C);
+    prof_bwd(m, &t, MODEL_PROF_FCPROJ);
     gelu_backward(d->dfch, b.fch, d->dfch, 4 * tok_floats);
+    prof_bwd(m, &t, MODEL_PROF_GELU);
     memset(d->dln, 0, tok_floats * sizeof(float));
+    prof_bwd(m, &t, MODEL_PROF_OTHER);
     matmul_backward(d->dln, dw.fcw, dw.fcb, d->dfch, b.ln2, w.fcw, n_tok, C, 4 * C);
+    prof_bwd(m, &t, MODEL_PROF_FC);
     layernorm_backward(d->dres, dw.ln2w, dw.ln2b, d->dln, b.residual2, b.ln2_mean, b.ln2_rstd,
                        w.ln2w, n_tok, C);
+    prof_bwd(m, &t, MODEL_PROF_LAYERNORM);
 
     /* residual2 = inp + attproj(attention(qkv(LN1(inp)))) */
     memset(d->datty, 0, tok_floats * sizeof(float));
+    prof_bwd(m, &t, MODEL_PROF_OTHER);
     matmul_backward(d->datty, dw.attprojw, dw.attprojb, d->dres, b.atty, w.attprojw, n_tok, C, C);
+    prof_bwd(m, &t, MODEL_PROF_ATTPROJ);
     memset(d->dqkv, 0, 3 * tok_floats * sizeof(float));
+    prof_bwd(m, &t, MODEL_PROF_OTHER);
     attention_backward(d->dqkv, b.att, d->datty, b.qkv, m->seq_start, m->att_off, m->n_seq, C,
                        c->n_head);
+    prof_bwd(m, &t, MODEL_PROF_ATTENTION);
     memset(d->dln, 0, tok_floats * sizeof(float));
+    prof_bwd(m, &t, MODEL_PROF_OTHER);
     matmul_backward(d->dln, dw.qkvw, dw.qkvb, d->dqkv, b.ln1, w.qkvw, n_tok, C, 3 * C);
+    prof_bwd(m, &t, MODEL_PROF_QKV);
     layernorm_backward(d->dres, dw.ln1w, dw.ln1b, d->dln, b.inp, b.ln1_mean, b.ln1_rstd, w.ln1w,
                        n_tok, C);
+    prof_bwd(m, &t, MODEL_PROF_LAYERNORM);
 }
 
 /* The tied head, only for the n_sel rows that have a target:
@@ -891,14 +935,19 @@ int model_forward(model *m, float *logp, const int *tokens, const int *targets,
     const model_tensors *p = &m->params;
     model_acts *a = &m->acts;
     int l;
+    double t = prof_start(m);
 
     m->backward_ready = 0;
     if (set_batch(m, tokens, targets, seq_len, n_seq, e) != 0 || alloc_acts(m, e) != 0) return -1;
     encoder_forward(a->encoded, m->tokens, m->pos, p->t[P_WTE], p->t[P_WPE], m->n_tok, c->n_embd);
+    prof_fwd(m, &t, MODEL_PROF_OTHER);
     for (l = 0; l < c->n_layer; l++) block_forward(m, l);
+    t = prof_start(m);
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, block_acts_at(m, c->n_layer - 1).residual3,
                       p->t[P_LNFW], p->t[P_LNFB], m->n_tok, c->n_embd, c->ln_eps);
+    prof_fwd(m, &t, MODEL_PROF_LAYERNORM);
     head_forward(m, logp);
+    prof_fwd(m, &t, MODEL_PROF_HEAD);
     m->backward_ready = !m->no_grad;
     return 0;
 }
@@ -914,6 +963,7 @@ int model_backward(model *m, const float *dlogp, dpo_err *e) {
     model_acts *a = &m->acts;
     model_dacts *d = &m->dacts;
     int l;
+    double t;
 
     if (m->no_grad) return dpo_errf(e, "model_backward: the model is forward-only (model_set_no_grad)");
     if (!m->backward_ready) return dpo_errf(e, "model_backward needs a fresh model_forward");
@@ -921,13 +971,19 @@ int model_backward(model *m, const float *dlogp, dpo_err *e) {
     if (alloc_dacts(m, e) != 0) return -1;
     m->backward_ready = 0;
 
+    t = prof_start(m);
     head_backward(m, dlogp);
+    prof_bwd(m, &t, MODEL_PROF_HEAD);
     memset(d->dres, 0, (size_t)m->n_tok * c->n_embd * sizeof(float));
+    prof_bwd(m, &t, MODEL_PROF_OTHER);
     layernorm_backward(d->dres, g->t[P_LNFW], g->t[P_LNFB], d->dln,
                        block_acts_at(m, c->n_layer - 1).residual3, a->lnf_mean, a->lnf_rstd,
                        p->t[P_LNFW], m->n_tok, c->n_embd);
+    prof_bwd(m, &t, MODEL_PROF_LAYERNORM);
     for (l = c->n_layer - 1; l >= 0; l--) block_backward(m, l);
+    t = prof_start(m);
     encoder_backward(g->t[P_WTE], g->t[P_WPE], d->dres, m->tokens, m->pos, m->n_tok, c->n_embd);
+    prof_bwd(m, &t, MODEL_PROF_OTHER);
     return 0;
 }
 

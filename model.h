@@ -101,6 +101,29 @@ typedef struct {
     float *dhead;     /* (n_sel, C) */
 } model_dacts;
 
+/* Profiling (dpo bench --dpo): the seconds the forward and backward passes
+ * spend in each kind of layer, added up over calls while a model's prof points
+ * at one of these (NULL, the default: no clock is read). Whole layer calls are
+ * timed on the calling thread with the monotonic clock (a layer's OpenMP
+ * threads finish inside its call). */
+enum {
+    MODEL_PROF_QKV,       /* the qkv linear layer, C -> 3C: its matrix products and bias */
+    MODEL_PROF_ATTPROJ,   /* the attention output projection, C -> C */
+    MODEL_PROF_FC,        /* the MLP's first linear layer, C -> 4C */
+    MODEL_PROF_FCPROJ,    /* the MLP's projection, 4C -> C */
+    MODEL_PROF_ATTENTION, /* causal self-attention: scores, softmax, weighted values */
+    MODEL_PROF_LAYERNORM, /* ln_1, ln_2 and ln_f */
+    MODEL_PROF_GELU,
+    MODEL_PROF_HEAD,      /* the tied head (logits = ln_f(h) wte^T) with its log-softmax */
+    MODEL_PROF_OTHER,     /* embeddings, residual adds, zeroing gradient scratch, batch set-up */
+    MODEL_PROF_N
+};
+
+typedef struct {
+    double fwd[MODEL_PROF_N]; /* seconds in model_forward, per category */
+    double bwd[MODEL_PROF_N]; /* seconds in model_backward */
+} model_prof;
+
 typedef struct {
     model_config cfg;
     size_t num_params;
@@ -128,6 +151,7 @@ typedef struct {
     size_t dacts_cap;         /* floats */
     int backward_ready;       /* set by forward, cleared by backward */
     int no_grad;              /* forward-only: see model_set_no_grad */
+    model_prof *prof;         /* NULL, or where the passes add their seconds (see model_prof) */
 } model;
 
 /* Check a config: positive, bounded sizes, n_embd % n_head == 0, parameter count bounded. */
