@@ -37,10 +37,12 @@ static void epoch_permutation(int *perm, int n, uint64_t seed, long epoch) {
 typedef struct {
     const train_config *c;
     const train_callbacks *cb;   /* may be NULL */
-    model policy, ref;
+    model *policy, *ref;     /* own_policy and own_ref in train_run; the caller's in train_step */
+    model own_policy, own_ref;
     tok_tokenizer *tok;
     data_set data, eval;
-    optim_state opt;
+    optim_state *opt;        /* own_opt in train_run; the caller's in train_step */
+    optim_state own_opt;
     data_batch buf;
     int *perm, *rows;
     int *eval_rows;          /* 0, 1, ..., eval.n_rows - 1 */
@@ -56,12 +58,12 @@ typedef struct {
 } train_state;
 
 static void train_free(train_state *run) {
-    model_free(&run->policy);
-    model_free(&run->ref);
+    model_free(&run->own_policy);
+    model_free(&run->own_ref);
     tok_free(run->tok);
     data_free(&run->data);
     data_free(&run->eval);
-    optim_free(&run->opt);
+    optim_free(&run->own_opt);
     data_batch_free(&run->buf);
     free(run->perm);
     free(run->rows);
@@ -106,7 +108,7 @@ static int forward_part(train_state *run, const train_config *c, const data_set 
     if (N == 0) return dpo_errf(e, "out of memory for a batch");
     *tokens += N;
     if (d->sft) {
-        if (model_forward(&run->policy, b->logp, b->tokens, b->targets, b->seq_len, n, e) != 0) return -1;
+        if (model_forward(run->policy, b->logp, b->tokens, b->targets, b->seq_len, n, e) != 0) return -1;
         for (j = 0; j < (int)N; j++) b->dlogp[j] = 0.0f;
         for (i = 0; i < n; i++) {
             double lp = data_seq_logp(b, i);
@@ -124,13 +126,13 @@ static int forward_part(train_state *run, const train_config *c, const data_set 
             run->pin[i].ref_rejected = ref_logp[2 * (size_t)rows[i] + 1];
         }
     } else if (need_ref) {
-        if (model_forward(&run->ref, b->logp, b->tokens, b->targets, b->seq_len, 2 * n, e) != 0) return -1;
+        if (model_forward(run->ref, b->logp, b->tokens, b->targets, b->seq_len, 2 * n, e) != 0) return -1;
         for (i = 0; i < n; i++) {
             run->pin[i].ref_chosen = data_seq_logp(b, 2 * i);
             run->pin[i].ref_rejected = data_seq_logp(b, 2 * i + 1);
         }
     }
-    if (model_forward(&run->policy, b->logp, b->tokens, b->targets, b->seq_len, 2 * n, e) != 0) return -1;
+    if (model_forward(run->policy, b->logp, b->tokens, b->targets, b->seq_len, 2 * n, e) != 0) return -1;
     for (i = 0; i < n; i++) {
         run->pin[i].policy_chosen = data_seq_logp(b, 2 * i);
         run->pin[i].policy_rejected = data_seq_logp(b, 2 * i + 1);
@@ -171,7 +173,7 @@ static int forward_part(train_state *run, const train_config *c, const data_set 
 static int micro_step(train_state *run, const train_config *c, const int *rows, int n, int B, double tok_batch,
                       train_metrics *acc, size_t *tokens, dpo_err *e) {
     if (forward_part(run, c, &run->data, run->ref_logp, rows, n, B, tok_batch, acc, tokens, e) != 0) return -1;
-    return model_backward(&run->policy, run->buf.dlogp, e);
+    return model_backward(run->policy, run->buf.dlogp, e);
 }
 
 /* turn the sums over rows of a batch of B rows into means (the loss already is one) */
@@ -346,8 +348,8 @@ static int save_checkpoint(const train_state *run, const train_config *c, long s
     if (ckpt_paths_of(&p, c->out_dir, e) != 0 || remove_ckpt(p.tmp, e) != 0) return -1;
     /* a fresh OUT.tmp of our own: mkdir fails if anything (a planted link) took the name */
     if (mkdir(p.tmp, 0777) != 0) return dpo_errf(e, "%s: cannot create directory: %s", p.tmp, strerror(errno));
-    if (model_save(&run->policy, p.tmp, e) != 0 || tok_write_files(run->tok, p.tmp, e) != 0 ||
-        util_path_join(path, sizeof path, p.tmp, "optimizer.safetensors", e) != 0 || optim_save(&run->opt, path, e) != 0)
+    if (model_save(run->policy, p.tmp, e) != 0 || tok_write_files(run->tok, p.tmp, e) != 0 ||
+        util_path_join(path, sizeof path, p.tmp, "optimizer.safetensors", e) != 0 || optim_save(run->opt, path, e) != 0)
         return -1;
     n = snprintf(state, sizeof state,
                  "{\n  \"mode\": \"%s\",\n  \"step\": %ld,\n  \"pairs_seen\": %lld,\n  \"seed\": \"%llu\",\n  \"batch\": %d,\n"
@@ -542,26 +544,26 @@ static int load_models(train_state *run, ckpt_state *ck, dpo_err *e) {
     const train_config *c = run->c;
     if (tok_load(&run->tok, c->tokenizer_dir ? c->tokenizer_dir : c->model_dir, e) != 0) return -1;
     if (c->resume_dir && resume_state(c, run->cb, ck, run->resume, sizeof run->resume, e) != 0) return -1;
-    if (model_load(&run->policy, run->resume[0] ? run->resume : c->model_dir, e) != 0) return -1;
+    if (model_load(run->policy, run->resume[0] ? run->resume : c->model_dir, e) != 0) return -1;
     if (run->use_ref) {
-        if (model_load(&run->ref, c->ref_dir ? c->ref_dir : c->model_dir, e) != 0) return -1;
-        model_set_no_grad(&run->ref, 1); /* frozen: forward passes only, one layer of activations */
-        if (run->ref.cfg.vocab_size != run->policy.cfg.vocab_size)
+        if (model_load(run->ref, c->ref_dir ? c->ref_dir : c->model_dir, e) != 0) return -1;
+        model_set_no_grad(run->ref, 1); /* frozen: forward passes only, one layer of activations */
+        if (run->ref->cfg.vocab_size != run->policy->cfg.vocab_size)
             return dpo_errf(e, "the reference's vocabulary (%d) differs from the policy's (%d)",
-                            run->ref.cfg.vocab_size, run->policy.cfg.vocab_size);
+                            run->ref->cfg.vocab_size, run->policy->cfg.vocab_size);
     }
-    if (tok_vocab_size(run->tok) > run->policy.cfg.vocab_size)
+    if (tok_vocab_size(run->tok) > run->policy->cfg.vocab_size)
         return dpo_errf(e, "the tokenizer has %d tokens, more than the model's vocab_size %d", tok_vocab_size(run->tok),
-                        run->policy.cfg.vocab_size);
+                        run->policy->cfg.vocab_size);
     return 0;
 }
 
 /* the training (and held-out) rows, fitted to the models' context; the run's length */
 static int load_datasets(train_state *run, dpo_err *e) {
     const train_config *c = run->c;
-    int eos = tok_eot_id(run->tok) >= 0 ? tok_eot_id(run->tok) : run->policy.cfg.eos_token_id;
-    int n_ctx = run->policy.cfg.n_ctx;
-    if (run->use_ref && run->ref.cfg.n_ctx < n_ctx) n_ctx = run->ref.cfg.n_ctx;
+    int eos = tok_eot_id(run->tok) >= 0 ? tok_eot_id(run->tok) : run->policy->cfg.eos_token_id;
+    int n_ctx = run->policy->cfg.n_ctx;
+    if (run->use_ref && run->ref->cfg.n_ctx < n_ctx) n_ctx = run->ref->cfg.n_ctx;
     if (load_data(&run->data, c, c->data_path, run->tok, eos, n_ctx, e) != 0) return -1;
     if (c->eval_path && load_data(&run->eval, c, c->eval_path, run->tok, eos, n_ctx, e) != 0) return -1;
     run->total_steps = c->steps > 0 ? c->steps : ((long)c->epochs * run->data.n_rows + run->batch - 1) / run->batch;
@@ -573,10 +575,10 @@ static int setup_optimizer(train_state *run, const ckpt_state *ck, dpo_err *e) {
     optim_config oc = run->c->opt;
     char path[4096];
     if (oc.schedule == OPTIM_COSINE && oc.total_steps <= 0) oc.total_steps = run->total_steps;
-    if (optim_init(&run->opt, &oc, run->policy.num_params, e) != 0) return -1;
+    if (optim_init(run->opt, &oc, run->policy->num_params, e) != 0) return -1;
     if (!run->resume[0]) return 0;
     if (util_path_join(path, sizeof path, run->resume, "optimizer.safetensors", e) != 0 ||
-        optim_load(&run->opt, path, e) != 0)
+        optim_load(run->opt, path, e) != 0)
         return -1;
     run->first_step = ck->step;
     run->rows_seen = ck->pairs_seen;
@@ -589,7 +591,7 @@ static int setup_optimizer(train_state *run, const ckpt_state *ck, dpo_err *e) {
 /* gradients and the per-step buffers */
 static int alloc_buffers(train_state *run, dpo_err *e) {
     int i;
-    if (model_alloc_grads(&run->policy, e) != 0) return -1;
+    if (model_alloc_grads(run->policy, e) != 0) return -1;
     run->perm = malloc((size_t)run->data.n_rows * sizeof *run->perm);
     run->rows = malloc((size_t)run->batch * sizeof *run->rows);
     run->eval_rows = malloc((size_t)(run->eval.n_rows > 0 ? run->eval.n_rows : 1) * sizeof *run->eval_rows);
@@ -610,14 +612,14 @@ static int precompute_reference(train_state *run, dpo_err *e) {
     if (run->use_ref && c->eval_path) {
         run->eval_ref_logp = malloc(2 * (size_t)run->eval.n_rows * sizeof *run->eval_ref_logp);
         if (!run->eval_ref_logp) return dpo_errf(e, "out of memory");
-        if (ref_logps(&run->ref, &run->eval, run->micro_batch, run->eval_ref_logp, run->cb, "held-out", e) != 0)
+        if (ref_logps(run->ref, &run->eval, run->micro_batch, run->eval_ref_logp, run->cb, "held-out", e) != 0)
             return -1;
     }
     if (run->use_ref && c->precompute_ref) {
         run->ref_logp = malloc(2 * (size_t)run->data.n_rows * sizeof *run->ref_logp);
         if (!run->ref_logp) return dpo_errf(e, "out of memory");
-        if (ref_logps(&run->ref, &run->data, run->micro_batch, run->ref_logp, run->cb, "training", e) != 0) return -1;
-        model_free(&run->ref);
+        if (ref_logps(run->ref, &run->data, run->micro_batch, run->ref_logp, run->cb, "training", e) != 0) return -1;
+        model_free(run->ref);
     }
     return 0;
 }
@@ -640,12 +642,14 @@ static int optimize_batch(train_state *run, long step, train_metrics *m, dpo_err
     double t0 = util_seconds(), tok_batch = response_tokens(&run->data, run->rows, B);
     size_t tokens = 0;
     memset(m, 0, sizeof *m);
-    model_zero_grad(&run->policy);
+    model_zero_grad(run->policy);
     for (i = 0; i < B; i += mb)
         if (micro_step(run, run->c, run->rows + i, B - i < mb ? B - i : mb, B, tok_batch, m, &tokens, e) != 0)
             return -1;
-    m->learning_rate = optim_lr(&run->opt.cfg, run->opt.step);
-    m->grad_norm = optim_step(&run->opt, run->policy.params_mem, run->policy.grads_mem);
+    m->learning_rate = optim_lr(&run->opt->cfg, run->opt->step);
+    m->optim_seconds = util_seconds();
+    m->grad_norm = optim_step(run->opt, run->policy->params_mem, run->policy->grads_mem);
+    m->optim_seconds = util_seconds() - m->optim_seconds;
     if (!isfinite(m->loss) || !isfinite(m->grad_norm))
         return dpo_errf(e, "step %ld: the %s is not finite (%g); training stopped, nothing was saved by this run "
                            "after its last checkpoint", step + 1, isfinite(m->loss) ? "gradient norm" : "loss",
@@ -656,6 +660,45 @@ static int optimize_batch(train_state *run, long step, train_metrics *m, dpo_err
     m->seconds = util_seconds() - t0;
     m->tokens_per_second = (double)tokens / m->seconds;
     return 0;
+}
+
+int train_step(const train_config *c, model *policy, model *ref, optim_state *opt, const data_set *d,
+               const int *rows, train_metrics *m, dpo_err *e) {
+    train_state run;
+    int i, rc;
+    if (c->batch < 1 || c->micro_batch < 1) return dpo_errf(e, "batch and micro-batch must be at least 1");
+    if (c->mode == TRAIN_DPO && obj_loss_config_validate(&c->loss, e) != 0) return -1;
+    if ((c->mode == TRAIN_SFT) != (d->sft != 0))
+        return dpo_errf(e, "train_step: the data are %s, the mode %s", d->sft ? "SFT rows" : "preference pairs",
+                        mode_name(c->mode));
+    if (needs_ref(c) && !ref) return dpo_errf(e, "train_step: the objective needs the reference model");
+    for (i = 0; i < c->batch; i++)
+        if (rows[i] < 0 || rows[i] >= d->n_rows)
+            return dpo_errf(e, "train_step: row %d is outside the data's %d rows", rows[i], d->n_rows);
+    if (model_alloc_grads(policy, e) != 0) return -1;
+    memset(&run, 0, sizeof run);
+    run.c = c;
+    run.policy = policy;
+    run.ref = ref;
+    run.opt = opt;
+    run.data = *d; /* read only, and never freed here: d stays the caller's */
+    run.batch = c->batch;
+    run.micro_batch = c->micro_batch < c->batch ? c->micro_batch : c->batch;
+    run.use_ref = needs_ref(c);
+    run.rows = malloc((size_t)c->batch * sizeof *run.rows);
+    run.pin = calloc((size_t)run.micro_batch, sizeof *run.pin);
+    run.pout = calloc((size_t)run.micro_batch, sizeof *run.pout);
+    if (!run.rows || !run.pin || !run.pout) {
+        rc = dpo_errf(e, "out of memory");
+    } else {
+        memcpy(run.rows, rows, (size_t)c->batch * sizeof *run.rows);
+        rc = optimize_batch(&run, opt->step, m, e);
+    }
+    data_batch_free(&run.buf);
+    free(run.rows);
+    free(run.pin);
+    free(run.pout);
+    return rc;
 }
 
 /* after step number `done` (1-based): the metrics to the caller, an evaluation
@@ -688,6 +731,9 @@ int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
     memset(&ck, 0, sizeof ck);
     run.c = c;
     run.cb = cb;
+    run.policy = &run.own_policy;
+    run.ref = &run.own_ref;
+    run.opt = &run.own_opt;
     run.batch = c->batch;
     run.micro_batch = c->micro_batch < c->batch ? c->micro_batch : c->batch;
     run.use_ref = needs_ref(c);

@@ -61,6 +61,7 @@ typedef struct {
     double learning_rate;
     double tokens_per_second;  /* tokens forwarded (and backwarded, in training) per second */
     double seconds;            /* wall time of the step (or evaluation) */
+    double optim_seconds;      /* of which in optim_step: the gradient norm, clipping and the update */
 } train_metrics;
 
 /* Any of the functions may be NULL. step and eval return 0 to go on, or -1
@@ -107,6 +108,19 @@ int train_out_sibling(const train_config *c, const char *dir, char *name, size_t
  * reference's log-probs of those rows computed once at the start. Evaluations
  * change nothing in the training run. */
 int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e);
+
+/* One optimizer step of train_run, on a batch held in memory (dpo bench times
+ * it): the policy's gradients zeroed (allocated first if need be), rows[0..B)
+ * of d (B = c->batch) in forward and backward passes of at most c->micro_batch
+ * rows each, the reference forwarded on the same rows when the objective uses
+ * it (ref may be NULL only when it does not; give it model_set_no_grad, as
+ * train_run does), then optim_step on opt (its own config; c->opt is not read).
+ * c->mode must match the data (pairs or SFT rows). m receives the step's
+ * metrics as train_run reports them, with step = opt->step after the update
+ * and epoch 0. On error the models and opt may have been used but the run is
+ * not to be continued. */
+int train_step(const train_config *c, model *policy, model *ref, optim_state *opt, const data_set *d,
+               const int *rows, train_metrics *m, dpo_err *e);
 
 #endif
 
