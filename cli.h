@@ -73,5 +73,6 @@ int cmd_sentiment(int argc, char **argv); /* cmd_sentiment.c */
 int cmd_explain(int argc, char **argv); /* cmd_explain.c: the implicit reward, token by token */
 int cmd_corpus(int argc, char **argv);  /* cmd_corpus.c: the synthetic movie-review corpus */
 int cmd_plot(int argc, char **argv);    /* cmd_plot.c: a TSV table drawn as an SVG chart */
+int cmd_bench(int argc, char **argv);   /* cmd_bench.c: passes, matrix products and DPO steps, timed */
 
 #endif

@@ -9,7 +9,6 @@
  *   logp   log-probabilities and implicit rewards of pairs
  *   init   write a freshly initialised GPT-2 model directory
  *   info   load and validate a model directory, print its config and tensors
- *   bench  time forward + backward passes of a model on random tokens
  *   encode, decode, tokenizer-train: the tokenizer (tokenizer.c)
  * Newer subcommands live in files of their own; what all of them share (the
  * option tables and their parser, JSON output) is in cli.c:
@@ -18,6 +17,7 @@
  *   explain              the implicit reward token by token: cmd_explain.c
  *   corpus               the synthetic movie reviews: cmd_corpus.c
  *   plot                 a TSV table as an SVG chart: cmd_plot.c
+ *   bench                how fast this build is on this CPU: cmd_bench.c
  *
  * The DPO objective, with its derivation, is in objective.c; the training loop
  * in train.c. */
@@ -187,100 +187,6 @@ static int cmd_info(int argc, char **argv) {
     st_close(&f);
     model_free(&m);
     return 0;
-}
-
-/* ======================================================================== */
-/* dpo bench                                                                 */
-/* ======================================================================== */
-
-/* steps + 1 forward and backward passes over the packed batch; the first is a
- * warm-up, the others' seconds are summed into *tf (forward) and *tb (backward) */
-static int time_passes(model *m, const int *tokens, const int *targets, const int *lens, int seqs, float *logp,
-                       const float *dlogp, int steps, double *tf, double *tb, dpo_err *e) {
-    int i;
-    for (i = 0; i <= steps; i++) {
-        double t0 = util_seconds(), t1, t2;
-        if (model_forward(m, logp, tokens, targets, lens, seqs, e) != 0) return -1;
-        t1 = util_seconds();
-        model_zero_grad(m);
-        if (model_backward(m, dlogp, e) != 0) return -1;
-        t2 = util_seconds();
-        if (i > 0) {
-            *tf += t1 - t0;
-            *tb += t2 - t1;
-        }
-    }
-    return 0;
-}
-
-static int cmd_bench(int argc, char **argv) {
-    const char *dir = NULL;
-    int seqs = 4, len = 256, steps = 3, threads = 0, n, i;
-    model m;
-    dpo_err e;
-    int *tokens = NULL, *targets = NULL, *lens = NULL;
-    float *logp = NULL, *dlogp = NULL;
-    double tf = 0.0, tb = 0.0, loss = 0.0;
-    util_rng rng;
-    int rc;
-    opt_spec opts[] = {
-        {"--model", OPT_STR, &dir, 0, 0, 1, "model directory", 0},
-        {"--seqs", OPT_INT, &seqs, 1, 4096, 0, "sequences per batch (default {default})", 0},
-        {"--len", OPT_INT, &len, 1, MODEL_MAX_CTX, 0, "tokens per sequence (default {default})", 0},
-        {"--steps", OPT_INT, &steps, 1, 1000000, 0, "timed forward+backward passes (default {default})", 0},
-        {"--threads", OPT_INT, &threads, 1, 1024, 0, "OpenMP threads (default: all)", 0},
-    };
-    rc = cli_parse("bench", "usage: dpo bench --model DIR [--seqs S] [--len T] [--steps K] [--threads N]\n\n"
-                       "Time forward and backward passes on a packed batch of S random sequences\n"
-                       "of T tokens (every position has a target) after one untimed warm-up pass;\n"
-                       "print tokens per second.",
-                       argc, argv, opts, (int)(sizeof opts / sizeof opts[0]));
-    if (rc != 0) return rc > 0 ? 0 : 2;
-    util_set_threads(threads);
-    if (model_load(&m, dir, &e) != 0) return cli_fail("bench", &e);
-    if (len > m.cfg.n_ctx) {
-        fprintf(stderr, "dpo bench: --len %d exceeds the model's context of %d\n", len, m.cfg.n_ctx);
-        model_free(&m);
-        return 2;
-    }
-    n = seqs * len;
-    tokens = malloc((size_t)n * sizeof *tokens);
-    targets = malloc((size_t)n * sizeof *targets);
-    lens = malloc((size_t)seqs * sizeof *lens);
-    logp = malloc((size_t)n * sizeof *logp);
-    dlogp = malloc((size_t)n * sizeof *dlogp);
-    if (!tokens || !targets || !lens || !logp || !dlogp || model_alloc_grads(&m, &e) != 0) {
-        fprintf(stderr, "dpo bench: out of memory\n");
-        rc = 1;
-        goto done;
-    }
-    util_rng_seed(&rng, 42);
-    for (i = 0; i < n; i++) {
-        tokens[i] = (int)(util_rng_u64(&rng) % (uint64_t)m.cfg.vocab_size);
-        targets[i] = (int)(util_rng_u64(&rng) % (uint64_t)m.cfg.vocab_size);
-        dlogp[i] = -1.0f / (float)n; /* mean negative log-likelihood */
-    }
-    for (i = 0; i < seqs; i++) lens[i] = len;
-    if (time_passes(&m, tokens, targets, lens, seqs, logp, dlogp, steps, &tf, &tb, &e) != 0) goto err;
-    for (i = 0; i < n; i++) loss -= logp[i];
-    printf("model %s: %zu parameters, %d threads, batch %d x %d tokens, %d timed passes\n", dir,
-           m.num_params, util_threads(), seqs, len, steps);
-    printf("mean NLL %.4f\n", loss / n);
-    printf("forward  %.3f s/pass  %.0f tokens/s\n", tf / steps, (double)n * steps / tf);
-    printf("backward %.3f s/pass  %.0f tokens/s\n", tb / steps, (double)n * steps / tb);
-    printf("fwd+bwd  %.3f s/pass  %.0f tokens/s\n", (tf + tb) / steps, (double)n * steps / (tf + tb));
-    rc = 0;
-    goto done;
-err:
-    rc = cli_fail("bench", &e);
-done:
-    free(tokens);
-    free(targets);
-    free(lens);
-    free(logp);
-    free(dlogp);
-    model_free(&m);
-    return rc;
 }
 
 /* ======================================================================== */
@@ -915,7 +821,7 @@ static void usage(FILE *fp) {
             "  plot    draw columns of a TSV table as an SVG chart (series, error bars, legend)\n"
             "  init    write a freshly initialised GPT-2 model directory\n"
             "  info    load and validate a model directory; print config and tensors\n"
-            "  bench   time forward + backward passes on random tokens\n"
+            "  bench   how fast this build is on this CPU: passes, matrix products, DPO steps\n"
             "  encode  text -> GPT-2 token ids\n"
             "  decode  token ids -> text\n"
             "  tokenizer-train  learn a byte-level BPE vocabulary from text files\n\n"

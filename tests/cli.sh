@@ -49,6 +49,25 @@ cmp -s "$T/m/model.safetensors" "$T/m1/model.safetensors" && pass=$((pass + 1)) 
 expect 0 "n_layer 2, n_head 2, n_embd 8, n_positions 8, vocab_size 11" "$DPO" info --model "$T/m"
 expect 0 "tokens/s" "$DPO" bench --model "$T/m" --seqs 2 --len 8 --steps 1
 expect 2 "exceeds the model's context" "$DPO" bench --model "$T/m" --len 9
+# dpo bench: the machine first, the modes, peak memory last; bad values refused
+expect 0 "--products" "$DPO" bench --help
+expect 0 "^kernel: " "$DPO" bench --model "$T/m" --seqs 1 --len 2 --steps 1
+expect 0 "head.dw *mm_add_at_b *11 *8 *8 " "$DPO" bench --layers 2 --heads 2 --dim 8 --vocab 11 --products --seqs 2 --len 4 --reps 1
+expect 0 "fcproj.dinp *mm_add_a_bt *8 *32 *8 " "$DPO" bench --model "$T/m" --products --seqs 2 --len 4 --reps 2
+expect 0 "peak memory: " "$DPO" bench --model "$T/m" --products --seqs 1 --len 1 --reps 1
+expect 0 "dpo step [0-9.]* s (median of 2" "$DPO" bench --model "$T/m" --dpo --pairs 2 --len 8 --steps 2
+expect 0 "head + log-softmax" "$DPO" bench --model "$T/m" --dpo --pairs 3 --len 8 --prompt-len 0 --micro-batch 2 --steps 1
+expect 2 "give one of --model DIR, --shape NAME" "$DPO" bench --products
+expect 2 "give one of --model DIR, --shape NAME" "$DPO" bench --model "$T/m" --shape small
+expect 2 "unknown --shape 'huge' (known: 124m, small)" "$DPO" bench --shape huge
+expect 2 "needs all of --layers, --heads, --dim and --vocab" "$DPO" bench --layers 2 --heads 2 --dim 8
+expect 1 "not a multiple of n_head" "$DPO" bench --layers 2 --heads 3 --dim 8 --vocab 11 --products
+expect 2 "--prompt-len 8 must be below --len 8" "$DPO" bench --model "$T/m" --dpo --len 8 --prompt-len 8
+expect 2 "--dpo needs --len of at least 2" "$DPO" bench --model "$T/m" --dpo --len 1
+expect 2 "exceeds the model's context of 8" "$DPO" bench --model "$T/m" --dpo --len 9
+expect 2 "options of --dpo" "$DPO" bench --model "$T/m" --pairs 4
+expect 2 "--reps is an option of --products" "$DPO" bench --model "$T/m" --reps 4
+expect 2 "--reps must be an integer in \[1, 1000000\], got '0'" "$DPO" bench --model "$T/m" --products --reps 0
 expect 1 "$T/nothing/config.json: cannot open" "$DPO" info --model "$T/nothing"
 printf '{"n_layer": 1000000000, "n_head": 2, "n_embd": 8, "n_positions": 8, "vocab_size": 11}' > "$T/m/config.json"
 expect 1 "$T/m/config.json: key \"n_layer\": expected an integer in \[1, 256\]" "$DPO" info --model "$T/m"

@@ -1627,6 +1627,75 @@ START_TEST(test_truncate_huge_counts) {
 END_TEST
 
 /* ======================================================================== */
+/* train_step: train_run's step on a batch in memory (dpo bench), profiled    */
+/* ======================================================================== */
+
+/* One pair (so that train_run's shuffled order is the pair itself): train_step
+ * with the pair in memory, the models loaded here and profiling on ends with
+ * the very bits train_run saves after its first step, and the same metrics; the
+ * profile adds up to no more than the step, and the reference has no backward. */
+START_TEST(test_train_step_is_train_run_step) {
+    char pdir[256], rdir[256], data[256], out[256];
+    train_config c;
+    capture cap;
+    model pol, ref, got;
+    model_prof pp, rp;
+    optim_state opt;
+    data_set d;
+    train_metrics m;
+    dpo_err e;
+    double total = 0.0;
+    int rows[1] = {0}, bad[1] = {1}, k;
+    policy_ref_pairs(pdir, rdir, data);
+    write_pairs(data, pairs4, 1);
+    path_in(out, sizeof out, "out");
+    base_config(&c, pdir, data, out, OPTIM_RMSPROP, 1e-3, 1, 1, 1);
+    c.ref_dir = rdir;
+    run_ok(&c, &cap);
+
+    load_model(&pol, pdir);
+    load_model(&ref, rdir);
+    model_set_no_grad(&ref, 1);
+    ck_assert_msg(data_load_pairs(&d, data, g_tok, EOS, c.max_len, c.max_prompt_len, &e) == 0, "%s", e.msg);
+    ck_assert_msg(optim_init(&opt, &c.opt, pol.num_params, &e) == 0, "%s", e.msg);
+    /* refused: no reference for an objective that needs one, a row outside the data */
+    ck_assert_int_eq(train_step(&c, &pol, NULL, &opt, &d, rows, &m, &e), -1);
+    ck_assert_msg(strstr(e.msg, "needs the reference"), "%s", e.msg);
+    ck_assert_int_eq(train_step(&c, &pol, &ref, &opt, &d, bad, &m, &e), -1);
+    ck_assert_msg(strstr(e.msg, "row 1 is outside the data's 1 rows"), "%s", e.msg);
+    ck_assert_int_eq(opt.step, 0);
+
+    memset(&pp, 0, sizeof pp);
+    memset(&rp, 0, sizeof rp);
+    pol.prof = &pp;
+    ref.prof = &rp;
+    ck_assert_msg(train_step(&c, &pol, &ref, &opt, &d, rows, &m, &e) == 0, "%s", e.msg);
+    ck_assert_int_eq(opt.step, 1);
+    ck_assert_int_eq(m.step, 1);
+    ck_assert(m.loss == cap.m[0].loss && m.grad_norm == cap.m[0].grad_norm && m.margin == cap.m[0].margin);
+    load_model(&got, out);
+    ck_assert_uint_eq(got.num_params, pol.num_params);
+    ck_assert_msg(memcmp(got.params_mem, pol.params_mem, pol.num_params * sizeof(float)) == 0,
+                  "train_step (profiled) and train_run's step differ");
+
+    for (k = 0; k < MODEL_PROF_N; k++) {
+        ck_assert(pp.fwd[k] >= 0.0 && pp.bwd[k] >= 0.0 && rp.fwd[k] >= 0.0);
+        ck_assert(rp.bwd[k] == 0.0);
+        total += pp.fwd[k] + pp.bwd[k] + rp.fwd[k];
+    }
+    ck_assert(pp.fwd[MODEL_PROF_QKV] > 0.0 && pp.bwd[MODEL_PROF_QKV] > 0.0 && rp.fwd[MODEL_PROF_HEAD] > 0.0);
+    ck_assert_msg(total > 0.0 && total + m.optim_seconds <= m.seconds, "profile %g + optimizer %g s, step %g s",
+                  total, m.optim_seconds, m.seconds);
+    ck_assert(m.optim_seconds > 0.0);
+    model_free(&got);
+    model_free(&pol);
+    model_free(&ref);
+    optim_free(&opt);
+    data_free(&d);
+}
+END_TEST
+
+/* ======================================================================== */
 
 static Suite *make_suite(void) {
     Suite *s = suite_create("train");
@@ -1654,6 +1723,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_out_refused);
     tcase_add_test(tc, test_callback_stops);
     tcase_add_test(tc, test_truncate_huge_counts);
+    tcase_add_test(tc, test_train_step_is_train_run_step);
     suite_add_tcase(s, tc);
     return s;
 }
