@@ -3,11 +3,13 @@
 # measured in the same run on the same workload: a batch of 16 prompts of 8
 # tokens each (the same ids on both sides), each continued with a key-value
 # cache, temperature-1 sampling over the full vocabulary, 2 threads, random
-# weights, for two model shapes:
-#   demo  4 layers, 4 heads, width 128, context 64 (the first `make demo`'s shape)
-#   124m  12 layers, 12 heads, width 768, context 1024 (GPT-2 124M's shape)
-# both with GPT-2's vocabulary (50257). New tokens per sequence: 64, or as many
-# as the context leaves after the prompt (56 for the demo shape: 8 + 56 = 64).
+# weights, for three model shapes:
+#   demo   4 layers, 4 heads, width 128, context 64 (the first `make demo`'s shape)
+#   small  4 layers, 4 heads, width 128, context 96, vocabulary 2000 (the sentiment
+#          experiment's model, with its tokenizer from data/sentiment/sft)
+#   124m   12 layers, 12 heads, width 768, context 1024 (GPT-2 124M's shape)
+# demo and 124m with GPT-2's vocabulary (50257). New tokens per sequence: 64, or
+# as many as the context leaves after the prompt (56 for the demo shape: 8 + 56 = 64).
 # Also the single-sequence rate (--batch 1 --n 1, the first prompt).
 #
 # Each measurement is one process: dpo's rate is the "tokens/s" of its last
@@ -21,7 +23,7 @@
 # Usage: sh bench/sample.sh [DPO_BINARY]    (or `make bench-sample`)
 # The PyTorch side needs Debian's python3-torch; without it only dpo's numbers
 # are printed. Environment: RUNS (3), THREADS (2), BATCH (16), MAX_NEW (64),
-# SHAPES ("demo 124m"), BUSY_MAX (0.3), WAIT_MAX (1200).
+# SHAPES ("demo 124m"; also "small"), BUSY_MAX (0.3), WAIT_MAX (1200).
 set -eu
 DPO=${1:-./dpo}
 RUNS=${RUNS:-3}
@@ -61,7 +63,8 @@ quiet() {
 }
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-# the prompts: 16 sentences of exactly 8 GPT-2 tokens each
+# the prompts: 16 sentences of exactly 8 GPT-2 tokens each (another tokenizer's
+# prompts are their first 8 tokens: see prompts_for)
 cat > "$OUT/prompts.txt" <<'EOF'
 The movie was one of the best I
 The script is clever and the cast is
@@ -80,19 +83,30 @@ He plays the role of a man who
 The best part of the show is the
 At the end of the day the film
 EOF
-: > "$OUT/prompts.jsonl"
-: > "$OUT/prompt_ids.txt"
-n=0
-while IFS= read -r p; do
-    n=$((n + 1))
-    [ "$n" -le "$BATCH" ] || break
-    printf '{"prompt": "%s"}\n' "$p" >> "$OUT/prompts.jsonl"
-    printf '%s' "$p" | "$DPO" encode --tokenizer data/gpt2 >> "$OUT/prompt_ids.txt"
-done < "$OUT/prompts.txt"
-[ "$n" -ge "$BATCH" ] || { echo "bench/sample.sh: at most 16 prompts (BATCH=$BATCH)" >&2; exit 1; }
-awk 'NF != 8 { print "bench/sample.sh: prompt " NR " has " NF " tokens, not 8"; bad = 1 } END { exit bad }' "$OUT/prompt_ids.txt"
-head -1 "$OUT/prompt_ids.txt" > "$OUT/prompt_ids_1.txt"
-FIRST=$(head -1 "$OUT/prompts.txt")
+# prompts_for TOKENIZER_DIR NAME: $OUT/NAME.jsonl (the texts, for dpo sample),
+# $OUT/NAME_ids.txt and NAME_ids_1.txt (their ids, for PyTorch; all and the first).
+# Each prompt is the text of the sentence's first 8 tokens, checked to encode back
+# to exactly those 8 ids, so that both sides start from the same ids.
+prompts_for() {
+    : > "$OUT/$2.jsonl"
+    : > "$OUT/$2_ids.txt"
+    n=0
+    while IFS= read -r p; do
+        n=$((n + 1))
+        [ "$n" -le "$BATCH" ] || break
+        ids=$(printf '%s' "$p" | "$DPO" encode --tokenizer "$1" | cut -d' ' -f1-8)
+        txt=$(echo "$ids" | "$DPO" decode --tokenizer "$1")
+        re=$(printf '%s' "$txt" | "$DPO" encode --tokenizer "$1")
+        if [ "$re" != "$ids" ] || [ "$(echo "$ids" | wc -w)" -ne 8 ]; then
+            echo "bench/sample.sh: prompt $n is not 8 tokens of $1 that encode back the same: '$txt'" >&2
+            exit 1
+        fi
+        printf '{"prompt": "%s"}\n' "$txt" >> "$OUT/$2.jsonl"
+        echo "$ids" >> "$OUT/$2_ids.txt"
+    done < "$OUT/prompts.txt"
+    [ "$n" -ge "$BATCH" ] || { echo "bench/sample.sh: at most 16 prompts (BATCH=$BATCH)" >&2; exit 1; }
+    head -1 "$OUT/$2_ids.txt" > "$OUT/$2_ids_1.txt"
+}
 
 TORCH=
 if /usr/bin/python3 -c 'import torch' 2>/dev/null; then TORCH=yes; fi
@@ -108,27 +122,33 @@ torch_run() { # bench/torch_sample.py's arguments
 }
 dpo_rate() { sed -n 's/.* \([0-9][0-9]*\) tokens\/s$/\1/p' "$1" | tail -1; }
 
-echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(grep -ow 'avx2\|avx512f' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+echo "CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) cores;" \
+    "$(grep -m1 -E '^(flags|Features)' /proc/cpuinfo | tr ' ' '\n' | grep -x -E 'avx2|fma|avx512f|asimd|neon' | tr '\n' ' ')"
+echo "dpo: $("$DPO" --version | tr '\n' ' ' | sed 's/ $//')"
 echo "dpo: $DPO; PyTorch: $([ -n "$TORCH" ] && /usr/bin/python3 -c 'import torch; print(torch.__version__)' || echo none)" \
     "$([ -n "$JEMALLOC" ] && echo "(jemalloc)" || echo "(no jemalloc)"); $THREADS threads, $RUNS runs each, median"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 : > "$OUT/table.txt"
 for shape in $SHAPES; do
     case $shape in
-        demo) L=4 H=4 C=128 P=64 ;;
-        124m) L=12 H=12 C=768 P=1024 ;;
-        *) echo "bench/sample.sh: unknown shape $shape" >&2; exit 1 ;;
+        demo) L=4 H=4 C=128 P=64 V=50257 TOK=data/gpt2 ;;
+        small) L=4 H=4 C=128 P=96 V=2000 TOK=data/sentiment/sft ;;
+        124m) L=12 H=12 C=768 P=1024 V=50257 TOK=data/gpt2 ;;
+        *) echo "bench/sample.sh: unknown shape $shape (demo, small, 124m)" >&2; exit 1 ;;
     esac
     DIR=build/bench-sample-$shape
     if [ ! -f "$DIR/model.safetensors" ]; then
-        "$DPO" init --out "$DIR" --layers $L --heads $H --dim $C --ctx $P --tokenizer data/gpt2 --seed 1 >/dev/null
+        "$DPO" init --out "$DIR" --layers $L --heads $H --dim $C --ctx $P --tokenizer $TOK --seed 1 >/dev/null
     fi
+    PR=prompts-$shape
+    prompts_for "$TOK" "$PR"
+    FIRST=$(sed -n '1s/^{"prompt": "\(.*\)"}$/\1/p' "$OUT/$PR.jsonl")
     NEW=$((P - 8 < MAX_NEW ? P - 8 : MAX_NEW))
     for mode in batch single; do
         if [ $mode = batch ]; then
-            src="--prompts $OUT/prompts.jsonl --n 1 --batch $BATCH"; ids=$OUT/prompt_ids.txt; nseq=$BATCH
+            src="--prompts $OUT/$PR.jsonl --n 1 --batch $BATCH"; ids=$OUT/${PR}_ids.txt; nseq=$BATCH
         else
-            src="--n 1 --batch 1"; ids=$OUT/prompt_ids_1.txt; nseq=1
+            src="--n 1 --batch 1"; ids=$OUT/${PR}_ids_1.txt; nseq=1
         fi
         : > "$OUT/$shape-$mode.dpo"
         : > "$OUT/$shape-$mode.torch"
@@ -155,7 +175,7 @@ for shape in $SHAPES; do
             if [ -n "$TORCH" ]; then
                 quiet
                 loads="$loads $LOAD"
-                torch_run --layers $L --heads $H --dim $C --ctx $P --prompt-ids "$ids" --max-new "$NEW" --runs 1 \
+                torch_run --layers $L --heads $H --dim $C --ctx $P --vocab $V --prompt-ids "$ids" --max-new "$NEW" --runs 1 \
                     --threads "$THREADS" > "$OUT/$shape-$mode.torch.out"
                 [ "$shape$mode$i" != "${SHAPES%% *}batch1" ] || sed -n 's/^BLAS: /PyTorch BLAS: /p' "$OUT/$shape-$mode.torch.out"
                 sed -n 's/^sample \([0-9.]*\) tokens.*/\1/p' "$OUT/$shape-$mode.torch.out" >> "$OUT/$shape-$mode.torch"

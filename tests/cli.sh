@@ -25,6 +25,7 @@ expect() {
 expect 0 "usage: dpo COMMAND" "$DPO" --help
 expect 2 "usage: dpo COMMAND" "$DPO"
 expect 2 "unknown command 'frobnicate'" "$DPO" frobnicate
+expect 0 "^matrix kernel: [a-z0-9]* " "$DPO" --version
 expect 0 "--layers" "$DPO" init --help
 expect 0 "--model" "$DPO" info --help
 expect 0 "--seqs" "$DPO" bench --help
