@@ -68,7 +68,7 @@ TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/%,$(TEST_SRC))
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 
-.PHONY: all test asan clean check-deps demo bench bench-sample test-compilers test-kernels
+.PHONY: all test asan clean check-deps demo bench bench-passes bench-sample test-compilers test-kernels
 
 all: dpo
 
@@ -154,8 +154,15 @@ DEMO := $(BUILD)/demo
 demo: $(BUILD)/dpo
 	sh experiment/demo.sh ./$(BUILD)/dpo $(DEMO)
 
-# Throughput against PyTorch in the same run (see bench/run.sh).
+# How fast this build is on this CPU, against references measured in the same run
+# (see bench/all.sh): matrix products against OpenBLAS (bench/openblas_gemm.c, built
+# only here and only when OpenBLAS is installed), a DPO step and sampling against
+# PyTorch (when /usr/bin/python3 has torch), for GPT-2 124M and the experiment's model.
 bench: $(BUILD)/dpo
+	CC="$(CC)" sh bench/all.sh ./$(BUILD)/dpo
+
+# Forward + backward passes against PyTorch in the same run (see bench/run.sh).
+bench-passes: $(BUILD)/dpo
 	sh bench/run.sh ./$(BUILD)/dpo
 
 # Generation (dpo sample, batch of 16 x 64 new tokens) against PyTorch in the same run (see bench/sample.sh).

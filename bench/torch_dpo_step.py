@@ -11,7 +11,12 @@ reference log-probs once before timing and frees the reference), the policy
 forward and backward, the clip and the optimizer step. Like dpo, the head
 (logits over the vocabulary) is computed only at the positions whose next token
 is a response token. Prints the median seconds per step over steps 2..N and the
-peak resident memory of the process (which includes PyTorch's own libraries).
+peak resident memory of the process (which includes PyTorch's own libraries),
+and the BLAS and allocator libraries the process has mapped. The sentiment
+experiment's small model is --layers 4 --heads 4 --dim 128 --ctx 96 --vocab 2000,
+and its batch of 32 pairs of 64 tokens --pairs 32 --prompt 32 --response 32.
+bench/all.sh runs it tuned (DESIGN.md, "Performance"): jemalloc preloaded,
+OMP_WAIT_POLICY=PASSIVE, OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset.
 
 Needs Debian's python3-torch (run with /usr/bin/python3). Not used by the tests.
 """
@@ -39,6 +44,16 @@ def response_logps(m, idx, tgt, first):
     h = m.ln_f(x)[:, first:, :]
     logits = h @ m.wte.weight.t()
     return F.log_softmax(logits, dim=-1).gather(-1, tgt[:, first:].unsqueeze(-1)).squeeze(-1).sum(-1)
+
+
+def mapped(word):
+    """The shared libraries of this process whose file name holds word, or "none"."""
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {line.split()[-1] for line in f if word in line.rsplit("/", 1)[-1]}
+        return ", ".join(sorted(libs)) or "none"
+    except OSError:
+        return "unknown"
 
 
 def main():
@@ -90,6 +105,8 @@ def main():
         opt.step()
         times.append(time.perf_counter() - t0)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1048576.0
+    print(f"BLAS: {mapped('blas')}; allocator: {mapped('jemalloc')}; "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}")
     med = statistics.median(times[1:])
     print(f"pytorch {torch.__version__} {'precompute' if a.precompute else 'ref'}: {a.threads} threads, "
           f"{med:.2f} s/step (median of steps 2-{a.steps}: {' '.join(f'{t:.3f}' for t in sorted(times[1:]))}), "
