@@ -84,10 +84,12 @@ static void cpu_isa(char *out, size_t cap) {
 static void print_machine(void) {
     static const char *const model_keys[] = {"model name"};
     char name[256], isa[256];
+    int mr, nr, kc, nc;
     if (proc_field("/proc/cpuinfo", model_keys, 1, name, sizeof name) != 0 || !name[0])
         snprintf(name, sizeof name, "unknown");
     cpu_isa(isa, sizeof isa);
-    printf("kernel: %s\n", mm_kernel_name());
+    mm_blocking(&mr, &nr, &kc, &nc);
+    printf("kernel: %s (tile %d x %d, block %d x %d)\n", mm_kernel_name(), mr, nr, kc, nc);
     printf("cpu: %s\n", name);
     printf("isa: %s\n", isa);
     printf("threads: %d\n", util_threads());

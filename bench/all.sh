@@ -40,7 +40,7 @@ mkdir -p "$OUT"
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -1)
 isa=$(grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null | tr ' ' '\n' |
       grep -x -E 'avx2|fma|avx512f|asimd|neon' | tr '\n' ' ' | sed 's/ $//' || true)
-machine="CPU: ${cpu:-unknown}, $(nproc) cores; instruction sets: ${isa:-unknown}; $("$DPO" --version); $THREADS threads"
+machine="CPU: ${cpu:-unknown}, $(nproc) cores; instruction sets: ${isa:-unknown}; $("$DPO" --version | tr '\n' ' ' | sed 's/ $//'); $THREADS threads"
 echo "$machine"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 
