@@ -186,23 +186,26 @@ static void row_panel(float *out, const float *a, const float *bp, const float *
     }
 }
 
-/* Few rows (generation feeds one row per sequence): too few row panels to keep
- * the threads busy, and a barrier per block for little work. Each thread takes
- * whole nc-column blocks instead, packs them into its own buffer and runs every
- * row panel over them: one parallel region per call, and each output element
- * still summed by the same kernel steps, so the bits are those of the row split. */
+/* The column split: each thread takes whole column blocks of ncb columns, packs
+ * them into its own buffer and runs every row panel over them, with no barrier
+ * at all. Used when the rows are few (generation feeds one row per sequence:
+ * too few row panels to share, and a barrier per block for little work) or no
+ * more than the columns (a weight gradient of a small model, 128 x 384 summed
+ * over 2048 tokens: a shared B block would cost two barriers per K block for
+ * ten row panels). Each output element is still summed by the same kernel
+ * steps, so the bits are those of the row split. */
 #define FEW_ROW_PANELS 8
 
 static void matmul_by_column_blocks(float *out, const float *a, const float *b, const float *bias,
-                                    int M, int N, int K, int a_t, int b_t, int accumulate, int NC) {
-    int nrow = (M + MR - 1) / MR, nblk = (N + NC - 1) / NC, blk;
+                                    int M, int N, int K, int a_t, int b_t, int accumulate, int ncb) {
+    int nrow = (M + MR - 1) / MR, nblk = (N + ncb - 1) / ncb, blk;
     DPO_OMP_PARALLEL_IF((double)M * N * K)
     {
         float bp_store[KC * NC_MAX + 16]; /* this thread's packed B block: 512 KiB of its stack */
         float *bp = align64(bp_store);
         DPO_OMP_LOOP
         for (blk = 0; blk < nblk; blk++) {
-            int j0 = blk * NC, nc = N - j0 < NC ? N - j0 : NC, npan = (nc + NR - 1) / NR, k0, p, r;
+            int j0 = blk * ncb, nc = N - j0 < ncb ? N - j0 : ncb, npan = (nc + NR - 1) / NR, k0, p, r;
             for (k0 = 0; k0 < K; k0 += KC) {
                 int kc = K - k0 < KC ? K - k0 : KC;
                 for (p = 0; p < npan; p++) pack_b_panel(bp, b, N, K, b_t, k0, kc, j0, nc, p);
@@ -229,9 +232,14 @@ void mm_matmul(float *out, const float *a, const float *b, const float *bias,
         return;
     }
     NC = block_cols();
-    if (nrow <= FEW_ROW_PANELS && N > NC) {
-        matmul_by_column_blocks(out, a, b, bias, M, N, K, a_t, b_t, accumulate, NC);
-        return;
+    {
+        int threads = util_threads(), npan = (N + NR - 1) / NR;
+        if (threads > 1 && npan >= 2 && (nrow <= FEW_ROW_PANELS || M <= N)) {
+            /* blocks of NC columns, or narrower so that every thread gets one */
+            int per = (npan + threads - 1) / threads * NR;
+            matmul_by_column_blocks(out, a, b, bias, M, N, K, a_t, b_t, accumulate, per < NC ? per : NC);
+            return;
+        }
     }
     /* one parallel region: the threads pack a block's B panels together, then
      * (after that loop's barrier) share its row panels, block after block */
