@@ -183,7 +183,6 @@ void model_free(model *m) {
     free(m->acts_mem);
     free(m->dacts_mem);
     free(m->ibuf);
-    free(m->att_off);
     memset(m, 0, sizeof *m);
 }
 
@@ -376,108 +375,179 @@ static void matmul_backward(float *dinp /* (n_tok, IC) */, float *dw /* (IC, OC)
 
 /* ------------------------------------------------------------------------ */
 /* causal self-attention, per sequence s and head h (D = C/H, scale = 1/sqrt(D)):
- *   P_ij = exp(q_i.k_j scale) / sum_{j'<=i} exp(q_i.k_j' scale)  for j <= i
+ *   S_ij = scale q_i . k_j,   P_ij = exp(S_ij) / sum_{j'<=i} exp(S_ij')   for j <= i
  *   y_i  = sum_{j<=i} P_ij v_j
  * qkv rows hold [q (C) | k (C) | v (C)]; head h is columns h*D..h*D+D-1 of each.
- * att holds each (s, h) block of T x T probabilities (only j <= i is used). */
+ *
+ * The T x T matrix P is never kept. Row i of P is fixed by q_i, the keys
+ * k_0..k_i and two numbers that the forward saves per token and head: the row's
+ * largest score mx_i and the float inv_i = 1 / sum_j exp(S_ij - mx_i) that scaled
+ * it. Every row of P, forward and backward alike, is made by the same three
+ * steps, each result rounded to a float:
+ *   att_scores   row_j = dot(q, k_j) * scale
+ *   att_exp      row_j = expf(row_j - mx)
+ *   att_scale    row_j = row_j * inv
+ * so the backward, given the saved mx_i and inv_i, rebuilds the very bits of the
+ * forward's row (att_probs). The saved state is 2 floats per token and head and
+ * layer, (L, n_tok, H) twice, instead of the (L, H sum_s T_s^2) probabilities;
+ * a row being worked on lives in a scratch of T floats per (sequence, head). */
+
+/* row (n) = a query's scores against its n keys (key j at k + j stride):
+ *   row_j = scale q . k_j */
+static void att_scores(float *row, const float *q /* (D) */, const float *k, size_t stride, int n, int D,
+                       float scale) {
+    int j;
+    for (j = 0; j < n; j++) row[j] = dot(q, k + (size_t)j * stride, D) * scale;
+}
+
+/* row_j = exp(row_j - mx): with mx the row's largest score, no exp overflows */
+static void att_exp(float *row, int n, float mx) {
+    int j;
+    for (j = 0; j < n; j++) row[j] = expf(row[j] - mx);
+}
+
+/* row_j = row_j * inv */
+static void att_scale(float *row, int n, float inv) {
+    int j;
+    for (j = 0; j < n; j++) row[j] *= inv;
+}
 
 /* One query's causal attention in one head, over the n keys and values it may
  * see (key j at k + j stride, value j at v + j stride):
- *   row_j = exp(q.k_j scale - mx) / sum_j' exp(q.k_j' scale - mx),   y = sum_j row_j v_j
- * (mx the largest score; the sum in double). The training forward and the
- * key-value cache both call this, so a position's output is the same bits on
- * either path. */
-static void attend_one(float *y /* (D) */, float *row /* (n) probabilities out */,
-                       const float *q /* (D) */, const float *k, const float *v, size_t stride,
-                       int n, int D, float scale) {
+ *   row_j = exp(S_j - mx) / sum_j' exp(S_j' - mx),   y = sum_j row_j v_j
+ * with S_j = scale q . k_j, mx = max_j S_j and the sum in double; *mx_out and
+ * *inv_out receive mx and the float inv = 1/sum that scaled the row, from which
+ * att_probs rebuilds it. The training forward and the key-value cache both call
+ * this, so a position's output is the same bits on either path. */
+static void attend_one(float *restrict y /* (D) */, float *row /* (n) probabilities out */,
+                       float *mx_out, float *inv_out, const float *q /* (D) */, const float *k,
+                       const float *v, size_t stride, int n, int D, float scale) {
     float mx = -INFINITY, inv;
     double sum = 0.0;
     int j, d;
-    for (j = 0; j < n; j++) {
-        row[j] = dot(q, k + (size_t)j * stride, D) * scale;
+    att_scores(row, q, k, stride, n, D, scale);
+    for (j = 0; j < n; j++)
         if (row[j] > mx) mx = row[j];
-    }
-    for (j = 0; j < n; j++) {
-        row[j] = expf(row[j] - mx);
-        sum += row[j];
-    }
+    att_exp(row, n, mx);
+    for (j = 0; j < n; j++) sum += row[j];
     inv = (float)(1.0 / sum);
+    att_scale(row, n, inv);
+    /* y_d = sum_j row_j v_jd, added in the order j = 0, 1, ..., n-1 for every d;
+     * four keys per pass over y: the same additions, a quarter of y's loads and stores */
     for (d = 0; d < D; d++) y[d] = 0.0f;
-    for (j = 0; j < n; j++) {
-        const float *vj = v + (size_t)j * stride;
-        row[j] *= inv;
-        for (d = 0; d < D; d++) y[d] += row[j] * vj[d];
+    for (j = 0; j + 4 <= n; j += 4) {
+        const float *v0 = v + (size_t)j * stride, *v1 = v0 + stride, *v2 = v1 + stride, *v3 = v2 + stride;
+        float p0 = row[j], p1 = row[j + 1], p2 = row[j + 2], p3 = row[j + 3];
+        for (d = 0; d < D; d++) y[d] = (((y[d] + p0 * v0[d]) + p1 * v1[d]) + p2 * v2[d]) + p3 * v3[d];
     }
+    for (; j < n; j++) {
+        const float *vj = v + (size_t)j * stride;
+        float p = row[j];
+        for (d = 0; d < D; d++) y[d] += p * vj[d];
+    }
+    *mx_out = mx;
+    *inv_out = inv;
 }
 
-static void attention_forward(float *out /* (n_tok, C) */, float *att /* (A) */,
+/* Where task (s, h)'s scratch starts in a buffer of per H n_tok floats:
+ * per (H seq_start[s] + h T_s), followed by per T_s floats of its own. The
+ * tasks' slices tile the buffer, so no two share one, whichever threads run them. */
+static size_t att_rows_at(const int *seq_start, int s, int h, int H, size_t per) {
+    size_t T = (size_t)(seq_start[s + 1] - seq_start[s]);
+    return per * ((size_t)H * (size_t)seq_start[s] + (size_t)h * T);
+}
+
+static void attention_forward(float *out /* (n_tok, C) */, float *att_mx /* (n_tok, H) */,
+                              float *att_inv /* (n_tok, H) */, float *rows /* (H n_tok) scratch */,
                               const float *qkv /* (n_tok, 3C) */,
-                              const int *seq_start /* (n_seq+1) */,
-                              const size_t *att_off /* (n_seq) */, int n_seq, int C, int H) {
+                              const int *seq_start /* (n_seq+1) */, int n_seq, int C, int H) {
     int D = C / H, task, ntask = n_seq * H;
     float scale = (float)(1.0 / sqrt((double)D));
     size_t C3 = (size_t)3 * C;
     DPO_OMP_FOR_IF((double)seq_start[n_seq] * C * 16)
     for (task = 0; task < ntask; task++) {
         int s = task / H, h = task % H, base = seq_start[s], T = seq_start[s + 1] - base, i;
-        float *P = att + att_off[s] + (size_t)h * T * T;
+        float *row = rows + att_rows_at(seq_start, s, h, H, 1);
         const float *k = qkv + (size_t)base * C3 + C + (size_t)h * D, *v = k + C;
-        for (i = 0; i < T; i++)
-            attend_one(out + (size_t)(base + i) * C + (size_t)h * D, P + (size_t)i * T,
-                       qkv + (size_t)(base + i) * C3 + (size_t)h * D, k, v, C3, i + 1, D, scale);
+        for (i = 0; i < T; i++) {
+            size_t at = (size_t)(base + i), sh = at * H + (size_t)h;
+            attend_one(out + at * C + (size_t)h * D, row, &att_mx[sh], &att_inv[sh],
+                       qkv + at * C3 + (size_t)h * D, k, v, C3, i + 1, D, scale);
+        }
+    }
+}
+
+/* Row i of P as attend_one made it, from the mx and inv it saved: the same
+ * three steps on the same inputs give the same floats. */
+static void att_probs(float *row /* (n) */, const float *q /* (D) */, const float *k, size_t stride,
+                      int n, int D, float scale, float mx, float inv) {
+    att_scores(row, q, k, stride, n, D, scale);
+    att_exp(row, n, mx);
+    att_scale(row, n, inv);
+}
+
+/* One (i, j) pair's share of steps 1 and 3 below, for one head:
+ *   dv_j += P_ij dy_i,   dq_i += ds k_j,   dk_j += ds q_i   (ds = scale dS_ij) */
+static void att_pair_backward(float *restrict dq /* (D) */, float *restrict dk /* (D) */,
+                              float *restrict dv /* (D) */, const float *q, const float *k,
+                              const float *dy, float p, float ds, int D) {
+    int d;
+    for (d = 0; d < D; d++) {
+        dv[d] += p * dy[d];
+        dq[d] += ds * k[d];
+        dk[d] += ds * q[d];
     }
 }
 
 /* The forward pass, undone from its last line back, with dy_i the output gradient:
- * 1. it was  y[d] += row[j] * v[d],  y_i = sum_{j<=i} P_ij v_j,  so now
+ * 1. it was  y[d] += p * vj[d],  y_i = sum_{j<=i} P_ij v_j,  so now
  *      dv_j += sum_i P_ij dy_i,   dP_ij = dy_i . v_j
- * 2. it was  row[j] = expf(row[j] - mx) ... row[j] *= inv,  P_ij = softmax_j(S_ij),
+ * 2. it was  att_exp ... att_scale,  P_ij = softmax_j(S_ij),
  *    whose Jacobian is dP_ij/dS_ik = P_ij ([j == k] - P_ik), so now (softmax backward)
  *      dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij')
  *    (the max mx is subtracted from every S_ij of the row: softmax does not change, and
  *    it has no gradient; j > i were never in the softmax and get none)
- * 3. it was  row[j] = dot(q, k, D) * scale,  S_ij = scale q_i . k_j,  so now
+ * 3. it was  row_j = dot(q, k_j) * scale,  S_ij = scale q_i . k_j,  so now
  *      dq_i += scale sum_j dS_ij k_j,   dk_j += scale sum_i dS_ij q_i
  *    (below, ds is scale dS_ij: the scale is applied once per (i, j)).
- * dP is computed twice per row (once for the row sum, once for dS) instead of
- * being stored. Each (s, h) task writes only its own rows and head columns of
- * dqkv; att is read only. */
-static void attention_backward(float *dqkv /* (n_tok, 3C) */, const float *att /* (A) */,
+ * Row by row: P_i. is rebuilt from the saved mx_i and inv_i (att_probs) and dP_i.
+ * computed once, both into the task's scratch of 2 T floats; then every (i, j)
+ * pair adds its share. Each gradient element receives its terms in the order
+ * the stored-probability backward added them (dq_i over j = 0..i, dk_j and dv_j
+ * over i = j..T-1). Each (s, h) task writes only its own rows and head columns of
+ * dqkv and its own slice of rows. */
+static void attention_backward(float *dqkv /* (n_tok, 3C) */, float *rows /* (2 H n_tok) scratch */,
                                const float *dout /* (n_tok, C) */,
                                const float *qkv /* (n_tok, 3C) */,
-                               const int *seq_start /* (n_seq+1) */,
-                               const size_t *att_off /* (n_seq) */, int n_seq, int C, int H) {
+                               const float *att_mx /* (n_tok, H) */,
+                               const float *att_inv /* (n_tok, H) */,
+                               const int *seq_start /* (n_seq+1) */, int n_seq, int C, int H) {
     int D = C / H, task, ntask = n_seq * H;
     float scale = (float)(1.0 / sqrt((double)D));
     size_t C3 = (size_t)3 * C;
     DPO_OMP_FOR_IF((double)seq_start[n_seq] * C * 16)
     for (task = 0; task < ntask; task++) {
-        int s = task / H, h = task % H, base = seq_start[s], T = seq_start[s + 1] - base, i, j, d;
-        const float *P = att + att_off[s] + (size_t)h * T * T;
+        int s = task / H, h = task % H, base = seq_start[s], T = seq_start[s + 1] - base, i, j;
+        float *P = rows + att_rows_at(seq_start, s, h, H, 2), *dP = P + T;
+        const float *k = qkv + (size_t)base * C3 + C + (size_t)h * D, *v = k + C;
+        float *dk = dqkv + (size_t)base * C3 + C + (size_t)h * D, *dv = dk + C;
         for (i = 0; i < T; i++) {
-            const float *dy = dout + (size_t)(base + i) * C + (size_t)h * D;
-            const float *q = qkv + (size_t)(base + i) * C3 + (size_t)h * D;
-            float *dq = dqkv + (size_t)(base + i) * C3 + (size_t)h * D;
-            const float *row = P + (size_t)i * T;
+            size_t at = (size_t)(base + i), sh = at * H + (size_t)h;
+            const float *dy = dout + at * C + (size_t)h * D;
+            const float *q = qkv + at * C3 + (size_t)h * D;
+            float *dq = dqkv + at * C3 + (size_t)h * D;
             double pdp = 0.0;
             float fpdp;
+            att_probs(P, q, k, C3, i + 1, D, scale, att_mx[sh], att_inv[sh]);
             for (j = 0; j <= i; j++) {
-                const float *v = qkv + (size_t)(base + j) * C3 + 2 * (size_t)C + (size_t)h * D;
-                float *dv = dqkv + (size_t)(base + j) * C3 + 2 * (size_t)C + (size_t)h * D;
-                float p = row[j];
-                for (d = 0; d < D; d++) dv[d] += p * dy[d];
-                pdp += (double)p * dot(dy, v, D);
+                dP[j] = dot(dy, v + (size_t)j * C3, D);
+                pdp += (double)P[j] * dP[j];
             }
             fpdp = (float)pdp;
             for (j = 0; j <= i; j++) {
-                const float *k = qkv + (size_t)(base + j) * C3 + C + (size_t)h * D;
-                const float *v = qkv + (size_t)(base + j) * C3 + 2 * (size_t)C + (size_t)h * D;
-                float *dk = dqkv + (size_t)(base + j) * C3 + C + (size_t)h * D;
-                float ds = row[j] * (dot(dy, v, D) - fpdp) * scale;
-                for (d = 0; d < D; d++) {
-                    dq[d] += ds * k[d];
-                    dk[d] += ds * q[d];
-                }
+                float ds = P[j] * (dP[j] - fpdp) * scale;
+                att_pair_backward(dq, dk + (size_t)j * C3, dv + (size_t)j * C3, q, k + (size_t)j * C3, dy,
+                                  P[j], ds, D);
             }
         }
     }
@@ -641,11 +711,11 @@ static int carve_arena(float **mem, size_t *cap, float **ptrs[], const size_t *c
 }
 
 /* Validate a batch before anything is sized from it: sequence lengths within
- * the context, at most 2^30 tokens, an attention size that fits, and token and
- * target ids in the vocabulary. Sets *n_tok_out to the number of tokens. */
+ * the context, at most 2^30 tokens, and token and target ids in the vocabulary.
+ * Sets *n_tok_out to the number of tokens. */
 static int check_batch(const model_config *c, const int *tokens, const int *targets,
                        const int *seq_len, int n_seq, size_t *n_tok_out, dpo_err *e) {
-    size_t n_tok = 0, A = 0, i;
+    size_t n_tok = 0, i;
     int s;
     if (n_seq < 1) return dpo_errf(e, "batch has no sequences");
     for (s = 0; s < n_seq; s++) {
@@ -653,10 +723,8 @@ static int check_batch(const model_config *c, const int *tokens, const int *targ
             return dpo_errf(e, "sequence %d has length %d, outside [1, %d] (the model's context)", s,
                             seq_len[s], c->n_ctx);
         n_tok += (size_t)seq_len[s];
-        A += (size_t)seq_len[s] * (size_t)seq_len[s]; /* <= n_seq * 2^32: no overflow in 64 bits */
         if (n_tok > (size_t)1 << 30) return dpo_errf(e, "batch of more than 2^30 tokens");
     }
-    if (util_mul_size(A, (size_t)c->n_head, &A) != 0) return dpo_errf(e, "attention size overflows");
     for (i = 0; i < n_tok; i++) {
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
             return dpo_errf(e, "token %zu has id %d, outside the vocabulary [0, %d)", i, tokens[i],
@@ -670,11 +738,11 @@ static int check_batch(const model_config *c, const int *tokens, const int *targ
 }
 
 /* Validate the batch and copy it into the model, with positions, the selected
- * rows and each sequence's attention offset. */
+ * rows and where each sequence starts. */
 static int set_batch(model *m, const int *tokens, const int *targets, const int *seq_len, int n_seq,
                      dpo_err *e) {
     const model_config *c = &m->cfg;
-    size_t n_tok = 0, A, need, i;
+    size_t n_tok = 0, need, i;
     int s, t, n_sel = 0;
     if (check_batch(c, tokens, targets, seq_len, n_seq, &n_tok, e) != 0) return -1;
     need = 4 * n_tok + (size_t)n_seq + 1;
@@ -684,12 +752,6 @@ static int set_batch(model *m, const int *tokens, const int *targets, const int 
         m->ibuf_cap = m->ibuf ? need : 0;
         if (!m->ibuf) return dpo_errf(e, "out of memory for the batch");
     }
-    if ((size_t)n_seq > m->att_off_cap) {
-        free(m->att_off);
-        m->att_off = malloc((size_t)n_seq * sizeof(size_t));
-        m->att_off_cap = m->att_off ? (size_t)n_seq : 0;
-        if (!m->att_off) return dpo_errf(e, "out of memory for the batch");
-    }
     m->tokens = m->ibuf;
     m->targets = m->tokens + n_tok;
     m->pos = m->targets + n_tok;
@@ -698,11 +760,8 @@ static int set_batch(model *m, const int *tokens, const int *targets, const int 
     memcpy(m->tokens, tokens, n_tok * sizeof(int));
     memcpy(m->targets, targets, n_tok * sizeof(int));
     m->seq_start[0] = 0;
-    A = 0;
     for (s = 0; s < n_seq; s++) {
         m->seq_start[s + 1] = m->seq_start[s] + seq_len[s];
-        m->att_off[s] = A;
-        A += (size_t)c->n_head * (size_t)seq_len[s] * (size_t)seq_len[s];
         for (t = 0; t < seq_len[s]; t++) m->pos[m->seq_start[s] + t] = t;
     }
     for (i = 0; i < n_tok; i++)
@@ -710,7 +769,6 @@ static int set_batch(model *m, const int *tokens, const int *targets, const int 
     m->n_tok = (int)n_tok;
     m->n_seq = n_seq;
     m->n_sel = n_sel;
-    m->att_per_layer = A;
     return 0;
 }
 
@@ -718,49 +776,54 @@ static int set_batch(model *m, const int *tokens, const int *targets, const int 
 static int alloc_acts(model *m, dpo_err *e) {
     size_t n_tok = (size_t)m->n_tok, n_sel = (size_t)m->n_sel, C = (size_t)m->cfg.n_embd,
            L = m->no_grad ? 1 : (size_t)m->cfg.n_layer, V = (size_t)m->cfg.vocab_size,
-           A = m->att_per_layer;
+           H = (size_t)m->cfg.n_head;
     model_acts *a = &m->acts;
     float **ptrs[] = {&a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty,
-                      &a->att, &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fch,
-                      &a->fch_gelu, &a->residual3, &a->lnf, &a->lnf_mean, &a->lnf_rstd,
-                      &a->head_in, &a->probs, &a->tmp};
-    size_t counts[20];
-    /* all products are of validated, bounded sizes; the (n_sel, V) and (L, A) ones are checked */
+                      &a->att_mx, &a->att_inv, &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd,
+                      &a->fch, &a->fch_gelu, &a->residual3, &a->lnf, &a->lnf_mean, &a->lnf_rstd,
+                      &a->head_in, &a->probs, &a->tmp, &a->att_rows};
+    size_t counts[22];
+    /* all products are of validated, bounded sizes (H <= C); the (n_sel, V) one is checked.
+     * Nothing here grows with the square of a sequence's length. */
     counts[0] = n_tok * C;
     counts[1] = L * n_tok * C;
     counts[2] = L * n_tok;
     counts[3] = L * n_tok;
     counts[4] = L * n_tok * 3 * C;
     counts[5] = L * n_tok * C;
-    if (util_mul_size(L, A, &counts[6]) != 0) return dpo_errf(e, "activation size overflows");
-    counts[7] = L * n_tok * C;
+    counts[6] = L * n_tok * H;
+    counts[7] = L * n_tok * H;
     counts[8] = L * n_tok * C;
-    counts[9] = L * n_tok;
+    counts[9] = L * n_tok * C;
     counts[10] = L * n_tok;
-    counts[11] = L * n_tok * 4 * C;
+    counts[11] = L * n_tok;
     counts[12] = L * n_tok * 4 * C;
-    counts[13] = L * n_tok * C;
-    counts[14] = n_tok * C;
-    counts[15] = n_tok;
+    counts[13] = L * n_tok * 4 * C;
+    counts[14] = L * n_tok * C;
+    counts[15] = n_tok * C;
     counts[16] = n_tok;
-    counts[17] = n_sel * C;
-    if (util_mul_size(n_sel, V, &counts[18]) != 0) return dpo_errf(e, "activation size overflows");
-    counts[19] = n_tok * C;
-    return carve_arena(&m->acts_mem, &m->acts_cap, ptrs, counts, 20, "activations", e);
+    counts[17] = n_tok;
+    counts[18] = n_sel * C;
+    if (util_mul_size(n_sel, V, &counts[19]) != 0) return dpo_errf(e, "activation size overflows");
+    counts[20] = n_tok * C;
+    counts[21] = H * n_tok;
+    return carve_arena(&m->acts_mem, &m->acts_cap, ptrs, counts, 22, "activations", e);
 }
 
 static int alloc_dacts(model *m, dpo_err *e) {
-    size_t n_tok = (size_t)m->n_tok, n_sel = (size_t)m->n_sel, C = (size_t)m->cfg.n_embd;
+    size_t n_tok = (size_t)m->n_tok, n_sel = (size_t)m->n_sel, C = (size_t)m->cfg.n_embd,
+           H = (size_t)m->cfg.n_head;
     model_dacts *d = &m->dacts;
-    float **ptrs[] = {&d->dres, &d->dln, &d->datty, &d->dqkv, &d->dfch, &d->dhead};
-    size_t counts[6];
+    float **ptrs[] = {&d->dres, &d->dln, &d->datty, &d->dqkv, &d->dfch, &d->dhead, &d->att_rows};
+    size_t counts[7];
     counts[0] = n_tok * C;
     counts[1] = n_tok * C;
     counts[2] = n_tok * C;
     counts[3] = n_tok * 3 * C;
     counts[4] = n_tok * 4 * C;
     counts[5] = n_sel * C;
-    return carve_arena(&m->dacts_mem, &m->dacts_cap, ptrs, counts, 6, "activation gradients", e);
+    counts[6] = 2 * H * n_tok;
+    return carve_arena(&m->dacts_mem, &m->dacts_cap, ptrs, counts, 7, "activation gradients", e);
 }
 
 /* ======================================================================== */
@@ -823,7 +886,7 @@ typedef struct {
     float *ln1, *ln1_mean, *ln1_rstd; /* (n_tok, C), (n_tok), (n_tok) */
     float *qkv;                       /* (n_tok, 3C) */
     float *atty;                      /* (n_tok, C) */
-    float *att;                       /* (A) */
+    float *att_mx, *att_inv;          /* (n_tok, H), (n_tok, H) each attention row's max and 1/sum */
     float *residual2;                 /* (n_tok, C) after the attention residual */
     float *ln2, *ln2_mean, *ln2_rstd; /* (n_tok, C), (n_tok), (n_tok) */
     float *fch, *fch_gelu;            /* (n_tok, 4C), (n_tok, 4C) */
@@ -844,7 +907,8 @@ static block_acts block_acts_at(const model *m, int l) {
     b.ln1_rstd = a->ln1_rstd + slot * n_tok;
     b.qkv = a->qkv + 3 * slot * tok_floats;
     b.atty = a->atty + slot * tok_floats;
-    b.att = a->att + slot * m->att_per_layer;
+    b.att_mx = a->att_mx + slot * n_tok * (size_t)m->cfg.n_head;
+    b.att_inv = a->att_inv + slot * n_tok * (size_t)m->cfg.n_head;
     b.residual2 = a->residual2 + slot * tok_floats;
     b.ln2 = a->ln2 + slot * tok_floats;
     b.ln2_mean = a->ln2_mean + slot * n_tok;
@@ -871,7 +935,8 @@ static void block_forward(model *m, int l) {
     prof_fwd(m, &t, MODEL_PROF_LAYERNORM);
     matmul_forward(b.qkv, b.ln1, w.qkvw, w.qkvb, n_tok, C, 3 * C);
     prof_fwd(m, &t, MODEL_PROF_QKV);
-    attention_forward(b.atty, b.att, b.qkv, m->seq_start, m->att_off, m->n_seq, C, c->n_head);
+    attention_forward(b.atty, b.att_mx, b.att_inv, m->acts.att_rows, b.qkv, m->seq_start, m->n_seq, C,
+                      c->n_head);
     prof_fwd(m, &t, MODEL_PROF_ATTENTION);
     matmul_forward(proj, b.atty, w.attprojw, w.attprojb, n_tok, C, C);
     prof_fwd(m, &t, MODEL_PROF_ATTPROJ);
@@ -926,8 +991,8 @@ static void block_backward(model *m, int l) {
     prof_bwd(m, &t, MODEL_PROF_ATTPROJ);
     memset(d->dqkv, 0, 3 * tok_floats * sizeof(float));
     prof_bwd(m, &t, MODEL_PROF_OTHER);
-    attention_backward(d->dqkv, b.att, d->datty, b.qkv, m->seq_start, m->att_off, m->n_seq, C,
-                       c->n_head);
+    attention_backward(d->dqkv, d->att_rows, d->datty, b.qkv, b.att_mx, b.att_inv, m->seq_start,
+                       m->n_seq, C, c->n_head);
     prof_bwd(m, &t, MODEL_PROF_ATTENTION);
     memset(d->dln, 0, tok_floats * sizeof(float));
     prof_bwd(m, &t, MODEL_PROF_OTHER);
@@ -1145,7 +1210,8 @@ static void kv_block(const model *m, model_kv *kv, const kv_scratch *s, const in
     for (task = 0; task < n * H; task++) {
         int r = task / H, h = task % H;
         size_t base = (size_t)slots[r] * slot_floats + (size_t)h * D;
-        attend_one(s->atty + (size_t)r * C + (size_t)h * D, s->scores + (size_t)task * kv->max_len,
+        float mx, inv; /* what a backward would need; generation has none */
+        attend_one(s->atty + (size_t)r * C + (size_t)h * D, s->scores + (size_t)task * kv->max_len, &mx, &inv,
                    s->qkv + (size_t)r * C3 + (size_t)h * D, kl + base, vl + base, (size_t)C, pos[r] + 1, D,
                    scale);
     }

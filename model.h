@@ -65,9 +65,11 @@ typedef struct {
 } model_tensor_info;
 
 /* Activations saved by the forward pass for the backward pass, for a packed
- * batch of n_tok tokens in n_seq sequences, n_sel of which have a target, and
- * A = H * sum_s T_s^2 attention probabilities per layer (T_s the length of
- * sequence s). One allocation. */
+ * batch of n_tok tokens in n_seq sequences, n_sel of which have a target. No
+ * attention probabilities are kept: per layer, token and head, the two numbers
+ * from which the backward rebuilds that query's row of probabilities bit for bit
+ * (model.c, attention). Every size is linear in n_tok (and n_sel): there is no
+ * T x T term. One allocation. */
 typedef struct {
     float *encoded;   /* (n_tok, C) token + position embeddings */
     float *ln1;       /* (L, n_tok, C) */
@@ -75,7 +77,8 @@ typedef struct {
     float *ln1_rstd;  /* (L, n_tok) */
     float *qkv;       /* (L, n_tok, 3C) */
     float *atty;      /* (L, n_tok, C) attention output, heads concatenated */
-    float *att;       /* (L, A) softmax probabilities, per sequence and head a (T, T) block */
+    float *att_mx;    /* (L, n_tok, H) largest attention score of each query row */
+    float *att_inv;   /* (L, n_tok, H) 1 / sum_j exp(score_j - max) of each query row */
     float *residual2; /* (L, n_tok, C) after the attention residual */
     float *ln2;       /* (L, n_tok, C) */
     float *ln2_mean;  /* (L, n_tok) */
@@ -89,6 +92,7 @@ typedef struct {
     float *head_in;   /* (n_sel, C) rows of lnf whose token has a target */
     float *probs;     /* (n_sel, V) softmax of the logits; the backward turns it into dlogits */
     float *tmp;       /* (n_tok, C) scratch for a projection before its residual add */
+    float *att_rows;  /* (H n_tok) scratch: one row of T floats per (sequence, head) */
 } model_acts;
 
 /* Gradient scratch for the backward pass (activation gradients), one allocation. */
@@ -99,6 +103,7 @@ typedef struct {
     float *dqkv;      /* (n_tok, 3C) */
     float *dfch;      /* (n_tok, 4C) */
     float *dhead;     /* (n_sel, C) */
+    float *att_rows;  /* (2 H n_tok) scratch: rows of P and dP, 2 T floats per (sequence, head) */
 } model_dacts;
 
 /* Profiling (dpo bench --dpo): the seconds the forward and backward passes
@@ -134,14 +139,12 @@ typedef struct {
 
     /* the batch of the last forward pass */
     int n_tok, n_seq, n_sel;  /* tokens, sequences, tokens with a target */
-    size_t att_per_layer;     /* A */
     int *ibuf;                /* tokens, targets, pos, sel, seq_start carved from one block */
     int *tokens, *targets;    /* (n_tok) */
     int *pos;                 /* (n_tok) position of each token within its sequence */
     int *sel;                 /* (n_sel) index of each token that has a target */
     int *seq_start;           /* (n_seq+1) first token of each sequence; seq_start[n_seq] = n_tok */
-    size_t *att_off;          /* (n_seq) offset of each sequence's attention blocks within a layer */
-    size_t ibuf_cap, att_off_cap;
+    size_t ibuf_cap;
 
     model_acts acts;
     float *acts_mem;

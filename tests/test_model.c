@@ -148,30 +148,28 @@ enum { AT_N = 7, AT_C = 8, AT_H = 2, AT_S = 2 };
 typedef struct {
     float qkv[AT_N * 3 * AT_C], dout[AT_N * AT_C];
     int seq_start[AT_S + 1];
-    size_t att_off[AT_S];
 } at_ctx;
 
 static double at_loss(void *p) {
     at_ctx *c = p;
-    float out[AT_N * AT_C], att[AT_H * (9 + 16)];
-    attention_forward(out, att, c->qkv, c->seq_start, c->att_off, AT_S, AT_C, AT_H);
+    float out[AT_N * AT_C], mx[AT_N * AT_H], inv[AT_N * AT_H], rows[AT_H * AT_N];
+    attention_forward(out, mx, inv, rows, c->qkv, c->seq_start, AT_S, AT_C, AT_H);
     return weighted_sum(out, c->dout, AT_N * AT_C);
 }
 
 START_TEST(test_attention_grad) {
     at_ctx c;
-    float out[AT_N * AT_C], att[AT_H * (9 + 16)], dqkv[AT_N * 3 * AT_C] = {0};
+    float out[AT_N * AT_C], mx[AT_N * AT_H], inv[AT_N * AT_H], rows[AT_H * AT_N];
+    float brows[2 * AT_H * AT_N], dqkv[AT_N * 3 * AT_C] = {0};
     util_rng r;
     util_rng_seed(&r, 3);
     c.seq_start[0] = 0;
     c.seq_start[1] = 3;
     c.seq_start[2] = 7;
-    c.att_off[0] = 0;
-    c.att_off[1] = AT_H * 9;
     fill_normal(c.qkv, AT_N * 3 * AT_C, 1.0, 0.0, &r);
     fill_normal(c.dout, AT_N * AT_C, 1.0, 0.0, &r);
-    attention_forward(out, att, c.qkv, c.seq_start, c.att_off, AT_S, AT_C, AT_H);
-    attention_backward(dqkv, att, c.dout, c.qkv, c.seq_start, c.att_off, AT_S, AT_C, AT_H);
+    attention_forward(out, mx, inv, rows, c.qkv, c.seq_start, AT_S, AT_C, AT_H);
+    attention_backward(dqkv, brows, c.dout, c.qkv, mx, inv, c.seq_start, AT_S, AT_C, AT_H);
     check_grad("attention d qkv", dqkv, c.qkv, AT_N * 3 * AT_C, 1e-2f, at_loss, &c, 2e-4);
     /* attention never crosses a sequence boundary: moving the first sequence's
      * keys and values leaves the second sequence's outputs unchanged */
@@ -179,10 +177,174 @@ START_TEST(test_attention_grad) {
         float out2[AT_N * AT_C];
         int i;
         for (i = 0; i < 3 * 3 * AT_C; i++) c.qkv[i] += 0.5f;
-        attention_forward(out2, att, c.qkv, c.seq_start, c.att_off, AT_S, AT_C, AT_H);
+        attention_forward(out2, mx, inv, rows, c.qkv, c.seq_start, AT_S, AT_C, AT_H);
         ck_assert_mem_eq(out + 3 * AT_C, out2 + 3 * AT_C, 4 * AT_C * sizeof(float));
         ck_assert(memcmp(out, out2, 3 * AT_C * sizeof(float)) != 0);
     }
+}
+END_TEST
+
+/* The attention as it was before the forward stopped storing probabilities, kept
+ * here verbatim as the reference: the forward writes every (sequence, head)
+ * T x T block of P into att (at att_off[s] + h T^2), and the backward reads it. */
+static void old_attend_one(float *y, float *row, const float *q, const float *k, const float *v,
+                           size_t stride, int n, int D, float scale) {
+    float mx = -INFINITY, inv;
+    double sum = 0.0;
+    int j, d;
+    for (j = 0; j < n; j++) {
+        row[j] = dot(q, k + (size_t)j * stride, D) * scale;
+        if (row[j] > mx) mx = row[j];
+    }
+    for (j = 0; j < n; j++) {
+        row[j] = expf(row[j] - mx);
+        sum += row[j];
+    }
+    inv = (float)(1.0 / sum);
+    for (d = 0; d < D; d++) y[d] = 0.0f;
+    for (j = 0; j < n; j++) {
+        const float *vj = v + (size_t)j * stride;
+        row[j] *= inv;
+        for (d = 0; d < D; d++) y[d] += row[j] * vj[d];
+    }
+}
+
+static void old_attention_forward(float *out, float *att, const float *qkv, const int *seq_start,
+                                  const size_t *att_off, int n_seq, int C, int H) {
+    int D = C / H, task, ntask = n_seq * H;
+    float scale = (float)(1.0 / sqrt((double)D));
+    size_t C3 = (size_t)3 * C;
+    for (task = 0; task < ntask; task++) {
+        int s = task / H, h = task % H, base = seq_start[s], T = seq_start[s + 1] - base, i;
+        float *P = att + att_off[s] + (size_t)h * T * T;
+        const float *k = qkv + (size_t)base * C3 + C + (size_t)h * D, *v = k + C;
+        for (i = 0; i < T; i++)
+            old_attend_one(out + (size_t)(base + i) * C + (size_t)h * D, P + (size_t)i * T,
+                           qkv + (size_t)(base + i) * C3 + (size_t)h * D, k, v, C3, i + 1, D, scale);
+    }
+}
+
+static void old_attention_backward(float *dqkv, const float *att, const float *dout, const float *qkv,
+                                   const int *seq_start, const size_t *att_off, int n_seq, int C, int H) {
+    int D = C / H, task, ntask = n_seq * H;
+    float scale = (float)(1.0 / sqrt((double)D));
+    size_t C3 = (size_t)3 * C;
+    for (task = 0; task < ntask; task++) {
+        int s = task / H, h = task % H, base = seq_start[s], T = seq_start[s + 1] - base, i, j, d;
+        const float *P = att + att_off[s] + (size_t)h * T * T;
+        for (i = 0; i < T; i++) {
+            const float *dy = dout + (size_t)(base + i) * C + (size_t)h * D;
+            const float *q = qkv + (size_t)(base + i) * C3 + (size_t)h * D;
+            float *dq = dqkv + (size_t)(base + i) * C3 + (size_t)h * D;
+            const float *row = P + (size_t)i * T;
+            double pdp = 0.0;
+            float fpdp;
+            for (j = 0; j <= i; j++) {
+                const float *v = qkv + (size_t)(base + j) * C3 + 2 * (size_t)C + (size_t)h * D;
+                float *dv = dqkv + (size_t)(base + j) * C3 + 2 * (size_t)C + (size_t)h * D;
+                float p = row[j];
+                for (d = 0; d < D; d++) dv[d] += p * dy[d];
+                pdp += (double)p * dot(dy, v, D);
+            }
+            fpdp = (float)pdp;
+            for (j = 0; j <= i; j++) {
+                const float *k = qkv + (size_t)(base + j) * C3 + C + (size_t)h * D;
+                const float *v = qkv + (size_t)(base + j) * C3 + 2 * (size_t)C + (size_t)h * D;
+                float *dk = dqkv + (size_t)(base + j) * C3 + C + (size_t)h * D;
+                float ds = row[j] * (dot(dy, v, D) - fpdp) * scale;
+                for (d = 0; d < D; d++) {
+                    dq[d] += ds * k[d];
+                    dk[d] += ds * q[d];
+                }
+            }
+        }
+    }
+}
+
+/* The recomputing attention against the stored-probability reference above, on
+ * random packed batches (1..5 sequences of 1..40 tokens, H in 1..5, D in 1..40
+ * so that dot's 16-wide blocks and its tail both occur, scores from flat to
+ * peaked enough that some probabilities underflow to 0), on 1 and 2 threads:
+ *   - every row att_probs rebuilds from the saved (mx, inv) is the reference's
+ *     stored row of P, bit for bit;
+ *   - the forward's output, and the backward's dqkv (added into a random start),
+ *     are the reference's bit for bit.
+ * The tolerance is zero: the new code runs, per element, the same float
+ * operations in the same order; any difference means a rebuilt P that is not the
+ * forward's. Large batches run on two threads (work above DPO_OMP_MIN_WORK). */
+START_TEST(test_attention_recompute_equals_stored) {
+    enum { MAXS = 5, MAXT = 40, MAXH = 5, MAXD = 40, MAXN = MAXS * MAXT, MAXC = MAXH * MAXD };
+    int trial, saved = util_threads(), parallel = 0;
+    size_t qkv_n = (size_t)MAXN * 3 * MAXC, y_n = (size_t)MAXN * MAXC;
+    float *qkv = malloc(qkv_n * sizeof(float)), *dout = malloc(y_n * sizeof(float));
+    float *out = malloc(y_n * sizeof(float)), *ref_out = malloc(y_n * sizeof(float));
+    float *dqkv = malloc(qkv_n * sizeof(float)), *ref_dqkv = malloc(qkv_n * sizeof(float));
+    float *att = malloc((size_t)MAXS * MAXH * MAXT * MAXT * sizeof(float));
+    float *mx = malloc((size_t)MAXN * MAXH * sizeof(float)), *inv = malloc((size_t)MAXN * MAXH * sizeof(float));
+    float *rows = malloc((size_t)MAXH * MAXN * sizeof(float)), *brows = malloc(2 * (size_t)MAXH * MAXN * sizeof(float));
+    float row[MAXT];
+    util_rng r;
+    ck_assert(qkv && dout && out && ref_out && dqkv && ref_dqkv && att && mx && inv && rows && brows);
+    util_rng_seed(&r, 77);
+    for (trial = 0; trial < 200; trial++) {
+        int threads = 1 + trial % 2, n_seq = 1 + (int)(util_rng_u64(&r) % MAXS);
+        int H = 1 + (int)(util_rng_u64(&r) % MAXH), D = 1 + (int)(util_rng_u64(&r) % MAXD), C = H * D;
+        int seq_start[MAXS + 1], s, h, i, n_tok;
+        size_t att_off[MAXS], A = 0, k;
+        double std = 0.3 + 3.0 * util_rng_uniform(&r); /* 3.3: peaked rows, exp underflows */
+        seq_start[0] = 0;
+        for (s = 0; s < n_seq; s++) {
+            int T = 1 + (int)(util_rng_u64(&r) % MAXT);
+            seq_start[s + 1] = seq_start[s] + T;
+            att_off[s] = A;
+            A += (size_t)H * T * T;
+        }
+        n_tok = seq_start[n_seq];
+        fill_normal(qkv, (size_t)n_tok * 3 * C, std, 0.0, &r);
+        fill_normal(dout, (size_t)n_tok * C, 1.0, 0.0, &r);
+        fill_normal(dqkv, (size_t)n_tok * 3 * C, 1.0, 0.0, &r);
+        memcpy(ref_dqkv, dqkv, (size_t)n_tok * 3 * C * sizeof(float));
+        old_attention_forward(ref_out, att, qkv, seq_start, att_off, n_seq, C, H);
+        old_attention_backward(ref_dqkv, att, dout, qkv, seq_start, att_off, n_seq, C, H);
+
+        util_set_threads(threads);
+        parallel += threads == 2 && (double)n_tok * C * 16 >= DPO_OMP_MIN_WORK;
+        attention_forward(out, mx, inv, rows, qkv, seq_start, n_seq, C, H);
+        attention_backward(dqkv, brows, dout, qkv, mx, inv, seq_start, n_seq, C, H);
+        ck_assert_msg(memcmp(out, ref_out, (size_t)n_tok * C * sizeof(float)) == 0,
+                      "trial %d: forward output differs from the stored-probability forward", trial);
+        for (s = 0; s < n_seq; s++) {
+            int base = seq_start[s], T = seq_start[s + 1] - base;
+            float scale = (float)(1.0 / sqrt((double)D));
+            for (h = 0; h < H; h++)
+                for (i = 0; i < T; i++) {
+                    size_t sh = (size_t)(base + i) * H + h;
+                    const float *q = qkv + (size_t)(base + i) * 3 * C + (size_t)h * D;
+                    att_probs(row, q, qkv + (size_t)base * 3 * C + C + (size_t)h * D, (size_t)3 * C, i + 1, D,
+                              scale, mx[sh], inv[sh]);
+                    ck_assert_msg(memcmp(row, att + att_off[s] + ((size_t)h * T + i) * T,
+                                         (size_t)(i + 1) * sizeof(float)) == 0,
+                                  "trial %d sequence %d head %d row %d: rebuilt P differs", trial, s, h, i);
+                }
+        }
+        for (k = 0; k < (size_t)n_tok * 3 * C; k++)
+            ck_assert_msg(memcmp(&dqkv[k], &ref_dqkv[k], sizeof(float)) == 0,
+                          "trial %d (%d sequences, H %d, D %d, %d threads): dqkv[%zu] = %.9g, stored-P backward %.9g",
+                          trial, n_seq, H, D, threads, k, dqkv[k], ref_dqkv[k]);
+    }
+    ck_assert_int_gt(parallel, 10);
+    util_set_threads(saved);
+    free(qkv);
+    free(dout);
+    free(out);
+    free(ref_out);
+    free(dqkv);
+    free(ref_dqkv);
+    free(att);
+    free(mx);
+    free(inv);
+    free(rows);
+    free(brows);
 }
 END_TEST
 
@@ -595,6 +757,60 @@ START_TEST(test_no_grad_forward) {
 }
 END_TEST
 
+/* The activation arenas hold no T x T term. For batches up to the whole context
+ * (one sequence of T = 1024 tokens; two of 300 and 724), with n = n_tok tokens,
+ * n_sel of them with a target, the forward's arena is exactly
+ *   n (3C + 2 + H) + L n (16C + 4 + 2H) + n_sel (C + V)   floats
+ * (forward-only: the same with L = 1) and the backward's scratch exactly
+ *   n (10C + 2H) + n_sel C,
+ * both linear in the tokens. The stored-probability forward also kept
+ * L H sum_s T_s^2 floats of P, which alone is more than the whole arena now. The
+ * backward runs at full length, and its gradients are finite. */
+START_TEST(test_acts_linear_in_tokens) {
+    static const int lens[2][2] = {{1024, 0}, {300, 724}};
+    model_config cfg = {3, 4, 16, 1024, 37, 1e-5, 36};
+    int b, no_grad, i;
+    util_rng r;
+    util_rng_seed(&r, 13);
+    for (b = 0; b < 2; b++)
+        for (no_grad = 0; no_grad <= 1; no_grad++) {
+            int n_seq = lens[b][1] ? 2 : 1, *tok = malloc(1024 * sizeof(int)), *tgt = malloc(1024 * sizeof(int));
+            float *logp = malloc(1024 * sizeof(float)), *dlogp = malloc(1024 * sizeof(float));
+            size_t n = 1024, n_sel = 0, C = 16, H = 4, V = 37, L = no_grad ? 1 : 3, want, p2 = 0;
+            model m;
+            dpo_err e;
+            ck_assert(tok && tgt && logp && dlogp);
+            for (i = 0; i < 1024; i++) {
+                tok[i] = (int)(util_rng_u64(&r) % V);
+                tgt[i] = i % 5 == 4 ? -1 : (int)(util_rng_u64(&r) % V);
+                n_sel += tgt[i] >= 0;
+                dlogp[i] = 1.0f / 1024;
+            }
+            for (i = 0; i < n_seq; i++) p2 += (size_t)lens[b][i] * lens[b][i];
+            ck_assert_int_eq(model_create(&m, &cfg, &e), 0);
+            ck_assert_int_eq(model_alloc_grads(&m, &e), 0);
+            model_init_random(&m, 5);
+            model_set_no_grad(&m, no_grad);
+            ck_assert_int_eq(model_forward(&m, logp, tok, tgt, lens[b], n_seq, &e), 0);
+            want = n * (3 * C + 2 + H) + L * n * (16 * C + 4 + 2 * H) + n_sel * (C + V);
+            ck_assert_msg(m.acts_cap == want, "batch %d no_grad %d: arena %zu floats, formula %zu", b, no_grad,
+                          m.acts_cap, want);
+            ck_assert_msg(m.acts_cap < L * H * p2, "arena %zu floats, P alone was %zu", m.acts_cap, L * H * p2);
+            if (!no_grad) {
+                model_zero_grad(&m);
+                ck_assert_int_eq(model_backward(&m, dlogp, &e), 0);
+                ck_assert_uint_eq(m.dacts_cap, n * (10 * C + 2 * H) + n_sel * C);
+                for (i = 0; i < (int)m.num_params; i++) ck_assert(isfinite(m.grads_mem[i]));
+            }
+            model_free(&m);
+            free(tok);
+            free(tgt);
+            free(logp);
+            free(dlogp);
+        }
+}
+END_TEST
+
 START_TEST(test_bad_batches) {
     model m;
     float logp[64];
@@ -848,6 +1064,7 @@ static Suite *model_suite(void) {
     tcase_add_test(t, test_layernorm_grad);
     tcase_add_test(t, test_matmul_grad);
     tcase_add_test(t, test_attention_grad);
+    tcase_add_test(t, test_attention_recompute_equals_stored);
     tcase_add_test(t, test_gelu);
     tcase_add_test(t, test_exp_gelu);
     tcase_add_test(t, test_logsoftmax);
@@ -861,6 +1078,7 @@ static Suite *model_suite(void) {
     tcase_add_test(t, test_dtypes_load_same_model);
     tcase_add_test(t, test_packed_equals_alone);
     tcase_add_test(t, test_no_grad_forward);
+    tcase_add_test(t, test_acts_linear_in_tokens);
     tcase_add_test(t, test_bad_batches);
     tcase_add_test(t, test_save_load_roundtrip);
     tcase_add_test(t, test_init_std);
