@@ -228,8 +228,11 @@ void model_zero_grad(model *m) {
 /* ======================================================================== */
 
 /* dot product with 16 independent partial sums, so that it vectorizes without
- * reassociation by the compiler; the order is fixed, so results are too. */
-static float dot(const float *a, const float *b, int n) {
+ * reassociation by the compiler; the order is fixed, so results are too.
+ * inline: the attention calls it once per (query, key) pair, and inlined, one
+ * pair's final sum of the 16 partials overlaps the next pair's products (the
+ * operations, and so the result, are the same). */
+static inline float dot(const float *a, const float *b, int n) {
     float acc[16] = {0};
     float s = 0.0f;
     int i = 0, l;
@@ -464,7 +467,7 @@ static void attention_forward(float *out /* (n_tok, C) */, float *att_mx /* (n_t
     int D = C / H, task, ntask = n_seq * H;
     float scale = (float)(1.0 / sqrt((double)D));
     size_t C3 = (size_t)3 * C;
-    DPO_OMP_FOR_IF((double)seq_start[n_seq] * C * 16)
+    DPO_OMP_FOR_DYNAMIC_IF((double)seq_start[n_seq] * C * 16)
     for (task = 0; task < ntask; task++) {
         int s = task / H, h = task % H, base = seq_start[s], T = seq_start[s + 1] - base, i;
         float *row = rows + att_rows_at(seq_start, s, h, H, 1);
@@ -486,16 +489,70 @@ static void att_probs(float *row /* (n) */, const float *q /* (D) */, const floa
     att_scale(row, n, inv);
 }
 
-/* One (i, j) pair's share of steps 1 and 3 below, for one head:
- *   dv_j += P_ij dy_i,   dq_i += ds k_j,   dk_j += ds q_i   (ds = scale dS_ij) */
-static void att_pair_backward(float *restrict dq /* (D) */, float *restrict dk /* (D) */,
-                              float *restrict dv /* (D) */, const float *q, const float *k,
-                              const float *dy, float p, float ds, int D) {
-    int d;
-    for (d = 0; d < D; d++) {
-        dv[d] += p * dy[d];
-        dq[d] += ds * k[d];
-        dk[d] += ds * q[d];
+/* dq += sum_j ds_j k_j over n keys (key j at k + j stride), added in the order
+ * j = 0, 1, ..., n-1 for every d; four keys per pass over dq */
+static void att_dq(float *restrict dq /* (D) */, const float *ds /* (n) */, const float *k, size_t stride,
+                   int n, int D) {
+    int j, d;
+    for (j = 0; j + 4 <= n; j += 4) {
+        const float *k0 = k + (size_t)j * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
+        float s0 = ds[j], s1 = ds[j + 1], s2 = ds[j + 2], s3 = ds[j + 3];
+        for (d = 0; d < D; d++) dq[d] = (((dq[d] + s0 * k0[d]) + s1 * k1[d]) + s2 * k2[d]) + s3 * k3[d];
+    }
+    for (; j < n; j++) {
+        const float *kj = k + (size_t)j * stride;
+        float sj = ds[j];
+        for (d = 0; d < D; d++) dq[d] += sj * kj[d];
+    }
+}
+
+/* Query row i of one head, steps 1 to 3 below for the row, over its n = i+1 keys:
+ * P (n) receives P_i. rebuilt from the saved mx and inv, ds (n) receives
+ * scale dS_i., and dq_i += sum_j ds_j k_j. */
+static void att_row_backward(float *P /* (n) */, float *ds /* (n) */, float *dq /* (D) */,
+                             const float *q /* (D) */, const float *dy /* (D) */, const float *k,
+                             const float *v, size_t stride, int n, int D, float scale, float mx, float inv) {
+    double pdp = 0.0; /* sum_j P_ij dP_ij */
+    float fpdp;
+    int j;
+    att_probs(P, q, k, stride, n, D, scale, mx, inv);
+    for (j = 0; j < n; j++) {
+        ds[j] = dot(dy, v + (size_t)j * stride, D); /* dP_ij for now */
+        pdp += (double)P[j] * ds[j];
+    }
+    fpdp = (float)pdp;
+    for (j = 0; j < n; j++) ds[j] = P[j] * (ds[j] - fpdp) * scale;
+    att_dq(dq, ds, k, stride, n, D);
+}
+
+/* dk_j += ds_j q,  dv_j += p_j dy  for n keys (dk_j at dk + j stride, dv_j at dv + j stride) */
+static void att_dkv(float *dk, float *dv, const float *ds /* (n) */, const float *p /* (n) */,
+                    const float *q /* (D) */, const float *dy /* (D) */, size_t stride, int n, int D) {
+    int j, d;
+    for (j = 0; j < n; j++) {
+        float *restrict dkj = dk + (size_t)j * stride, *restrict dvj = dv + (size_t)j * stride;
+        float sj = ds[j], pj = p[j];
+        for (d = 0; d < D; d++) {
+            dkj[d] += sj * q[d];
+            dvj[d] += pj * dy[d];
+        }
+    }
+}
+
+/* att_dkv for two consecutive query rows a and b at once, a's term added first:
+ *   dk_j = (dk_j + dsa_j qa) + dsb_j qb,   dv_j = (dv_j + pa_j dya) + pb_j dyb
+ * (half the loads and stores of dk_j and dv_j, the same additions in the same order) */
+static void att_dkv2(float *dk, float *dv, const float *dsa, const float *pa, const float *qa, const float *dya,
+                     const float *dsb, const float *pb, const float *qb, const float *dyb, size_t stride, int n,
+                     int D) {
+    int j, d;
+    for (j = 0; j < n; j++) {
+        float *restrict dkj = dk + (size_t)j * stride, *restrict dvj = dv + (size_t)j * stride;
+        float sa = dsa[j], sb = dsb[j], ppa = pa[j], ppb = pb[j];
+        for (d = 0; d < D; d++) {
+            dkj[d] = (dkj[d] + sa * qa[d]) + sb * qb[d];
+            dvj[d] = (dvj[d] + ppa * dya[d]) + ppb * dyb[d];
+        }
     }
 }
 
@@ -510,13 +567,14 @@ static void att_pair_backward(float *restrict dq /* (D) */, float *restrict dk /
  * 3. it was  row_j = dot(q, k_j) * scale,  S_ij = scale q_i . k_j,  so now
  *      dq_i += scale sum_j dS_ij k_j,   dk_j += scale sum_i dS_ij q_i
  *    (below, ds is scale dS_ij: the scale is applied once per (i, j)).
- * Row by row: P_i. is rebuilt from the saved mx_i and inv_i (att_probs) and dP_i.
- * computed once, both into the task's scratch of 2 T floats; then every (i, j)
- * pair adds its share. Each gradient element receives its terms in the order
- * the stored-probability backward added them (dq_i over j = 0..i, dk_j and dv_j
- * over i = j..T-1). Each (s, h) task writes only its own rows and head columns of
- * dqkv and its own slice of rows. */
-static void attention_backward(float *dqkv /* (n_tok, 3C) */, float *rows /* (2 H n_tok) scratch */,
+ * Two query rows at a time: for each, P_i. is rebuilt from the saved mx_i and
+ * inv_i (att_probs), dP_i. computed once and turned into ds, and dq_i added
+ * (att_row_backward); then both rows' terms go into dk_j and dv_j in one pass.
+ * The four rows of T floats this needs are the task's own scratch. Every gradient
+ * element receives its terms in the order the stored-probability backward added
+ * them: dq_i over j = 0..i, dk_j and dv_j over i = j..T-1. Each (s, h) task writes
+ * only its own rows and head columns of dqkv. */
+static void attention_backward(float *dqkv /* (n_tok, 3C) */, float *rows /* (4 H n_tok) scratch */,
                                const float *dout /* (n_tok, C) */,
                                const float *qkv /* (n_tok, 3C) */,
                                const float *att_mx /* (n_tok, H) */,
@@ -525,29 +583,34 @@ static void attention_backward(float *dqkv /* (n_tok, 3C) */, float *rows /* (2 
     int D = C / H, task, ntask = n_seq * H;
     float scale = (float)(1.0 / sqrt((double)D));
     size_t C3 = (size_t)3 * C;
-    DPO_OMP_FOR_IF((double)seq_start[n_seq] * C * 16)
+    DPO_OMP_FOR_DYNAMIC_IF((double)seq_start[n_seq] * C * 16)
     for (task = 0; task < ntask; task++) {
-        int s = task / H, h = task % H, base = seq_start[s], T = seq_start[s + 1] - base, i, j;
-        float *P = rows + att_rows_at(seq_start, s, h, H, 2), *dP = P + T;
+        int s = task / H, h = task % H, base = seq_start[s], T = seq_start[s + 1] - base, i, r;
+        float *scratch = rows + att_rows_at(seq_start, s, h, H, 4);
+        float *P[2], *ds[2]; /* rows i and i+1 of P and of scale dS */
         const float *k = qkv + (size_t)base * C3 + C + (size_t)h * D, *v = k + C;
         float *dk = dqkv + (size_t)base * C3 + C + (size_t)h * D, *dv = dk + C;
-        for (i = 0; i < T; i++) {
-            size_t at = (size_t)(base + i), sh = at * H + (size_t)h;
-            const float *dy = dout + at * C + (size_t)h * D;
-            const float *q = qkv + at * C3 + (size_t)h * D;
-            float *dq = dqkv + at * C3 + (size_t)h * D;
-            double pdp = 0.0;
-            float fpdp;
-            att_probs(P, q, k, C3, i + 1, D, scale, att_mx[sh], att_inv[sh]);
-            for (j = 0; j <= i; j++) {
-                dP[j] = dot(dy, v + (size_t)j * C3, D);
-                pdp += (double)P[j] * dP[j];
+        P[0] = scratch;
+        ds[0] = scratch + T;
+        P[1] = scratch + 2 * (size_t)T;
+        ds[1] = scratch + 3 * (size_t)T;
+        for (i = 0; i < T; i += 2) {
+            int nr = T - i < 2 ? T - i : 2; /* rows i .. i+nr-1 */
+            const float *q[2], *dy[2];
+            for (r = 0; r < nr; r++) {
+                size_t at = (size_t)(base + i + r), sh = at * H + (size_t)h;
+                q[r] = qkv + at * C3 + (size_t)h * D;
+                dy[r] = dout + at * C + (size_t)h * D;
+                att_row_backward(P[r], ds[r], dqkv + at * C3 + (size_t)h * D, q[r], dy[r], k, v, C3,
+                                 i + r + 1, D, scale, att_mx[sh], att_inv[sh]);
             }
-            fpdp = (float)pdp;
-            for (j = 0; j <= i; j++) {
-                float ds = P[j] * (dP[j] - fpdp) * scale;
-                att_pair_backward(dq, dk + (size_t)j * C3, dv + (size_t)j * C3, q, k + (size_t)j * C3, dy,
-                                  P[j], ds, D);
+            if (nr == 2) {
+                /* keys 0..i: both rows; key i+1: row i+1 only */
+                att_dkv2(dk, dv, ds[0], P[0], q[0], dy[0], ds[1], P[1], q[1], dy[1], C3, i + 1, D);
+                att_dkv(dk + (size_t)(i + 1) * C3, dv + (size_t)(i + 1) * C3, ds[1] + i + 1, P[1] + i + 1,
+                        q[1], dy[1], C3, 1, D);
+            } else {
+                att_dkv(dk, dv, ds[0], P[0], q[0], dy[0], C3, i + 1, D);
             }
         }
     }
@@ -822,7 +885,7 @@ static int alloc_dacts(model *m, dpo_err *e) {
     counts[3] = n_tok * 3 * C;
     counts[4] = n_tok * 4 * C;
     counts[5] = n_sel * C;
-    counts[6] = 2 * H * n_tok;
+    counts[6] = 4 * H * n_tok;
     return carve_arena(&m->dacts_mem, &m->dacts_cap, ptrs, counts, 7, "activation gradients", e);
 }
 

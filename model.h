@@ -103,7 +103,7 @@ typedef struct {
     float *dqkv;      /* (n_tok, 3C) */
     float *dfch;      /* (n_tok, 4C) */
     float *dhead;     /* (n_sel, C) */
-    float *att_rows;  /* (2 H n_tok) scratch: rows of P and dP, 2 T floats per (sequence, head) */
+    float *att_rows;  /* (4 H n_tok) scratch: two query rows of P and dS, 4 T floats per (sequence, head) */
 } model_dacts;
 
 /* Profiling (dpo bench --dpo): the seconds the forward and backward passes

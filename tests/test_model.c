@@ -160,7 +160,7 @@ static double at_loss(void *p) {
 START_TEST(test_attention_grad) {
     at_ctx c;
     float out[AT_N * AT_C], mx[AT_N * AT_H], inv[AT_N * AT_H], rows[AT_H * AT_N];
-    float brows[2 * AT_H * AT_N], dqkv[AT_N * 3 * AT_C] = {0};
+    float brows[4 * AT_H * AT_N], dqkv[AT_N * 3 * AT_C] = {0};
     util_rng r;
     util_rng_seed(&r, 3);
     c.seq_start[0] = 0;
@@ -281,7 +281,7 @@ START_TEST(test_attention_recompute_equals_stored) {
     float *dqkv = malloc(qkv_n * sizeof(float)), *ref_dqkv = malloc(qkv_n * sizeof(float));
     float *att = malloc((size_t)MAXS * MAXH * MAXT * MAXT * sizeof(float));
     float *mx = malloc((size_t)MAXN * MAXH * sizeof(float)), *inv = malloc((size_t)MAXN * MAXH * sizeof(float));
-    float *rows = malloc((size_t)MAXH * MAXN * sizeof(float)), *brows = malloc(2 * (size_t)MAXH * MAXN * sizeof(float));
+    float *rows = malloc((size_t)MAXH * MAXN * sizeof(float)), *brows = malloc(4 * (size_t)MAXH * MAXN * sizeof(float));
     float row[MAXT];
     util_rng r;
     ck_assert(qkv && dout && out && ref_out && dqkv && ref_dqkv && att && mx && inv && rows && brows);
@@ -762,7 +762,7 @@ END_TEST
  * n_sel of them with a target, the forward's arena is exactly
  *   n (3C + 2 + H) + L n (16C + 4 + 2H) + n_sel (C + V)   floats
  * (forward-only: the same with L = 1) and the backward's scratch exactly
- *   n (10C + 2H) + n_sel C,
+ *   n (10C + 4H) + n_sel C,
  * both linear in the tokens. The stored-probability forward also kept
  * L H sum_s T_s^2 floats of P, which alone is more than the whole arena now. The
  * backward runs at full length, and its gradients are finite. */
@@ -799,7 +799,7 @@ START_TEST(test_acts_linear_in_tokens) {
             if (!no_grad) {
                 model_zero_grad(&m);
                 ck_assert_int_eq(model_backward(&m, dlogp, &e), 0);
-                ck_assert_uint_eq(m.dacts_cap, n * (10 * C + 2 * H) + n_sel * C);
+                ck_assert_uint_eq(m.dacts_cap, n * (10 * C + 4 * H) + n_sel * C);
                 for (i = 0; i < (int)m.num_params; i++) ck_assert(isfinite(m.grads_mem[i]));
             }
             model_free(&m);
