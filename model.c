@@ -527,46 +527,61 @@ static void residual_forward(float *out, const float *a, const float *b, size_t 
 }
 
 /* ------------------------------------------------------------------------ */
-/* log-softmax of the tied head's logits, only for the n_sel rows with a target:
- *   logp = z_t - max_v z_v - log sum_v exp(z_v - max)   (the sum in double)
- * probs receives softmax(z) for the backward. */
+/* log-softmax of the tied head's logits at the target, for n rows of logits z
+ * (one chunk of the selected tokens, see head_forward):
+ *   logp = z_t - mx - log s,   mx = max_v z_v,   s = sum_v exp(z_v - mx)   (s in double)
+ * mx cancels between z_t and log s (it changes nothing but keeps every
+ * exp(z_v - mx) in (0, 1], so large logits cannot overflow). The backward
+ * needs the softmax p_v = exp(z_v - mx) / s of every v; instead of V floats
+ * per row only mx and inv = 1/s are kept, and p is recomputed from the logits
+ * (recomputed too) as expf(z_v - mx) * inv: the same float operations on the
+ * same floats as when p was stored, so the same bits. */
 
-static void logsoftmax_forward(float *logp /* (n_tok) */, float *probs /* (n_sel, V), logits in */,
-                               const int *sel /* (n_sel) */, const int *targets /* (n_tok) */,
-                               int n_sel, int V) {
+/* mx and s of one row (V): the one place they are computed, for the head and
+ * for model_log_softmax_norm */
+static void softmax_norm(const float *z /* (V) */, int V, float *mx_out, double *sum_out) {
+    float mx = -INFINITY;
+    double sum = 0.0;
+    int v;
+    for (v = 0; v < V; v++)
+        if (z[v] > mx) mx = z[v];
+    for (v = 0; v < V; v++) sum += expf(z[v] - mx);
+    *mx_out = mx;
+    *sum_out = sum;
+}
+
+static void logsoftmax_forward(float *logp /* (n_tok) */, float *mx /* (n) */, float *inv /* (n) */,
+                               const float *logits /* (n, V) */, const int *sel /* (n) */,
+                               const int *targets /* (n_tok) */, int n, int V) {
     int r;
-    DPO_OMP_FOR_IF((double)n_sel * V)
-    for (r = 0; r < n_sel; r++) {
-        float *z = probs + (size_t)r * V, mx = -INFINITY, zt, inv;
-        double sum = 0.0;
-        int v;
-        zt = z[targets[sel[r]]];
-        for (v = 0; v < V; v++)
-            if (z[v] > mx) mx = z[v];
-        for (v = 0; v < V; v++) {
-            z[v] = expf(z[v] - mx);
-            sum += z[v];
-        }
-        logp[sel[r]] = (float)((double)zt - (double)mx - log(sum));
-        inv = (float)(1.0 / sum);
-        for (v = 0; v < V; v++) z[v] *= inv;
+    DPO_OMP_FOR_IF((double)n * V)
+    for (r = 0; r < n; r++) {
+        const float *z = logits + (size_t)r * V;
+        double sum;
+        softmax_norm(z, V, &mx[r], &sum);
+        logp[sel[r]] = (float)((double)z[targets[sel[r]]] - (double)mx[r] - log(sum));
+        inv[r] = (float)(1.0 / sum);
     }
 }
 
 /* In the forward pass this was  logp = zt - mx - log(sum),  sum = sum_v exp(z_v - mx),
  * that is logp = z_t - log sum_v exp(z_v) (mx cancels: it has no gradient), so
  *   d logp / d z_v = [v == t] - exp(z_v) / sum_v' exp(z_v') = [v == t] - p_v
- * and now, with g = dlogp of the row and p_v the saved softmax,
+ * and now, with g = dlogp of the row and p_v = expf(z_v - mx) * inv recomputed,
  *   dz_v = g ([v == t] - p_v):   -g p_v everywhere, then + g at the target; in place. */
-static void logsoftmax_backward(float *probs /* (n_sel, V): becomes dlogits */,
-                                const float *dlogp /* (n_tok) */, const int *sel /* (n_sel) */,
-                                const int *targets /* (n_tok) */, int n_sel, int V) {
+static void logsoftmax_backward(float *dlogits /* (n, V): the logits in, their gradient out */,
+                                const float *dlogp /* (n_tok) */, const float *mx /* (n) */,
+                                const float *inv /* (n) */, const int *sel /* (n) */,
+                                const int *targets /* (n_tok) */, int n, int V) {
     int r;
-    DPO_OMP_FOR_IF((double)n_sel * V)
-    for (r = 0; r < n_sel; r++) {
-        float *z = probs + (size_t)r * V, g = dlogp[sel[r]];
+    DPO_OMP_FOR_IF((double)n * V)
+    for (r = 0; r < n; r++) {
+        float *z = dlogits + (size_t)r * V, g = dlogp[sel[r]], m = mx[r], s = inv[r];
         int v;
-        for (v = 0; v < V; v++) z[v] = -g * z[v];
+        for (v = 0; v < V; v++) {
+            float p = expf(z[v] - m) * s;
+            z[v] = -g * p;
+        }
         z[targets[sel[r]]] += g;
     }
 }
@@ -676,6 +691,26 @@ static int set_batch(model *m, const int *tokens, const int *targets, const int 
     return 0;
 }
 
+/* The head (head_forward) computes its logits HEAD_CHUNK_BYTES at a time: 83
+ * rows for GPT-2. Each chunk costs one pass over wte per product (its packing,
+ * once per call) and one read and write of all of dwte (V, C) (the
+ * accumulating product), so fewer, larger
+ * chunks move less memory and give the products more rows to share out among
+ * threads; 16 MiB keeps the scratch a tenth of GPT-2's wte (147 MiB) while the
+ * extra passes stay small beside the chunk's 3 R V C multiply-adds. At least
+ * one row (a vocabulary above 4 M tokens is refused by the config check). */
+#define HEAD_CHUNK_BYTES ((size_t)16 << 20)
+
+/* rows per chunk for the batch just set: HEAD_CHUNK_BYTES' worth, or
+ * m->head_rows_max if set (tests), at least 1 and at most n_sel (0 if n_sel is 0) */
+static int head_chunk_rows(const model *m) {
+    size_t rows = HEAD_CHUNK_BYTES / ((size_t)m->cfg.vocab_size * sizeof(float));
+    if (m->head_rows_max > 0) rows = (size_t)m->head_rows_max;
+    if (rows < 1) rows = 1;
+    if (rows > (size_t)m->n_sel) rows = (size_t)m->n_sel;
+    return (int)rows;
+}
+
 /* L layers of activations, or one that every layer reuses in forward-only mode */
 static int alloc_acts(model *m, dpo_err *e) {
     size_t n_tok = (size_t)m->n_tok, n_sel = (size_t)m->n_sel, C = (size_t)m->cfg.n_embd,
@@ -685,9 +720,9 @@ static int alloc_acts(model *m, dpo_err *e) {
     float **ptrs[] = {&a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty,
                       &a->att, &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fch,
                       &a->fch_gelu, &a->residual3, &a->lnf, &a->lnf_mean, &a->lnf_rstd,
-                      &a->head_in, &a->probs, &a->tmp};
-    size_t counts[20];
-    /* all products are of validated, bounded sizes; the (n_sel, V) and (L, A) ones are checked */
+                      &a->head_in, &a->head_mx, &a->head_inv, &a->logits, &a->tmp};
+    size_t counts[22];
+    /* all products are of validated, bounded sizes; the (R, V) and (L, A) ones are checked */
     counts[0] = n_tok * C;
     counts[1] = L * n_tok * C;
     counts[2] = L * n_tok;
@@ -706,9 +741,12 @@ static int alloc_acts(model *m, dpo_err *e) {
     counts[15] = n_tok;
     counts[16] = n_tok;
     counts[17] = n_sel * C;
-    if (util_mul_size(n_sel, V, &counts[18]) != 0) return dpo_errf(e, "activation size overflows");
-    counts[19] = n_tok * C;
-    return carve_arena(&m->acts_mem, &m->acts_cap, ptrs, counts, 20, "activations", e);
+    counts[18] = n_sel;
+    counts[19] = n_sel;
+    m->head_rows = head_chunk_rows(m);
+    if (util_mul_size((size_t)m->head_rows, V, &counts[20]) != 0) return dpo_errf(e, "activation size overflows");
+    counts[21] = n_tok * C;
+    return carve_arena(&m->acts_mem, &m->acts_cap, ptrs, counts, 22, "activations", e);
 }
 
 static int alloc_dacts(model *m, dpo_err *e) {
@@ -858,28 +896,54 @@ static void block_backward(model *m, int l) {
 
 /* The tied head, only for the n_sel rows that have a target:
  *   head_in (n_sel, C) = the selected rows of lnf
- *   logits (n_sel, V) = head_in wte^T,   logp (n_tok) = log-softmax at the target, 0 elsewhere */
+ *   logits (n_sel, V) = head_in wte^T,   logp (n_tok) = log-softmax at the target, 0 elsewhere
+ * The (n_sel, V) logits are never stored whole: for GPT-2 (V = 50257) a row is
+ * 196 KiB, 200 MiB for a batch of 1024 tokens with targets, which is more than
+ * the rest of a small batch's activations. They are computed R = head_rows rows
+ * at a time (head_chunk_rows, with the arenas) into one (R, V) scratch, logits, and only the log-softmax's mx and
+ * inv (2 floats per row) are kept; the backward computes each chunk's logits
+ * again. A row's logits are the same bits computed alone or with others (mm_*
+ * sum every output in a fixed order whatever the number of rows, matmul.h), so
+ * the chunking changes no result.
+ */
 static void head_forward(model *m, float *logp /* (n_tok) */) {
     model_acts *a = &m->acts;
-    int C = m->cfg.n_embd, V = m->cfg.vocab_size, r;
+    const float *wte = m->params.t[P_WTE];
+    int C = m->cfg.n_embd, V = m->cfg.vocab_size, R = m->head_rows, r, r0;
     for (r = 0; r < m->n_sel; r++)
         memcpy(a->head_in + (size_t)r * C, a->lnf + (size_t)m->sel[r] * C, (size_t)C * sizeof(float));
-    mm_a_bt(a->probs, a->head_in, m->params.t[P_WTE], m->n_sel, V, C);
     for (r = 0; r < m->n_tok; r++) logp[r] = 0.0f;
-    logsoftmax_forward(logp, a->probs, m->sel, m->targets, m->n_sel, V);
+    for (r0 = 0; r0 < m->n_sel; r0 += R) { /* rows r0 .. r0+nr-1 */
+        int nr = m->n_sel - r0 < R ? m->n_sel - r0 : R;
+        mm_a_bt(a->logits, a->head_in + (size_t)r0 * C, wte, nr, V, C);
+        logsoftmax_forward(logp, a->head_mx + r0, a->head_inv + r0, a->logits, m->sel + r0, m->targets,
+                           nr, V);
+    }
 }
 
 /* In the forward pass this was  logits = head_in wte^T,  so now
  *   dlogits = dlogp (onehot - p)          (logsoftmax_backward)
  *   dwte += dlogits^T head_in,   dhead = dlogits wte,
- * and dlnf (in dln) is dhead on the selected rows (head_in copied them), 0 elsewhere. */
+ * and dlnf (in dln) is dhead on the selected rows (head_in copied them), 0 elsewhere.
+ * Chunk by chunk, the logits computed again as in the forward: dhead's rows are
+ * the chunk's own, and dwte (V, C) += sum_r dlogits[r]^T head_in[r] is a sum over
+ * the rows r, which mm_add_at_b adds into dwte in order r = r0..r0+nr-1: chunk
+ * after chunk, that is the order 0..n_sel-1 of one product over all the rows,
+ * so the same bits. */
 static void head_backward(model *m, const float *dlogp /* (n_tok) */) {
     model_acts *a = &m->acts;
     model_dacts *d = &m->dacts;
-    int C = m->cfg.n_embd, V = m->cfg.vocab_size, r;
-    logsoftmax_backward(a->probs, dlogp, m->sel, m->targets, m->n_sel, V);
-    mm_add_at_b(m->grads.t[P_WTE], a->probs, a->head_in, V, C, m->n_sel);
-    mm_ab(d->dhead, a->probs, m->params.t[P_WTE], NULL, m->n_sel, C, V);
+    const float *wte = m->params.t[P_WTE];
+    int C = m->cfg.n_embd, V = m->cfg.vocab_size, R = m->head_rows, r, r0;
+    for (r0 = 0; r0 < m->n_sel; r0 += R) {
+        int nr = m->n_sel - r0 < R ? m->n_sel - r0 : R;
+        const float *in = a->head_in + (size_t)r0 * C; /* (nr, C) */
+        mm_a_bt(a->logits, in, wte, nr, V, C);
+        logsoftmax_backward(a->logits, dlogp, a->head_mx + r0, a->head_inv + r0, m->sel + r0, m->targets,
+                            nr, V);
+        mm_add_at_b(m->grads.t[P_WTE], a->logits, in, V, C, nr);
+        mm_ab(d->dhead + (size_t)r0 * C, a->logits, wte, NULL, nr, C, V);
+    }
     memset(d->dln, 0, (size_t)m->n_tok * C * sizeof(float));
     for (r = 0; r < m->n_sel; r++)
         memcpy(d->dln + (size_t)m->sel[r] * C, d->dhead + (size_t)r * C, (size_t)C * sizeof(float));
@@ -978,13 +1042,8 @@ void model_kv_clear(model_kv *kv, int slot) {
 }
 
 void model_log_softmax_norm(const float *logits, int V, float *mx_out, double *ls_out) {
-    float mx = -INFINITY;
-    double sum = 0.0;
-    int v;
-    for (v = 0; v < V; v++)
-        if (logits[v] > mx) mx = logits[v];
-    for (v = 0; v < V; v++) sum += expf(logits[v] - mx);
-    *mx_out = mx;
+    double sum;
+    softmax_norm(logits, V, mx_out, &sum);
     *ls_out = log(sum);
 }
 

@@ -87,7 +87,10 @@ typedef struct {
     float *lnf_mean;  /* (n_tok) */
     float *lnf_rstd;  /* (n_tok) */
     float *head_in;   /* (n_sel, C) rows of lnf whose token has a target */
-    float *probs;     /* (n_sel, V) softmax of the logits; the backward turns it into dlogits */
+    float *head_mx;   /* (n_sel) largest logit of each row of the head */
+    float *head_inv;  /* (n_sel) 1 / sum_v exp(logit_v - max) of each row of the head */
+    float *logits;    /* (R, V) scratch: one chunk of R = head_rows rows of the head's logits
+                         (forward), recomputed and turned into dlogits (backward) */
     float *tmp;       /* (n_tok, C) scratch for a projection before its residual add */
 } model_acts;
 
@@ -126,6 +129,8 @@ typedef struct {
     model_dacts dacts;
     float *dacts_mem;
     size_t dacts_cap;         /* floats */
+    int head_rows;            /* R: rows of logits the head computes at a time (acts.logits) */
+    int head_rows_max;        /* 0: R is 16 MiB of logits (83 rows for GPT-2); else at most this (tests) */
     int backward_ready;       /* set by forward, cleared by backward */
     int no_grad;              /* forward-only: see model_set_no_grad */
 } model;
