@@ -568,21 +568,24 @@ static void logsoftmax_forward(float *logp /* (n_tok) */, float *mx /* (n) */, f
  * that is logp = z_t - log sum_v exp(z_v) (mx cancels: it has no gradient), so
  *   d logp / d z_v = [v == t] - exp(z_v) / sum_v' exp(z_v') = [v == t] - p_v
  * and now, with g = dlogp of the row and p_v = expf(z_v - mx) * inv recomputed,
- *   dz_v = g ([v == t] - p_v):   -g p_v everywhere, then + g at the target; in place. */
-static void logsoftmax_backward(float *dlogits /* (n, V): the logits in, their gradient out */,
+ *   dz_v = g ([v == t] - p_v):   -g p_v everywhere, then + g at the target; in place.
+ * Each p_v needs only z_v and the row's mx and inv, so this runs on any slice of
+ * columns v0 .. v0+nv-1 of the rows (the head's backward takes the vocabulary a
+ * slice at a time). */
+static void logsoftmax_backward(float *dlogits /* (n, nv): logits v0.. in, their gradient out */,
                                 const float *dlogp /* (n_tok) */, const float *mx /* (n) */,
                                 const float *inv /* (n) */, const int *sel /* (n) */,
-                                const int *targets /* (n_tok) */, int n, int V) {
+                                const int *targets /* (n_tok) */, int n, int v0, int nv) {
     int r;
-    DPO_OMP_FOR_IF((double)n * V)
+    DPO_OMP_FOR_IF((double)n * nv)
     for (r = 0; r < n; r++) {
-        float *z = dlogits + (size_t)r * V, g = dlogp[sel[r]], m = mx[r], s = inv[r];
-        int v;
-        for (v = 0; v < V; v++) {
+        float *z = dlogits + (size_t)r * nv, g = dlogp[sel[r]], m = mx[r], s = inv[r];
+        int v, t = targets[sel[r]] - v0;
+        for (v = 0; v < nv; v++) {
             float p = expf(z[v] - m) * s;
             z[v] = -g * p;
         }
-        z[targets[sel[r]]] += g;
+        if (t >= 0 && t < nv) z[t] += g;
     }
 }
 
@@ -691,24 +694,39 @@ static int set_batch(model *m, const int *tokens, const int *targets, const int 
     return 0;
 }
 
-/* The head (head_forward) computes its logits HEAD_CHUNK_BYTES at a time: 83
- * rows for GPT-2. Each chunk costs one pass over wte per product (its packing,
- * once per call) and one read and write of all of dwte (V, C) (the
- * accumulating product), so fewer, larger
- * chunks move less memory and give the products more rows to share out among
- * threads; 16 MiB keeps the scratch a tenth of GPT-2's wte (147 MiB) while the
- * extra passes stay small beside the chunk's 3 R V C multiply-adds. At least
- * one row (a vocabulary above 4 M tokens is refused by the config check). */
+/* The head's scratch (head_forward, head_backward) is HEAD_CHUNK_BYTES of
+ * logits, the forward's R rows of V or the backward's W columns of n_sel rows:
+ * 16 MiB, a tenth of GPT-2's wte (147 MiB) where the whole logits of 1024 tokens
+ * took 196 MiB. Its cost is in the forward: each chunk of rows makes one pass
+ * over all of wte (V, C), shared by the chunk's R rows, so the fewer the rows,
+ * the more that pass weighs beside the chunk's R V C multiply-adds. Measured
+ * (one thread, 1024 rows, GPT-2's head, the portable kernel): 83-row chunks
+ * (16 MiB) made the logits' product alone 35-60% slower than one product,
+ * 166 rows (32 MiB) 10%, 256 rows (48 MiB) 6%; yet whole forward passes of
+ * GPT-2 124M over those 1024 tokens were as fast as with the unchunked head,
+ * within the noise of a shared machine (the log-softmax now runs over a chunk
+ * that stays in cache instead of 196 MiB). The backward's slices of the
+ * vocabulary cost no extra pass (each slice reads its own rows of wte and
+ * dwte); dhead (n_sel, C) is read and written once per slice, so a slice has
+ * at least HEAD_MIN_COLS columns (or all V), a bound that only batches of more
+ * than HEAD_CHUNK_BYTES / (4 HEAD_MIN_COLS) = 16384 tokens reach. */
 #define HEAD_CHUNK_BYTES ((size_t)16 << 20)
+#define HEAD_MIN_COLS 256
 
-/* rows per chunk for the batch just set: HEAD_CHUNK_BYTES' worth, or
- * m->head_rows_max if set (tests), at least 1 and at most n_sel (0 if n_sel is 0) */
-static int head_chunk_rows(const model *m) {
-    size_t rows = HEAD_CHUNK_BYTES / ((size_t)m->cfg.vocab_size * sizeof(float));
+/* R and W for the batch just set (0 if n_sel is 0): HEAD_CHUNK_BYTES' worth, at
+ * least 1 row and HEAD_MIN_COLS columns, at most n_sel rows and V columns; or at
+ * most m->head_rows_max rows and m->head_cols_max columns when set (tests) */
+static void head_chunks(model *m) {
+    size_t n_sel = (size_t)m->n_sel, V = (size_t)m->cfg.vocab_size, floats = HEAD_CHUNK_BYTES / sizeof(float);
+    size_t rows = floats / V, cols = n_sel ? floats / n_sel : V;
+    if (cols < HEAD_MIN_COLS) cols = HEAD_MIN_COLS;
     if (m->head_rows_max > 0) rows = (size_t)m->head_rows_max;
+    if (m->head_cols_max > 0) cols = (size_t)m->head_cols_max;
     if (rows < 1) rows = 1;
-    if (rows > (size_t)m->n_sel) rows = (size_t)m->n_sel;
-    return (int)rows;
+    if (rows > n_sel) rows = n_sel;
+    if (cols > V) cols = V;
+    m->head_rows = (int)rows;
+    m->head_cols = n_sel ? (int)cols : 0;
 }
 
 /* L layers of activations, or one that every layer reuses in forward-only mode */
@@ -722,7 +740,7 @@ static int alloc_acts(model *m, dpo_err *e) {
                       &a->fch_gelu, &a->residual3, &a->lnf, &a->lnf_mean, &a->lnf_rstd,
                       &a->head_in, &a->head_mx, &a->head_inv, &a->logits, &a->tmp};
     size_t counts[22];
-    /* all products are of validated, bounded sizes; the (R, V) and (L, A) ones are checked */
+    /* all products are of validated, bounded sizes; the (L, A) and the head's are checked */
     counts[0] = n_tok * C;
     counts[1] = L * n_tok * C;
     counts[2] = L * n_tok;
@@ -743,8 +761,11 @@ static int alloc_acts(model *m, dpo_err *e) {
     counts[17] = n_sel * C;
     counts[18] = n_sel;
     counts[19] = n_sel;
-    m->head_rows = head_chunk_rows(m);
-    if (util_mul_size((size_t)m->head_rows, V, &counts[20]) != 0) return dpo_errf(e, "activation size overflows");
+    head_chunks(m); /* the head's scratch: R rows of V (forward) or n_sel rows of W (backward) */
+    if (util_mul_size((size_t)m->head_rows, V, &counts[20]) != 0 ||
+        util_mul_size((size_t)m->head_cols, n_sel, &counts[21]) != 0)
+        return dpo_errf(e, "activation size overflows");
+    if (counts[21] > counts[20]) counts[20] = counts[21];
     counts[21] = n_tok * C;
     return carve_arena(&m->acts_mem, &m->acts_cap, ptrs, counts, 22, "activations", e);
 }
@@ -898,14 +919,14 @@ static void block_backward(model *m, int l) {
  *   head_in (n_sel, C) = the selected rows of lnf
  *   logits (n_sel, V) = head_in wte^T,   logp (n_tok) = log-softmax at the target, 0 elsewhere
  * The (n_sel, V) logits are never stored whole: for GPT-2 (V = 50257) a row is
- * 196 KiB, 200 MiB for a batch of 1024 tokens with targets, which is more than
- * the rest of a small batch's activations. They are computed R = head_rows rows
- * at a time (head_chunk_rows, with the arenas) into one (R, V) scratch, logits, and only the log-softmax's mx and
- * inv (2 floats per row) are kept; the backward computes each chunk's logits
- * again. A row's logits are the same bits computed alone or with others (mm_*
- * sum every output in a fixed order whatever the number of rows, matmul.h), so
- * the chunking changes no result.
- */
+ * 196 KiB, 200 MiB for a batch of 1024 tokens with targets, more than the rest
+ * of a small batch's activations. The forward computes them R = head_rows rows
+ * at a time into one scratch, acts.logits, and keeps of each row only the
+ * log-softmax's mx and inv; the backward computes them again, W = head_cols
+ * columns (vocabulary entries) of every row at a time (head_chunks, with the
+ * arenas, sizes both). Chunking changes no bit: mm_* sum each output in the
+ * same order (k = 0, 1, ...) whatever the shape, the number of rows or the
+ * position (matmul.h), so a logit is the same float however the product is cut. */
 static void head_forward(model *m, float *logp /* (n_tok) */) {
     model_acts *a = &m->acts;
     const float *wte = m->params.t[P_WTE];
@@ -925,27 +946,32 @@ static void head_forward(model *m, float *logp /* (n_tok) */) {
  *   dlogits = dlogp (onehot - p)          (logsoftmax_backward)
  *   dwte += dlogits^T head_in,   dhead = dlogits wte,
  * and dlnf (in dln) is dhead on the selected rows (head_in copied them), 0 elsewhere.
- * Chunk by chunk, the logits computed again as in the forward: dhead's rows are
- * the chunk's own, and dwte (V, C) += sum_r dlogits[r]^T head_in[r] is a sum over
- * the rows r, which mm_add_at_b adds into dwte in order r = r0..r0+nr-1: chunk
- * after chunk, that is the order 0..n_sel-1 of one product over all the rows,
- * so the same bits. */
+ * A slice of the vocabulary, v0 .. v0+nw-1, at a time: its logits (n_sel, nw)
+ * computed again as in the forward, their gradient, then
+ *   dwte[v0:v0+nw] += dlogits[:, v0:v0+nw]^T head_in   (those rows of dwte only, all of
+ *                                                      n_sel summed in order 0..n_sel-1)
+ *   dhead += dlogits[:, v0:v0+nw] wte[v0:v0+nw]         (the sum over v continued from
+ *                                                      v0: 0 .. V-1 in order over the slices)
+ * so every element of dwte and dhead is summed in the order of one product over
+ * all rows and columns: the same bits. Slicing the vocabulary rather than the
+ * rows reads wte and writes dwte once in all, not once per chunk of rows. */
 static void head_backward(model *m, const float *dlogp /* (n_tok) */) {
     model_acts *a = &m->acts;
     model_dacts *d = &m->dacts;
     const float *wte = m->params.t[P_WTE];
-    int C = m->cfg.n_embd, V = m->cfg.vocab_size, R = m->head_rows, r, r0;
-    for (r0 = 0; r0 < m->n_sel; r0 += R) {
-        int nr = m->n_sel - r0 < R ? m->n_sel - r0 : R;
-        const float *in = a->head_in + (size_t)r0 * C; /* (nr, C) */
-        mm_a_bt(a->logits, in, wte, nr, V, C);
-        logsoftmax_backward(a->logits, dlogp, a->head_mx + r0, a->head_inv + r0, m->sel + r0, m->targets,
-                            nr, V);
-        mm_add_at_b(m->grads.t[P_WTE], a->logits, in, V, C, nr);
-        mm_ab(d->dhead + (size_t)r0 * C, a->logits, wte, NULL, nr, C, V);
+    float *dwte = m->grads.t[P_WTE];
+    int C = m->cfg.n_embd, V = m->cfg.vocab_size, W = m->head_cols, n_sel = m->n_sel, r, v0;
+    for (v0 = 0; n_sel > 0 && v0 < V; v0 += W) { /* columns v0 .. v0+nw-1 */
+        int nw = V - v0 < W ? V - v0 : W;
+        const float *w = wte + (size_t)v0 * C; /* (nw, C) */
+        mm_a_bt(a->logits, a->head_in, w, n_sel, nw, C);
+        logsoftmax_backward(a->logits, dlogp, a->head_mx, a->head_inv, m->sel, m->targets, n_sel, v0, nw);
+        mm_add_at_b(dwte + (size_t)v0 * C, a->logits, a->head_in, nw, C, n_sel);
+        /* dhead (n_sel, C) = (v0 > 0 ? dhead : 0) + dlogits (n_sel, nw) @ w (nw, C) */
+        mm_matmul(d->dhead, a->logits, w, NULL, n_sel, C, nw, 0, 0, v0 > 0);
     }
     memset(d->dln, 0, (size_t)m->n_tok * C * sizeof(float));
-    for (r = 0; r < m->n_sel; r++)
+    for (r = 0; r < n_sel; r++)
         memcpy(d->dln + (size_t)m->sel[r] * C, d->dhead + (size_t)r * C, (size_t)C * sizeof(float));
 }
 

@@ -257,12 +257,12 @@ START_TEST(test_logsoftmax) {
                       logp[i], want);
     }
     memcpy(z, c.logits, sizeof z);
-    logsoftmax_backward(z, c.dlogp, mx, inv, c.sel, c.targets, LS_M, LS_V);
+    logsoftmax_backward(z, c.dlogp, mx, inv, c.sel, c.targets, LS_M, 0, LS_V);
     for (i = 0; i < LS_M * LS_V; i++) ck_assert(isfinite(z[i]));
     c.logits[0] = 2.0f; /* finite differences need moderate logits */
     logsoftmax_forward(logp, mx, inv, c.logits, c.sel, c.targets, LS_M, LS_V);
     memcpy(z, c.logits, sizeof z);
-    logsoftmax_backward(z, c.dlogp, mx, inv, c.sel, c.targets, LS_M, LS_V);
+    logsoftmax_backward(z, c.dlogp, mx, inv, c.sel, c.targets, LS_M, 0, LS_V);
     check_grad("log-softmax d logits", z, c.logits, LS_M * LS_V, 1e-2f, ls_loss, &c, 2e-4);
 }
 END_TEST
@@ -909,29 +909,33 @@ static void head_case_free(head_case *hc) {
 
 /* For random models and batches, the chunked head (model_forward's logp, and
  * head_backward's dwte and dhead) equals the reference above bit for bit
- * (tolerance 0): n_sel a multiple of the chunk or not, below the chunk, 0 (no
- * token has a target), one row per chunk, the default chunk; 1 and 2 threads;
- * a vocabulary past the matmul's column block and a chunk of few rows (mm_*'s
- * column-block path for the chunk, the row-panel path for the reference); more
- * rows than the matmul's depth block (the reference's dwte product crosses a
- * block of k, the chunks' do not); chunks large enough for the log-softmax to
- * run on two threads. dwte starts from random values (the backward adds into
- * it). Then the whole model: forward and backward in chunks give the very
- * log-probs and gradients (every parameter) of one chunk. */
+ * (tolerance 0). The forward's chunks of rows: n_sel a multiple of the chunk or
+ * not, below the chunk, one row per chunk, all rows at once; the backward's
+ * slices of the vocabulary likewise (V a multiple of the slice or not, one
+ * column per slice, the target in another slice than most of the row's
+ * columns); n_sel = 0 (no token has a target); 1 and 2 threads; a vocabulary
+ * past the matmul's column block with a chunk of few rows (mm_*'s column-block
+ * path for the chunk, the row-panel path for the reference); more rows than the
+ * matmul's depth block (the dwte product crosses a block of k); chunks large
+ * enough for the log-softmax to run on two threads. dwte starts from random
+ * values (the backward adds into it). Then the whole model: forward and
+ * backward in chunks give the very log-probs and gradients (every parameter)
+ * of the head in one piece. */
 START_TEST(test_head_chunks_equal_unchunked) {
     static const struct {
-        int V, C, n_seq, lens[4], n_sel, chunk, threads;
+        int V, C, n_seq, lens[4], n_sel, rows, cols, threads;
     } cases[] = {
-        {61, 16, 2, {14, 11}, 23, 4, 1},           /* 23 = 5 x 4 + 3 */
-        {61, 16, 2, {14, 11}, 23, 4, 2},
-        {61, 16, 3, {9, 9, 7}, 20, 5, 2},          /* 20 = 4 x 5 */
-        {61, 16, 2, {5, 6}, 3, 8, 1},              /* n_sel < chunk */
-        {61, 16, 2, {5, 6}, 0, 5, 2},              /* no token has a target */
-        {61, 16, 1, {12}, 12, 0, 1},               /* the default chunk: all rows at once */
-        {300, 16, 3, {30, 25, 20}, 70, 1, 2},      /* one row per chunk, V > NC */
-        {300, 16, 4, {120, 120, 120, 110}, 463, 97, 2},
-        {300, 8, 4, {200, 200, 150, 100}, 600, 97, 2}, /* n_sel > KC = 512 */
-        {700, 16, 4, {200, 200, 150, 100}, 590, 64, 2}, /* 64 x 700 rows' log-softmax on 2 threads */
+        {61, 16, 2, {14, 11}, 23, 4, 10, 1},           /* 23 = 5 x 4 + 3 rows, 61 = 6 x 10 + 1 columns */
+        {61, 16, 2, {14, 11}, 23, 4, 10, 2},
+        {60, 16, 3, {9, 9, 7}, 20, 5, 12, 2},          /* 20 = 4 x 5, 60 = 5 x 12 */
+        {61, 16, 2, {5, 6}, 3, 8, 100, 1},             /* n_sel < rows, V < cols */
+        {61, 16, 2, {5, 6}, 0, 5, 7, 2},               /* no token has a target */
+        {61, 16, 1, {12}, 12, 0, 0, 1},                /* the defaults: all rows, all columns at once */
+        {61, 16, 2, {14, 11}, 23, 1, 1, 2},            /* one row, one column at a time */
+        {300, 16, 3, {30, 25, 20}, 70, 1, 37, 2},      /* V > NC */
+        {300, 16, 4, {120, 120, 120, 110}, 463, 97, 64, 2},
+        {300, 8, 4, {200, 200, 150, 100}, 600, 97, 299, 2}, /* n_sel > KC = 512 */
+        {700, 16, 4, {200, 200, 150, 100}, 590, 64, 128, 2}, /* 64 x 700 and 590 x 128: 2 threads */
     };
     int k, saved = util_threads();
     util_rng r;
@@ -941,7 +945,7 @@ START_TEST(test_head_chunks_equal_unchunked) {
         head_case hc;
         model *m = &hc.m;
         size_t nwte = (size_t)cases[k].V * cases[k].C, ngrad;
-        int n_sel = cases[k].n_sel, C = cases[k].C, want_rows, i;
+        int n_sel = cases[k].n_sel, C = cases[k].C, V = cases[k].V, want_rows, want_cols, i;
         float *logp, *logp_ref, *dwte_ref, *dhead_ref, *g1;
         dpo_err e;
         util_set_threads(cases[k].threads);
@@ -955,11 +959,14 @@ START_TEST(test_head_chunks_equal_unchunked) {
         ck_assert(logp && logp_ref && dwte_ref && dhead_ref && g1);
 
         /* the head alone, against the reference */
-        m->head_rows_max = cases[k].chunk;
+        m->head_rows_max = cases[k].rows;
+        m->head_cols_max = cases[k].cols;
         ck_assert_int_eq(model_forward(m, logp, hc.tokens, hc.targets, hc.seq_len, hc.n_seq, &e), 0);
         ck_assert_int_eq(m->n_sel, n_sel);
-        want_rows = cases[k].chunk > 0 && cases[k].chunk < n_sel ? cases[k].chunk : n_sel;
+        want_rows = cases[k].rows > 0 && cases[k].rows < n_sel ? cases[k].rows : n_sel;
+        want_cols = n_sel == 0 ? 0 : cases[k].cols > 0 && cases[k].cols < V ? cases[k].cols : V;
         ck_assert_int_eq(m->head_rows, want_rows);
+        ck_assert_int_eq(m->head_cols, want_cols);
         fill_normal(m->grads.t[P_WTE], nwte, 1.0, 0.0, &r);
         memcpy(dwte_ref, m->grads.t[P_WTE], nwte * sizeof(float));
         ref_head(logp_ref, dwte_ref, dhead_ref, m, hc.dlogp);
@@ -980,20 +987,22 @@ START_TEST(test_head_chunks_equal_unchunked) {
             for (c = 0; c < C && hc.targets[i] < 0; c++) ck_assert_float_eq(m->dacts.dln[(size_t)i * C + c], 0.0f);
         }
 
-        /* the whole model: in chunks, then in one chunk */
+        /* the whole model: in chunks, then in one piece */
         model_zero_grad(m);
         ck_assert_int_eq(model_forward(m, logp, hc.tokens, hc.targets, hc.seq_len, hc.n_seq, &e), 0);
         ck_assert_int_eq(model_backward(m, hc.dlogp, &e), 0);
         memcpy(g1, m->grads_mem, ngrad * sizeof(float));
         m->head_rows_max = 0;
+        m->head_cols_max = 0;
         model_zero_grad(m);
         ck_assert_int_eq(model_forward(m, logp_ref, hc.tokens, hc.targets, hc.seq_len, hc.n_seq, &e), 0);
         ck_assert_int_eq(m->head_rows, n_sel);
+        ck_assert_int_eq(m->head_cols, n_sel ? V : 0);
         ck_assert_int_eq(model_backward(m, hc.dlogp, &e), 0);
         ck_assert_mem_eq(logp, logp_ref, (size_t)hc.n_tok * sizeof(float));
         ck_assert_msg(memcmp(g1, m->grads_mem, ngrad * sizeof(float)) == 0, "case %d: gradients differ", k);
-        printf("  case %d: V %d, n_sel %d in chunks of %d rows, %d thread(s): identical\n", k, cases[k].V, n_sel,
-               want_rows, cases[k].threads);
+        printf("  case %d: V %d, n_sel %d, %d rows / %d columns at a time, %d thread(s): identical\n", k, V, n_sel,
+               want_rows, want_cols, cases[k].threads);
 
         free(logp);
         free(logp_ref);
@@ -1006,31 +1015,56 @@ START_TEST(test_head_chunks_equal_unchunked) {
 }
 END_TEST
 
-/* The activation arena holds one chunk of logits, not n_sel rows: with GPT-2's
- * vocabulary, 16 MiB of logits is 83 rows, and 100 selected tokens take 83
- * rows of scratch; a chunk of one row takes 82 rows fewer, to the float (same
- * batch, fresh models). No (n_sel, V) buffer is left. */
-START_TEST(test_head_scratch_is_one_chunk) {
+/* The sizes of the head's chunks: 16 MiB of logits, at least one row and
+ * HEAD_MIN_COLS = 256 columns, at most n_sel rows and V columns, or the tests'
+ * limits; and the arena holds one chunk (max(R V, n_sel W) floats), not n_sel
+ * rows: with GPT-2's vocabulary and 100 selected tokens, a model limited to one
+ * row and one column at a time has an arena smaller by 4194300 - 50257 floats,
+ * to the float (same batch, fresh models). */
+START_TEST(test_head_chunk_sizes) {
+    static const struct {
+        int V, n_sel, rows_max, cols_max, rows, cols;
+    } cases[] = {
+        {50257, 1024, 0, 0, 83, 4096},   /* GPT-2, 4 x 256 tokens: 16 MiB either way */
+        {50257, 50, 0, 0, 50, 50257},    /* fewer rows than a chunk: all rows, all columns */
+        {50257, 20000, 0, 0, 83, 256},   /* 209 columns would fit: the minimum of 256 */
+        {4194304, 7, 0, 0, 1, 599186},   /* the largest vocabulary: one row (16 MiB) */
+        {100, 0, 0, 0, 0, 0},            /* no token has a target */
+        {100, 30, 0, 0, 30, 100},
+        {100, 30, 7, 9, 7, 9},
+        {100, 30, 31, 101, 30, 100},
+    };
+    int k;
     model_config cfg = {1, 2, 8, 128, 50257, 1e-5, 50256};
     int lens[1] = {110};
     head_case a, b;
     float logp[110];
-    size_t cap_default;
     dpo_err e;
     util_rng r;
+    for (k = 0; k < (int)(sizeof cases / sizeof cases[0]); k++) {
+        model mm;
+        memset(&mm, 0, sizeof mm);
+        mm.cfg.vocab_size = cases[k].V;
+        mm.n_sel = cases[k].n_sel;
+        mm.head_rows_max = cases[k].rows_max;
+        mm.head_cols_max = cases[k].cols_max;
+        head_chunks(&mm);
+        ck_assert_msg(mm.head_rows == cases[k].rows && mm.head_cols == cases[k].cols,
+                      "V %d, n_sel %d: %d rows, %d columns; want %d, %d", cases[k].V, cases[k].n_sel, mm.head_rows,
+                      mm.head_cols, cases[k].rows, cases[k].cols);
+    }
     util_rng_seed(&r, 83);
     head_case_make(&a, &cfg, lens, 1, 100, &r);
     ck_assert_int_eq(model_forward(&a.m, logp, a.tokens, a.targets, a.seq_len, 1, &e), 0);
     ck_assert_int_eq(a.m.head_rows, 83);
-    cap_default = a.m.acts_cap;
+    ck_assert_int_eq(a.m.head_cols, 41943);
     util_rng_seed(&r, 83);
     head_case_make(&b, &cfg, lens, 1, 100, &r);
     b.m.head_rows_max = 1;
+    b.m.head_cols_max = 1;
     ck_assert_int_eq(model_forward(&b.m, logp, b.tokens, b.targets, b.seq_len, 1, &e), 0);
-    ck_assert_int_eq(b.m.head_rows, 1);
-    ck_assert_uint_eq(cap_default - b.m.acts_cap, (size_t)82 * 50257);
-    /* everything but the scratch is well below one row per selected token */
-    ck_assert_uint_lt(b.m.acts_cap, (size_t)100 * 50257 / 4);
+    ck_assert_uint_eq(a.m.acts_cap - b.m.acts_cap, (size_t)100 * 41943 - 50257);
+    ck_assert_uint_le((size_t)100 * 41943 * sizeof(float), (size_t)16 << 20);
     head_case_free(&a);
     head_case_free(&b);
 }
@@ -1061,7 +1095,7 @@ static Suite *model_suite(void) {
     tcase_add_test(t, test_kv_cache_equals_forward);
     tcase_add_test(t, test_kv_cache_bad_calls);
     tcase_add_test(t, test_head_chunks_equal_unchunked);
-    tcase_add_test(t, test_head_scratch_is_one_chunk);
+    tcase_add_test(t, test_head_chunk_sizes);
     suite_add_tcase(s, t);
     return s;
 }
