@@ -698,47 +698,65 @@ static void residual_forward(float *out, const float *a, const float *b, size_t 
 }
 
 /* ------------------------------------------------------------------------ */
-/* log-softmax of the tied head's logits, only for the n_sel rows with a target:
- *   logp = z_t - max_v z_v - log sum_v exp(z_v - max)   (the sum in double)
- * probs receives softmax(z) for the backward. */
+/* log-softmax of the tied head's logits at the target, for n rows of logits z
+ * (one chunk of the selected tokens, see head_forward):
+ *   logp = z_t - mx - log s,   mx = max_v z_v,   s = sum_v exp(z_v - mx)   (s in double)
+ * mx cancels between z_t and log s (it changes nothing but keeps every
+ * exp(z_v - mx) in (0, 1], so large logits cannot overflow). The backward
+ * needs the softmax p_v = exp(z_v - mx) / s of every v; instead of V floats
+ * per row only mx and inv = 1/s are kept, and p is recomputed from the logits
+ * (recomputed too) as expf(z_v - mx) * inv: the same float operations on the
+ * same floats as when p was stored, so the same bits. */
 
-static void logsoftmax_forward(float *logp /* (n_tok) */, float *probs /* (n_sel, V), logits in */,
-                               const int *sel /* (n_sel) */, const int *targets /* (n_tok) */,
-                               int n_sel, int V) {
+/* mx and s of one row (V): the one place they are computed, for the head and
+ * for model_log_softmax_norm */
+static void softmax_norm(const float *z /* (V) */, int V, float *mx_out, double *sum_out) {
+    float mx = -INFINITY;
+    double sum = 0.0;
+    int v;
+    for (v = 0; v < V; v++)
+        if (z[v] > mx) mx = z[v];
+    for (v = 0; v < V; v++) sum += expf(z[v] - mx);
+    *mx_out = mx;
+    *sum_out = sum;
+}
+
+static void logsoftmax_forward(float *logp /* (n_tok) */, float *mx /* (n) */, float *inv /* (n) */,
+                               const float *logits /* (n, V) */, const int *sel /* (n) */,
+                               const int *targets /* (n_tok) */, int n, int V) {
     int r;
-    DPO_OMP_FOR_IF((double)n_sel * V)
-    for (r = 0; r < n_sel; r++) {
-        float *z = probs + (size_t)r * V, mx = -INFINITY, zt, inv;
-        double sum = 0.0;
-        int v;
-        zt = z[targets[sel[r]]];
-        for (v = 0; v < V; v++)
-            if (z[v] > mx) mx = z[v];
-        for (v = 0; v < V; v++) {
-            z[v] = expf(z[v] - mx);
-            sum += z[v];
-        }
-        logp[sel[r]] = (float)((double)zt - (double)mx - log(sum));
-        inv = (float)(1.0 / sum);
-        for (v = 0; v < V; v++) z[v] *= inv;
+    DPO_OMP_FOR_IF((double)n * V)
+    for (r = 0; r < n; r++) {
+        const float *z = logits + (size_t)r * V;
+        double sum;
+        softmax_norm(z, V, &mx[r], &sum);
+        logp[sel[r]] = (float)((double)z[targets[sel[r]]] - (double)mx[r] - log(sum));
+        inv[r] = (float)(1.0 / sum);
     }
 }
 
 /* In the forward pass this was  logp = zt - mx - log(sum),  sum = sum_v exp(z_v - mx),
  * that is logp = z_t - log sum_v exp(z_v) (mx cancels: it has no gradient), so
  *   d logp / d z_v = [v == t] - exp(z_v) / sum_v' exp(z_v') = [v == t] - p_v
- * and now, with g = dlogp of the row and p_v the saved softmax,
- *   dz_v = g ([v == t] - p_v):   -g p_v everywhere, then + g at the target; in place. */
-static void logsoftmax_backward(float *probs /* (n_sel, V): becomes dlogits */,
-                                const float *dlogp /* (n_tok) */, const int *sel /* (n_sel) */,
-                                const int *targets /* (n_tok) */, int n_sel, int V) {
+ * and now, with g = dlogp of the row and p_v = expf(z_v - mx) * inv recomputed,
+ *   dz_v = g ([v == t] - p_v):   -g p_v everywhere, then + g at the target; in place.
+ * Each p_v needs only z_v and the row's mx and inv, so this runs on any slice of
+ * columns v0 .. v0+nv-1 of the rows (the head's backward takes the vocabulary a
+ * slice at a time). */
+static void logsoftmax_backward(float *dlogits /* (n, nv): logits v0.. in, their gradient out */,
+                                const float *dlogp /* (n_tok) */, const float *mx /* (n) */,
+                                const float *inv /* (n) */, const int *sel /* (n) */,
+                                const int *targets /* (n_tok) */, int n, int v0, int nv) {
     int r;
-    DPO_OMP_FOR_IF((double)n_sel * V)
-    for (r = 0; r < n_sel; r++) {
-        float *z = probs + (size_t)r * V, g = dlogp[sel[r]];
-        int v;
-        for (v = 0; v < V; v++) z[v] = -g * z[v];
-        z[targets[sel[r]]] += g;
+    DPO_OMP_FOR_IF((double)n * nv)
+    for (r = 0; r < n; r++) {
+        float *z = dlogits + (size_t)r * nv, g = dlogp[sel[r]], m = mx[r], s = inv[r];
+        int v, t = targets[sel[r]] - v0;
+        for (v = 0; v < nv; v++) {
+            float p = expf(z[v] - m) * s;
+            z[v] = -g * p;
+        }
+        if (t >= 0 && t < nv) z[t] += g;
     }
 }
 
@@ -835,6 +853,41 @@ static int set_batch(model *m, const int *tokens, const int *targets, const int 
     return 0;
 }
 
+/* The head's scratch (head_forward, head_backward) is HEAD_CHUNK_BYTES of
+ * logits, the forward's R rows of V or the backward's W columns of n_sel rows:
+ * 16 MiB, a tenth of GPT-2's wte (147 MiB) where the whole logits of 1024 tokens
+ * took 196 MiB. Its cost is in the forward: each chunk of rows makes one pass
+ * over all of wte (V, C), shared by the chunk's R rows, so the fewer the rows,
+ * the more that pass weighs beside the chunk's R V C multiply-adds. Measured
+ * (one thread, 1024 rows, GPT-2's head, the portable kernel): 83-row chunks
+ * (16 MiB) made the logits' product alone 35-60% slower than one product,
+ * 166 rows (32 MiB) 10%, 256 rows (48 MiB) 6%; yet whole forward passes of
+ * GPT-2 124M over those 1024 tokens were as fast as with the unchunked head,
+ * within the noise of a shared machine (the log-softmax now runs over a chunk
+ * that stays in cache instead of 196 MiB). The backward's slices of the
+ * vocabulary cost no extra pass (each slice reads its own rows of wte and
+ * dwte); dhead (n_sel, C) is read and written once per slice, so a slice has
+ * at least HEAD_MIN_COLS columns (or all V), a bound that only batches of more
+ * than HEAD_CHUNK_BYTES / (4 HEAD_MIN_COLS) = 16384 tokens reach. */
+#define HEAD_CHUNK_BYTES ((size_t)16 << 20)
+#define HEAD_MIN_COLS 256
+
+/* R and W for the batch just set (0 if n_sel is 0): HEAD_CHUNK_BYTES' worth, at
+ * least 1 row and HEAD_MIN_COLS columns, at most n_sel rows and V columns; or at
+ * most m->head_rows_max rows and m->head_cols_max columns when set (tests) */
+static void head_chunks(model *m) {
+    size_t n_sel = (size_t)m->n_sel, V = (size_t)m->cfg.vocab_size, floats = HEAD_CHUNK_BYTES / sizeof(float);
+    size_t rows = floats / V, cols = n_sel ? floats / n_sel : V;
+    if (cols < HEAD_MIN_COLS) cols = HEAD_MIN_COLS;
+    if (m->head_rows_max > 0) rows = (size_t)m->head_rows_max;
+    if (m->head_cols_max > 0) cols = (size_t)m->head_cols_max;
+    if (rows < 1) rows = 1;
+    if (rows > n_sel) rows = n_sel;
+    if (cols > V) cols = V;
+    m->head_rows = (int)rows;
+    m->head_cols = n_sel ? (int)cols : 0;
+}
+
 /* L layers of activations, or one that every layer reuses in forward-only mode */
 static int alloc_acts(model *m, dpo_err *e) {
     size_t n_tok = (size_t)m->n_tok, n_sel = (size_t)m->n_sel, C = (size_t)m->cfg.n_embd,
@@ -844,10 +897,10 @@ static int alloc_acts(model *m, dpo_err *e) {
     float **ptrs[] = {&a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty,
                       &a->att_mx, &a->att_inv, &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd,
                       &a->fch, &a->fch_gelu, &a->residual3, &a->lnf, &a->lnf_mean, &a->lnf_rstd,
-                      &a->head_in, &a->probs, &a->tmp, &a->att_rows};
-    size_t counts[22];
-    /* all products are of validated, bounded sizes (H <= C); the (n_sel, V) one is checked.
-     * Nothing here grows with the square of a sequence's length. */
+                      &a->head_in, &a->head_mx, &a->head_inv, &a->logits, &a->tmp, &a->att_rows};
+    size_t counts[24];
+    /* all products are of validated, bounded sizes (H <= C); the head's are checked.
+     * Nothing here grows with the square of a sequence's length, nor with n_sel x V. */
     counts[0] = n_tok * C;
     counts[1] = L * n_tok * C;
     counts[2] = L * n_tok;
@@ -867,10 +920,16 @@ static int alloc_acts(model *m, dpo_err *e) {
     counts[16] = n_tok;
     counts[17] = n_tok;
     counts[18] = n_sel * C;
-    if (util_mul_size(n_sel, V, &counts[19]) != 0) return dpo_errf(e, "activation size overflows");
-    counts[20] = n_tok * C;
-    counts[21] = H * n_tok;
-    return carve_arena(&m->acts_mem, &m->acts_cap, ptrs, counts, 22, "activations", e);
+    counts[19] = n_sel;
+    counts[20] = n_sel;
+    head_chunks(m); /* the head's scratch: R rows of V (forward) or n_sel rows of W (backward) */
+    if (util_mul_size((size_t)m->head_rows, V, &counts[21]) != 0 ||
+        util_mul_size((size_t)m->head_cols, n_sel, &counts[22]) != 0)
+        return dpo_errf(e, "activation size overflows");
+    if (counts[22] > counts[21]) counts[21] = counts[22];
+    counts[22] = n_tok * C;
+    counts[23] = H * n_tok;
+    return carve_arena(&m->acts_mem, &m->acts_cap, ptrs, counts, 24, "activations", e);
 }
 
 static int alloc_dacts(model *m, dpo_err *e) {
@@ -1068,30 +1127,61 @@ static void block_backward(model *m, int l) {
 
 /* The tied head, only for the n_sel rows that have a target:
  *   head_in (n_sel, C) = the selected rows of lnf
- *   logits (n_sel, V) = head_in wte^T,   logp (n_tok) = log-softmax at the target, 0 elsewhere */
+ *   logits (n_sel, V) = head_in wte^T,   logp (n_tok) = log-softmax at the target, 0 elsewhere
+ * The (n_sel, V) logits are never stored whole: for GPT-2 (V = 50257) a row is
+ * 196 KiB, 200 MiB for a batch of 1024 tokens with targets, more than the rest
+ * of a small batch's activations. The forward computes them R = head_rows rows
+ * at a time into one scratch, acts.logits, and keeps of each row only the
+ * log-softmax's mx and inv; the backward computes them again, W = head_cols
+ * columns (vocabulary entries) of every row at a time (head_chunks, with the
+ * arenas, sizes both). Chunking changes no bit: mm_* sum each output in the
+ * same order (k = 0, 1, ...) whatever the shape, the number of rows or the
+ * position (matmul.h), so a logit is the same float however the product is cut. */
 static void head_forward(model *m, float *logp /* (n_tok) */) {
     model_acts *a = &m->acts;
-    int C = m->cfg.n_embd, V = m->cfg.vocab_size, r;
+    const float *wte = m->params.t[P_WTE];
+    int C = m->cfg.n_embd, V = m->cfg.vocab_size, R = m->head_rows, r, r0;
     for (r = 0; r < m->n_sel; r++)
         memcpy(a->head_in + (size_t)r * C, a->lnf + (size_t)m->sel[r] * C, (size_t)C * sizeof(float));
-    mm_a_bt(a->probs, a->head_in, m->params.t[P_WTE], m->n_sel, V, C);
     for (r = 0; r < m->n_tok; r++) logp[r] = 0.0f;
-    logsoftmax_forward(logp, a->probs, m->sel, m->targets, m->n_sel, V);
+    for (r0 = 0; r0 < m->n_sel; r0 += R) { /* rows r0 .. r0+nr-1 */
+        int nr = m->n_sel - r0 < R ? m->n_sel - r0 : R;
+        mm_a_bt(a->logits, a->head_in + (size_t)r0 * C, wte, nr, V, C);
+        logsoftmax_forward(logp, a->head_mx + r0, a->head_inv + r0, a->logits, m->sel + r0, m->targets,
+                           nr, V);
+    }
 }
 
 /* In the forward pass this was  logits = head_in wte^T,  so now
  *   dlogits = dlogp (onehot - p)          (logsoftmax_backward)
  *   dwte += dlogits^T head_in,   dhead = dlogits wte,
- * and dlnf (in dln) is dhead on the selected rows (head_in copied them), 0 elsewhere. */
+ * and dlnf (in dln) is dhead on the selected rows (head_in copied them), 0 elsewhere.
+ * A slice of the vocabulary, v0 .. v0+nw-1, at a time: its logits (n_sel, nw)
+ * computed again as in the forward, their gradient, then
+ *   dwte[v0:v0+nw] += dlogits[:, v0:v0+nw]^T head_in   (those rows of dwte only, all of
+ *                                                      n_sel summed in order 0..n_sel-1)
+ *   dhead += dlogits[:, v0:v0+nw] wte[v0:v0+nw]         (the sum over v continued from
+ *                                                      v0: 0 .. V-1 in order over the slices)
+ * so every element of dwte and dhead is summed in the order of one product over
+ * all rows and columns: the same bits. Slicing the vocabulary rather than the
+ * rows reads wte and writes dwte once in all, not once per chunk of rows. */
 static void head_backward(model *m, const float *dlogp /* (n_tok) */) {
     model_acts *a = &m->acts;
     model_dacts *d = &m->dacts;
-    int C = m->cfg.n_embd, V = m->cfg.vocab_size, r;
-    logsoftmax_backward(a->probs, dlogp, m->sel, m->targets, m->n_sel, V);
-    mm_add_at_b(m->grads.t[P_WTE], a->probs, a->head_in, V, C, m->n_sel);
-    mm_ab(d->dhead, a->probs, m->params.t[P_WTE], NULL, m->n_sel, C, V);
+    const float *wte = m->params.t[P_WTE];
+    float *dwte = m->grads.t[P_WTE];
+    int C = m->cfg.n_embd, V = m->cfg.vocab_size, W = m->head_cols, n_sel = m->n_sel, r, v0;
+    for (v0 = 0; n_sel > 0 && v0 < V; v0 += W) { /* columns v0 .. v0+nw-1 */
+        int nw = V - v0 < W ? V - v0 : W;
+        const float *w = wte + (size_t)v0 * C; /* (nw, C) */
+        mm_a_bt(a->logits, a->head_in, w, n_sel, nw, C);
+        logsoftmax_backward(a->logits, dlogp, a->head_mx, a->head_inv, m->sel, m->targets, n_sel, v0, nw);
+        mm_add_at_b(dwte + (size_t)v0 * C, a->logits, a->head_in, nw, C, n_sel);
+        /* dhead (n_sel, C) = (v0 > 0 ? dhead : 0) + dlogits (n_sel, nw) @ w (nw, C) */
+        mm_matmul(d->dhead, a->logits, w, NULL, n_sel, C, nw, 0, 0, v0 > 0);
+    }
     memset(d->dln, 0, (size_t)m->n_tok * C * sizeof(float));
-    for (r = 0; r < m->n_sel; r++)
+    for (r = 0; r < n_sel; r++)
         memcpy(d->dln + (size_t)m->sel[r] * C, d->dhead + (size_t)r * C, (size_t)C * sizeof(float));
 }
 
@@ -1200,13 +1290,8 @@ void model_kv_clear(model_kv *kv, int slot) {
 }
 
 void model_log_softmax_norm(const float *logits, int V, float *mx_out, double *ls_out) {
-    float mx = -INFINITY;
-    double sum = 0.0;
-    int v;
-    for (v = 0; v < V; v++)
-        if (logits[v] > mx) mx = logits[v];
-    for (v = 0; v < V; v++) sum += expf(logits[v] - mx);
-    *mx_out = mx;
+    double sum;
+    softmax_norm(logits, V, mx_out, &sum);
     *ls_out = log(sum);
 }
 

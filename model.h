@@ -90,7 +90,11 @@ typedef struct {
     float *lnf_mean;  /* (n_tok) */
     float *lnf_rstd;  /* (n_tok) */
     float *head_in;   /* (n_sel, C) rows of lnf whose token has a target */
-    float *probs;     /* (n_sel, V) softmax of the logits; the backward turns it into dlogits */
+    float *head_mx;   /* (n_sel) largest logit of each row of the head */
+    float *head_inv;  /* (n_sel) 1 / sum_v exp(logit_v - max) of each row of the head */
+    float *logits;    /* scratch of the head's logits: (R, V) R = head_rows rows of them in the
+                         forward, (n_sel, W) W = head_cols columns recomputed and turned into
+                         dlogits in the backward; max(R V, n_sel W) floats */
     float *tmp;       /* (n_tok, C) scratch for a projection before its residual add */
     float *att_rows;  /* (H n_tok) scratch: one row of T floats per (sequence, head) */
 } model_acts;
@@ -152,6 +156,10 @@ typedef struct {
     model_dacts dacts;
     float *dacts_mem;
     size_t dacts_cap;         /* floats */
+    int head_rows, head_cols; /* R, W: the head's logits, R rows at a time in the forward and
+                                 W columns (of all n_sel rows) at a time in the backward */
+    int head_rows_max, head_cols_max; /* 0: R and W from a 16 MiB scratch (R = 83 for GPT-2);
+                                         else at most this many (tests) */
     int backward_ready;       /* set by forward, cleared by backward */
     int no_grad;              /* forward-only: see model_set_no_grad */
     model_prof *prof;         /* NULL, or where the passes add their seconds (see model_prof) */

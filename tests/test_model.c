@@ -9,7 +9,9 @@
  *   5. packed batches: a sequence's log-probs are bit-identical alone or packed;
  *   6. save -> load is bit-exact; 1 and 2 threads give bit-identical results;
  *   7. the key-value cache of generation gives, at every position, the very
- *      bits of a full forward pass, however the tokens are split into calls.
+ *      bits of a full forward pass, however the tokens are split into calls;
+ *   8. the head, computed a chunk of rows at a time, gives the very bits of the
+ *      head computed in one piece (kept here as the reference).
  * It includes model.c itself so that the file-local layer functions can be tested. */
 #include "model.c"
 
@@ -413,15 +415,14 @@ typedef struct {
 
 static double ls_loss(void *p) {
     ls_ctx *c = p;
-    float z[LS_M * LS_V], logp[LS_M];
-    memcpy(z, c->logits, sizeof z);
-    logsoftmax_forward(logp, z, c->sel, c->targets, LS_M, LS_V);
+    float logp[LS_M], mx[LS_M], inv[LS_M];
+    logsoftmax_forward(logp, mx, inv, c->logits, c->sel, c->targets, LS_M, LS_V);
     return weighted_sum(logp, c->dlogp, LS_M);
 }
 
 START_TEST(test_logsoftmax) {
     ls_ctx c;
-    float z[LS_M * LS_V], logp[LS_M];
+    float z[LS_M * LS_V], logp[LS_M], mx[LS_M], inv[LS_M];
     int i, v;
     util_rng r;
     util_rng_seed(&r, 5);
@@ -432,8 +433,7 @@ START_TEST(test_logsoftmax) {
         c.targets[i] = (i * 4 + 1) % LS_V;
     }
     c.logits[0] = 1000.0f; /* max-subtraction keeps huge logits finite */
-    memcpy(z, c.logits, sizeof z);
-    logsoftmax_forward(logp, z, c.sel, c.targets, LS_M, LS_V);
+    logsoftmax_forward(logp, mx, inv, c.logits, c.sel, c.targets, LS_M, LS_V);
     for (i = 0; i < LS_M; i++) {
         double mx = -1e300, s = 0.0, want;
         for (v = 0; v < LS_V; v++) mx = fmax(mx, c.logits[i * LS_V + v]);
@@ -442,11 +442,13 @@ START_TEST(test_logsoftmax) {
         ck_assert_msg(fabs(logp[i] - want) <= 1e-6 * (1.0 + fabs(want)), "row %d: %g vs %g", i,
                       logp[i], want);
     }
-    logsoftmax_backward(z, c.dlogp, c.sel, c.targets, LS_M, LS_V);
-    c.logits[0] = 2.0f; /* finite differences need moderate logits */
     memcpy(z, c.logits, sizeof z);
-    logsoftmax_forward(logp, z, c.sel, c.targets, LS_M, LS_V);
-    logsoftmax_backward(z, c.dlogp, c.sel, c.targets, LS_M, LS_V);
+    logsoftmax_backward(z, c.dlogp, mx, inv, c.sel, c.targets, LS_M, 0, LS_V);
+    for (i = 0; i < LS_M * LS_V; i++) ck_assert(isfinite(z[i]));
+    c.logits[0] = 2.0f; /* finite differences need moderate logits */
+    logsoftmax_forward(logp, mx, inv, c.logits, c.sel, c.targets, LS_M, LS_V);
+    memcpy(z, c.logits, sizeof z);
+    logsoftmax_backward(z, c.dlogp, mx, inv, c.sel, c.targets, LS_M, 0, LS_V);
     check_grad("log-softmax d logits", z, c.logits, LS_M * LS_V, 1e-2f, ls_loss, &c, 2e-4);
 }
 END_TEST
@@ -760,8 +762,9 @@ END_TEST
 /* The activation arenas hold no T x T term. For batches up to the whole context
  * (one sequence of T = 1024 tokens; two of 300 and 724), with n = n_tok tokens,
  * n_sel of them with a target, the forward's arena is exactly
- *   n (3C + 2 + H) + L n (16C + 4 + 2H) + n_sel (C + V)   floats
- * (forward-only: the same with L = 1) and the backward's scratch exactly
+ *   n (3C + 2 + H) + L n (16C + 4 + 2H) + n_sel (C + 2 + V)   floats
+ * (forward-only: the same with L = 1; the head's chunk of logits holds all
+ * n_sel x V here, V being 37) and the backward's scratch exactly
  *   n (10C + 4H) + n_sel C,
  * both linear in the tokens. The stored-probability forward also kept
  * L H sum_s T_s^2 floats of P, which alone is more than the whole arena now. The
@@ -792,7 +795,7 @@ START_TEST(test_acts_linear_in_tokens) {
             model_init_random(&m, 5);
             model_set_no_grad(&m, no_grad);
             ck_assert_int_eq(model_forward(&m, logp, tok, tgt, lens[b], n_seq, &e), 0);
-            want = n * (3 * C + 2 + H) + L * n * (16 * C + 4 + 2 * H) + n_sel * (C + V);
+            want = n * (3 * C + 2 + H) + L * n * (16 * C + 4 + 2 * H) + n_sel * (C + 2 + V);
             ck_assert_msg(m.acts_cap == want, "batch %d no_grad %d: arena %zu floats, formula %zu", b, no_grad,
                           m.acts_cap, want);
             ck_assert_msg(m.acts_cap < L * H * p2, "arena %zu floats, P alone was %zu", m.acts_cap, L * H * p2);
@@ -1058,6 +1061,256 @@ START_TEST(test_kv_cache_bad_calls) {
 }
 END_TEST
 
+/* ======================================================================== */
+/* 8. the head in chunks equals the head in one piece                        */
+/* ======================================================================== */
+
+/* The head as it was before it was chunked, kept here as the reference: all
+ * (n_sel, V) logits at once into probs, the softmax stored over them, then
+ * turned into dlogits in place, and one product over all the rows for each
+ * gradient. Reads the forward's head_in, sel and targets from m; writes logp
+ * (n_tok), adds into dwte (V, C), writes dhead (n_sel, C). */
+static void ref_head(float *logp, float *dwte, float *dhead, const model *m, const float *dlogp) {
+    int C = m->cfg.n_embd, V = m->cfg.vocab_size, n_sel = m->n_sel, r, v;
+    const float *wte = m->params.t[P_WTE], *head_in = m->acts.head_in;
+    float *probs = malloc((size_t)n_sel * V * sizeof(float) + 1);
+    ck_assert_ptr_nonnull(probs);
+    mm_a_bt(probs, head_in, wte, n_sel, V, C);
+    for (r = 0; r < m->n_tok; r++) logp[r] = 0.0f;
+    /* the old logsoftmax_forward */
+    for (r = 0; r < n_sel; r++) {
+        float *z = probs + (size_t)r * V, mx = -INFINITY, zt, inv;
+        double sum = 0.0;
+        zt = z[m->targets[m->sel[r]]];
+        for (v = 0; v < V; v++)
+            if (z[v] > mx) mx = z[v];
+        for (v = 0; v < V; v++) {
+            z[v] = expf(z[v] - mx);
+            sum += z[v];
+        }
+        logp[m->sel[r]] = (float)((double)zt - (double)mx - log(sum));
+        inv = (float)(1.0 / sum);
+        for (v = 0; v < V; v++) z[v] *= inv;
+    }
+    /* the old logsoftmax_backward */
+    for (r = 0; r < n_sel; r++) {
+        float *z = probs + (size_t)r * V, g = dlogp[m->sel[r]];
+        for (v = 0; v < V; v++) z[v] = -g * z[v];
+        z[m->targets[m->sel[r]]] += g;
+    }
+    mm_add_at_b(dwte, probs, head_in, V, C, n_sel);
+    mm_ab(dhead, probs, wte, NULL, n_sel, C, V);
+    free(probs);
+}
+
+/* A random model and a random packed batch with exactly n_sel tokens that
+ * have a target, the rest -1. */
+typedef struct {
+    model m;
+    int *tokens, *targets, seq_len[8], n_seq, n_tok;
+    float *dlogp;
+} head_case;
+
+static void head_case_make(head_case *hc, const model_config *cfg, const int *lens, int n_seq, int n_sel,
+                           util_rng *r) {
+    int i, s, dropped;
+    dpo_err e;
+    ck_assert(n_seq <= 8);
+    ck_assert_int_eq(model_create(&hc->m, cfg, &e), 0);
+    ck_assert_int_eq(model_alloc_grads(&hc->m, &e), 0);
+    randomize_params(&hc->m, r);
+    hc->n_seq = n_seq;
+    hc->n_tok = 0;
+    for (s = 0; s < n_seq; s++) hc->n_tok += hc->seq_len[s] = lens[s];
+    ck_assert(n_sel <= hc->n_tok);
+    hc->tokens = malloc((size_t)hc->n_tok * sizeof(int));
+    hc->targets = malloc((size_t)hc->n_tok * sizeof(int));
+    hc->dlogp = malloc((size_t)hc->n_tok * sizeof(float));
+    ck_assert(hc->tokens && hc->targets && hc->dlogp);
+    for (i = 0; i < hc->n_tok; i++) {
+        hc->tokens[i] = (int)(util_rng_u64(r) % (uint64_t)cfg->vocab_size);
+        hc->targets[i] = (int)(util_rng_u64(r) % (uint64_t)cfg->vocab_size);
+        hc->dlogp[i] = (float)util_rng_normal(r);
+    }
+    for (dropped = 0; dropped < hc->n_tok - n_sel;) {
+        i = (int)(util_rng_u64(r) % (uint64_t)hc->n_tok);
+        if (hc->targets[i] >= 0) {
+            hc->targets[i] = -1;
+            dropped++;
+        }
+    }
+}
+
+static void head_case_free(head_case *hc) {
+    free(hc->tokens);
+    free(hc->targets);
+    free(hc->dlogp);
+    model_free(&hc->m);
+}
+
+/* For random models and batches, the chunked head (model_forward's logp, and
+ * head_backward's dwte and dhead) equals the reference above bit for bit
+ * (tolerance 0). The forward's chunks of rows: n_sel a multiple of the chunk or
+ * not, below the chunk, one row per chunk, all rows at once; the backward's
+ * slices of the vocabulary likewise (V a multiple of the slice or not, one
+ * column per slice, the target in another slice than most of the row's
+ * columns); n_sel = 0 (no token has a target); 1 and 2 threads; a vocabulary
+ * past the matmul's column block with a chunk of few rows (mm_*'s column-block
+ * path for the chunk, the row-panel path for the reference); more rows than the
+ * matmul's depth block (the dwte product crosses a block of k); chunks large
+ * enough for the log-softmax to run on two threads. dwte starts from random
+ * values (the backward adds into it). Then the whole model: forward and
+ * backward in chunks give the very log-probs and gradients (every parameter)
+ * of the head in one piece. */
+START_TEST(test_head_chunks_equal_unchunked) {
+    static const struct {
+        int V, C, n_seq, lens[4], n_sel, rows, cols, threads;
+    } cases[] = {
+        {61, 16, 2, {14, 11}, 23, 4, 10, 1},           /* 23 = 5 x 4 + 3 rows, 61 = 6 x 10 + 1 columns */
+        {61, 16, 2, {14, 11}, 23, 4, 10, 2},
+        {60, 16, 3, {9, 9, 7}, 20, 5, 12, 2},          /* 20 = 4 x 5, 60 = 5 x 12 */
+        {61, 16, 2, {5, 6}, 3, 8, 100, 1},             /* n_sel < rows, V < cols */
+        {61, 16, 2, {5, 6}, 0, 5, 7, 2},               /* no token has a target */
+        {61, 16, 1, {12}, 12, 0, 0, 1},                /* the defaults: all rows, all columns at once */
+        {61, 16, 2, {14, 11}, 23, 1, 1, 2},            /* one row, one column at a time */
+        {300, 16, 3, {30, 25, 20}, 70, 1, 37, 2},      /* V > NC */
+        {300, 16, 4, {120, 120, 120, 110}, 463, 97, 64, 2},
+        {300, 8, 4, {200, 200, 150, 100}, 600, 97, 299, 2}, /* n_sel > KC = 512 */
+        {700, 16, 4, {200, 200, 150, 100}, 590, 64, 128, 2}, /* 64 x 700 and 590 x 128: 2 threads */
+    };
+    int k, saved = util_threads();
+    util_rng r;
+    util_rng_seed(&r, 8080);
+    for (k = 0; k < (int)(sizeof cases / sizeof cases[0]); k++) {
+        model_config cfg = {1 + k % 2, 2, cases[k].C, 200, cases[k].V, 1e-5, cases[k].V - 1};
+        head_case hc;
+        model *m = &hc.m;
+        size_t nwte = (size_t)cases[k].V * cases[k].C, ngrad;
+        int n_sel = cases[k].n_sel, C = cases[k].C, V = cases[k].V, want_rows, want_cols, i;
+        float *logp, *logp_ref, *dwte_ref, *dhead_ref, *g1;
+        dpo_err e;
+        util_set_threads(cases[k].threads);
+        head_case_make(&hc, &cfg, cases[k].lens, cases[k].n_seq, n_sel, &r);
+        ngrad = m->num_params;
+        logp = malloc((size_t)hc.n_tok * sizeof(float));
+        logp_ref = malloc((size_t)hc.n_tok * sizeof(float));
+        dwte_ref = malloc(nwte * sizeof(float));
+        dhead_ref = malloc((size_t)n_sel * C * sizeof(float) + 1);
+        g1 = malloc(ngrad * sizeof(float));
+        ck_assert(logp && logp_ref && dwte_ref && dhead_ref && g1);
+
+        /* the head alone, against the reference */
+        m->head_rows_max = cases[k].rows;
+        m->head_cols_max = cases[k].cols;
+        ck_assert_int_eq(model_forward(m, logp, hc.tokens, hc.targets, hc.seq_len, hc.n_seq, &e), 0);
+        ck_assert_int_eq(m->n_sel, n_sel);
+        want_rows = cases[k].rows > 0 && cases[k].rows < n_sel ? cases[k].rows : n_sel;
+        want_cols = n_sel == 0 ? 0 : cases[k].cols > 0 && cases[k].cols < V ? cases[k].cols : V;
+        ck_assert_int_eq(m->head_rows, want_rows);
+        ck_assert_int_eq(m->head_cols, want_cols);
+        fill_normal(m->grads.t[P_WTE], nwte, 1.0, 0.0, &r);
+        memcpy(dwte_ref, m->grads.t[P_WTE], nwte * sizeof(float));
+        ref_head(logp_ref, dwte_ref, dhead_ref, m, hc.dlogp);
+        ck_assert_int_eq(alloc_dacts(m, &e), 0);
+        head_backward(m, hc.dlogp);
+        for (i = 0; i < hc.n_tok; i++)
+            ck_assert_msg(memcmp(&logp[i], &logp_ref[i], sizeof(float)) == 0,
+                          "case %d token %d: logp %.9g, unchunked %.9g", k, i, logp[i], logp_ref[i]);
+        ck_assert_msg(memcmp(m->grads.t[P_WTE], dwte_ref, nwte * sizeof(float)) == 0, "case %d: dwte differs", k);
+        ck_assert_msg(n_sel == 0 || memcmp(m->dacts.dhead, dhead_ref, (size_t)n_sel * C * sizeof(float)) == 0,
+                      "case %d: dhead differs", k);
+        /* dlnf: dhead on the selected rows, 0 elsewhere */
+        for (i = 0; i < n_sel; i++)
+            ck_assert(memcmp(m->dacts.dln + (size_t)m->sel[i] * C, dhead_ref + (size_t)i * C,
+                             (size_t)C * sizeof(float)) == 0);
+        for (i = 0; i < hc.n_tok; i++) {
+            int c;
+            for (c = 0; c < C && hc.targets[i] < 0; c++) ck_assert_float_eq(m->dacts.dln[(size_t)i * C + c], 0.0f);
+        }
+
+        /* the whole model: in chunks, then in one piece */
+        model_zero_grad(m);
+        ck_assert_int_eq(model_forward(m, logp, hc.tokens, hc.targets, hc.seq_len, hc.n_seq, &e), 0);
+        ck_assert_int_eq(model_backward(m, hc.dlogp, &e), 0);
+        memcpy(g1, m->grads_mem, ngrad * sizeof(float));
+        m->head_rows_max = 0;
+        m->head_cols_max = 0;
+        model_zero_grad(m);
+        ck_assert_int_eq(model_forward(m, logp_ref, hc.tokens, hc.targets, hc.seq_len, hc.n_seq, &e), 0);
+        ck_assert_int_eq(m->head_rows, n_sel);
+        ck_assert_int_eq(m->head_cols, n_sel ? V : 0);
+        ck_assert_int_eq(model_backward(m, hc.dlogp, &e), 0);
+        ck_assert_mem_eq(logp, logp_ref, (size_t)hc.n_tok * sizeof(float));
+        ck_assert_msg(memcmp(g1, m->grads_mem, ngrad * sizeof(float)) == 0, "case %d: gradients differ", k);
+        printf("  case %d: V %d, n_sel %d, %d rows / %d columns at a time, %d thread(s): identical\n", k, V, n_sel,
+               want_rows, want_cols, cases[k].threads);
+
+        free(logp);
+        free(logp_ref);
+        free(dwte_ref);
+        free(dhead_ref);
+        free(g1);
+        head_case_free(&hc);
+    }
+    util_set_threads(saved);
+}
+END_TEST
+
+/* The sizes of the head's chunks: 16 MiB of logits, at least one row and
+ * HEAD_MIN_COLS = 256 columns, at most n_sel rows and V columns, or the tests'
+ * limits; and the arena holds one chunk (max(R V, n_sel W) floats), not n_sel
+ * rows: with GPT-2's vocabulary and 100 selected tokens, a model limited to one
+ * row and one column at a time has an arena smaller by 4194300 - 50257 floats,
+ * to the float (same batch, fresh models). */
+START_TEST(test_head_chunk_sizes) {
+    static const struct {
+        int V, n_sel, rows_max, cols_max, rows, cols;
+    } cases[] = {
+        {50257, 1024, 0, 0, 83, 4096},   /* GPT-2, 4 x 256 tokens: 16 MiB either way */
+        {50257, 50, 0, 0, 50, 50257},    /* fewer rows than a chunk: all rows, all columns */
+        {50257, 20000, 0, 0, 83, 256},   /* 209 columns would fit: the minimum of 256 */
+        {4194304, 7, 0, 0, 1, 599186},   /* the largest vocabulary: one row (16 MiB) */
+        {100, 0, 0, 0, 0, 0},            /* no token has a target */
+        {100, 30, 0, 0, 30, 100},
+        {100, 30, 7, 9, 7, 9},
+        {100, 30, 31, 101, 30, 100},
+    };
+    int k;
+    model_config cfg = {1, 2, 8, 128, 50257, 1e-5, 50256};
+    int lens[1] = {110};
+    head_case a, b;
+    float logp[110];
+    dpo_err e;
+    util_rng r;
+    for (k = 0; k < (int)(sizeof cases / sizeof cases[0]); k++) {
+        model mm;
+        memset(&mm, 0, sizeof mm);
+        mm.cfg.vocab_size = cases[k].V;
+        mm.n_sel = cases[k].n_sel;
+        mm.head_rows_max = cases[k].rows_max;
+        mm.head_cols_max = cases[k].cols_max;
+        head_chunks(&mm);
+        ck_assert_msg(mm.head_rows == cases[k].rows && mm.head_cols == cases[k].cols,
+                      "V %d, n_sel %d: %d rows, %d columns; want %d, %d", cases[k].V, cases[k].n_sel, mm.head_rows,
+                      mm.head_cols, cases[k].rows, cases[k].cols);
+    }
+    util_rng_seed(&r, 83);
+    head_case_make(&a, &cfg, lens, 1, 100, &r);
+    ck_assert_int_eq(model_forward(&a.m, logp, a.tokens, a.targets, a.seq_len, 1, &e), 0);
+    ck_assert_int_eq(a.m.head_rows, 83);
+    ck_assert_int_eq(a.m.head_cols, 41943);
+    util_rng_seed(&r, 83);
+    head_case_make(&b, &cfg, lens, 1, 100, &r);
+    b.m.head_rows_max = 1;
+    b.m.head_cols_max = 1;
+    ck_assert_int_eq(model_forward(&b.m, logp, b.tokens, b.targets, b.seq_len, 1, &e), 0);
+    ck_assert_uint_eq(a.m.acts_cap - b.m.acts_cap, (size_t)100 * 41943 - 50257);
+    ck_assert_uint_le((size_t)100 * 41943 * sizeof(float), (size_t)16 << 20);
+    head_case_free(&a);
+    head_case_free(&b);
+}
+END_TEST
+
 static Suite *model_suite(void) {
     Suite *s = suite_create("model");
     TCase *t = tcase_create("layers");
@@ -1085,6 +1338,8 @@ static Suite *model_suite(void) {
     tcase_add_test(t, test_threads_bit_identical);
     tcase_add_test(t, test_kv_cache_equals_forward);
     tcase_add_test(t, test_kv_cache_bad_calls);
+    tcase_add_test(t, test_head_chunks_equal_unchunked);
+    tcase_add_test(t, test_head_chunk_sizes);
     suite_add_tcase(s, t);
     return s;
 }
