@@ -395,6 +395,46 @@ static void matmul_backward(float *dinp /* (n_tok, IC) */, float *dw /* (IC, OC)
  * layer, (L, n_tok, H) twice, instead of the (L, H sum_s T_s^2) probabilities;
  * a row being worked on lives in a scratch of T floats per (sequence, head). */
 
+/* e^x in plain float arithmetic, for GELU and the softmaxes: libm's expf is a
+ * call per element that no compiler vectorizes, and it made GELU a fifth of a
+ * small model's training step; this is written so that the loops around it
+ * vectorize (only +, -, *, a conversion to int, a bit cast and selects), and it
+ * gives the same bits on every CPU and compiler (no fused multiply-add:
+ * -ffp-contract=off).
+ *   x = n ln2 + r,  n = round(x / ln2),  |r| <= ln2 / 2:   e^x = 2^n e^r
+ * ln2 is split into a high part with few bits (n * LN2_HI is exact for |n| <=
+ * 127) and the rest, so r keeps its low bits. e^r is its Taylor series to r^7
+ * (the first term left out, r^8 / 8!, is below 8e-9 of e^r for |r| <= 0.347),
+ * by Horner's rule; 2^n is built from its exponent bits. x is clamped to [-87,
+ * 88] first, where 2^n is a normal float: e^x is then at least 1.6e-38 and at
+ * most 1.7e38 instead of 0 and infinity, which changes GELU and its derivative
+ * by less than 1e-36, and a softmax (whose arguments are <= 0) by less than
+ * 1e-33 per term; a NaN stays NaN. Relative error at most 1.5e-7 against e^x in double
+ * (tests/test_model.c, test_exp_fast: 1.0e-7 measured on 2 million points). */
+#define LN2_HI 0.693145751953125f   /* 0x1.62e4p-1: 16 significant bits */
+#define LN2_LO 1.4286068202862268e-06f /* ln 2 - LN2_HI */
+static inline float exp_fast(float x) {
+    float c, n, r, p, scale;
+    int32_t ni;
+    uint32_t bits;
+    c = x > -87.0f ? x : -87.0f; /* NaN too: it is converted to int below */
+    c = c < 88.0f ? c : 88.0f;
+    n = (c * 1.4426950408889634f + 12582912.0f) - 12582912.0f; /* round to nearest: 1.5 * 2^23 */
+    r = (c - n * LN2_HI) - n * LN2_LO;
+    p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    ni = (int32_t)n;
+    bits = (uint32_t)(ni + 127) << 23;
+    memcpy(&scale, &bits, sizeof scale);
+    return x == x ? p * scale : x;
+}
+
 /* row (n) = a query's scores against its n keys (key j at k + j stride):
  *   row_j = scale q . k_j */
 static void att_scores(float *row, const float *q /* (D) */, const float *k, size_t stride, int n, int D,
@@ -406,7 +446,7 @@ static void att_scores(float *row, const float *q /* (D) */, const float *k, siz
 /* row_j = exp(row_j - mx): with mx the row's largest score, no exp overflows */
 static void att_exp(float *row, int n, float mx) {
     int j;
-    for (j = 0; j < n; j++) row[j] = expf(row[j] - mx);
+    for (j = 0; j < n; j++) row[j] = exp_fast(row[j] - mx);
 }
 
 /* row_j = row_j * inv */
@@ -625,42 +665,6 @@ static void attention_backward(float *dqkv /* (n_tok, 3C) */, float *rows /* (4 
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 
-/* e^x in plain float arithmetic, for GELU: libm's expf is a call per element
- * that no compiler vectorizes, and it made GELU a fifth of a small model's
- * training step; this is written so that the loops below vectorize (only +, -,
- * *, a conversion to int and a bit cast; no branch), and it gives the same bits
- * on every CPU and compiler (no fused multiply-add: -ffp-contract=off).
- *   x = n ln2 + r,  n = round(x / ln2),  |r| <= ln2 / 2:   e^x = 2^n e^r
- * ln2 is split into a high part with few bits (n * LN2_HI is exact for |n| <=
- * 127) and the rest, so r keeps its low bits. e^r is its Taylor series to r^7
- * (the first term left out, r^8 / 8!, is below 8e-9 of e^r for |r| <= 0.347),
- * by Horner's rule; 2^n is built from its exponent bits. x is clamped to [-87,
- * 88] first, where 2^n is a normal float: e^x is then at least 1.6e-38 and at
- * most 1.7e38 instead of 0 and infinity, which changes GELU and its derivative
- * by less than 1e-36. Relative error at most 1.5e-7 against e^x in double
- * (tests/test_model.c, test_exp_gelu: 1.0e-7 measured on 2 million points). */
-#define LN2_HI 0.693145751953125f   /* 0x1.62e4p-1: 16 significant bits */
-#define LN2_LO 1.4286068202862268e-06f /* ln 2 - LN2_HI */
-static inline float exp_gelu(float x) {
-    float n, r, p, scale;
-    int32_t ni;
-    uint32_t bits;
-    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
-    n = (x * 1.4426950408889634f + 12582912.0f) - 12582912.0f; /* round to nearest: 1.5 * 2^23 */
-    r = (x - n * LN2_HI) - n * LN2_LO;
-    p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    ni = (int32_t)n;
-    bits = (uint32_t)(ni + 127) << 23;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
 
 static void gelu_forward(float *out, const float *inp, size_t n) {
     long i, ni = (long)n;
@@ -668,11 +672,11 @@ static void gelu_forward(float *out, const float *inp, size_t n) {
     for (i = 0; i < ni; i++) {
         float x = inp[i];
         float u = GELU_K * (x + 0.044715f * x * x * x);
-        out[i] = x / (1.0f + exp_gelu(-2.0f * u));
+        out[i] = x / (1.0f + exp_fast(-2.0f * u));
     }
 }
 
-/* In the forward pass this was  out[i] = x / (1.0f + exp_gelu(-2.0f * u)),  that is
+/* In the forward pass this was  out[i] = x / (1.0f + exp_fast(-2.0f * u)),  that is
  *   gelu(x) = x s,   s = sigmoid(2u) = 0.5 (1 + tanh u),   u = sqrt(2/pi) (x + 0.044715 x^3),
  * so now, with sigmoid'(z) = sigmoid(z) (1 - sigmoid(z)):
  *   gelu'(x) = s + x ds/dx = s + x s (1 - s) 2 u',   u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
@@ -685,7 +689,7 @@ static void gelu_backward(float *dinp, const float *inp, const float *dout, size
     for (i = 0; i < ni; i++) {
         float x = inp[i];
         float u = GELU_K * (x + 0.044715f * x * x * x);
-        float s = 1.0f / (1.0f + exp_gelu(-2.0f * u));
+        float s = 1.0f / (1.0f + exp_fast(-2.0f * u));
         float du = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
         dinp[i] = (s + x * s * (1.0f - s) * 2.0f * du) * dout[i];
     }
@@ -714,9 +718,20 @@ static void softmax_norm(const float *z /* (V) */, int V, float *mx_out, double 
     float mx = -INFINITY;
     double sum = 0.0;
     int v;
+    double part[8] = {0};
+    float e[8];
+    int l;
     for (v = 0; v < V; v++)
         if (z[v] > mx) mx = z[v];
-    for (v = 0; v < V; v++) sum += expf(z[v] - mx);
+    /* sum = sum_v exp(z_v - mx) in double, as 8 partial sums (v mod 8) added in a
+     * fixed order at the end: one chain of dependent additions would cost 4 cycles
+     * per term; 8 of them vectorize, and the order is the same on every CPU */
+    for (v = 0; v + 8 <= V; v += 8) {
+        for (l = 0; l < 8; l++) e[l] = exp_fast(z[v + l] - mx);
+        for (l = 0; l < 8; l++) part[l] += e[l];
+    }
+    for (l = 0; v < V; v++, l++) part[l] += exp_fast(z[v] - mx);
+    sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
     *mx_out = mx;
     *sum_out = sum;
 }
@@ -738,7 +753,7 @@ static void logsoftmax_forward(float *logp /* (n_tok) */, float *mx /* (n) */, f
 /* In the forward pass this was  logp = zt - mx - log(sum),  sum = sum_v exp(z_v - mx),
  * that is logp = z_t - log sum_v exp(z_v) (mx cancels: it has no gradient), so
  *   d logp / d z_v = [v == t] - exp(z_v) / sum_v' exp(z_v') = [v == t] - p_v
- * and now, with g = dlogp of the row and p_v = expf(z_v - mx) * inv recomputed,
+ * and now, with g = dlogp of the row and p_v = exp_fast(z_v - mx) * inv recomputed,
  *   dz_v = g ([v == t] - p_v):   -g p_v everywhere, then + g at the target; in place.
  * Each p_v needs only z_v and the row's mx and inv, so this runs on any slice of
  * columns v0 .. v0+nv-1 of the rows (the head's backward takes the vocabulary a
@@ -753,7 +768,7 @@ static void logsoftmax_backward(float *dlogits /* (n, nv): logits v0.. in, their
         float *z = dlogits + (size_t)r * nv, g = dlogp[sel[r]], m = mx[r], s = inv[r];
         int v, t = targets[sel[r]] - v0;
         for (v = 0; v < nv; v++) {
-            float p = expf(z[v] - m) * s;
+            float p = exp_fast(z[v] - m) * s;
             z[v] = -g * p;
         }
         if (t >= 0 && t < nv) z[t] += g;
