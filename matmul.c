@@ -218,6 +218,39 @@ static void matmul_by_column_blocks(float *out, const float *a, const float *b, 
     }
 }
 
+/* At most ROWS_DIRECT rows against B stored (K, N), as generation's linear
+ * layers feed one row per sequence: packing B and running a tile of MR rows
+ * for one or two real ones would waste most of the work, so each row streams
+ * its slice of B directly, the columns vectorized:
+ *   out[i][j] = init;  out[i][j] = fmaf(a_ik, b_kj, out[i][j])  for k in order,
+ * the same steps as every kernel's, so the same bits. The threads share out
+ * column blocks of 256 (B's block of K x 256 floats is read once per row, from
+ * the cache after the first). */
+#define ROWS_DIRECT 4
+#define ROWS_COLS 256
+
+static void matmul_rows(float *out, const float *a, const float *b, const float *bias, int M, int N, int K,
+                        int a_t, int accumulate) {
+    int nblk = (N + ROWS_COLS - 1) / ROWS_COLS, blk;
+    DPO_OMP_PARALLEL_IF((double)M * N * K)
+    {
+        DPO_OMP_LOOP
+        for (blk = 0; blk < nblk; blk++) {
+            int j0 = blk * ROWS_COLS, nj = N - j0 < ROWS_COLS ? N - j0 : ROWS_COLS, i, j, k;
+            for (i = 0; i < M; i++) {
+                float *o = out + (size_t)i * N + j0;
+                if (!accumulate)
+                    for (j = 0; j < nj; j++) o[j] = bias ? bias[j0 + j] : 0.0f;
+                for (k = 0; k < K; k++) {
+                    const float av = a_t ? a[(size_t)k * M + i] : a[(size_t)i * K + k];
+                    const float *br = b + (size_t)k * N + j0;
+                    for (j = 0; j < nj; j++) o[j] = fmaf(av, br[j], o[j]);
+                }
+            }
+        }
+    }
+}
+
 void mm_matmul(float *out, const float *a, const float *b, const float *bias,
                int M, int N, int K, int a_t, int b_t, int accumulate) {
     float bp_store[KC * NC_MAX + 16]; /* packed B block: 512 KiB, on the calling thread's stack */
@@ -231,13 +264,21 @@ void mm_matmul(float *out, const float *a, const float *b, const float *bias,
                 if (!accumulate) out[(size_t)i * N + j] = bias ? bias[j] : 0.0f;
         return;
     }
+    if (M <= ROWS_DIRECT && !b_t) {
+        matmul_rows(out, a, b, bias, M, N, K, a_t, accumulate);
+        return;
+    }
     NC = block_cols();
     {
         int threads = util_threads(), npan = (N + NR - 1) / NR;
         if (threads > 1 && npan >= 2 && (nrow <= FEW_ROW_PANELS || M <= N)) {
-            /* blocks of NC columns, or narrower so that every thread gets one */
-            int per = (npan + threads - 1) / threads * NR;
-            matmul_by_column_blocks(out, a, b, bias, M, N, K, a_t, b_t, accumulate, per < NC ? per : NC);
+            /* a whole number of blocks per thread, each at most NC columns wide
+             * (2304 columns on 2 threads: 6 blocks of 384, not 4 of 512 and one
+             * of 256, which left one thread twice the other's work) */
+            int per_thread = (npan + threads - 1) / threads;
+            int blocks = threads * ((per_thread + NC / NR - 1) / (NC / NR));
+            int ncb = (npan + blocks - 1) / blocks * NR;
+            matmul_by_column_blocks(out, a, b, bias, M, N, K, a_t, b_t, accumulate, ncb);
             return;
         }
     }
