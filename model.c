@@ -392,8 +392,16 @@ static void matmul_backward(float *dinp /* (n_tok, IC) */, float *dw /* (IC, OC)
  *   att_scale    row_j = row_j * inv
  * so the backward, given the saved mx_i and inv_i, rebuilds the very bits of the
  * forward's row (att_probs). The saved state is 2 floats per token and head and
- * layer, (L, n_tok, H) twice, instead of the (L, H sum_s T_s^2) probabilities;
- * a row being worked on lives in a scratch of T floats per (sequence, head). */
+ * layer, (L, H, n_tok) twice, instead of the (L, H sum_s T_s^2) probabilities;
+ * a row being worked on lives in a scratch of T floats per (sequence, head).
+ * Head-major, a task's mx and inv are T consecutive floats that no other task
+ * writes next to (token-major, the heads of one token share a cache line, and
+ * threads working on different heads of a sequence would contend for it). For
+ * the same reason the (s, h) tasks go to the threads in contiguous blocks
+ * (schedule static): a thread works through whole sequences, and two threads
+ * seldom write the same rows of out or dqkv. Handed out one at a time, the
+ * threads worked on neighbouring heads of the same tokens, whose columns share
+ * cache lines, and the backward on 2 threads took 1.8 times as long. */
 
 /* e^x in plain float arithmetic, for GELU and the softmaxes: libm's expf is a
  * call per element that no compiler vectorizes, and it made GELU a fifth of a
@@ -500,20 +508,20 @@ static size_t att_rows_at(const int *seq_start, int s, int h, int H, size_t per)
     return per * ((size_t)H * (size_t)seq_start[s] + (size_t)h * T);
 }
 
-static void attention_forward(float *out /* (n_tok, C) */, float *att_mx /* (n_tok, H) */,
-                              float *att_inv /* (n_tok, H) */, float *rows /* (H n_tok) scratch */,
+static void attention_forward(float *out /* (n_tok, C) */, float *att_mx /* (H, n_tok) */,
+                              float *att_inv /* (H, n_tok) */, float *rows /* (H n_tok) scratch */,
                               const float *qkv /* (n_tok, 3C) */,
                               const int *seq_start /* (n_seq+1) */, int n_seq, int C, int H) {
     int D = C / H, task, ntask = n_seq * H;
     float scale = (float)(1.0 / sqrt((double)D));
     size_t C3 = (size_t)3 * C;
-    DPO_OMP_FOR_DYNAMIC_IF((double)seq_start[n_seq] * C * 16)
+    DPO_OMP_FOR_IF((double)seq_start[n_seq] * C * 16)
     for (task = 0; task < ntask; task++) {
         int s = task / H, h = task % H, base = seq_start[s], T = seq_start[s + 1] - base, i;
         float *row = rows + att_rows_at(seq_start, s, h, H, 1);
         const float *k = qkv + (size_t)base * C3 + C + (size_t)h * D, *v = k + C;
         for (i = 0; i < T; i++) {
-            size_t at = (size_t)(base + i), sh = at * H + (size_t)h;
+            size_t at = (size_t)(base + i), sh = (size_t)h * seq_start[n_seq] + at;
             attend_one(out + at * C + (size_t)h * D, row, &att_mx[sh], &att_inv[sh],
                        qkv + at * C3 + (size_t)h * D, k, v, C3, i + 1, D, scale);
         }
@@ -617,13 +625,13 @@ static void att_dkv2(float *dk, float *dv, const float *dsa, const float *pa, co
 static void attention_backward(float *dqkv /* (n_tok, 3C) */, float *rows /* (4 H n_tok) scratch */,
                                const float *dout /* (n_tok, C) */,
                                const float *qkv /* (n_tok, 3C) */,
-                               const float *att_mx /* (n_tok, H) */,
-                               const float *att_inv /* (n_tok, H) */,
+                               const float *att_mx /* (H, n_tok) */,
+                               const float *att_inv /* (H, n_tok) */,
                                const int *seq_start /* (n_seq+1) */, int n_seq, int C, int H) {
     int D = C / H, task, ntask = n_seq * H;
     float scale = (float)(1.0 / sqrt((double)D));
     size_t C3 = (size_t)3 * C;
-    DPO_OMP_FOR_DYNAMIC_IF((double)seq_start[n_seq] * C * 16)
+    DPO_OMP_FOR_IF((double)seq_start[n_seq] * C * 16)
     for (task = 0; task < ntask; task++) {
         int s = task / H, h = task % H, base = seq_start[s], T = seq_start[s + 1] - base, i, r;
         float *scratch = rows + att_rows_at(seq_start, s, h, H, 4);
@@ -638,7 +646,7 @@ static void attention_backward(float *dqkv /* (n_tok, 3C) */, float *rows /* (4 
             int nr = T - i < 2 ? T - i : 2; /* rows i .. i+nr-1 */
             const float *q[2], *dy[2];
             for (r = 0; r < nr; r++) {
-                size_t at = (size_t)(base + i + r), sh = at * H + (size_t)h;
+                size_t at = (size_t)(base + i + r), sh = (size_t)h * seq_start[n_seq] + at;
                 q[r] = qkv + at * C3 + (size_t)h * D;
                 dy[r] = dout + at * C + (size_t)h * D;
                 att_row_backward(P[r], ds[r], dqkv + at * C3 + (size_t)h * D, q[r], dy[r], k, v, C3,
@@ -1023,7 +1031,7 @@ typedef struct {
     float *ln1, *ln1_mean, *ln1_rstd; /* (n_tok, C), (n_tok), (n_tok) */
     float *qkv;                       /* (n_tok, 3C) */
     float *atty;                      /* (n_tok, C) */
-    float *att_mx, *att_inv;          /* (n_tok, H), (n_tok, H) each attention row's max and 1/sum */
+    float *att_mx, *att_inv;          /* (H, n_tok), (H, n_tok) each attention row's max and 1/sum */
     float *residual2;                 /* (n_tok, C) after the attention residual */
     float *ln2, *ln2_mean, *ln2_rstd; /* (n_tok, C), (n_tok), (n_tok) */
     float *fch, *fch_gelu;            /* (n_tok, 4C), (n_tok, 4C) */

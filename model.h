@@ -77,8 +77,8 @@ typedef struct {
     float *ln1_rstd;  /* (L, n_tok) */
     float *qkv;       /* (L, n_tok, 3C) */
     float *atty;      /* (L, n_tok, C) attention output, heads concatenated */
-    float *att_mx;    /* (L, n_tok, H) largest attention score of each query row */
-    float *att_inv;   /* (L, n_tok, H) 1 / sum_j exp(score_j - max) of each query row */
+    float *att_mx;    /* (L, H, n_tok) largest attention score of each query row */
+    float *att_inv;   /* (L, H, n_tok) 1 / sum_j exp(score_j - max) of each query row */
     float *residual2; /* (L, n_tok, C) after the attention residual */
     float *ln2;       /* (L, n_tok, C) */
     float *ln2_mean;  /* (L, n_tok) */

@@ -111,20 +111,15 @@ double util_seconds(void);
  * costs more than the work (and costs a great deal when another process shares
  * the cores). Which thread runs an iteration never changes its result.
  * DPO_OMP_FOR_IF is a parallel loop; DPO_OMP_PARALLEL_IF opens a region whose
- * DPO_OMP_LOOP loops are shared out among its threads (each ends with a barrier).
- * DPO_OMP_FOR_DYNAMIC_IF hands iterations out one at a time to whichever thread
- * is free, for loops whose iterations differ widely in cost (attention over
- * sequences of different lengths); still, no result depends on the thread. */
+ * DPO_OMP_LOOP loops are shared out among its threads (each ends with a barrier). */
 #define DPO_PRAGMA(x) _Pragma(#x)
 #define DPO_OMP_MIN_WORK 32768.0
 #ifdef _OPENMP
 #define DPO_OMP_FOR_IF(work) DPO_PRAGMA(omp parallel for schedule(static) if ((double)(work) >= DPO_OMP_MIN_WORK))
-#define DPO_OMP_FOR_DYNAMIC_IF(work) DPO_PRAGMA(omp parallel for schedule(dynamic) if ((double)(work) >= DPO_OMP_MIN_WORK))
 #define DPO_OMP_PARALLEL_IF(work) DPO_PRAGMA(omp parallel if ((double)(work) >= DPO_OMP_MIN_WORK))
 #define DPO_OMP_LOOP DPO_PRAGMA(omp for schedule(static))
 #else
 #define DPO_OMP_FOR_IF(work)
-#define DPO_OMP_FOR_DYNAMIC_IF(work)
 #define DPO_OMP_PARALLEL_IF(work)
 #define DPO_OMP_LOOP
 #endif

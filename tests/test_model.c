@@ -320,7 +320,7 @@ START_TEST(test_attention_recompute_equals_stored) {
             float scale = (float)(1.0 / sqrt((double)D));
             for (h = 0; h < H; h++)
                 for (i = 0; i < T; i++) {
-                    size_t sh = (size_t)(base + i) * H + h;
+                    size_t sh = (size_t)h * n_tok + (size_t)(base + i);
                     const float *q = qkv + (size_t)(base + i) * 3 * C + (size_t)h * D;
                     att_probs(row, q, qkv + (size_t)base * 3 * C + C + (size_t)h * D, (size_t)3 * C, i + 1, D,
                               scale, mx[sh], inv[sh]);
