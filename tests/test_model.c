@@ -10,8 +10,9 @@
  *   6. save -> load is bit-exact; 1 and 2 threads give bit-identical results;
  *   7. the key-value cache of generation gives, at every position, the very
  *      bits of a full forward pass, however the tokens are split into calls;
- *   8. the head, computed a chunk of rows at a time, gives the very bits of the
- *      head computed in one piece (kept here as the reference).
+ *   8. the head, computed a chunk of rows at a time (forward) and a slice of
+ *      the vocabulary at a time (backward), gives the very bits of the head
+ *      computed in one piece (kept here as the reference).
  * It includes model.c itself so that the file-local layer functions can be tested. */
 #include "model.c"
 
@@ -423,7 +424,7 @@ static double ls_loss(void *p) {
 
 START_TEST(test_logsoftmax) {
     ls_ctx c;
-    float z[LS_M * LS_V], logp[LS_M], mx[LS_M], inv[LS_M];
+    float z[LS_M * LS_V], logp[LS_M], row_mx[LS_M], row_inv[LS_M];
     int i, v;
     util_rng r;
     util_rng_seed(&r, 5);
@@ -434,7 +435,7 @@ START_TEST(test_logsoftmax) {
         c.targets[i] = (i * 4 + 1) % LS_V;
     }
     c.logits[0] = 1000.0f; /* max-subtraction keeps huge logits finite */
-    logsoftmax_forward(logp, mx, inv, c.logits, c.sel, c.targets, LS_M, LS_V);
+    logsoftmax_forward(logp, row_mx, row_inv, c.logits, c.sel, c.targets, LS_M, LS_V);
     for (i = 0; i < LS_M; i++) {
         double mx = -1e300, s = 0.0, want;
         for (v = 0; v < LS_V; v++) mx = fmax(mx, c.logits[i * LS_V + v]);
@@ -444,12 +445,12 @@ START_TEST(test_logsoftmax) {
                       logp[i], want);
     }
     memcpy(z, c.logits, sizeof z);
-    logsoftmax_backward(z, c.dlogp, mx, inv, c.sel, c.targets, LS_M, 0, LS_V);
+    logsoftmax_backward(z, c.dlogp, row_mx, row_inv, c.sel, c.targets, LS_M, 0, LS_V);
     for (i = 0; i < LS_M * LS_V; i++) ck_assert(isfinite(z[i]));
     c.logits[0] = 2.0f; /* finite differences need moderate logits */
-    logsoftmax_forward(logp, mx, inv, c.logits, c.sel, c.targets, LS_M, LS_V);
+    logsoftmax_forward(logp, row_mx, row_inv, c.logits, c.sel, c.targets, LS_M, LS_V);
     memcpy(z, c.logits, sizeof z);
-    logsoftmax_backward(z, c.dlogp, mx, inv, c.sel, c.targets, LS_M, 0, LS_V);
+    logsoftmax_backward(z, c.dlogp, row_mx, row_inv, c.sel, c.targets, LS_M, 0, LS_V);
     check_grad("log-softmax d logits", z, c.logits, LS_M * LS_V, 1e-2f, ls_loss, &c, 2e-4);
 }
 END_TEST
