@@ -15,14 +15,19 @@
  * runs the micro-kernel on it against every B panel of the block. The A panel
  * (kc MR floats) stays in the L1 cache while the B panels stream from the L2
  * cache, where the packed block (kc nc floats) is sized to fit:
- *   kc = 256: the A panel plus one B panel fit in L1 for every kernel's tile
- *        (AVX-512 14 + 32 columns: 46 KiB... of reads per panel pair, the A part
- *        14 KiB, reused against every B panel);
+ *   kc = 256: the A panel (14 KiB for AVX-512's 14 rows, 6 KiB for AVX2's 6) is
+ *        reused against every B panel (32 KiB for AVX-512's 32 columns, 16 for
+ *        AVX2's); 128, 192, 384 and 512 measured no better on Zen 5 (2026-12-01);
  *   nc = the largest multiple of NR with kc nc floats <= half the L2 cache (read
  *        with sysconf where the C library knows it; 512 KiB assumed otherwise),
  *        at most NC_MAX: 512 columns on a 1 MiB L2 (Zen 4/5), 256 on 512 KiB (Zen 3).
  * The block sizes only decide which steps run when: an element's steps are the
  * same whatever kc and nc are, so neither changes a bit of the result.
+ *
+ * That is the row split, for products with more rows than columns. The others
+ * (and products of few rows) split by column blocks, each thread packing its own
+ * (matmul_by_column_blocks); at most 4 rows against an untransposed B skip
+ * packing altogether (matmul_rows). All three give the same bits.
  *
  * Edge tiles (fewer than MR rows or NR columns left) run the same kernel on a
  * copy of the tile padded with zeros, so an element's value never depends on
