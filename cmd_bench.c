@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_products.h"
 #include "cli.h"
 #include "data.h"
 #include "matmul.h"
@@ -201,53 +202,8 @@ done:
 /* --products: every matrix product of a pass, on its own                    */
 /* ======================================================================== */
 
-/* One product as model.c calls it (see matmul_forward, matmul_backward,
- * head_forward and head_backward there); n_tok rows of tokens, C, V:
- *   linear IC -> OC:  forward     out (n_tok, OC) = inp (n_tok, IC) w (IC, OC) + b   mm_ab
- *                     input grad  dinp (n_tok, IC) += dout (n_tok, OC) w^T           mm_add_a_bt
- *                     weight grad dw (IC, OC) += inp^T dout, inp stored (n_tok, IC)  mm_add_at_b
- *   head (tied):      forward     logits (n_tok, V) = h (n_tok, C) wte^T, wte (V, C) mm_a_bt
- *                     input grad  dh (n_tok, C) = dlogits (n_tok, V) wte (V, C)      mm_ab, no bias
- *                     weight grad dwte (V, C) += dlogits^T h, dlogits (n_tok, V)     mm_add_at_b */
-typedef enum { CALL_AB, CALL_AB_BIAS, CALL_A_BT, CALL_ADD_A_BT, CALL_ADD_AT_B } mm_call;
-
+/* the products and their list: bench_products.h (shared with bench/openblas_gemm.c) */
 static const char *const call_names[] = {"mm_ab", "mm_ab", "mm_a_bt", "mm_add_a_bt", "mm_add_at_b"};
-
-typedef struct {
-    char name[24];   /* "qkv.fwd" */
-    mm_call call;
-    int M, N, K;     /* out (M, N), inner K: matmul.h's names */
-    int per_pass;    /* how many times one forward + backward pass makes it (L for a layer's, 1 for the head's) */
-} product;
-
-/* the 15 products of a pass: 4 linear layers and the head, each forward, input and weight gradient */
-static int list_products(product *p, int n_tok, const model_config *c) {
-    static const char *const names[] = {"qkv", "attproj", "fc", "fcproj"};
-    int C = c->n_embd, ic[4], oc[4], i, n = 0;
-    ic[0] = C, oc[0] = 3 * C;
-    ic[1] = C, oc[1] = C;
-    ic[2] = C, oc[2] = 4 * C;
-    ic[3] = 4 * C, oc[3] = C;
-    for (i = 0; i < 5; i++) {
-        const char *nm = i < 4 ? names[i] : "head";
-        product *f = &p[n++], *di = &p[n++], *dw = &p[n++];
-        snprintf(f->name, sizeof f->name, "%s.fwd", nm);
-        snprintf(di->name, sizeof di->name, "%s.dinp", nm);
-        snprintf(dw->name, sizeof dw->name, "%s.dw", nm);
-        f->per_pass = di->per_pass = dw->per_pass = i < 4 ? c->n_layer : 1;
-        if (i < 4) {
-            f->call = CALL_AB_BIAS, f->M = n_tok, f->N = oc[i], f->K = ic[i];
-            di->call = CALL_ADD_A_BT, di->M = n_tok, di->N = ic[i], di->K = oc[i];
-            dw->call = CALL_ADD_AT_B, dw->M = ic[i], dw->N = oc[i], dw->K = n_tok;
-        } else {
-            int V = c->vocab_size;
-            f->call = CALL_A_BT, f->M = n_tok, f->N = V, f->K = C;
-            di->call = CALL_AB, di->M = n_tok, di->N = C, di->K = V;
-            dw->call = CALL_ADD_AT_B, dw->M = V, dw->N = C, dw->K = n_tok;
-        }
-    }
-    return n;
-}
 
 /* reps + 1 calls of product p on random operands (the first a warm-up); the
  * seconds of the timed ones in t[0..reps) */
@@ -282,9 +238,9 @@ static int time_product(const product *p, int reps, util_rng *rng, double *t, dp
 }
 
 static int bench_products(const model_config *c, int n_tok, int reps, uint64_t seed, dpo_err *e) {
-    product p[15];
+    product p[BENCH_NUM_PRODUCTS];
     double *t = malloc((size_t)reps * sizeof *t), flops_pass = 0.0, secs_pass = 0.0;
-    int n = list_products(p, n_tok, c), i;
+    int n = list_products(p, n_tok, c->n_embd, c->vocab_size, c->n_layer), i;
     util_rng rng;
     if (!t) return dpo_errf(e, "out of memory");
     util_rng_seed(&rng, seed);

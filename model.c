@@ -463,6 +463,25 @@ static void att_scale(float *row, int n, float inv) {
     for (j = 0; j < n; j++) row[j] *= inv;
 }
 
+/* dq += sum_j ds_j k_j over n rows (row j at k + j stride), added in the order
+ * j = 0, 1, ..., n-1 for every d; four rows per pass over dq: the same additions,
+ * a quarter of dq's loads and stores. The forward's y = sum_j P_j v_j and the
+ * backward's dq_i += sum_j ds_ij k_j. */
+static void att_weighted_add(float *restrict dq /* (D) */, const float *ds /* (n) */, const float *k,
+                             size_t stride, int n, int D) {
+    int j, d;
+    for (j = 0; j + 4 <= n; j += 4) {
+        const float *k0 = k + (size_t)j * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
+        float s0 = ds[j], s1 = ds[j + 1], s2 = ds[j + 2], s3 = ds[j + 3];
+        for (d = 0; d < D; d++) dq[d] = (((dq[d] + s0 * k0[d]) + s1 * k1[d]) + s2 * k2[d]) + s3 * k3[d];
+    }
+    for (; j < n; j++) {
+        const float *kj = k + (size_t)j * stride;
+        float sj = ds[j];
+        for (d = 0; d < D; d++) dq[d] += sj * kj[d];
+    }
+}
+
 /* One query's causal attention in one head, over the n keys and values it may
  * see (key j at k + j stride, value j at v + j stride):
  *   row_j = exp(S_j - mx) / sum_j' exp(S_j' - mx),   y = sum_j row_j v_j
@@ -483,19 +502,9 @@ static void attend_one(float *restrict y /* (D) */, float *row /* (n) probabilit
     for (j = 0; j < n; j++) sum += row[j];
     inv = (float)(1.0 / sum);
     att_scale(row, n, inv);
-    /* y_d = sum_j row_j v_jd, added in the order j = 0, 1, ..., n-1 for every d;
-     * four keys per pass over y: the same additions, a quarter of y's loads and stores */
+    /* y_d = sum_j row_j v_jd, added in the order j = 0, 1, ..., n-1 for every d */
     for (d = 0; d < D; d++) y[d] = 0.0f;
-    for (j = 0; j + 4 <= n; j += 4) {
-        const float *v0 = v + (size_t)j * stride, *v1 = v0 + stride, *v2 = v1 + stride, *v3 = v2 + stride;
-        float p0 = row[j], p1 = row[j + 1], p2 = row[j + 2], p3 = row[j + 3];
-        for (d = 0; d < D; d++) y[d] = (((y[d] + p0 * v0[d]) + p1 * v1[d]) + p2 * v2[d]) + p3 * v3[d];
-    }
-    for (; j < n; j++) {
-        const float *vj = v + (size_t)j * stride;
-        float p = row[j];
-        for (d = 0; d < D; d++) y[d] += p * vj[d];
-    }
+    att_weighted_add(y, row, v, stride, n, D);
     *mx_out = mx;
     *inv_out = inv;
 }
@@ -537,22 +546,6 @@ static void att_probs(float *row /* (n) */, const float *q /* (D) */, const floa
     att_scale(row, n, inv);
 }
 
-/* dq += sum_j ds_j k_j over n keys (key j at k + j stride), added in the order
- * j = 0, 1, ..., n-1 for every d; four keys per pass over dq */
-static void att_dq(float *restrict dq /* (D) */, const float *ds /* (n) */, const float *k, size_t stride,
-                   int n, int D) {
-    int j, d;
-    for (j = 0; j + 4 <= n; j += 4) {
-        const float *k0 = k + (size_t)j * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
-        float s0 = ds[j], s1 = ds[j + 1], s2 = ds[j + 2], s3 = ds[j + 3];
-        for (d = 0; d < D; d++) dq[d] = (((dq[d] + s0 * k0[d]) + s1 * k1[d]) + s2 * k2[d]) + s3 * k3[d];
-    }
-    for (; j < n; j++) {
-        const float *kj = k + (size_t)j * stride;
-        float sj = ds[j];
-        for (d = 0; d < D; d++) dq[d] += sj * kj[d];
-    }
-}
 
 /* Query row i of one head, steps 1 to 3 below for the row, over its n = i+1 keys:
  * P (n) receives P_i. rebuilt from the saved mx and inv, ds (n) receives
@@ -570,7 +563,7 @@ static void att_row_backward(float *P /* (n) */, float *ds /* (n) */, float *dq 
     }
     fpdp = (float)pdp;
     for (j = 0; j < n; j++) ds[j] = P[j] * (ds[j] - fpdp) * scale;
-    att_dq(dq, ds, k, stride, n, D);
+    att_weighted_add(dq, ds, k, stride, n, D);
 }
 
 /* dk_j += ds_j q,  dv_j += p_j dy  for n keys (dk_j at dk + j stride, dv_j at dv + j stride) */

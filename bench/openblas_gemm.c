@@ -36,6 +36,8 @@
 
 #include <cblas.h>
 
+#include "../bench_products.h"
+
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -45,55 +47,21 @@ static double now(void) {
 /* ------------------------------------------------------------------------ */
 /* the products */
 
-typedef enum { NN_BIAS, NN, NT, NT_ADD, TN_ADD } form;
-
+/* the products and their list: ../bench_products.h (shared with dpo bench --products) */
 static const char *const form_names[] = {"sgemm_nn", "sgemm_nn", "sgemm_nt", "sgemm_nt", "sgemm_tn"};
 
-typedef struct {
-    char name[24];
-    form f;
-    int M, N, K, per_pass;
-} product;
-
-static int list_products(product *p, int n_tok, int C, int V, int L) {
-    static const char *const names[] = {"qkv", "attproj", "fc", "fcproj"};
-    int ic[4], oc[4], i, n = 0;
-    ic[0] = C, oc[0] = 3 * C;
-    ic[1] = C, oc[1] = C;
-    ic[2] = C, oc[2] = 4 * C;
-    ic[3] = 4 * C, oc[3] = C;
-    for (i = 0; i < 5; i++) {
-        const char *nm = i < 4 ? names[i] : "head";
-        product *f = &p[n++], *di = &p[n++], *dw = &p[n++];
-        snprintf(f->name, sizeof f->name, "%s.fwd", nm);
-        snprintf(di->name, sizeof di->name, "%s.dinp", nm);
-        snprintf(dw->name, sizeof dw->name, "%s.dw", nm);
-        f->per_pass = di->per_pass = dw->per_pass = i < 4 ? L : 1;
-        if (i < 4) {
-            f->f = NN_BIAS, f->M = n_tok, f->N = oc[i], f->K = ic[i];
-            di->f = NT_ADD, di->M = n_tok, di->N = ic[i], di->K = oc[i];
-            dw->f = TN_ADD, dw->M = ic[i], dw->N = oc[i], dw->K = n_tok;
-        } else {
-            f->f = NT, f->M = n_tok, f->N = V, f->K = C;
-            di->f = NN, di->M = n_tok, di->N = C, di->K = V;
-            dw->f = TN_ADD, dw->M = V, dw->N = C, dw->K = n_tok;
-        }
-    }
-    return n;
-}
-
-/* one call: a is (M, K), or stored (K, M) for TN; b is (K, N), or stored (N, K) for NT */
+/* one call: a is (M, K), or stored (K, M) for mm_add_at_b (TN); b is (K, N), or stored (N, K) for *_bt (NT) */
 static void call(const product *p, float *out, const float *a, const float *b, const float *bias) {
     int M = p->M, N = p->N, K = p->K, i;
-    switch (p->f) {
-    case NN_BIAS:
+    switch (p->call) {
+    case CALL_AB_BIAS:
         for (i = 0; i < M; i++) memcpy(out + (size_t)i * N, bias, (size_t)N * sizeof *out);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 1.0f, out, N);
         break;
-    case NN: cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, out, N); break;
-    case NT: cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, out, N); break;
-    case NT_ADD: cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 1.0f, out, N); break;
-    case TN_ADD: cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, 1.0f, a, M, b, N, 1.0f, out, N); break;
+    case CALL_AB: cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, out, N); break;
+    case CALL_A_BT: cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, out, N); break;
+    case CALL_ADD_A_BT: cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 1.0f, out, N); break;
+    case CALL_ADD_AT_B: cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, 1.0f, a, M, b, N, 1.0f, out, N); break;
     }
 }
 
@@ -193,7 +161,7 @@ static void usage(FILE *fp) {
 
 int main(int argc, char **argv) {
     int L = 0, C = 0, V = 0, n_tok = 0, reps = 5, threads = 1, i, r, n;
-    product p[15];
+    product p[BENCH_NUM_PRODUCTS];
     double *t, flops_pass = 0.0, secs_pass = 0.0;
     const char *bad[2] = {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"};
     for (i = 1; i < argc; i += 2) { /* --option value */
@@ -254,7 +222,7 @@ int main(int argc, char **argv) {
         qsort(t, (size_t)reps, sizeof *t, cmp_double);
         best = t[0];
         med = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
-        printf("%-13s %-12s %7d %7d %7d %10.3f %10.3f %9.1f\n", p[i].name, form_names[p[i].f], p[i].M, p[i].N,
+        printf("%-13s %-12s %7d %7d %7d %10.3f %10.3f %9.1f\n", p[i].name, form_names[p[i].call], p[i].M, p[i].N,
                p[i].K, best * 1e3, med * 1e3, flops / best / 1e9);
         flops_pass += flops * p[i].per_pass;
         secs_pass += best * p[i].per_pass;
