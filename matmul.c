@@ -108,39 +108,39 @@ static float *align64(float *storage) {
 /* packing */
 
 /* panel p of bp (kc, NR) <- B[k0:k0+kc, j0+p*NR : j0+p*NR+NR], zero-padded past nc */
-static void pack_b_panel(float *bp, const float *b, int N, int K, int b_t,
+static void pack_b_panel(float *bp, const float *b, size_t ldb, int b_t,
                          int k0, int kc, int j0, int nc, int p) {
     float *dst = bp + (size_t)p * kc * NR;
     int jbase = j0 + p * NR, w = nc - p * NR < NR ? nc - p * NR : NR, k, jj;
     if (!b_t) {
         for (k = 0; k < kc; k++) {
-            const float *src = b + (size_t)(k0 + k) * N + jbase;
+            const float *src = b + (size_t)(k0 + k) * ldb + jbase;
             for (jj = 0; jj < w; jj++) dst[k * NR + jj] = src[jj];
             for (; jj < NR; jj++) dst[k * NR + jj] = 0.0f;
         }
     } else { /* k outer: the packed panel is written in order, the w source rows read side by side */
-        const float *src = b + (size_t)jbase * K + k0;
+        const float *src = b + (size_t)jbase * ldb + k0;
         for (k = 0; k < kc; k++) {
-            for (jj = 0; jj < w; jj++) dst[k * NR + jj] = src[(size_t)jj * K + k];
+            for (jj = 0; jj < w; jj++) dst[k * NR + jj] = src[(size_t)jj * ldb + k];
             for (; jj < NR; jj++) dst[k * NR + jj] = 0.0f;
         }
     }
 }
 
 /* ap (kc, MR) <- A[i0:i0+h, k0:k0+kc] transposed into k-major order, zero-padded */
-static void pack_a(float *ap, const float *a, int M, int K, int a_t,
+static void pack_a(float *ap, const float *a, size_t lda, int a_t,
                    int i0, int h, int k0, int kc) {
     int k, ii;
     if (a_t) {
         for (k = 0; k < kc; k++) {
-            const float *src = a + (size_t)(k0 + k) * M + i0;
+            const float *src = a + (size_t)(k0 + k) * lda + i0;
             for (ii = 0; ii < h; ii++) ap[k * MR + ii] = src[ii];
             for (; ii < MR; ii++) ap[k * MR + ii] = 0.0f;
         }
     } else {
         for (ii = 0; ii < MR; ii++) {
             if (ii < h) {
-                const float *src = a + (size_t)(i0 + ii) * K + k0;
+                const float *src = a + (size_t)(i0 + ii) * lda + k0;
                 for (k = 0; k < kc; k++) ap[k * MR + ii] = src[k];
             } else {
                 for (k = 0; k < kc; k++) ap[k * MR + ii] = 0.0f;
@@ -152,22 +152,53 @@ static void pack_a(float *ap, const float *a, int M, int K, int a_t,
 /* ------------------------------------------------------------------------ */
 /* blocked product */
 
+/* A product's operands: out (M, N), its rows ldo floats apart; A (M, K), or
+ * stored transposed as (K, M) when a_t, its stored rows lda apart; B (K, N), or
+ * stored transposed as (N, K) when b_t, its stored rows ldb apart. mm_matmul's
+ * whole matrices have ldo = N, lda = K (M when a_t), ldb = N (K when b_t). */
+typedef struct {
+    float *out;
+    const float *a, *b, *bias;
+    size_t ldo, lda, ldb;
+    int M, N, K, a_t, b_t, accumulate;
+} mm_op;
+
+static mm_op make_op(float *out, size_t ldo, const float *a, size_t lda, const float *b, size_t ldb,
+                     const float *bias, int M, int N, int K, int a_t, int b_t, int accumulate) {
+    mm_op op;
+    op.out = out;
+    op.a = a;
+    op.b = b;
+    op.bias = bias;
+    op.ldo = ldo;
+    op.lda = lda;
+    op.ldb = ldb;
+    op.M = M;
+    op.N = N;
+    op.K = K;
+    op.a_t = a_t;
+    op.b_t = b_t;
+    op.accumulate = accumulate;
+    return op;
+}
+
 static const float zero_row[NR]; /* the initial value of a product without bias */
 
 /* One row panel (rows i0..i0+h-1) against every packed B panel of the block:
  * out[rows, j0:j0+nc] = (first block ? init : out) + A[rows, k0:k0+kc] B[k0:k0+kc, j0:j0+nc] */
-static void row_panel(float *out, const float *a, const float *bp, const float *bias,
-                      int M, int N, int K, int a_t, int accumulate, int first,
-                      int i0, int h, int k0, int kc, int j0, int nc) {
+static void row_panel(const mm_op *op, const float *bp, int first, int i0, int h, int k0, int kc, int j0,
+                      int nc) {
     float ap_store[KC * MR + 16], tile_store[MR * NR + 16], row_store[NR + 16];
     float *ap = align64(ap_store), *tile = align64(tile_store), *prow = align64(row_store);
+    const float *bias = op->bias;
+    size_t ldo = op->ldo;
     int npan = (nc + NR - 1) / NR, q, ii, jj;
-    int from_row = first && !accumulate; /* start from the bias (or 0), not from out */
-    pack_a(ap, a, M, K, a_t, i0, h, k0, kc);
+    int from_row = first && !op->accumulate; /* start from the bias (or 0), not from out */
+    pack_a(ap, op->a, op->lda, op->a_t, i0, h, k0, kc);
     for (q = 0; q < npan; q++) {
         int jb = j0 + q * NR, w = nc - q * NR < NR ? nc - q * NR : NR;
         const float *bq = bp + (size_t)q * kc * NR;
-        float *c = out + (size_t)i0 * N + jb;
+        float *c = op->out + (size_t)i0 * ldo + jb;
         const float *init = NULL;
         if (from_row) {
             if (!bias) init = zero_row;
@@ -178,15 +209,30 @@ static void row_panel(float *out, const float *a, const float *bp, const float *
             }
         }
         if (h == MR && w == NR) {
-            mm_kernel(kc, ap, bq, c, (size_t)N, init);
+            mm_kernel(kc, ap, bq, c, ldo, init);
         } else { /* an edge tile: run the kernel on a zero-padded copy */
             if (!init)
                 for (ii = 0; ii < MR; ii++)
                     for (jj = 0; jj < NR; jj++)
-                        tile[ii * NR + jj] = ii < h && jj < w ? c[(size_t)ii * N + jj] : 0.0f;
+                        tile[ii * NR + jj] = ii < h && jj < w ? c[(size_t)ii * ldo + jj] : 0.0f;
             mm_kernel(kc, ap, bq, tile, NR, init);
             for (ii = 0; ii < h; ii++)
-                memcpy(c + (size_t)ii * N, tile + ii * NR, (size_t)w * sizeof(float));
+                memcpy(c + (size_t)ii * ldo, tile + ii * NR, (size_t)w * sizeof(float));
+        }
+    }
+}
+
+/* Columns j0..j0+nc-1 of the product, every K block and every row panel, on the
+ * calling thread: the B block is packed into bp (KC x NC_MAX floats), then each
+ * row panel runs over it. */
+static void column_block(const mm_op *op, float *bp, int j0, int nc) {
+    int nrow = (op->M + MR - 1) / MR, npan = (nc + NR - 1) / NR, k0, p, r;
+    for (k0 = 0; k0 < op->K; k0 += KC) {
+        int kc = op->K - k0 < KC ? op->K - k0 : KC;
+        for (p = 0; p < npan; p++) pack_b_panel(bp, op->b, op->ldb, op->b_t, k0, kc, j0, nc, p);
+        for (r = 0; r < nrow; r++) {
+            int i0 = r * MR, h = op->M - i0 < MR ? op->M - i0 : MR;
+            row_panel(op, bp, k0 == 0, i0, h, k0, kc, j0, nc);
         }
     }
 }
@@ -201,24 +247,16 @@ static void row_panel(float *out, const float *a, const float *bp, const float *
  * steps, so the bits are those of the row split. */
 #define FEW_ROW_PANELS 8
 
-static void matmul_by_column_blocks(float *out, const float *a, const float *b, const float *bias,
-                                    int M, int N, int K, int a_t, int b_t, int accumulate, int ncb) {
-    int nrow = (M + MR - 1) / MR, nblk = (N + ncb - 1) / ncb, blk;
-    DPO_OMP_PARALLEL_IF((double)M * N * K)
+static void matmul_by_column_blocks(const mm_op *op, int ncb) {
+    int nblk = (op->N + ncb - 1) / ncb, blk;
+    DPO_OMP_PARALLEL_IF((double)op->M * op->N * op->K)
     {
         float bp_store[KC * NC_MAX + 16]; /* this thread's packed B block: 512 KiB of its stack */
         float *bp = align64(bp_store);
         DPO_OMP_LOOP
         for (blk = 0; blk < nblk; blk++) {
-            int j0 = blk * ncb, nc = N - j0 < ncb ? N - j0 : ncb, npan = (nc + NR - 1) / NR, k0, p, r;
-            for (k0 = 0; k0 < K; k0 += KC) {
-                int kc = K - k0 < KC ? K - k0 : KC;
-                for (p = 0; p < npan; p++) pack_b_panel(bp, b, N, K, b_t, k0, kc, j0, nc, p);
-                for (r = 0; r < nrow; r++) {
-                    int i0 = r * MR, h = M - i0 < MR ? M - i0 : MR;
-                    row_panel(out, a, bp, bias, M, N, K, a_t, accumulate, k0 == 0, i0, h, k0, kc, j0, nc);
-                }
-            }
+            int j0 = blk * ncb;
+            column_block(op, bp, j0, op->N - j0 < ncb ? op->N - j0 : ncb);
         }
     }
 }
@@ -256,17 +294,24 @@ static void matmul_rows(float *out, const float *a, const float *b, const float 
     }
 }
 
+/* out = init when there is nothing to sum (K = 0) */
+static void init_only(const mm_op *op) {
+    int i, j;
+    if (op->accumulate) return;
+    for (i = 0; i < op->M; i++)
+        for (j = 0; j < op->N; j++) op->out[(size_t)i * op->ldo + j] = op->bias ? op->bias[j] : 0.0f;
+}
+
 void mm_matmul(float *out, const float *a, const float *b, const float *bias,
                int M, int N, int K, int a_t, int b_t, int accumulate) {
     float bp_store[KC * NC_MAX + 16]; /* packed B block: 512 KiB, on the calling thread's stack */
     float *bp = align64(bp_store);
     int nrow = (M + MR - 1) / MR, NC;
+    mm_op op = make_op(out, (size_t)N, a, (size_t)(a_t ? M : K), b, (size_t)(b_t ? K : N), bias, M, N, K, a_t,
+                       b_t, accumulate);
     if (M <= 0 || N <= 0) return;
-    if (K <= 0) { /* nothing to add: out = init */
-        int i, j;
-        for (i = 0; i < M; i++)
-            for (j = 0; j < N; j++)
-                if (!accumulate) out[(size_t)i * N + j] = bias ? bias[j] : 0.0f;
+    if (K <= 0) {
+        init_only(&op);
         return;
     }
     if (M <= ROWS_DIRECT && !b_t) {
@@ -283,7 +328,7 @@ void mm_matmul(float *out, const float *a, const float *b, const float *bias,
             int per_thread = (npan + threads - 1) / threads;
             int blocks = threads * ((per_thread + NC / NR - 1) / (NC / NR));
             int ncb = (npan + blocks - 1) / blocks * NR;
-            matmul_by_column_blocks(out, a, b, bias, M, N, K, a_t, b_t, accumulate, ncb);
+            matmul_by_column_blocks(&op, ncb);
             return;
         }
     }
@@ -297,14 +342,28 @@ void mm_matmul(float *out, const float *a, const float *b, const float *bias,
             for (k0 = 0; k0 < K; k0 += KC) {
                 int kc = K - k0 < KC ? K - k0 : KC, r, p;
                 DPO_OMP_LOOP
-                for (p = 0; p < npan; p++) pack_b_panel(bp, b, N, K, b_t, k0, kc, j0, nc, p);
+                for (p = 0; p < npan; p++) pack_b_panel(bp, b, op.ldb, b_t, k0, kc, j0, nc, p);
                 DPO_OMP_LOOP
                 for (r = 0; r < nrow; r++) {
                     int i0 = r * MR, h = M - i0 < MR ? M - i0 : MR;
-                    row_panel(out, a, bp, bias, M, N, K, a_t, accumulate, k0 == 0, i0, h, k0, kc,
-                              j0, nc);
+                    row_panel(&op, bp, k0 == 0, i0, h, k0, kc, j0, nc);
                 }
             }
         }
     }
+}
+
+void mm_matmul_sub(float *out, size_t ldo, const float *a, size_t lda, const float *b, size_t ldb, int M, int N,
+                   int K, int a_t, int b_t, int accumulate) {
+    float bp_store[KC * NC_MAX + 16]; /* packed B block: 512 KiB of the calling thread's stack */
+    float *bp = align64(bp_store);
+    int NC, j0;
+    mm_op op = make_op(out, ldo, a, lda, b, ldb, NULL, M, N, K, a_t, b_t, accumulate);
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        init_only(&op);
+        return;
+    }
+    NC = NC_MAX / NR * NR; /* not block_cols(): its first call may not race with another thread's */
+    for (j0 = 0; j0 < N; j0 += NC) column_block(&op, bp, j0, N - j0 < NC ? N - j0 : NC);
 }

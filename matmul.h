@@ -26,6 +26,16 @@
 void mm_matmul(float *out, const float *a, const float *b, const float *bias,
                int M, int N, int K, int a_t, int b_t, int accumulate);
 
+/* The same product on the calling thread alone, on sub-matrices: row i of out
+ * starts at out + i ldo; row i of A at a + i lda (or, when a_t, row k of its
+ * stored transpose at a + k lda); row k of B at b + k ldb (or, when b_t, row j
+ * of its stored transpose at b + j ldb). No bias: init is out (accumulate) or 0.
+ * For a caller that is already one task of a parallel loop (the attention: one
+ * task per sequence and head, its heads' columns strided inside the qkv rows).
+ * The same steps per element as mm_matmul, so the same bits. */
+void mm_matmul_sub(float *out, size_t ldo, const float *a, size_t lda, const float *b, size_t ldb, int M, int N,
+                   int K, int a_t, int b_t, int accumulate);
+
 /* The scalar reference with the same semantics: a plain triple loop with fmaf.
  * Tests compare mm_matmul against it, bit for bit. */
 void mm_matmul_ref(float *out, const float *a, const float *b, const float *bias,

@@ -227,22 +227,6 @@ void model_zero_grad(model *m) {
 /* layers: each forward followed by its backward                             */
 /* ======================================================================== */
 
-/* dot product with 16 independent partial sums, so that it vectorizes without
- * reassociation by the compiler; the order is fixed, so results are too.
- * inline: the attention calls it once per (query, key) pair, and inlined, one
- * pair's final sum of the 16 partials overlaps the next pair's products (the
- * operations, and so the result, are the same). */
-static inline float dot(const float *a, const float *b, int n) {
-    float acc[16] = {0};
-    float s = 0.0f;
-    int i = 0, l;
-    for (; i + 16 <= n; i += 16)
-        for (l = 0; l < 16; l++) acc[l] += a[i + l] * b[i + l];
-    for (l = 0; i < n; i++, l++) acc[l] += a[i] * b[i];
-    for (l = 0; l < 16; l++) s += acc[l];
-    return s;
-}
-
 /* ------------------------------------------------------------------------ */
 /* embeddings: out[n] = wte[tokens[n]] + wpe[pos[n]] */
 
@@ -382,26 +366,35 @@ static void matmul_backward(float *dinp /* (n_tok, IC) */, float *dw /* (IC, OC)
  *   y_i  = sum_{j<=i} P_ij v_j
  * qkv rows hold [q (C) | k (C) | v (C)]; head h is columns h*D..h*D+D-1 of each.
  *
+ * The products go through the matrix kernels (mm_matmul_sub, on the task's own
+ * thread), a block of QB query rows at a time: rows i0..i1-1 see keys 0..i1-1,
+ * so a block's scores are a QB x i1 rectangle, of which the part right of the
+ * diagonal (j > i) is computed and then ignored, or set to zero. QB is a whole
+ * number of the kernel's row tiles, near 64: the scores of one block of one
+ * (sequence, head) task are the only scores that exist at any time.
+ *
  * The T x T matrix P is never kept. Row i of P is fixed by q_i, the keys
  * k_0..k_i and two numbers that the forward saves per token and head: the row's
  * largest score mx_i and the float inv_i = 1 / sum_j exp(S_ij - mx_i) that scaled
- * it. Every row of P, forward and backward alike, is made by the same three
- * steps, each result rounded to a float:
- *   att_scores   row_j = dot(q, k_j) * scale
- *   att_exp      row_j = expf(row_j - mx)
- *   att_scale    row_j = row_j * inv
+ * it. Every row of P, forward and backward alike, is made by the same steps,
+ * each result rounded to a float:
+ *   the kernel   row_j = fma(q_D-1, k_j,D-1, ... fma(q_0, k_j0, 0))   (d in order)
+ *   att_probs    row_j = row_j * scale,  row_j = exp_fast(row_j - mx),  row_j = row_j * inv
  * so the backward, given the saved mx_i and inv_i, rebuilds the very bits of the
- * forward's row (att_probs). The saved state is 2 floats per token and head and
- * layer, (L, H, n_tok) twice, instead of the (L, H sum_s T_s^2) probabilities;
- * a row being worked on lives in a scratch of T floats per (sequence, head).
+ * forward's row. The saved state is 2 floats per token and head and layer,
+ * (L, H, n_tok) twice, instead of the (L, H sum_s T_s^2) probabilities.
  * Head-major, a task's mx and inv are T consecutive floats that no other task
  * writes next to (token-major, the heads of one token share a cache line, and
  * threads working on different heads of a sequence would contend for it). For
  * the same reason the (s, h) tasks go to the threads in contiguous blocks
  * (schedule static): a thread works through whole sequences, and two threads
- * seldom write the same rows of out or dqkv. Handed out one at a time, the
- * threads worked on neighbouring heads of the same tokens, whose columns share
- * cache lines, and the backward on 2 threads took 1.8 times as long. */
+ * seldom write the same rows of out or dqkv.
+ *
+ * y_i is summed by the kernel as fma(P_ij, v_j, .) over j = 0 .. i1-1 in
+ * order: past j = i, P_ij is 0 and fma(0, v, y) = y. The key-value cache
+ * (attend_one) sums over j = 0 .. i only, with the same steps, and so gives the
+ * same bits (the one exception: an output that is exactly -0 would become +0,
+ * which changes no later value but its sign). */
 
 /* e^x in plain float arithmetic, for GELU and the softmaxes: libm's expf is a
  * call per element that no compiler vectorizes, and it made GELU a fifth of a
@@ -443,70 +436,80 @@ static inline float exp_fast(float x) {
     return x == x ? p * scale : x;
 }
 
-/* row (n) = a query's scores against its n keys (key j at k + j stride):
- *   row_j = scale q . k_j */
-static void att_scores(float *row, const float *q /* (D) */, const float *k, size_t stride, int n, int D,
-                       float scale) {
-    int j;
-    for (j = 0; j < n; j++) row[j] = dot(q, k + (size_t)j * stride, D) * scale;
+/* A block of query rows is QB rows: the kernel's row tile times the whole number
+ * that comes nearest 64 from above (70 for AVX-512's 14, 66 for AVX2's 6, 64 for
+ * NEON's 8 and the scalar 4). */
+static int att_block_rows(void) {
+    int mr, nr, kc, nc;
+    mm_blocking(&mr, &nr, &kc, &nc);
+    return mr * ((64 + mr - 1) / mr);
 }
 
-/* row_j = exp(row_j - mx): with mx the row's largest score, no exp overflows */
-static void att_exp(float *row, int n, float mx) {
+/* Row i's probabilities from its raw scores row_j = q_i . k_j for its m = i+1
+ * keys, as the forward makes them; n - m further entries (keys past the
+ * diagonal, in the block's rectangle) are set to 0. *mx_out and *inv_out
+ * receive the largest scaled score and the float 1/sum that scaled the row:
+ * att_probs rebuilds the row from them. The sum is in double. */
+static void att_softmax(float *row, int m, int n, float scale, float *mx_out, float *inv_out) {
+    float mx = -INFINITY, inv;
+    double sum = 0.0;
     int j;
-    for (j = 0; j < n; j++) row[j] = exp_fast(row[j] - mx);
+    for (j = 0; j < m; j++) {
+        row[j] *= scale;
+        if (row[j] > mx) mx = row[j];
+    }
+    for (j = 0; j < m; j++) row[j] = exp_fast(row[j] - mx);
+    for (j = 0; j < m; j++) sum += row[j];
+    inv = (float)(1.0 / sum);
+    for (j = 0; j < m; j++) row[j] *= inv;
+    for (; j < n; j++) row[j] = 0.0f;
+    *mx_out = mx;
+    *inv_out = inv;
 }
 
-/* row_j = row_j * inv */
-static void att_scale(float *row, int n, float inv) {
+/* The same row from its raw scores and the saved mx and inv: the same steps on
+ * the same inputs give the same floats. */
+static void att_probs(float *row, int m, int n, float scale, float mx, float inv) {
     int j;
-    for (j = 0; j < n; j++) row[j] *= inv;
+    for (j = 0; j < m; j++) row[j] = exp_fast(row[j] * scale - mx) * inv;
+    for (; j < n; j++) row[j] = 0.0f;
 }
 
-/* dq += sum_j ds_j k_j over n rows (row j at k + j stride), added in the order
- * j = 0, 1, ..., n-1 for every d; four rows per pass over dq: the same additions,
- * a quarter of dq's loads and stores. The forward's y = sum_j P_j v_j and the
- * backward's dq_i += sum_j ds_ij k_j. */
-static void att_weighted_add(float *restrict dq /* (D) */, const float *ds /* (n) */, const float *k,
-                             size_t stride, int n, int D) {
+/* One query's attention in one head over the n keys and values it may see (key
+ * j at k + j stride, value j at v + j stride): the key-value cache's path. Each
+ * score and each output element is summed by the kernel's steps (fmaf, in
+ * order), so it is the training forward's, bit for bit. */
+static void attend_one(float *restrict y /* (D) */, float *row /* (n) probabilities out */, const float *q,
+                       const float *k, const float *v, size_t stride, int n, int D, float scale) {
+    float mx, inv;
     int j, d;
-    for (j = 0; j + 4 <= n; j += 4) {
+    for (j = 0; j + 4 <= n; j += 4) { /* four independent chains */
         const float *k0 = k + (size_t)j * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
-        float s0 = ds[j], s1 = ds[j + 1], s2 = ds[j + 2], s3 = ds[j + 3];
-        for (d = 0; d < D; d++) dq[d] = (((dq[d] + s0 * k0[d]) + s1 * k1[d]) + s2 * k2[d]) + s3 * k3[d];
+        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+        for (d = 0; d < D; d++) {
+            s0 = fmaf(q[d], k0[d], s0);
+            s1 = fmaf(q[d], k1[d], s1);
+            s2 = fmaf(q[d], k2[d], s2);
+            s3 = fmaf(q[d], k3[d], s3);
+        }
+        row[j] = s0;
+        row[j + 1] = s1;
+        row[j + 2] = s2;
+        row[j + 3] = s3;
     }
     for (; j < n; j++) {
         const float *kj = k + (size_t)j * stride;
-        float sj = ds[j];
-        for (d = 0; d < D; d++) dq[d] += sj * kj[d];
+        float s = 0.0f;
+        for (d = 0; d < D; d++) s = fmaf(q[d], kj[d], s);
+        row[j] = s;
     }
-}
-
-/* One query's causal attention in one head, over the n keys and values it may
- * see (key j at k + j stride, value j at v + j stride):
- *   row_j = exp(S_j - mx) / sum_j' exp(S_j' - mx),   y = sum_j row_j v_j
- * with S_j = scale q . k_j, mx = max_j S_j and the sum in double; *mx_out and
- * *inv_out receive mx and the float inv = 1/sum that scaled the row, from which
- * att_probs rebuilds it. The training forward and the key-value cache both call
- * this, so a position's output is the same bits on either path. */
-static void attend_one(float *restrict y /* (D) */, float *row /* (n) probabilities out */,
-                       float *mx_out, float *inv_out, const float *q /* (D) */, const float *k,
-                       const float *v, size_t stride, int n, int D, float scale) {
-    float mx = -INFINITY, inv;
-    double sum = 0.0;
-    int j, d;
-    att_scores(row, q, k, stride, n, D, scale);
-    for (j = 0; j < n; j++)
-        if (row[j] > mx) mx = row[j];
-    att_exp(row, n, mx);
-    for (j = 0; j < n; j++) sum += row[j];
-    inv = (float)(1.0 / sum);
-    att_scale(row, n, inv);
-    /* y_d = sum_j row_j v_jd, added in the order j = 0, 1, ..., n-1 for every d */
+    att_softmax(row, n, n, scale, &mx, &inv);
     for (d = 0; d < D; d++) y[d] = 0.0f;
-    att_weighted_add(y, row, v, stride, n, D);
-    *mx_out = mx;
-    *inv_out = inv;
+    for (j = 0; j < n; j++) {
+        const float *vj = v + (size_t)j * stride;
+        float p = row[j];
+        for (d = 0; d < D; d++) y[d] = fmaf(p, vj[d], y[d]);
+    }
 }
 
 /* Where task (s, h)'s scratch starts in a buffer of per H n_tok floats:
@@ -517,142 +520,80 @@ static size_t att_rows_at(const int *seq_start, int s, int h, int H, size_t per)
     return per * ((size_t)H * (size_t)seq_start[s] + (size_t)h * T);
 }
 
+/* rows: the scratch, QB H n_tok floats (att_block_rows) */
 static void attention_forward(float *out /* (n_tok, C) */, float *att_mx /* (H, n_tok) */,
-                              float *att_inv /* (H, n_tok) */, float *rows /* (H n_tok) scratch */,
-                              const float *qkv /* (n_tok, 3C) */,
+                              float *att_inv /* (H, n_tok) */, float *rows, const float *qkv /* (n_tok, 3C) */,
                               const int *seq_start /* (n_seq+1) */, int n_seq, int C, int H) {
-    int D = C / H, task, ntask = n_seq * H;
+    int D = C / H, task, ntask = n_seq * H, qb = att_block_rows();
     float scale = (float)(1.0 / sqrt((double)D));
-    size_t C3 = (size_t)3 * C;
-    DPO_OMP_FOR_IF((double)seq_start[n_seq] * C * 16)
+    size_t C3 = (size_t)3 * C, n_tok = (size_t)seq_start[n_seq];
+    DPO_OMP_FOR_IF((double)n_tok * C * 16)
     for (task = 0; task < ntask; task++) {
-        int s = task / H, h = task % H, base = seq_start[s], T = seq_start[s + 1] - base, i;
-        float *row = rows + att_rows_at(seq_start, s, h, H, 1);
-        const float *k = qkv + (size_t)base * C3 + C + (size_t)h * D, *v = k + C;
-        for (i = 0; i < T; i++) {
-            size_t at = (size_t)(base + i), sh = (size_t)h * seq_start[n_seq] + at;
-            attend_one(out + at * C + (size_t)h * D, row, &att_mx[sh], &att_inv[sh],
-                       qkv + at * C3 + (size_t)h * D, k, v, C3, i + 1, D, scale);
-        }
-    }
-}
-
-/* Row i of P as attend_one made it, from the mx and inv it saved: the same
- * three steps on the same inputs give the same floats. */
-static void att_probs(float *row /* (n) */, const float *q /* (D) */, const float *k, size_t stride,
-                      int n, int D, float scale, float mx, float inv) {
-    att_scores(row, q, k, stride, n, D, scale);
-    att_exp(row, n, mx);
-    att_scale(row, n, inv);
-}
-
-
-/* Query row i of one head, steps 1 to 3 below for the row, over its n = i+1 keys:
- * P (n) receives P_i. rebuilt from the saved mx and inv, ds (n) receives
- * scale dS_i., and dq_i += sum_j ds_j k_j. */
-static void att_row_backward(float *P /* (n) */, float *ds /* (n) */, float *dq /* (D) */,
-                             const float *q /* (D) */, const float *dy /* (D) */, const float *k,
-                             const float *v, size_t stride, int n, int D, float scale, float mx, float inv) {
-    double pdp = 0.0; /* sum_j P_ij dP_ij */
-    float fpdp;
-    int j;
-    att_probs(P, q, k, stride, n, D, scale, mx, inv);
-    for (j = 0; j < n; j++) {
-        ds[j] = dot(dy, v + (size_t)j * stride, D); /* dP_ij for now */
-        pdp += (double)P[j] * ds[j];
-    }
-    fpdp = (float)pdp;
-    for (j = 0; j < n; j++) ds[j] = P[j] * (ds[j] - fpdp) * scale;
-    att_weighted_add(dq, ds, k, stride, n, D);
-}
-
-/* dk_j += ds_j q,  dv_j += p_j dy  for n keys (dk_j at dk + j stride, dv_j at dv + j stride) */
-static void att_dkv(float *dk, float *dv, const float *ds /* (n) */, const float *p /* (n) */,
-                    const float *q /* (D) */, const float *dy /* (D) */, size_t stride, int n, int D) {
-    int j, d;
-    for (j = 0; j < n; j++) {
-        float *restrict dkj = dk + (size_t)j * stride, *restrict dvj = dv + (size_t)j * stride;
-        float sj = ds[j], pj = p[j];
-        for (d = 0; d < D; d++) {
-            dkj[d] += sj * q[d];
-            dvj[d] += pj * dy[d];
-        }
-    }
-}
-
-/* att_dkv for two consecutive query rows a and b at once, a's term added first:
- *   dk_j = (dk_j + dsa_j qa) + dsb_j qb,   dv_j = (dv_j + pa_j dya) + pb_j dyb
- * (half the loads and stores of dk_j and dv_j, the same additions in the same order) */
-static void att_dkv2(float *dk, float *dv, const float *dsa, const float *pa, const float *qa, const float *dya,
-                     const float *dsb, const float *pb, const float *qb, const float *dyb, size_t stride, int n,
-                     int D) {
-    int j, d;
-    for (j = 0; j < n; j++) {
-        float *restrict dkj = dk + (size_t)j * stride, *restrict dvj = dv + (size_t)j * stride;
-        float sa = dsa[j], sb = dsb[j], ppa = pa[j], ppb = pb[j];
-        for (d = 0; d < D; d++) {
-            dkj[d] = (dkj[d] + sa * qa[d]) + sb * qb[d];
-            dvj[d] = (dvj[d] + ppa * dya[d]) + ppb * dyb[d];
+        int s = task / H, h = task % H, base = seq_start[s], T = seq_start[s + 1] - base, i0, r;
+        float *P = rows + att_rows_at(seq_start, s, h, H, (size_t)qb); /* (nq, n) */
+        const float *q = qkv + (size_t)base * C3 + (size_t)h * D, *k = q + C, *v = k + C;
+        float *y = out + (size_t)base * C + (size_t)h * D;
+        for (i0 = 0; i0 < T; i0 += qb) {
+            int nq = T - i0 < qb ? T - i0 : qb, n = i0 + nq; /* query rows i0..n-1, keys 0..n-1 */
+            size_t sh = (size_t)h * n_tok + (size_t)base + (size_t)i0;
+            mm_matmul_sub(P, (size_t)n, q + (size_t)i0 * C3, C3, k, C3, nq, n, D, 0, 1, 0); /* Q K^T */
+            for (r = 0; r < nq; r++)
+                att_softmax(P + (size_t)r * n, i0 + r + 1, n, scale, &att_mx[sh + r], &att_inv[sh + r]);
+            mm_matmul_sub(y + (size_t)i0 * C, (size_t)C, P, (size_t)n, v, C3, nq, D, n, 0, 0, 0); /* P V */
         }
     }
 }
 
 /* The forward pass, undone from its last line back, with dy_i the output gradient:
- * 1. it was  y[d] += p * vj[d],  y_i = sum_{j<=i} P_ij v_j,  so now
+ * 1. it was  y_i = sum_{j<=i} P_ij v_j,  so now
  *      dv_j += sum_i P_ij dy_i,   dP_ij = dy_i . v_j
- * 2. it was  att_exp ... att_scale,  P_ij = softmax_j(S_ij),
+ * 2. it was  P_ij = softmax_j(S_ij),
  *    whose Jacobian is dP_ij/dS_ik = P_ij ([j == k] - P_ik), so now (softmax backward)
  *      dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij')
  *    (the max mx is subtracted from every S_ij of the row: softmax does not change, and
  *    it has no gradient; j > i were never in the softmax and get none)
- * 3. it was  row_j = dot(q, k_j) * scale,  S_ij = scale q_i . k_j,  so now
+ * 3. it was  S_ij = scale q_i . k_j,  so now
  *      dq_i += scale sum_j dS_ij k_j,   dk_j += scale sum_i dS_ij q_i
  *    (below, ds is scale dS_ij: the scale is applied once per (i, j)).
- * Two query rows at a time: for each, P_i. is rebuilt from the saved mx_i and
- * inv_i (att_probs), dP_i. computed once and turned into ds, and dq_i added
- * (att_row_backward); then both rows' terms go into dk_j and dv_j in one pass.
- * The four rows of T floats this needs are the task's own scratch. Every gradient
- * element receives its terms in the order the stored-probability backward added
- * them: dq_i over j = 0..i, dk_j and dv_j over i = j..T-1. Each (s, h) task writes
- * only its own rows and head columns of dqkv. */
-static void attention_backward(float *dqkv /* (n_tok, 3C) */, float *rows /* (4 H n_tok) scratch */,
-                               const float *dout /* (n_tok, C) */,
-                               const float *qkv /* (n_tok, 3C) */,
-                               const float *att_mx /* (H, n_tok) */,
-                               const float *att_inv /* (H, n_tok) */,
+ * A block of QB query rows at a time, as in the forward: P's rows are rebuilt
+ * from the saved mx_i and inv_i (att_probs), dP = dY V^T by the kernel and
+ * turned into ds in place, then three products: dQ += ds K, dK += ds^T Q,
+ * dV += P^T dY. Past the diagonal P and ds are 0, so those entries add nothing.
+ * The scratch of a task is 2 QB T floats, its own; each (s, h) task writes only
+ * its own rows and head columns of dqkv, so no two tasks write the same float. */
+static void attention_backward(float *dqkv /* (n_tok, 3C) */, float *rows /* (2 QB H n_tok) scratch */,
+                               const float *dout /* (n_tok, C) */, const float *qkv /* (n_tok, 3C) */,
+                               const float *att_mx /* (H, n_tok) */, const float *att_inv /* (H, n_tok) */,
                                const int *seq_start /* (n_seq+1) */, int n_seq, int C, int H) {
-    int D = C / H, task, ntask = n_seq * H;
+    int D = C / H, task, ntask = n_seq * H, qb = att_block_rows();
     float scale = (float)(1.0 / sqrt((double)D));
-    size_t C3 = (size_t)3 * C;
-    DPO_OMP_FOR_IF((double)seq_start[n_seq] * C * 16)
+    size_t C3 = (size_t)3 * C, n_tok = (size_t)seq_start[n_seq];
+    DPO_OMP_FOR_IF((double)n_tok * C * 16)
     for (task = 0; task < ntask; task++) {
-        int s = task / H, h = task % H, base = seq_start[s], T = seq_start[s + 1] - base, i, r;
-        float *scratch = rows + att_rows_at(seq_start, s, h, H, 4);
-        float *P[2], *ds[2]; /* rows i and i+1 of P and of scale dS */
-        const float *k = qkv + (size_t)base * C3 + C + (size_t)h * D, *v = k + C;
-        float *dk = dqkv + (size_t)base * C3 + C + (size_t)h * D, *dv = dk + C;
-        P[0] = scratch;
-        ds[0] = scratch + T;
-        P[1] = scratch + 2 * (size_t)T;
-        ds[1] = scratch + 3 * (size_t)T;
-        for (i = 0; i < T; i += 2) {
-            int nr = T - i < 2 ? T - i : 2; /* rows i .. i+nr-1 */
-            const float *q[2], *dy[2];
-            for (r = 0; r < nr; r++) {
-                size_t at = (size_t)(base + i + r), sh = (size_t)h * seq_start[n_seq] + at;
-                q[r] = qkv + at * C3 + (size_t)h * D;
-                dy[r] = dout + at * C + (size_t)h * D;
-                att_row_backward(P[r], ds[r], dqkv + at * C3 + (size_t)h * D, q[r], dy[r], k, v, C3,
-                                 i + r + 1, D, scale, att_mx[sh], att_inv[sh]);
+        int s = task / H, h = task % H, base = seq_start[s], T = seq_start[s + 1] - base, i0, r, j;
+        float *P = rows + att_rows_at(seq_start, s, h, H, 2 * (size_t)qb), *ds = P + (size_t)qb * T;
+        const float *q = qkv + (size_t)base * C3 + (size_t)h * D, *k = q + C, *v = k + C;
+        const float *dy = dout + (size_t)base * C + (size_t)h * D;
+        float *dq = dqkv + (size_t)base * C3 + (size_t)h * D, *dk = dq + C, *dv = dk + C;
+        for (i0 = 0; i0 < T; i0 += qb) {
+            int nq = T - i0 < qb ? T - i0 : qb, n = i0 + nq;
+            size_t sh = (size_t)h * n_tok + (size_t)base + (size_t)i0;
+            mm_matmul_sub(P, (size_t)n, q + (size_t)i0 * C3, C3, k, C3, nq, n, D, 0, 1, 0); /* Q K^T */
+            mm_matmul_sub(ds, (size_t)n, dy + (size_t)i0 * C, (size_t)C, v, C3, nq, n, D, 0, 1, 0); /* dY V^T */
+            for (r = 0; r < nq; r++) {
+                float *pr = P + (size_t)r * n, *dr = ds + (size_t)r * n;
+                int m = i0 + r + 1;
+                double pdp = 0.0; /* sum_j P_ij dP_ij */
+                float fpdp;
+                att_probs(pr, m, n, scale, att_mx[sh + r], att_inv[sh + r]);
+                for (j = 0; j < m; j++) pdp += (double)pr[j] * dr[j];
+                fpdp = (float)pdp;
+                for (j = 0; j < m; j++) dr[j] = pr[j] * (dr[j] - fpdp) * scale;
+                for (; j < n; j++) dr[j] = 0.0f;
             }
-            if (nr == 2) {
-                /* keys 0..i: both rows; key i+1: row i+1 only */
-                att_dkv2(dk, dv, ds[0], P[0], q[0], dy[0], ds[1], P[1], q[1], dy[1], C3, i + 1, D);
-                att_dkv(dk + (size_t)(i + 1) * C3, dv + (size_t)(i + 1) * C3, ds[1] + i + 1, P[1] + i + 1,
-                        q[1], dy[1], C3, 1, D);
-            } else {
-                att_dkv(dk, dv, ds[0], P[0], q[0], dy[0], C3, i + 1, D);
-            }
+            mm_matmul_sub(dq + (size_t)i0 * C3, C3, ds, (size_t)n, k, C3, nq, D, n, 0, 0, 1);     /* dQ += ds K */
+            mm_matmul_sub(dk, C3, ds, (size_t)n, q + (size_t)i0 * C3, C3, n, D, nq, 1, 0, 1);     /* dK += ds^T Q */
+            mm_matmul_sub(dv, C3, P, (size_t)n, dy + (size_t)i0 * C, (size_t)C, n, D, nq, 1, 0, 1); /* dV += P^T dY */
         }
     }
 }
@@ -944,7 +885,7 @@ static int alloc_acts(model *m, dpo_err *e) {
         return dpo_errf(e, "activation size overflows");
     if (counts[22] > counts[21]) counts[21] = counts[22];
     counts[22] = n_tok * C;
-    counts[23] = H * n_tok;
+    counts[23] = (size_t)att_block_rows() * H * n_tok; /* a block of query rows per (sequence, head) */
     return carve_arena(&m->acts_mem, &m->acts_cap, ptrs, counts, 24, "activations", e);
 }
 
@@ -960,7 +901,7 @@ static int alloc_dacts(model *m, dpo_err *e) {
     counts[3] = n_tok * 3 * C;
     counts[4] = n_tok * 4 * C;
     counts[5] = n_sel * C;
-    counts[6] = 4 * H * n_tok;
+    counts[6] = 2 * (size_t)att_block_rows() * H * n_tok;
     return carve_arena(&m->dacts_mem, &m->dacts_cap, ptrs, counts, 7, "activation gradients", e);
 }
 
@@ -1374,8 +1315,7 @@ static void kv_block(const model *m, model_kv *kv, const kv_scratch *s, const in
     for (task = 0; task < n * H; task++) {
         int r = task / H, h = task % H;
         size_t base = (size_t)slots[r] * slot_floats + (size_t)h * D;
-        float mx, inv; /* what a backward would need; generation has none */
-        attend_one(s->atty + (size_t)r * C + (size_t)h * D, s->scores + (size_t)task * kv->max_len, &mx, &inv,
+        attend_one(s->atty + (size_t)r * C + (size_t)h * D, s->scores + (size_t)task * kv->max_len,
                    s->qkv + (size_t)r * C3 + (size_t)h * D, kl + base, vl + base, (size_t)C, pos[r] + 1, D,
                    scale);
     }

@@ -6,7 +6,8 @@
  * both sides of every edge of this kernel's tile and blocks (MR, NR, KC, NC, read
  * from mm_blocking) and on random shapes. Also: bit-identical results for 1 and
  * 2 threads, a row computed alone equals the same row inside a batch, K = 0
- * leaves out = init, and nothing outside out[0 .. M*N) is written; the named
+ * leaves out = init, and nothing outside out[0 .. M*N) is written;
+ * mm_matmul_sub on strided sub-matrices gives the reference's bits; the named
  * forms of matmul.h (mm_ab, mm_a_bt, mm_add_a_bt, mm_add_at_b) pick the layout
  * and initial value their names say.
  *
@@ -305,6 +306,58 @@ START_TEST(test_named_forms) {
 }
 END_TEST
 
+/* mm_matmul_sub on sub-matrices with row strides larger than their widths, as
+ * the attention calls it (inside qkv rows): 300 random shapes and layouts, each
+ * operand cut out of a larger random matrix and out written inside a larger
+ * one. Its result must be mm_matmul_ref's on contiguous copies, bit for bit,
+ * and every float of out's matrix outside the sub-matrix must be untouched. */
+START_TEST(test_sub_matrices) {
+    int trial;
+    util_rng r;
+    util_rng_seed(&r, 91);
+    for (trial = 0; trial < 300; trial++) {
+        int M = 1 + (int)(util_rng_u64(&r) % 90), N = 1 + (int)(util_rng_u64(&r) % 90);
+        int K = trial % 50 == 0 ? 0 : 1 + (int)(util_rng_u64(&r) % 300);
+        int a_t = (int)(util_rng_u64(&r) & 1), b_t = (int)(util_rng_u64(&r) & 1);
+        int acc = (int)(util_rng_u64(&r) & 1), ra = a_t ? K : M, ca = a_t ? M : K, rb = b_t ? N : K,
+            cb = b_t ? K : N, i, j;
+        size_t lda = (size_t)ca + util_rng_u64(&r) % 40, ldb = (size_t)cb + util_rng_u64(&r) % 40,
+               ldo = (size_t)N + util_rng_u64(&r) % 40;
+        float *A = xmalloc_f((size_t)ra * lda + 1), *B = xmalloc_f((size_t)rb * ldb + 1);
+        float *O = xmalloc_f((size_t)M * ldo), *O0 = xmalloc_f((size_t)M * ldo);
+        float *a = xmalloc_f((size_t)ra * ca + 1), *b = xmalloc_f((size_t)rb * cb + 1);
+        float *ref = xmalloc_f((size_t)M * N);
+        int ok = 1;
+        fill(A, (size_t)ra * lda + 1, &r);
+        fill(B, (size_t)rb * ldb + 1, &r);
+        fill(O, (size_t)M * ldo, &r);
+        memcpy(O0, O, (size_t)M * ldo * sizeof *O);
+        for (i = 0; i < ra; i++)
+            for (j = 0; j < ca; j++) a[(size_t)i * ca + j] = A[(size_t)i * lda + j];
+        for (i = 0; i < rb; i++)
+            for (j = 0; j < cb; j++) b[(size_t)i * cb + j] = B[(size_t)i * ldb + j];
+        for (i = 0; i < M; i++)
+            for (j = 0; j < N; j++) ref[(size_t)i * N + j] = O[(size_t)i * ldo + j];
+        mm_matmul_sub(O, ldo, A, lda, B, ldb, M, N, K, a_t, b_t, acc);
+        mm_matmul_ref(ref, a, b, NULL, M, N, K, a_t, b_t, acc);
+        for (i = 0; i < M; i++)
+            for (j = 0; j < (int)ldo; j++) {
+                const float want = j < N ? ref[(size_t)i * N + j] : O0[(size_t)i * ldo + j];
+                if (bits_of(O[(size_t)i * ldo + j]) != bits_of(want)) ok = 0;
+            }
+        free(A);
+        free(B);
+        free(O);
+        free(O0);
+        free(a);
+        free(b);
+        free(ref);
+        ck_assert_msg(ok, "trial %d: M=%d N=%d K=%d a_t=%d b_t=%d accumulate=%d lda=%zu ldb=%zu ldo=%zu differs",
+                      trial, M, N, K, a_t, b_t, acc, lda, ldb, ldo);
+    }
+}
+END_TEST
+
 /* The same product with 1 and with 2 threads must be bitwise identical: shapes
  * across the edges of the row split (MR) and of the N and K blocks, every
  * layout, the three kinds of initial value in rotation. */
@@ -481,6 +534,7 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_shapes_tn);
     tcase_add_test(tc, test_shapes_tt);
     tcase_add_test(tc, test_shapes_random);
+    tcase_add_test(tc, test_sub_matrices);
     tcase_add_test(tc, test_threads_bit_identical);
     tcase_add_test(tc, test_row_position_independent);
     suite_add_tcase(s, tc);
