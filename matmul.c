@@ -118,7 +118,9 @@ static void pack_b_panel(float *bp, const float *b, size_t ldb, int b_t,
             for (jj = 0; jj < w; jj++) dst[k * NR + jj] = src[jj];
             for (; jj < NR; jj++) dst[k * NR + jj] = 0.0f;
         }
-    } else { /* k outer: the packed panel is written in order, the w source rows read side by side */
+    } else if (w == NR) { /* the NR source rows transposed, in registers (matmul_kernels.h) */
+        mm_pack_t(dst, NR, b + (size_t)jbase * ldb + k0, ldb, kc);
+    } else { /* an edge panel: k outer, the w source rows read side by side */
         const float *src = b + (size_t)jbase * ldb + k0;
         for (k = 0; k < kc; k++) {
             for (jj = 0; jj < w; jj++) dst[k * NR + jj] = src[(size_t)jj * ldb + k];
@@ -137,6 +139,8 @@ static void pack_a(float *ap, const float *a, size_t lda, int a_t,
             for (ii = 0; ii < h; ii++) ap[k * MR + ii] = src[ii];
             for (; ii < MR; ii++) ap[k * MR + ii] = 0.0f;
         }
+    } else if (h == MR) { /* the MR source rows transposed, in registers (matmul_kernels.h) */
+        mm_pack_t(ap, MR, a + (size_t)i0 * lda + k0, lda, kc);
     } else {
         for (ii = 0; ii < MR; ii++) {
             if (ii < h) {

@@ -29,6 +29,15 @@
  * (an FMA has a latency of about 4 cycles and 2 can start per cycle, so at
  * least 8 chains are needed) and fewer loads per FMA.
  *
+ * Packing. Besides the kernel, each instruction set has mm_pack_t: w rows of
+ * kc floats (row i at src + i lds) written k-major, dst[k w + i] = src[i lds + k],
+ * the layout the kernel reads. It packs a B panel from a transposed B (the input
+ * gradient's w^T, the head's wte^T, attention's K^T) and an A panel from a
+ * row-major A. It only moves floats, so it changes no bit; done one float at a
+ * time it took 30-40% of a product of few rows against a transposed B (the
+ * head's chunks of 83 rows, Zen 5), in registers a block of 8 x 8 (4 x 4 on
+ * NEON) at a time it is a few shuffles per 8 floats.
+ *
  * Which kernel is compiled: SIMD=scalar forces the portable one
  * (DPO_SIMD_SCALAR); otherwise the best the compiler's target allows
  * (-march=native on the build machine by default, or SIMD=avx2 / avx512 / neon). */
@@ -196,6 +205,31 @@ static void mm_kernel(int kc, const float *ap, const float *bp, float *c, size_t
     MM_ROWS(MM_STORE)
 }
 
+/* dst[k w + i] = src[i lds + k] for i < w, k < kc: 4 x 4 blocks, the rest one by one */
+static void mm_pack_t(float *dst, int w, const float *src, size_t lds, int kc) {
+    int i0 = 0, k, i;
+    for (; i0 + 4 <= w; i0 += 4) {
+        const float *s = src + (size_t)i0 * lds;
+        for (k = 0; k + 4 <= kc; k += 4) {
+            float32x4_t r0 = vld1q_f32(s + k), r1 = vld1q_f32(s + lds + k), r2 = vld1q_f32(s + 2 * lds + k),
+                        r3 = vld1q_f32(s + 3 * lds + k);
+            float32x4_t t0 = vtrn1q_f32(r0, r1), t1 = vtrn2q_f32(r0, r1), t2 = vtrn1q_f32(r2, r3),
+                        t3 = vtrn2q_f32(r2, r3);
+            float *d = dst + (size_t)k * w + i0;
+            vst1q_f32(d, vreinterpretq_f32_f64(vtrn1q_f64(vreinterpretq_f64_f32(t0), vreinterpretq_f64_f32(t2))));
+            vst1q_f32(d + w, vreinterpretq_f32_f64(vtrn1q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3))));
+            vst1q_f32(d + 2 * w,
+                      vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t0), vreinterpretq_f64_f32(t2))));
+            vst1q_f32(d + 3 * w,
+                      vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3))));
+        }
+        for (; k < kc; k++)
+            for (i = 0; i < 4; i++) dst[(size_t)k * w + i0 + i] = s[(size_t)i * lds + k];
+    }
+    for (k = 0; k < kc; k++)
+        for (i = i0; i < w; i++) dst[(size_t)k * w + i] = src[(size_t)i * lds + k];
+}
+
 /* ======================================================================== */
 #else
 /* Portable scalar kernel: plain C with fmaf, for any CPU. Tile 4 x 8: small
@@ -220,6 +254,53 @@ static void mm_kernel(int kc, const float *ap, const float *bp, float *c, size_t
         for (j = 0; j < MM_NR; j++) c[(size_t)i * ldc + j] = acc[i][j];
 }
 
+/* dst[k w + i] = src[i lds + k] for i < w, k < kc */
+static void mm_pack_t(float *dst, int w, const float *src, size_t lds, int kc) {
+    int k, i;
+    for (k = 0; k < kc; k++)
+        for (i = 0; i < w; i++) dst[(size_t)k * w + i] = src[(size_t)i * lds + k];
+}
+
+#endif
+
+/* AVX-512 and AVX2 both have AVX's 8-float registers: one transposing pack */
+#if defined(MM_KERNEL_AVX512) || defined(MM_KERNEL_AVX2)
+/* 8 rows of 8 floats (row i at src + i lds) to 8 columns: dst[k dw + i] = src[i lds + k] */
+static void mm_t8x8(float *dst, int dw, const float *src, size_t lds) {
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds), r2 = _mm256_loadu_ps(src + 2 * lds),
+           r3 = _mm256_loadu_ps(src + 3 * lds), r4 = _mm256_loadu_ps(src + 4 * lds),
+           r5 = _mm256_loadu_ps(src + 5 * lds), r6 = _mm256_loadu_ps(src + 6 * lds),
+           r7 = _mm256_loadu_ps(src + 7 * lds);
+    /* pairs of rows interleaved, then quadruples, then the 128-bit halves swapped */
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+           t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+           u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+           u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+           u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + dw, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * dw, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * dw, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * dw, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * dw, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * dw, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * dw, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+/* dst[k w + i] = src[i lds + k] for i < w, k < kc: 8 x 8 blocks, the rest one by one */
+static void mm_pack_t(float *dst, int w, const float *src, size_t lds, int kc) {
+    int i0 = 0, k, i;
+    for (; i0 + 8 <= w; i0 += 8) {
+        const float *s = src + (size_t)i0 * lds;
+        for (k = 0; k + 8 <= kc; k += 8) mm_t8x8(dst + (size_t)k * w + i0, w, s + k, lds);
+        for (; k < kc; k++)
+            for (i = 0; i < 8; i++) dst[(size_t)k * w + i0 + i] = s[(size_t)i * lds + k];
+    }
+    for (k = 0; k < kc; k++)
+        for (i = i0; i < w; i++) dst[(size_t)k * w + i] = src[(size_t)i * lds + k];
+}
 #endif
 
 #endif
