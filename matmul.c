@@ -18,14 +18,17 @@
  *   kc = 256: the A panel (14 KiB for AVX-512's 14 rows, 6 KiB for AVX2's 6) is
  *        reused against every B panel (32 KiB for AVX-512's 32 columns, 16 for
  *        AVX2's); 128, 192, 384 and 512 measured no better on Zen 5 (2026-12-01);
- *   nc = the largest multiple of NR with kc nc floats <= half the L2 cache (read
- *        with sysconf where the C library knows it; 512 KiB assumed otherwise),
- *        at most NC_MAX: 512 columns on a 1 MiB L2 (Zen 4/5), 256 on 512 KiB (Zen 3).
+ *   nc = the largest multiple of NR with kc nc floats <= 3/4 of the L2 cache
+ *        (read with sysconf where the C library knows it; 512 KiB assumed
+ *        otherwise), at most NC_MAX: 768 columns on a 1 MiB L2 (Zen 4/5), 384 on
+ *        512 KiB (Zen 3). On Zen 5, 768 against 512 (half the L2) made the
+ *        124M model's products of 768 columns 10-25% faster (one block of all
+ *        768 columns instead of two); 896 and 1024 were no better than 768.
  * The block sizes only decide which steps run when: an element's steps are the
  * same whatever kc and nc are, so neither changes a bit of the result.
  *
- * That is the row split, for products with more rows than columns. The others
- * (and products of few rows) split by column blocks, each thread packing its own
+ * That is the row split. Products of few rows, or few tiles per block, split
+ * by column blocks instead, each thread packing its own
  * (matmul_by_column_blocks); at most 4 rows against an untransposed B skip
  * packing altogether (matmul_rows). All three give the same bits.
  *
@@ -46,7 +49,8 @@
 #define MR MM_MR
 #define NR MM_NR
 #define KC 256     /* depth of a block */
-#define NC_MAX 512 /* most columns in a packed B block: KC NC_MAX floats = 512 KiB */
+#define NC_MAX 768 /* most columns in a packed B block: KC NC_MAX floats = 768 KiB */
+#define NC_SUB 256 /* columns of mm_matmul_sub's block (attention's narrow products) */
 
 /* ------------------------------------------------------------------------ */
 /* scalar reference */
@@ -82,7 +86,7 @@ static int block_cols(void) {
         l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
 #endif
         if (l2 <= 0) l2 = 512L * 1024;
-        nc = (int)(l2 / 2 / ((long)KC * (long)sizeof(float)));
+        nc = (int)(l2 / 4 * 3 / ((long)KC * (long)sizeof(float)));
         nc = nc / NR * NR;
         if (nc < NR) nc = NR;
         if (nc > NC_MAX / NR * NR) nc = NC_MAX / NR * NR;
@@ -244,18 +248,22 @@ static void column_block(const mm_op *op, float *bp, int j0, int nc) {
 /* The column split: each thread takes whole column blocks of ncb columns, packs
  * them into its own buffer and runs every row panel over them, with no barrier
  * at all. Used when the rows are few (generation feeds one row per sequence:
- * too few row panels to share, and a barrier per block for little work) or no
- * more than the columns (a weight gradient of a small model, 128 x 384 summed
- * over 2048 tokens: a shared B block would cost two barriers per K block for
- * ten row panels). Each output element is still summed by the same kernel
- * steps, so the bits are those of the row split. */
+ * too few row panels to share, and a barrier per block for little work) or
+ * when a block holds few tiles and there are no more rows than columns (a
+ * weight gradient of a small model, 128 x 384 summed over 2048 tokens: a
+ * shared B block would cost two barriers per K block for 120 tiles; measured
+ * 231 against 184 GFLOP/s on Zen 5). The 124M model's products of 768 columns
+ * (888 tiles and more per block) were 10-15% faster with the row split. Each
+ * output element is still summed by the same kernel steps, so the bits are
+ * those of the row split. */
 #define FEW_ROW_PANELS 8
+#define FEW_TILES 512 /* row panels x column panels of a whole product */
 
 static void matmul_by_column_blocks(const mm_op *op, int ncb) {
     int nblk = (op->N + ncb - 1) / ncb, blk;
     DPO_OMP_PARALLEL_IF((double)op->M * op->N * op->K)
     {
-        float bp_store[KC * NC_MAX + 16]; /* this thread's packed B block: 512 KiB of its stack */
+        float bp_store[KC * NC_MAX + 16]; /* this thread's packed B block: 768 KiB of its stack */
         float *bp = align64(bp_store);
         DPO_OMP_LOOP
         for (blk = 0; blk < nblk; blk++) {
@@ -308,7 +316,7 @@ static void init_only(const mm_op *op) {
 
 void mm_matmul(float *out, const float *a, const float *b, const float *bias,
                int M, int N, int K, int a_t, int b_t, int accumulate) {
-    float bp_store[KC * NC_MAX + 16]; /* packed B block: 512 KiB, on the calling thread's stack */
+    float bp_store[KC * NC_MAX + 16]; /* packed B block: 768 KiB, on the calling thread's stack */
     float *bp = align64(bp_store);
     int nrow = (M + MR - 1) / MR, NC;
     mm_op op = make_op(out, (size_t)N, a, (size_t)(a_t ? M : K), b, (size_t)(b_t ? K : N), bias, M, N, K, a_t,
@@ -325,7 +333,8 @@ void mm_matmul(float *out, const float *a, const float *b, const float *bias,
     NC = block_cols();
     {
         int threads = util_threads(), npan = (N + NR - 1) / NR;
-        if (threads > 1 && npan >= 2 && (nrow <= FEW_ROW_PANELS || M <= N)) {
+        if (threads > 1 && npan >= 2 &&
+            (nrow <= FEW_ROW_PANELS || (M <= N && (double)nrow * npan < FEW_TILES))) {
             /* a whole number of blocks per thread, each at most NC columns wide
              * (2304 columns on 2 threads: 6 blocks of 384, not 4 of 512 and one
              * of 256, which left one thread twice the other's work) */
@@ -359,7 +368,7 @@ void mm_matmul(float *out, const float *a, const float *b, const float *bias,
 
 void mm_matmul_sub(float *out, size_t ldo, const float *a, size_t lda, const float *b, size_t ldb, int M, int N,
                    int K, int a_t, int b_t, int accumulate) {
-    float bp_store[KC * NC_MAX + 16]; /* packed B block: 512 KiB of the calling thread's stack */
+    float bp_store[KC * NC_SUB + 16]; /* packed B block: 256 KiB of the calling thread's stack */
     float *bp = align64(bp_store);
     int NC, j0;
     mm_op op = make_op(out, ldo, a, lda, b, ldb, NULL, M, N, K, a_t, b_t, accumulate);
@@ -368,6 +377,6 @@ void mm_matmul_sub(float *out, size_t ldo, const float *a, size_t lda, const flo
         init_only(&op);
         return;
     }
-    NC = NC_MAX / NR * NR; /* not block_cols(): its first call may not race with another thread's */
+    NC = NC_SUB / NR * NR; /* not block_cols(): its first call may not race with another thread's */
     for (j0 = 0; j0 < N; j0 += NC) column_block(&op, bp, j0, N - j0 < NC ? N - j0 : NC);
 }
