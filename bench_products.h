@@ -3,7 +3,7 @@
  * through mm_*, bench/openblas_gemm.c through cblas_sgemm. One list, so that the
  * two tables compare the same shapes and layouts. n_tok rows of tokens, C, V:
  *   linear IC -> OC:  forward     out (n_tok, OC) = inp (n_tok, IC) w (IC, OC) + b   mm_ab
- *                     input grad  dinp (n_tok, IC) += dout (n_tok, OC) w^T           mm_add_a_bt
+ *                     input grad  dinp (n_tok, IC) = dout (n_tok, OC) w^T            mm_a_bt
  *                     weight grad dw (IC, OC) += inp^T dout, inp stored (n_tok, IC)  mm_add_at_b
  *   head (tied):      forward     logits (n_tok, V) = h (n_tok, C) wte^T, wte (V, C) mm_a_bt
  *                     input grad  dh (n_tok, C) = dlogits (n_tok, V) wte (V, C)      mm_ab, no bias
@@ -17,7 +17,7 @@
 #define BENCH_NUM_PRODUCTS 15
 
 /* which mm_* call (matmul.h), and so which layout */
-typedef enum { CALL_AB, CALL_AB_BIAS, CALL_A_BT, CALL_ADD_A_BT, CALL_ADD_AT_B } mm_call;
+typedef enum { CALL_AB, CALL_AB_BIAS, CALL_A_BT, CALL_ADD_AT_B } mm_call;
 
 typedef struct {
     char name[24];   /* "qkv.fwd" */
@@ -43,7 +43,7 @@ static int list_products(product *p, int n_tok, int C, int V, int L) {
         f->per_pass = di->per_pass = dw->per_pass = i < 4 ? L : 1;
         if (i < 4) {
             f->call = CALL_AB_BIAS, f->M = n_tok, f->N = oc[i], f->K = ic[i];
-            di->call = CALL_ADD_A_BT, di->M = n_tok, di->N = ic[i], di->K = oc[i];
+            di->call = CALL_A_BT, di->M = n_tok, di->N = ic[i], di->K = oc[i];
             dw->call = CALL_ADD_AT_B, dw->M = ic[i], dw->N = oc[i], dw->K = n_tok;
         } else {
             f->call = CALL_A_BT, f->M = n_tok, f->N = V, f->K = C;

@@ -203,7 +203,7 @@ done:
 /* ======================================================================== */
 
 /* the products and their list: bench_products.h (shared with bench/openblas_gemm.c) */
-static const char *const call_names[] = {"mm_ab", "mm_ab", "mm_a_bt", "mm_add_a_bt", "mm_add_at_b"};
+static const char *const call_names[] = {"mm_ab", "mm_ab", "mm_a_bt", "mm_add_at_b"};
 
 /* reps + 1 calls of product p on random operands (the first a warm-up); the
  * seconds of the timed ones in t[0..reps) */
@@ -225,7 +225,6 @@ static int time_product(const product *p, int reps, util_rng *rng, double *t, dp
         case CALL_AB: mm_ab(out, a, b, NULL, p->M, p->N, p->K); break;
         case CALL_AB_BIAS: mm_ab(out, a, b, bias, p->M, p->N, p->K); break;
         case CALL_A_BT: mm_a_bt(out, a, b, p->M, p->N, p->K); break;
-        case CALL_ADD_A_BT: mm_add_a_bt(out, a, b, p->M, p->N, p->K); break;
         case CALL_ADD_AT_B: mm_add_at_b(out, a, b, p->M, p->N, p->K); break;
         }
         if (r > 0) t[r - 1] = util_seconds() - t0;

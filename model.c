@@ -281,10 +281,14 @@ static double sum8(const float *x, const float *y, double mu, int C) {
 /* LayerNorm over the last dimension:
  *   mu = (1/C) sum_c x_c,  var = (1/C) sum_c (x_c - mu)^2,  r = 1/sqrt(var + eps)
  *   out_c = (x_c - mu) r w_c + b_c
- * mean and variance are accumulated in double. */
+ * mean and variance are accumulated in double. With add non-NULL, x is first
+ * the residual add  sum = inp + add  (written to sum, which may be inp): the
+ * residual stream's row is made and normalized in one pass, while it is in the
+ * cache, instead of a pass that writes it and another that reads it back. */
 
 static void layernorm_forward(float *out /* (n_tok, C) */, float *mean /* (n_tok) */,
-                              float *rstd /* (n_tok) */, const float *inp /* (n_tok, C) */,
+                              float *rstd /* (n_tok) */, float *sum /* (n_tok, C) or NULL */,
+                              const float *inp /* (n_tok, C) */, const float *add /* (n_tok, C) or NULL */,
                               const float *w /* (C) */, const float *b /* (C) */, int n_tok, int C,
                               double eps) {
     int n, c;
@@ -292,6 +296,12 @@ static void layernorm_forward(float *out /* (n_tok, C) */, float *mean /* (n_tok
     for (n = 0; n < n_tok; n++) {
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
+        if (add) { /* the residual add first: the row is then normalized from the cache */
+            float *sr = sum + (size_t)n * C;
+            const float *ar = add + (size_t)n * C;
+            for (c = 0; c < C; c++) sr[c] = x[c] + ar[c];
+            x = sr;
+        }
         double mu, var;
         float fm, fr;
         mu = sum8(x, NULL, 0.0, C) / C;
@@ -378,13 +388,15 @@ static void matmul_forward(float *out, const float *inp, const float *w, const f
 }
 
 /* In the forward pass this was  out = inp w + b,  so now
- *   dinp += dout w^T,   dw += inp^T dout,   db += sum_n dout_n */
+ *   dinp = dout w^T,   dw += inp^T dout,   db += sum_n dout_n
+ * (dinp is written, not added to: no pass to zero it first; a product started
+ * from 0 is the same bits as one added into zeros) */
 static void matmul_backward(float *dinp /* (n_tok, IC) */, float *dw /* (IC, OC) */,
                             float *db /* (OC) */, const float *dout /* (n_tok, OC) */,
                             const float *inp /* (n_tok, IC) */, const float *w /* (IC, OC) */,
                             int n_tok, int IC, int OC) {
     int n, o;
-    mm_add_a_bt(dinp, dout, w, n_tok, IC, OC);
+    mm_a_bt(dinp, dout, w, n_tok, IC, OC);
     mm_add_at_b(dw, inp, dout, IC, OC, n_tok);
     for (n = 0; n < n_tok; n++) {
         const float *d = dout + (size_t)n * OC;
@@ -1042,7 +1054,9 @@ static void block_forward(model *m, int l) {
     float *proj = m->acts.tmp; /* (n_tok, C) a projection before its residual add */
     double t = prof_start(m);
 
-    layernorm_forward(b.ln1, b.ln1_mean, b.ln1_rstd, b.inp, w.ln1w, w.ln1b, n_tok, C, c->ln_eps);
+    if (l == 0) /* later blocks' LN1 ran with the previous block's last residual add */
+        layernorm_forward(b.ln1, b.ln1_mean, b.ln1_rstd, NULL, b.inp, NULL, w.ln1w, w.ln1b, n_tok, C,
+                          c->ln_eps);
     prof_fwd(m, &t, MODEL_PROF_LAYERNORM);
     matmul_forward(b.qkv, b.ln1, w.qkvw, w.qkvb, n_tok, C, 3 * C);
     prof_fwd(m, &t, MODEL_PROF_QKV);
@@ -1051,10 +1065,8 @@ static void block_forward(model *m, int l) {
     prof_fwd(m, &t, MODEL_PROF_ATTENTION);
     matmul_forward(proj, b.atty, w.attprojw, w.attprojb, n_tok, C, C);
     prof_fwd(m, &t, MODEL_PROF_ATTPROJ);
-    residual_forward(b.residual2, b.inp, proj, tok_floats);
-    prof_fwd(m, &t, MODEL_PROF_OTHER);
-
-    layernorm_forward(b.ln2, b.ln2_mean, b.ln2_rstd, b.residual2, w.ln2w, w.ln2b, n_tok, C,
+    /* residual2 = inp + proj, and LN2 of it */
+    layernorm_forward(b.ln2, b.ln2_mean, b.ln2_rstd, b.residual2, b.inp, proj, w.ln2w, w.ln2b, n_tok, C,
                       c->ln_eps);
     prof_fwd(m, &t, MODEL_PROF_LAYERNORM);
     matmul_forward(b.fch, b.ln2, w.fcw, w.fcb, n_tok, C, 4 * C);
@@ -1063,8 +1075,18 @@ static void block_forward(model *m, int l) {
     prof_fwd(m, &t, MODEL_PROF_GELU);
     matmul_forward(proj, b.fch_gelu, w.fcprojw, w.fcprojb, n_tok, 4 * C, C);
     prof_fwd(m, &t, MODEL_PROF_FCPROJ);
-    residual_forward(b.residual3, b.residual2, proj, tok_floats);
-    prof_fwd(m, &t, MODEL_PROF_OTHER);
+    /* residual3 = residual2 + proj, and the LayerNorm that reads it next: block
+     * l+1's LN1, or after the last block LN_f */
+    if (l + 1 < c->n_layer) {
+        block_weights nw = block_weights_at(&m->params, l + 1, C);
+        block_acts nb = block_acts_at(m, l + 1);
+        layernorm_forward(nb.ln1, nb.ln1_mean, nb.ln1_rstd, b.residual3, b.residual2, proj, nw.ln1w, nw.ln1b,
+                          n_tok, C, c->ln_eps);
+    } else {
+        layernorm_forward(m->acts.lnf, m->acts.lnf_mean, m->acts.lnf_rstd, b.residual3, b.residual2, proj,
+                          m->params.t[P_LNFW], m->params.t[P_LNFB], n_tok, C, c->ln_eps);
+    }
+    prof_fwd(m, &t, MODEL_PROF_LAYERNORM);
 }
 
 /* Block l backward, from dres = dL/dresidual3 (n_tok, C); leaves dL/dinp in dres.
@@ -1080,15 +1102,11 @@ static void block_backward(model *m, int l) {
     double t = prof_start(m);
 
     /* residual3 = residual2 + fcproj(gelu(fc(LN2(residual2)))) */
-    memset(d->dfch, 0, 4 * tok_floats * sizeof(float));
-    prof_bwd(m, &t, MODEL_PROF_OTHER);
     matmul_backward(d->dfch, dw.fcprojw, dw.fcprojb, d->dres, b.fch_gelu, w.fcprojw, n_tok, 4 * C,
                     C);
     prof_bwd(m, &t, MODEL_PROF_FCPROJ);
     gelu_backward(d->dfch, b.fch, d->dfch, 4 * tok_floats);
     prof_bwd(m, &t, MODEL_PROF_GELU);
-    memset(d->dln, 0, tok_floats * sizeof(float));
-    prof_bwd(m, &t, MODEL_PROF_OTHER);
     matmul_backward(d->dln, dw.fcw, dw.fcb, d->dfch, b.ln2, w.fcw, n_tok, C, 4 * C);
     prof_bwd(m, &t, MODEL_PROF_FC);
     layernorm_backward(d->dres, dw.ln2w, dw.ln2b, d->dln, b.residual2, b.ln2_mean, b.ln2_rstd,
@@ -1096,8 +1114,6 @@ static void block_backward(model *m, int l) {
     prof_bwd(m, &t, MODEL_PROF_LAYERNORM);
 
     /* residual2 = inp + attproj(attention(qkv(LN1(inp)))) */
-    memset(d->datty, 0, tok_floats * sizeof(float));
-    prof_bwd(m, &t, MODEL_PROF_OTHER);
     matmul_backward(d->datty, dw.attprojw, dw.attprojb, d->dres, b.atty, w.attprojw, n_tok, C, C);
     prof_bwd(m, &t, MODEL_PROF_ATTPROJ);
     memset(d->dqkv, 0, 3 * tok_floats * sizeof(float));
@@ -1105,8 +1121,6 @@ static void block_backward(model *m, int l) {
     attention_backward(d->dqkv, d->att_rows, d->datty, b.qkv, b.att_mx, b.att_inv, m->seq_start,
                        m->n_seq, C, c->n_head);
     prof_bwd(m, &t, MODEL_PROF_ATTENTION);
-    memset(d->dln, 0, tok_floats * sizeof(float));
-    prof_bwd(m, &t, MODEL_PROF_OTHER);
     matmul_backward(d->dln, dw.qkvw, dw.qkvb, d->dqkv, b.ln1, w.qkvw, n_tok, C, 3 * C);
     prof_bwd(m, &t, MODEL_PROF_QKV);
     layernorm_backward(d->dres, dw.ln1w, dw.ln1b, d->dln, b.inp, b.ln1_mean, b.ln1_rstd, w.ln1w,
@@ -1186,11 +1200,8 @@ int model_forward(model *m, float *logp, const int *tokens, const int *targets,
     if (set_batch(m, tokens, targets, seq_len, n_seq, e) != 0 || alloc_acts(m, e) != 0) return -1;
     encoder_forward(a->encoded, m->tokens, m->pos, p->t[P_WTE], p->t[P_WPE], m->n_tok, c->n_embd);
     prof_fwd(m, &t, MODEL_PROF_OTHER);
-    for (l = 0; l < c->n_layer; l++) block_forward(m, l);
+    for (l = 0; l < c->n_layer; l++) block_forward(m, l); /* the last one ends with LN_f */
     t = prof_start(m);
-    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, block_acts_at(m, c->n_layer - 1).residual3,
-                      p->t[P_LNFW], p->t[P_LNFB], m->n_tok, c->n_embd, c->ln_eps);
-    prof_fwd(m, &t, MODEL_PROF_LAYERNORM);
     head_forward(m, logp);
     prof_fwd(m, &t, MODEL_PROF_HEAD);
     m->backward_ready = !m->no_grad;
@@ -1336,7 +1347,7 @@ static void kv_block(const model *m, model_kv *kv, const kv_scratch *s, const in
     block_weights w = block_weights_at(&m->params, l, C);
     float *kl = kv->k + (size_t)l * layer_floats, *vl = kv->v + (size_t)l * layer_floats;
 
-    layernorm_forward(s->ln, s->mean, s->rstd, s->x, w.ln1w, w.ln1b, n, C, c->ln_eps);
+    layernorm_forward(s->ln, s->mean, s->rstd, NULL, s->x, NULL, w.ln1w, w.ln1b, n, C, c->ln_eps);
     matmul_forward(s->qkv, s->ln, w.qkvw, w.qkvb, n, C, 3 * C);
     for (i = 0; i < n; i++) {
         size_t at = (size_t)slots[i] * slot_floats + (size_t)pos[i] * C;
@@ -1352,8 +1363,7 @@ static void kv_block(const model *m, model_kv *kv, const kv_scratch *s, const in
                    scale);
     }
     matmul_forward(s->proj, s->atty, w.attprojw, w.attprojb, n, C, C);
-    residual_forward(s->x, s->x, s->proj, (size_t)n * C);
-    layernorm_forward(s->ln, s->mean, s->rstd, s->x, w.ln2w, w.ln2b, n, C, c->ln_eps);
+    layernorm_forward(s->ln, s->mean, s->rstd, s->x, s->x, s->proj, w.ln2w, w.ln2b, n, C, c->ln_eps);
     matmul_forward(s->fch, s->ln, w.fcw, w.fcb, n, C, 4 * C);
     gelu_forward(s->fch_gelu, s->fch, (size_t)n * 4 * C);
     matmul_forward(s->proj, s->fch_gelu, w.fcprojw, w.fcprojb, n, 4 * C, C);
@@ -1400,7 +1410,8 @@ int model_kv_forward(const model *m, model_kv *kv, float *logits, const int *tok
     /* the head on the wanted rows: LN_f, then logits = lnf wte^T */
     for (i = 0, l = 0; i < n; i++)
         if (!want || want[i]) memcpy(s.ln + (size_t)l++ * C, s.x + (size_t)i * C, C * sizeof(float));
-    layernorm_forward(s.head_in, s.mean, s.rstd, s.ln, p->t[P_LNFW], p->t[P_LNFB], n_want, c->n_embd, c->ln_eps);
+    layernorm_forward(s.head_in, s.mean, s.rstd, NULL, s.ln, NULL, p->t[P_LNFW], p->t[P_LNFB], n_want, c->n_embd,
+                      c->ln_eps);
     mm_a_bt(logits, s.head_in, p->t[P_WTE], n_want, c->vocab_size, c->n_embd);
     return 0;
 }

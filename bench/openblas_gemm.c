@@ -19,7 +19,7 @@
  *
  * The products, for n_tok tokens, width C, vocabulary V (out is M x N, inner K):
  *   linear IC -> OC   forward      out = inp w + b       sgemm NN, C pre-filled with the bias rows, beta 1
- *                     input grad   dinp += dout w^T      sgemm NT, beta 1
+ *                     input grad   dinp = dout w^T       sgemm NT, beta 0
  *                     weight grad  dw += inp^T dout      sgemm TN, beta 1
  *   head (tied)       forward      logits = h wte^T      sgemm NT, beta 0
  *                     input grad   dh = dlogits wte      sgemm NN, beta 0
@@ -60,7 +60,6 @@ static void call(const product *p, float *out, const float *a, const float *b, c
         break;
     case CALL_AB: cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, out, N); break;
     case CALL_A_BT: cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, out, N); break;
-    case CALL_ADD_A_BT: cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 1.0f, out, N); break;
     case CALL_ADD_AT_B: cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, 1.0f, a, M, b, N, 1.0f, out, N); break;
     }
 }

@@ -54,7 +54,7 @@ expect 2 "exceeds the model's context" "$DPO" bench --model "$T/m" --len 9
 expect 0 "--products" "$DPO" bench --help
 expect 0 "^kernel: " "$DPO" bench --model "$T/m" --seqs 1 --len 2 --steps 1
 expect 0 "head.dw *mm_add_at_b *11 *8 *8 " "$DPO" bench --layers 2 --heads 2 --dim 8 --vocab 11 --products --seqs 2 --len 4 --reps 1
-expect 0 "fcproj.dinp *mm_add_a_bt *8 *32 *8 " "$DPO" bench --model "$T/m" --products --seqs 2 --len 4 --reps 2
+expect 0 "fcproj.dinp *mm_a_bt *8 *32 *8 " "$DPO" bench --model "$T/m" --products --seqs 2 --len 4 --reps 2
 expect 0 "peak memory: " "$DPO" bench --model "$T/m" --products --seqs 1 --len 1 --reps 1
 expect 0 "dpo step [0-9.]* s (median of 2" "$DPO" bench --model "$T/m" --dpo --pairs 2 --len 8 --steps 2
 expect 0 "head + log-softmax" "$DPO" bench --model "$T/m" --dpo --pairs 3 --len 8 --prompt-len 0 --micro-batch 2 --steps 1

@@ -88,7 +88,7 @@ static void check_grad(const char *what, const float *analytic, float *x, size_t
 /* 1. layers                                                                  */
 /* ======================================================================== */
 
-enum { LN_N = 3, LN_C = 7 };
+enum { LN_N = 3, LN_C = 21 }; /* two blocks of 8 partial sums and a tail */
 typedef struct {
     float inp[LN_N * LN_C], w[LN_C], b[LN_C], dout[LN_N * LN_C];
 } ln_ctx;
@@ -96,7 +96,7 @@ typedef struct {
 static double ln_loss(void *p) {
     ln_ctx *c = p;
     float out[LN_N * LN_C], mean[LN_N], rstd[LN_N];
-    layernorm_forward(out, mean, rstd, c->inp, c->w, c->b, LN_N, LN_C, 1e-5);
+    layernorm_forward(out, mean, rstd, NULL, c->inp, NULL, c->w, c->b, LN_N, LN_C, 1e-5);
     return weighted_sum(out, c->dout, LN_N * LN_C);
 }
 
@@ -110,7 +110,7 @@ START_TEST(test_layernorm_grad) {
     fill_normal(c.w, LN_C, 0.5, 1.0, &r);
     fill_normal(c.b, LN_C, 0.5, 0.0, &r);
     fill_normal(c.dout, LN_N * LN_C, 1.0, 0.0, &r);
-    layernorm_forward(out, mean, rstd, c.inp, c.w, c.b, LN_N, LN_C, 1e-5);
+    layernorm_forward(out, mean, rstd, NULL, c.inp, NULL, c.w, c.b, LN_N, LN_C, 1e-5);
     layernorm_backward(dinp, dw, db, c.dout, c.inp, mean, rstd, c.w, LN_N, LN_C);
     check_grad("layernorm d inp", dinp, c.inp, LN_N * LN_C, 1e-2f, ln_loss, &c, 2e-4);
     check_grad("layernorm d weight", dw, c.w, LN_C, 1e-2f, ln_loss, &c, 2e-4);
@@ -376,6 +376,67 @@ START_TEST(test_attention_against_reference) {
     free(inv);
     free(rows);
     free(brows);
+}
+END_TEST
+
+/* LayerNorm's forward against a double-precision reference on random shapes
+ * (C from 1 to 300: whole blocks of the 8 partial sums and tails; rows with a
+ * mean far from 0, so the variance's cancellation matters), and the fused
+ * residual form: layernorm_forward with add gives, bit for bit, the residual
+ * add followed by the plain form, whether sum is a separate buffer or inp
+ * itself (the key-value cache's in-place use). Each output must be within
+ * 1e-6 of the size of its terms, |xhat w| + |b| + |mu r w| (the float mean's
+ * rounding is ~6e-8 |mu|). */
+START_TEST(test_layernorm_against_reference) {
+    enum { MAXN = 20, MAXC = 300 };
+    static float inp[MAXN * MAXC], add[MAXN * MAXC], sum[MAXN * MAXC], ref_sum[MAXN * MAXC], out[MAXN * MAXC],
+        out2[MAXN * MAXC], w[MAXC], b[MAXC];
+    float mean[MAXN], rstd[MAXN], mean2[MAXN], rstd2[MAXN];
+    int trial, n, c;
+    double worst = 0.0;
+    util_rng r;
+    util_rng_seed(&r, 31);
+    for (trial = 0; trial < 60; trial++) {
+        int N = 1 + (int)(util_rng_u64(&r) % MAXN), C = 1 + (int)(util_rng_u64(&r) % MAXC);
+        double offset = 10.0 * util_rng_uniform(&r) - 5.0;
+        fill_normal(inp, (size_t)N * C, 0.1 + 2.0 * util_rng_uniform(&r), offset, &r);
+        fill_normal(add, (size_t)N * C, 1.0, 0.0, &r);
+        fill_normal(w, (size_t)C, 0.5, 1.0, &r);
+        fill_normal(b, (size_t)C, 0.5, 0.0, &r);
+        layernorm_forward(out, mean, rstd, NULL, inp, NULL, w, b, N, C, 1e-5);
+        for (n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C;
+            double mu = 0.0, var = 0.0, rs;
+            for (c = 0; c < C; c++) mu += x[c];
+            mu /= C;
+            for (c = 0; c < C; c++) var += ((double)x[c] - mu) * ((double)x[c] - mu);
+            rs = 1.0 / sqrt(var / C + 1e-5);
+            ck_assert_msg(fabs(mean[n] - mu) <= 1e-6 * (fabs(mu) + 1.0 / rs), "trial %d row %d: mean %.9g, %.17g",
+                          trial, n, (double)mean[n], mu);
+            ck_assert_msg(fabs(rstd[n] - rs) <= 1e-6 * rs, "trial %d row %d: rstd %.9g, %.17g", trial, n,
+                          (double)rstd[n], rs);
+            for (c = 0; c < C; c++) {
+                double xh = ((double)x[c] - mu) * rs, want = xh * w[c] + b[c];
+                double bound = 1e-6 * (fabs(xh * w[c]) + fabs(b[c]) + fabs(mu * rs * w[c]));
+                double err = fabs(out[(size_t)n * C + c] - want);
+                ck_assert_msg(err <= bound, "trial %d (C %d) row %d col %d: %.9g, reference %.17g (bound %.3g)",
+                              trial, C, n, c, (double)out[(size_t)n * C + c], want, bound);
+                if (err / bound > worst) worst = err / bound;
+            }
+        }
+        /* fused: sum = inp + add, then LayerNorm of sum, in one call */
+        for (n = 0; n < N * C; n++) ref_sum[n] = inp[n] + add[n];
+        layernorm_forward(out, mean, rstd, NULL, ref_sum, NULL, w, b, N, C, 1e-5);
+        layernorm_forward(out2, mean2, rstd2, sum, inp, add, w, b, N, C, 1e-5);
+        ck_assert_mem_eq(sum, ref_sum, (size_t)N * C * sizeof(float));
+        ck_assert_mem_eq(out, out2, (size_t)N * C * sizeof(float));
+        ck_assert_mem_eq(mean, mean2, (size_t)N * sizeof(float));
+        ck_assert_mem_eq(rstd, rstd2, (size_t)N * sizeof(float));
+        layernorm_forward(out2, mean2, rstd2, inp, inp, add, w, b, N, C, 1e-5); /* in place */
+        ck_assert_mem_eq(inp, ref_sum, (size_t)N * C * sizeof(float));
+        ck_assert_mem_eq(out, out2, (size_t)N * C * sizeof(float));
+    }
+    printf("layernorm against the double reference: the worst error is %.3g of its bound\n", worst);
 }
 END_TEST
 
@@ -1343,6 +1404,7 @@ static Suite *model_suite(void) {
     Suite *s = suite_create("model");
     TCase *t = tcase_create("layers");
     tcase_add_test(t, test_layernorm_grad);
+    tcase_add_test(t, test_layernorm_against_reference);
     tcase_add_test(t, test_matmul_grad);
     tcase_add_test(t, test_attention_grad);
     tcase_add_test(t, test_attention_against_reference);
