@@ -6,12 +6,15 @@
 #   1. matrix products: `dpo bench --products` against cblas_sgemm of OpenBLAS
 #      (bench/openblas_gemm.c, built here when OpenBLAS is installed) on the same
 #      shapes and layouts, at n_tok = 512 (124M) and 2048 (small) tokens; the
-#      ratio dpo GFLOP/s / OpenBLAS GFLOP/s per product, from the best of REPS calls;
+#      ratio dpo GFLOP/s / OpenBLAS GFLOP/s per product, from the best of REPS
+#      calls in each of ROUNDS rounds that alternate the two programs;
 #   2. a DPO optimizer step: `dpo bench --dpo` against bench/torch_dpo_step.py
 #      (PyTorch), 2 pairs of 256 tokens (124M) and 32 pairs of 64 tokens (small),
 #      half prompt, half response, the reference in memory, RMSprop lr 1e-6,
-#      clipping at 10: the median of STEPS steps after a warm-up, and each
-#      process's peak memory;
+#      clipping at 10: the median of STEPS steps after a warm-up, in ROUNDS
+#      rounds that alternate dpo and PyTorch (the machine's speed drifts by 20%
+#      over minutes; alternating puts both through the same drift), the median
+#      round of each, and each process's peak memory;
 #   3. sampling with the key-value cache: bench/sample.sh (dpo sample against
 #      bench/torch_sample.py) for the two shapes.
 # The references run as tuned (DESIGN.md, "Performance"): OPENBLAS_CORETYPE and
@@ -22,7 +25,7 @@
 # dpo's own numbers are printed either way.
 #
 # Usage: sh bench/all.sh [DPO_BINARY]      (make bench)
-# Environment: THREADS (2), REPS (5), STEPS (5), SIZES ("124m small"),
+# Environment: THREADS (2), REPS (5), STEPS (5), ROUNDS (3), SIZES ("124m small"),
 # SAMPLE (1; 0 skips sampling), CC (cc); bench/sample.sh's RUNS, BUSY_MAX, WAIT_MAX.
 # Everything it writes goes to build/bench-all/ (and build/bench-sample/).
 set -eu
@@ -30,6 +33,7 @@ DPO=${1:-./build/dpo}
 THREADS=${THREADS:-2}
 REPS=${REPS:-5}
 STEPS=${STEPS:-5}
+ROUNDS=${ROUNDS:-3}
 SIZES=${SIZES:-124m small}
 SAMPLE=${SAMPLE:-1}
 CC=${CC:-cc}
@@ -95,6 +99,7 @@ shape_of() {
     esac
 }
 num() { sed -n "$1" "$2" | tail -1; } # the last value a sed expression prints from a file
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # stop when a step printed no result (a pipe into tee hides the exit status)
 need() { [ -n "$1" ] || { echo "bench/all.sh: $2 failed (its output: $3)" >&2; exit 1; }; }
 
@@ -102,22 +107,35 @@ need() { [ -n "$1" ] || { echo "bench/all.sh: $2 failed (its output: $3)" >&2; e
 : > "$OUT/summary.txt"
 for size in $SIZES; do
     shape_of "$size"
-    echo
-    echo "== matrix products, $WHAT, n_tok $((SEQS * LEN))"
-    "$DPO" bench --shape "$SHAPE" --products --seqs "$SEQS" --len "$LEN" --reps "$REPS" --threads "$THREADS" |
-        tee "$OUT/products-$size.dpo"
-    need "$(num '/^all products/p' "$OUT/products-$size.dpo")" "dpo bench --products" "$OUT/products-$size.dpo"
+    : > "$OUT/products-$size.dpo"
+    : > "$OUT/products-$size.blas"
+    r=1
+    while [ "$r" -le "$ROUNDS" ]; do # rounds alternating dpo and OpenBLAS, as for the steps below
+        echo
+        echo "== matrix products, $WHAT, n_tok $((SEQS * LEN)), round $r of $ROUNDS"
+        "$DPO" bench --shape "$SHAPE" --products --seqs "$SEQS" --len "$LEN" --reps "$REPS" --threads "$THREADS" |
+            tee "$OUT/round.txt"
+        need "$(num '/^all products/p' "$OUT/round.txt")" "dpo bench --products" "$OUT/round.txt"
+        cat "$OUT/round.txt" >> "$OUT/products-$size.dpo"
+        if [ -n "$BLAS" ]; then
+            echo
+            blas_run --layers "$L" --dim "$C" --vocab "$V" --tokens $((SEQS * LEN)) --reps "$REPS" \
+                --threads "$THREADS" | tee "$OUT/round.txt"
+            need "$(num '/^all products/p' "$OUT/round.txt")" "$BLAS" "$OUT/round.txt"
+            cat "$OUT/round.txt" >> "$OUT/products-$size.blas"
+        fi
+        r=$((r + 1))
+    done
     [ -n "$BLAS" ] || continue
-    echo
-    blas_run --layers "$L" --dim "$C" --vocab "$V" --tokens $((SEQS * LEN)) --reps "$REPS" --threads "$THREADS" |
-        tee "$OUT/products-$size.blas"
-    need "$(num '/^all products/p' "$OUT/products-$size.blas")" "$BLAS" "$OUT/products-$size.blas"
     {
         echo
-        echo "matrix products, $WHAT, n_tok $((SEQS * LEN)): GFLOP/s (best of $REPS), ratio = dpo / OpenBLAS (> 1: dpo is faster)"
+        echo "matrix products, $WHAT, n_tok $((SEQS * LEN)): GFLOP/s (the best of $REPS calls in each of $ROUNDS rounds), ratio = dpo / OpenBLAS (> 1: dpo is faster)"
         awk 'FNR == 1 { f++ }
-             $1 ~ /^(qkv|attproj|fc|fcproj|head)\.(fwd|dinp|dw)$/ { g[f, $1] = $NF; if (f == 1) name[++n] = $1 }
-             /^all products/ { sub(/ GFLOP\/s$/, ""); a[f] = $NF }
+             $1 ~ /^(qkv|attproj|fc|fcproj|head)\.(fwd|dinp|dw)$/ {
+                 if (!((f, $1) in g)) { g[f, $1] = 0; if (f == 1) name[++n] = $1 }
+                 if ($NF > g[f, $1]) g[f, $1] = $NF
+             }
+             /^all products/ { sub(/ GFLOP\/s$/, ""); if ($NF > a[f]) a[f] = $NF }
              END {
                  printf "%-13s %9s %9s %7s\n", "product", "dpo", "OpenBLAS", "ratio"
                  for (i = 1; i <= n; i++)
@@ -133,20 +151,34 @@ printf '%-7s %-13s %10s %10s %10s %10s %8s %8s\n' size "pairs x len" "dpo s" "dp
 for size in $SIZES; do
     shape_of "$size"
     echo
-    echo "== DPO step, $WHAT, $PAIRS pairs x $T tokens"
-    "$DPO" bench --shape "$SHAPE" --dpo --pairs "$PAIRS" --len "$T" --steps "$STEPS" --threads "$THREADS" |
-        tee "$OUT/dpo-$size.dpo"
-    d=$(num 's/^dpo step \([0-9.]*\) s.*/\1/p' "$OUT/dpo-$size.dpo")
+    echo "== DPO step, $WHAT, $PAIRS pairs x $T tokens ($ROUNDS rounds, dpo and PyTorch alternating)"
+    ds= ts=
+    r=1
+    while [ "$r" -le "$ROUNDS" ]; do
+        "$DPO" bench --shape "$SHAPE" --dpo --pairs "$PAIRS" --len "$T" --steps "$STEPS" --threads "$THREADS" |
+            tee "$OUT/dpo-$size.dpo"
+        d=$(num 's/^dpo step \([0-9.]*\) s.*/\1/p' "$OUT/dpo-$size.dpo")
+        need "$d" "dpo bench --dpo" "$OUT/dpo-$size.dpo"
+        ds="$ds $d"
+        if [ -n "$TORCH" ]; then
+            torch_run bench/torch_dpo_step.py --layers "$L" --heads "$H" --dim "$C" --ctx "$P" --vocab "$V" \
+                --pairs "$PAIRS" --prompt $((T / 2)) --response $((T - T / 2)) --steps $((STEPS + 1)) \
+                --threads "$THREADS" | tee "$OUT/dpo-$size.torch"
+            t=$(num 's/.* threads, \([0-9.]*\) s\/step.*/\1/p' "$OUT/dpo-$size.torch")
+            need "$t" "bench/torch_dpo_step.py" "$OUT/dpo-$size.torch"
+            ts="$ts $t"
+        fi
+        r=$((r + 1))
+    done
+    # the median over the rounds of each round's median step
+    d=$(median $ds)
     dm=$(num 's/^peak memory: \([0-9.]*\) GiB.*/\1/p' "$OUT/dpo-$size.dpo")
-    need "$d" "dpo bench --dpo" "$OUT/dpo-$size.dpo"
+    echo "dpo: the rounds' steps (s):$ds; median $d"
     t=- tm=- sp=- mr=-
     if [ -n "$TORCH" ]; then
-        torch_run bench/torch_dpo_step.py --layers "$L" --heads "$H" --dim "$C" --ctx "$P" --vocab "$V" \
-            --pairs "$PAIRS" --prompt $((T / 2)) --response $((T - T / 2)) --steps $((STEPS + 1)) \
-            --threads "$THREADS" | tee "$OUT/dpo-$size.torch"
-        t=$(num 's/.* threads, \([0-9.]*\) s\/step.*/\1/p' "$OUT/dpo-$size.torch")
+        t=$(median $ts)
         tm=$(num 's/.*peak RSS \([0-9.]*\) GiB.*/\1/p' "$OUT/dpo-$size.torch")
-        need "$t" "bench/torch_dpo_step.py" "$OUT/dpo-$size.torch"
+        echo "PyTorch: the rounds' steps (s):$ts; median $t"
         sp=$(awk -v d="$d" -v t="$t" 'BEGIN { printf "%.2f", t / d }')
         mr=$(awk -v d="$dm" -v t="$tm" 'BEGIN { printf "%.2f", d / t }')
     fi
@@ -154,7 +186,7 @@ for size in $SIZES; do
 done
 {
     echo
-    echo "DPO step: median seconds of $STEPS steps after a warm-up; peak memory of the process (dpo VmHWM, PyTorch ru_maxrss);"
+    echo "DPO step: median seconds of $STEPS steps after a warm-up, the median of $ROUNDS alternating rounds; peak memory of the process (dpo VmHWM, PyTorch ru_maxrss);"
     echo "speedup = PyTorch s / dpo s (> 1: dpo is faster), memory = dpo GiB / PyTorch GiB"
     cat "$OUT/dpo-table.txt"
     [ -n "$TORCH" ] || echo "(PyTorch skipped: /usr/bin/python3 cannot import torch)"
@@ -171,5 +203,5 @@ fi
 echo
 echo "== summary ($OUT/summary.txt)"
 echo "$machine"
-[ -z "$BLAS" ] || sed -n 's/^openblas: /OpenBLAS: /p' "$OUT/products-$(echo "$SIZES" | cut -d' ' -f1).blas"
+[ -z "$BLAS" ] || sed -n 's/^openblas: /OpenBLAS: /p' "$OUT/products-$(echo "$SIZES" | cut -d' ' -f1).blas" | head -1
 cat "$OUT/summary.txt"
