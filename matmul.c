@@ -380,3 +380,34 @@ void mm_matmul_sub(float *out, size_t ldo, const float *a, size_t lda, const flo
     NC = NC_SUB / NR * NR; /* not block_cols(): its first call may not race with another thread's */
     for (j0 = 0; j0 < N; j0 += NC) column_block(&op, bp, j0, N - j0 < NC ? N - j0 : NC);
 }
+
+/* Each thread runs mm_fma_loop(iters); returns the seconds, *n the threads */
+static double fma_run(long iters, int *n_out, volatile float *sink) {
+    double t0 = util_seconds();
+    float acc = 0.0f;
+    int n = 0;
+#ifdef _OPENMP
+    DPO_PRAGMA(omp parallel reduction(+ : n, acc))
+#endif
+    {
+        acc += mm_fma_loop(iters);
+        n += 1;
+    }
+    *sink = acc;
+    *n_out = n;
+    return util_seconds() - t0;
+}
+
+double mm_fma_peak(double seconds, int *threads_out) {
+    long iters = 1L << 16;
+    volatile float sink = 0.0f; /* keeps the loops' results alive */
+    int n = 1;
+    double t;
+    /* grow the loop until a run takes a quarter of the time, then time one run
+     * of 4 times as many iterations */
+    while (fma_run(iters, &n, &sink) < seconds / 4 && iters < (1L << 40)) iters *= 2;
+    iters *= 4;
+    t = fma_run(iters, &n, &sink);
+    if (threads_out) *threads_out = n;
+    return (double)n * (double)iters * 12.0 * MM_FMA_LANES * 2.0 / t / 1e9;
+}

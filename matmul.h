@@ -48,6 +48,13 @@ const char *mm_kernel_name(void);
  * from the L2 cache size on the first product). For --version, bench and tests. */
 void mm_blocking(int *mr, int *nr, int *kc, int *nc);
 
+/* The fp32 FMA peak of this build's instruction set on the current threads, in
+ * GFLOP/s (a fused multiply-add counts 2): every thread runs independent
+ * chains of vector FMAs in registers (no memory access) for about `seconds`;
+ * *threads_out (when not NULL) receives how many threads ran. The most any
+ * product can reach; dpo bench gives each product as a share of it. */
+double mm_fma_peak(double seconds, int *threads_out);
+
 /* Named forms of mm_matmul, so that a call says which operand is transposed and
  * whether it adds into out; "bt" means b is stored transposed, "at" a, "add" +=.
  * The layers call these; mm_matmul stays the one kernel behind them. */

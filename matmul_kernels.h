@@ -38,6 +38,13 @@
  * head's chunks of 83 rows, Zen 5), in registers a block of 8 x 8 (4 x 4 on
  * NEON) at a time it is a few shuffles per 8 floats.
  *
+ * The FMA peak. Each instruction set also has mm_fma_loop: 12 independent
+ * chains of vector fused multiply-adds in registers, no memory access, the
+ * most FMAs the core can start (12 chains cover 4 cycles of latency on 2 or 3
+ * FMA pipes). dpo bench measures it (mm_fma_peak) so that the products can be
+ * given as a share of what this machine's cores can do. Each chain is
+ * x = x a + b with a < 1, which converges: nothing overflows.
+ *
  * Which kernel is compiled: SIMD=scalar forces the portable one
  * (DPO_SIMD_SCALAR); otherwise the best the compiler's target allows
  * (-march=native on the build machine by default, or SIMD=avx2 / avx512 / neon). */
@@ -112,6 +119,22 @@ static void mm_kernel(int kc, const float *ap, const float *bp, float *c, size_t
     MM_ROWS(MM_STORE)
 }
 
+#define MM_FMA_LANES 16
+static float mm_fma_loop(long iters) {
+    __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-6f);
+    __m512 x[12];
+    float out[16], s = 0.0f;
+    long i;
+    int j;
+    for (j = 0; j < 12; j++) x[j] = _mm512_set1_ps(0.1f * (float)(j + 1));
+    for (i = 0; i < iters; i++)
+        for (j = 0; j < 12; j++) x[j] = _mm512_fmadd_ps(x[j], a, b);
+    for (j = 1; j < 12; j++) x[0] = _mm512_add_ps(x[0], x[j]);
+    _mm512_storeu_ps(out, x[0]);
+    for (j = 0; j < 16; j++) s += out[j];
+    return s;
+}
+
 /* ======================================================================== */
 #elif defined(MM_KERNEL_AVX2)
 /* AVX2 + FMA: 16 ymm registers of 8 floats. Tile 6 x 16: 12 accumulators (6 rows
@@ -152,6 +175,22 @@ static void mm_kernel(int kc, const float *ap, const float *bp, float *c, size_t
         MM_ROWS(MM_STEP)
     }
     MM_ROWS(MM_STORE)
+}
+
+#define MM_FMA_LANES 8
+static float mm_fma_loop(long iters) {
+    __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-6f);
+    __m256 x[12];
+    float out[8], s = 0.0f;
+    long i;
+    int j;
+    for (j = 0; j < 12; j++) x[j] = _mm256_set1_ps(0.1f * (float)(j + 1));
+    for (i = 0; i < iters; i++)
+        for (j = 0; j < 12; j++) x[j] = _mm256_fmadd_ps(x[j], a, b);
+    for (j = 1; j < 12; j++) x[0] = _mm256_add_ps(x[0], x[j]);
+    _mm256_storeu_ps(out, x[0]);
+    for (j = 0; j < 8; j++) s += out[j];
+    return s;
 }
 
 /* ======================================================================== */
@@ -205,6 +244,22 @@ static void mm_kernel(int kc, const float *ap, const float *bp, float *c, size_t
     MM_ROWS(MM_STORE)
 }
 
+#define MM_FMA_LANES 4
+static float mm_fma_loop(long iters) {
+    float32x4_t a = vdupq_n_f32(0.999999f), b = vdupq_n_f32(1e-6f);
+    float32x4_t x[12];
+    float out[4], s = 0.0f;
+    long i;
+    int j;
+    for (j = 0; j < 12; j++) x[j] = vdupq_n_f32(0.1f * (float)(j + 1));
+    for (i = 0; i < iters; i++)
+        for (j = 0; j < 12; j++) x[j] = vfmaq_f32(b, x[j], a);
+    for (j = 1; j < 12; j++) x[0] = vaddq_f32(x[0], x[j]);
+    vst1q_f32(out, x[0]);
+    for (j = 0; j < 4; j++) s += out[j];
+    return s;
+}
+
 /* dst[k w + i] = src[i lds + k] for i < w, k < kc: 4 x 4 blocks, the rest one by one */
 static void mm_pack_t(float *dst, int w, const float *src, size_t lds, int kc) {
     int i0 = 0, k, i;
@@ -252,6 +307,18 @@ static void mm_kernel(int kc, const float *ap, const float *bp, float *c, size_t
             for (j = 0; j < MM_NR; j++) acc[i][j] = fmaf(ap[i], bp[j], acc[i][j]);
     for (i = 0; i < MM_MR; i++)
         for (j = 0; j < MM_NR; j++) c[(size_t)i * ldc + j] = acc[i][j];
+}
+
+#define MM_FMA_LANES 1
+static float mm_fma_loop(long iters) {
+    float x[12], s = 0.0f;
+    long i;
+    int j;
+    for (j = 0; j < 12; j++) x[j] = 0.1f * (float)(j + 1);
+    for (i = 0; i < iters; i++)
+        for (j = 0; j < 12; j++) x[j] = fmaf(x[j], 0.999999f, 1e-6f);
+    for (j = 0; j < 12; j++) s += x[j];
+    return s;
 }
 
 /* dst[k w + i] = src[i lds + k] for i < w, k < kc */

@@ -233,11 +233,12 @@ void model_zero_grad(model *m) {
 static void encoder_forward(float *out /* (n_tok, C) */, const int *tokens /* (n_tok) */,
                             const int *pos /* (n_tok) */, const float *wte /* (V, C) */,
                             const float *wpe /* (n_ctx, C) */, int n_tok, int C) {
-    int n, c;
+    int n;
     DPO_OMP_FOR_IF((double)n_tok * C)
     for (n = 0; n < n_tok; n++) {
         const float *te = wte + (size_t)tokens[n] * C, *pe = wpe + (size_t)pos[n] * C;
         float *o = out + (size_t)n * C;
+        int c; /* declared inside the parallel loop: private to each thread */
         for (c = 0; c < C; c++) o[c] = te[c] + pe[c];
     }
 }
@@ -291,11 +292,12 @@ static void layernorm_forward(float *out /* (n_tok, C) */, float *mean /* (n_tok
                               const float *inp /* (n_tok, C) */, const float *add /* (n_tok, C) or NULL */,
                               const float *w /* (C) */, const float *b /* (C) */, int n_tok, int C,
                               double eps) {
-    int n, c;
+    int n;
     DPO_OMP_FOR_IF((double)n_tok * C)
     for (n = 0; n < n_tok; n++) {
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
+        int c; /* declared inside the parallel loop: private to each thread */
         if (add) { /* the residual add first: the row is then normalized from the cache */
             float *sr = sum + (size_t)n * C;
             const float *ar = add + (size_t)n * C;
@@ -331,11 +333,12 @@ static void layernorm_backward(float *dinp /* (n_tok, C) */, float *dw /* (C) */
                                const float *inp /* (n_tok, C) */, const float *mean /* (n_tok) */,
                                const float *rstd /* (n_tok) */, const float *w /* (C) */, int n_tok,
                                int C) {
-    int n, c, c0;
+    int n, c0;
     DPO_OMP_FOR_IF((double)n_tok * C)
     for (n = 0; n < n_tok; n++) {
         const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
         float *dx = dinp + (size_t)n * C;
+        int c; /* declared inside the parallel loop: private to each thread */
         float mu = mean[n], r = rstd[n], mg, mgx;
         double sg[8] = {0}, sgx[8] = {0}; /* 8 partial sums (c mod 8), as sum8 */
         int l;
@@ -363,10 +366,10 @@ static void layernorm_backward(float *dinp /* (n_tok, C) */, float *dw /* (C) */
     DPO_OMP_FOR_IF((double)n_tok * C)
     for (c0 = 0; c0 < C; c0 += LN_COLS) {
         float sw[LN_COLS] = {0}, sb[LN_COLS] = {0};
-        int nc = C - c0 < LN_COLS ? C - c0 : LN_COLS;
-        for (n = 0; n < n_tok; n++) {
-            const float *dv = dout + (size_t)n * C + c0, *x = inp + (size_t)n * C + c0;
-            float mu = mean[n], r = rstd[n];
+        int nc = C - c0 < LN_COLS ? C - c0 : LN_COLS, c, n2;
+        for (n2 = 0; n2 < n_tok; n2++) {
+            const float *dv = dout + (size_t)n2 * C + c0, *x = inp + (size_t)n2 * C + c0;
+            float mu = mean[n2], r = rstd[n2];
             for (c = 0; c < nc; c++) {
                 sw[c] += dv[c] * ((x[c] - mu) * r);
                 sb[c] += dv[c];
