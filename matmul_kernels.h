@@ -356,17 +356,54 @@ static void mm_t8x8(float *dst, int dw, const float *src, size_t lds) {
     _mm256_storeu_ps(dst + 7 * dw, _mm256_permute2f128_ps(u3, u7, 0x31));
 }
 
-/* dst[k w + i] = src[i lds + k] for i < w, k < kc: 8 x 8 blocks, the rest one by one */
-static void mm_pack_t(float *dst, int w, const float *src, size_t lds, int kc) {
+/* mm_pack_t for fewer than 8 rows (AVX2's 6 rows of A): 4 x 4 blocks in SSE
+ * registers, the last group of 4 rows overlapping the one before it when w is not
+ * a multiple of 4; fewer than 4 rows and the last kc % 4 columns one by one */
+static void mm_pack_t4(float *dst, int w, const float *src, size_t lds, int kc) {
     int i0 = 0, k, i;
-    for (; i0 + 8 <= w; i0 += 8) {
+    if (w < 4) {
+        for (k = 0; k < kc; k++)
+            for (i = 0; i < w; i++) dst[(size_t)k * w + i] = src[(size_t)i * lds + k];
+        return;
+    }
+    for (;;) {
+        const float *s = src + (size_t)i0 * lds;
+        for (k = 0; k + 4 <= kc; k += 4) {
+            __m128 r0 = _mm_loadu_ps(s + k), r1 = _mm_loadu_ps(s + lds + k), r2 = _mm_loadu_ps(s + 2 * lds + k),
+                   r3 = _mm_loadu_ps(s + 3 * lds + k);
+            float *d = dst + (size_t)k * w + i0;
+            _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+            _mm_storeu_ps(d, r0);
+            _mm_storeu_ps(d + w, r1);
+            _mm_storeu_ps(d + 2 * w, r2);
+            _mm_storeu_ps(d + 3 * w, r3);
+        }
+        for (; k < kc; k++)
+            for (i = 0; i < 4; i++) dst[(size_t)k * w + i0 + i] = s[(size_t)i * lds + k];
+        if (i0 + 4 == w) break;
+        i0 = i0 + 8 <= w ? i0 + 4 : w - 4;
+    }
+}
+
+/* dst[k w + i] = src[i lds + k] for i < w, k < kc: 8 x 8 blocks; when w is not a
+ * multiple of 8 (AVX-512's 14 rows of A), the last group of 8 rows overlaps the
+ * one before it and writes its rows again with the same floats; w below 8 (AVX2's 6
+ * rows) goes to mm_pack_t4, and the last kc % 8 columns one by one */
+static void mm_pack_t(float *dst, int w, const float *src, size_t lds, int kc) {
+    int i0 = 0, k, i, last;
+    if (w < 8) {
+        mm_pack_t4(dst, w, src, lds, kc);
+        return;
+    }
+    for (;;) {
         const float *s = src + (size_t)i0 * lds;
         for (k = 0; k + 8 <= kc; k += 8) mm_t8x8(dst + (size_t)k * w + i0, w, s + k, lds);
         for (; k < kc; k++)
             for (i = 0; i < 8; i++) dst[(size_t)k * w + i0 + i] = s[(size_t)i * lds + k];
+        last = i0 + 8 == w;
+        if (last) break;
+        i0 = i0 + 16 <= w ? i0 + 8 : w - 8;
     }
-    for (k = 0; k < kc; k++)
-        for (i = i0; i < w; i++) dst[(size_t)k * w + i] = src[(size_t)i * lds + k];
 }
 #endif
 

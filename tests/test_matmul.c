@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "matmul.h"
+#include "matmul_kernels.h" /* mm_kernel, mm_pack_t and mm_fma_loop, tested directly */
 #include "util.h"
 
 #define GUARD 64 /* sentinel floats after out */
@@ -306,6 +307,67 @@ START_TEST(test_named_forms) {
 }
 END_TEST
 
+/* The micro-kernel itself on one tile: packed panels of random depth, started
+ * from the tile (row NULL) or from one row, against the fmaf chain of its
+ * definition, bit for bit; and the FMA-peak loop returns the converged chains'
+ * finite sum (each chain tends to 1e-6 / (1 - 0.999999) = 1). */
+START_TEST(test_kernel_tile) {
+    enum { KMAX = 300 };
+    static float ap[KMAX * MM_MR], bp[KMAX * MM_NR];
+    float c[MM_MR * MM_NR], want[MM_MR * MM_NR], row[MM_NR];
+    int trial, i, j, k;
+    float f;
+    util_rng r;
+    util_rng_seed(&r, 8);
+    for (trial = 0; trial < 40; trial++) {
+        int kc = 1 + (int)(util_rng_u64(&r) % KMAX), from_row = trial % 2;
+        fill(ap, (size_t)kc * MM_MR, &r);
+        fill(bp, (size_t)kc * MM_NR, &r);
+        fill(c, MM_MR * MM_NR, &r);
+        fill(row, MM_NR, &r);
+        for (i = 0; i < MM_MR; i++)
+            for (j = 0; j < MM_NR; j++) {
+                float acc = from_row ? row[j] : c[i * MM_NR + j];
+                for (k = 0; k < kc; k++) acc = fmaf(ap[k * MM_MR + i], bp[k * MM_NR + j], acc);
+                want[i * MM_NR + j] = acc;
+            }
+        mm_kernel(kc, ap, bp, c, MM_NR, from_row ? row : NULL);
+        ck_assert_msg(memcmp(c, want, sizeof c) == 0, "kernel %s, kc %d, from %s: the tile differs from fmaf",
+                      MM_KERNEL_NAME, kc, from_row ? "a row" : "the tile");
+    }
+    f = mm_fma_loop(100000);
+    ck_assert_msg(isfinite(f) && f > 0.0f && f <= 12.0f * MM_FMA_LANES * 1.01f, "mm_fma_loop: %g", (double)f);
+}
+END_TEST
+
+/* mm_pack_t, the transposing pack of this build's kernel (matmul_kernels.h,
+ * included here for it), for every row count w from 1 to 40 (whole register
+ * blocks, overlapped last blocks, fewer rows than a block) and random depths kc
+ * and row strides: dst[k w + i] must be src[i lds + k] exactly, and nothing
+ * past w kc floats of dst written. */
+START_TEST(test_pack_transpose) {
+    enum { MAXW = 40, MAXK = 300, MAXLD = 340 };
+    static float src[MAXW * MAXLD], dst[MAXW * MAXK + 8];
+    int w, trial, bad = 0;
+    util_rng r;
+    util_rng_seed(&r, 5);
+    fill(src, (size_t)MAXW * MAXLD, &r);
+    for (w = 1; w <= MAXW; w++)
+        for (trial = 0; trial < 6; trial++) {
+            int kc = 1 + (int)(util_rng_u64(&r) % MAXK), k, i;
+            size_t lds = (size_t)kc + util_rng_u64(&r) % (MAXLD - kc + 1);
+            for (i = 0; i < MAXW * MAXK + 8; i++) dst[i] = -7.0f;
+            mm_pack_t(dst, w, src, lds, kc);
+            for (k = 0; k < kc; k++)
+                for (i = 0; i < w; i++)
+                    if (bits_of(dst[(size_t)k * w + i]) != bits_of(src[(size_t)i * lds + k])) bad++;
+            for (i = w * kc; i < MAXW * MAXK + 8; i++)
+                if (dst[i] != -7.0f) bad++;
+            ck_assert_msg(bad == 0, "mm_pack_t w %d kc %d lds %zu: %d floats wrong", w, kc, lds, bad);
+        }
+}
+END_TEST
+
 /* mm_matmul_sub on sub-matrices with row strides larger than their widths, as
  * the attention calls it (inside qkv rows): 300 random shapes and layouts, each
  * operand cut out of a larger random matrix and out written inside a larger
@@ -534,6 +596,8 @@ static Suite *make_suite(void) {
     tcase_add_test(tc, test_shapes_tn);
     tcase_add_test(tc, test_shapes_tt);
     tcase_add_test(tc, test_shapes_random);
+    tcase_add_test(tc, test_kernel_tile);
+    tcase_add_test(tc, test_pack_transpose);
     tcase_add_test(tc, test_sub_matrices);
     tcase_add_test(tc, test_threads_bit_identical);
     tcase_add_test(tc, test_row_position_independent);
