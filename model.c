@@ -498,15 +498,24 @@ static int att_block_rows(void) {
  * receive the largest scaled score and the float 1/sum that scaled the row:
  * att_probs rebuilds the row from them. The sum is in double. */
 static void att_softmax(float *row, int m, int n, float scale, float *mx_out, float *inv_out) {
-    float mx = -INFINITY, inv;
-    double sum = 0.0;
-    int j;
-    for (j = 0; j < m; j++) {
-        row[j] *= scale;
+    float mx = -INFINITY, inv, pm[16];
+    double part[8] = {0}, sum;
+    int j, l;
+    for (j = 0; j < m; j++) row[j] *= scale;
+    /* the largest in 16 lanes (a maximum is the same in any order), so that it vectorizes */
+    for (l = 0; l < 16; l++) pm[l] = -INFINITY;
+    for (j = 0; j + 16 <= m; j += 16)
+        for (l = 0; l < 16; l++) pm[l] = row[j + l] > pm[l] ? row[j + l] : pm[l];
+    for (; j < m; j++)
         if (row[j] > mx) mx = row[j];
-    }
+    for (l = 0; l < 16; l++)
+        if (pm[l] > mx) mx = pm[l];
     for (j = 0; j < m; j++) row[j] = exp_fast(row[j] - mx);
-    for (j = 0; j < m; j++) sum += row[j];
+    /* the sum as 8 partial sums (j mod 8) added in a fixed order, as softmax_norm's */
+    for (j = 0; j + 8 <= m; j += 8)
+        for (l = 0; l < 8; l++) part[l] += row[j + l];
+    for (l = 0; j < m; j++, l++) part[l] += row[j];
+    sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
     inv = (float)(1.0 / sum);
     for (j = 0; j < m; j++) row[j] *= inv;
     for (; j < n; j++) row[j] = 0.0f;
@@ -630,11 +639,14 @@ static void attention_backward(float *dqkv /* (n_tok, 3C) */, float *rows /* (2 
             for (r = 0; r < nq; r++) {
                 float *pr = P + (size_t)r * n, *dr = ds + (size_t)r * n;
                 int m = i0 + r + 1;
-                double pdp = 0.0; /* sum_j P_ij dP_ij */
+                double pdp[8] = {0}; /* sum_j P_ij dP_ij, as 8 partial sums (j mod 8) */
                 float fpdp;
+                int l;
                 att_probs(pr, m, n, scale, att_mx[sh + r], att_inv[sh + r]);
-                for (j = 0; j < m; j++) pdp += (double)pr[j] * dr[j];
-                fpdp = (float)pdp;
+                for (j = 0; j + 8 <= m; j += 8)
+                    for (l = 0; l < 8; l++) pdp[l] += (double)pr[j + l] * dr[j + l];
+                for (l = 0; j < m; j++, l++) pdp[l] += (double)pr[j] * dr[j];
+                fpdp = (float)(((pdp[0] + pdp[1]) + (pdp[2] + pdp[3])) + ((pdp[4] + pdp[5]) + (pdp[6] + pdp[7])));
                 for (j = 0; j < m; j++) dr[j] = pr[j] * (dr[j] - fpdp) * scale;
                 for (; j < n; j++) dr[j] = 0.0f;
             }
