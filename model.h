@@ -96,7 +96,7 @@ typedef struct {
                          forward, (n_sel, W) W = head_cols columns recomputed and turned into
                          dlogits in the backward; max(R V, n_sel W) floats */
     float *tmp;       /* (n_tok, C) scratch for a projection before its residual add */
-    float *att_rows;  /* (H n_tok) scratch: one row of T floats per (sequence, head) */
+    float *att_rows;  /* (QB H n_tok) scratch: one block of QB query rows' scores per (sequence, head) */
 } model_acts;
 
 /* Gradient scratch for the backward pass (activation gradients), one allocation. */
@@ -107,7 +107,7 @@ typedef struct {
     float *dqkv;      /* (n_tok, 3C) */
     float *dfch;      /* (n_tok, 4C) */
     float *dhead;     /* (n_sel, C) */
-    float *att_rows;  /* (4 H n_tok) scratch: two query rows of P and dS, 4 T floats per (sequence, head) */
+    float *att_rows;  /* (2 QB H n_tok) scratch: a block of QB query rows of P and of dS per (sequence, head) */
 } model_dacts;
 
 /* Profiling (dpo bench --dpo): the seconds the forward and backward passes
