@@ -438,10 +438,12 @@ static void matmul_backward(float *dinp /* (n_tok, IC) */, float *dw /* (IC, OC)
  * seldom write the same rows of out or dqkv.
  *
  * y_i is summed by the kernel as fma(P_ij, v_j, .) over j = 0 .. i1-1 in
- * order: past j = i, P_ij is 0 and fma(0, v, y) = y. The key-value cache
- * (attend_one) sums over j = 0 .. i only, with the same steps, and so gives the
- * same bits (the one exception: an output that is exactly -0 would become +0,
- * which changes no later value but its sign). */
+ * order: past j = i, P_ij is 0 and fma(0, v, y) = y for a finite v. The
+ * key-value cache (attend_one) sums over j = 0 .. i only, with the same steps,
+ * and so gives the same bits. Two exceptions: an output that is exactly -0
+ * would become +0, which changes no later value but its sign; and an infinite v_j
+ * makes the earlier rows of its block NaN here, not in the cache, but then row j
+ * itself is not finite (P_jj > 0) and neither is the pass. */
 
 /* e^x in plain float arithmetic, for GELU and the softmaxes: libm's expf is a
  * call per element that no compiler vectorizes, and it made GELU a fifth of a
