@@ -262,10 +262,15 @@ static void encoder_backward(float *dwte /* (V, C) */, float *dwpe /* (n_ctx, C)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Sums of many terms here are kept as 8 partial sums (term j in part[j mod 8]):
+ * one chain of dependent additions costs 4 cycles per term, 8 chains vectorize.
+ * add8 adds the 8 in the one fixed order, the same on every CPU and thread count. */
+static double add8(const double part[8]) {
+    return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+}
+
 /* sum_c x_c (y NULL) or sum_c (x_c - mu)(y_c - mu) in double, as 8 partial sums
- * (c mod 8) added in a fixed order at the end: a single chain of dependent
- * additions costs 4 cycles per term, 8 chains vectorize; the order is the same
- * on every CPU and thread count. LayerNorm's mean and variance. */
+ * (add8). LayerNorm's mean and variance. */
 static double sum8(const float *x, const float *y, double mu, int C) {
     double part[8] = {0};
     int c = 0, l;
@@ -276,7 +281,7 @@ static double sum8(const float *x, const float *y, double mu, int C) {
         for (; c + 8 <= C; c += 8)
             for (l = 0; l < 8; l++) part[l] += (double)x[c + l];
     for (l = 0; c < C; c++, l++) part[l] += y ? ((double)x[c] - mu) * ((double)y[c] - mu) : (double)x[c];
-    return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    return add8(part);
 }
 
 /* LayerNorm over the last dimension:
@@ -353,8 +358,8 @@ static void layernorm_backward(float *dinp /* (n_tok, C) */, float *dw /* (C) */
             sg[l] += g;
             sgx[l] += g * ((x[c] - mu) * r);
         }
-        mg = (float)((((sg[0] + sg[1]) + (sg[2] + sg[3])) + ((sg[4] + sg[5]) + (sg[6] + sg[7]))) / C);
-        mgx = (float)((((sgx[0] + sgx[1]) + (sgx[2] + sgx[3])) + ((sgx[4] + sgx[5]) + (sgx[6] + sgx[7]))) / C);
+        mg = (float)(add8(sg) / C);
+        mgx = (float)(add8(sgx) / C);
         for (c = 0; c < C; c++) {
             float xhat = (x[c] - mu) * r;
             dx[c] += r * (d[c] * w[c] - mg - xhat * mgx);
@@ -517,7 +522,7 @@ static void att_softmax(float *row, int m, int n, float scale, float *mx_out, fl
     for (j = 0; j + 8 <= m; j += 8)
         for (l = 0; l < 8; l++) part[l] += row[j + l];
     for (l = 0; j < m; j++, l++) part[l] += row[j];
-    sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    sum = add8(part);
     inv = (float)(1.0 / sum);
     for (j = 0; j < m; j++) row[j] *= inv;
     for (; j < n; j++) row[j] = 0.0f;
@@ -648,7 +653,7 @@ static void attention_backward(float *dqkv /* (n_tok, 3C) */, float *rows /* (2 
                 for (j = 0; j + 8 <= m; j += 8)
                     for (l = 0; l < 8; l++) pdp[l] += (double)pr[j + l] * dr[j + l];
                 for (l = 0; j < m; j++, l++) pdp[l] += (double)pr[j] * dr[j];
-                fpdp = (float)(((pdp[0] + pdp[1]) + (pdp[2] + pdp[3])) + ((pdp[4] + pdp[5]) + (pdp[6] + pdp[7])));
+                fpdp = (float)add8(pdp);
                 for (j = 0; j < m; j++) dr[j] = pr[j] * (dr[j] - fpdp) * scale;
                 for (; j < n; j++) dr[j] = 0.0f;
             }
@@ -726,15 +731,13 @@ static void softmax_norm(const float *z /* (V) */, int V, float *mx_out, double 
     int l;
     for (v = 0; v < V; v++)
         if (z[v] > mx) mx = z[v];
-    /* sum = sum_v exp(z_v - mx) in double, as 8 partial sums (v mod 8) added in a
-     * fixed order at the end: one chain of dependent additions would cost 4 cycles
-     * per term; 8 of them vectorize, and the order is the same on every CPU */
+    /* sum = sum_v exp(z_v - mx) in double, as 8 partial sums (add8) */
     for (v = 0; v + 8 <= V; v += 8) {
         for (l = 0; l < 8; l++) e[l] = exp_fast(z[v + l] - mx);
         for (l = 0; l < 8; l++) part[l] += e[l];
     }
     for (l = 0; v < V; v++, l++) part[l] += exp_fast(z[v] - mx);
-    sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    sum = add8(part);
     *mx_out = mx;
     *sum_out = sum;
 }
