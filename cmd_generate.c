@@ -326,7 +326,7 @@ static int emit_eval(void *ctx, const sample_result *r, dpo_err *e) {
     double rw;
     int rc;
     if (tok_decode(s->t, r->ids, (size_t)r->n_ids, &text, &len, e) != 0) return -1;
-    rc = reward_score(ev->rw, text, len, &rw, e);
+    rc = reward_score(ev->rw, s->texts.rows[r->prompt].prompt, s->texts.rows[r->prompt].prompt_len, text, len, &rw, e);
     if (rc == 0)
         rc = eval_summary_add(&ev->sum, rw, r->kl, r->kl_sampled, text, len, r->ids, r->n_ids,
                               r->finish == SAMPLE_LENGTH, e);
@@ -374,7 +374,7 @@ static int eval_given(eval_run *ev, const char *path, dpo_err *e) {
         const int *ids = d.pool + d.rows[r].off + d.rows[r].n_prompt;
         int n = d.rows[r].n_chosen, ended = ids[n - 1] == s->eos;
         double rw;
-        if (reward_score(ev->rw, row->completion, row->completion_len, &rw, e) != 0 ||
+        if (reward_score(ev->rw, row->prompt, row->prompt_len, row->completion, row->completion_len, &rw, e) != 0 ||
             eval_summary_add(&ev->sum, rw, kl[r], kls[r], row->completion, row->completion_len, ids, n - ended, !ended,
                              e) != 0 ||
             (ev->rows &&
@@ -412,7 +412,8 @@ static void put_eval_summary(const eval_summary *sum, const gen_opts *g, int giv
     cli_put_num(stdout, "truncated", o.truncated);
     fputs(", ", stdout);
     cli_put_num(stdout, "distinct2", o.distinct2);
-    printf(", \"reward_name\": \"%s\"", reward_spec);
+    fputs(", ", stdout);
+    cli_put_str(stdout, "reward_name", reward_spec, strlen(reward_spec));
     if (given) {
         printf(", \"completions\": \"given\"}\n");
     } else {
@@ -439,15 +440,15 @@ int cmd_eval(int argc, char **argv) {
             {"--prompts", OPT_STR, &g.prompts_file, 0, 0, 0, "JSONL rows {\"prompt\": ...} to sample from", 0},
             {"--completions", OPT_STR, &completions, 0, 0, 0,
              "JSONL rows {\"prompt\", \"completion\"}: score these instead of sampling", 0},
-            {"--reward", OPT_NAME, &reward_spec, 0, 0, 0, "the reward: sentiment (VADER) (default {default})", 0},
+            {"--reward", OPT_NAME, &reward_spec, 0, 0, 0, "the reward: sentiment (VADER, in [0, 1]) or model:DIR (a reward model from dpo rm-train, its score of prompt ++ completion) (default {default})", 0},
             {"--out", OPT_STR, &g.out, 0, 0, 0, "also write one JSON row per sample to FILE", 0},
             {"--tokenizer", OPT_STR, &g.tok_dir, 0, 0, 0, "tokenizer directory (default: --model's)", 0},
             GEN_SAMPLING_OPTIONS(g),
         };
         rc = cli_parse("eval",
                        "usage: dpo eval --model DIR --ref DIR (--prompts FILE | --prompt TEXT) [sampling options]\n"
-                       "                [--reward sentiment] [--out FILE]\n"
-                       "       dpo eval --model DIR --ref DIR --completions FILE [--reward sentiment] [--out FILE]\n\n"
+                       "                [--reward sentiment|model:DIR] [--out FILE]\n"
+                       "       dpo eval --model DIR --ref DIR --completions FILE [--reward sentiment|model:DIR] [--out FILE]\n\n"
                        "Sample from the policy (as dpo sample does) and measure each sample's reward and its\n"
                        "KL divergence from the reference, computed exactly over the vocabulary at every\n"
                        "generated position (the end-of-text included when the sample ended with it):\n"
@@ -541,7 +542,7 @@ static int emit_pairs(void *ctx, const sample_result *r, dpo_err *e) {
     const data_text_row *row = &s->texts.rows[r->prompt];
     int i = (int)r->index, rc = 0;
     if (tok_decode(s->t, r->ids, (size_t)r->n_ids, &pr->text[i], &pr->len[i], e) != 0) return -1;
-    if (reward_score(pr->rw, pr->text[i], pr->len[i], &pr->score[i], e) != 0) return -1;
+    if (reward_score(pr->rw, row->prompt, row->prompt_len, pr->text[i], pr->len[i], &pr->score[i], e) != 0) return -1;
     if (i < pr->k - 1) return 0;
     rc = put_pairs(pr, s->fp, row->prompt, row->prompt_len, pr->text, pr->len, pr->score, pr->k, e);
     for (i = 0; i < pr->k; i++) {
@@ -668,13 +669,13 @@ int cmd_pairs(int argc, char **argv) {
             {"--prompt", OPT_TEXT, &g.prompt, 0, 0, 0, "one prompt to sample from", 0},
             {"--scored", OPT_STR, &scored, 0, 0, 0,
              "JSONL rows {\"prompt\", \"completion\", \"reward\"} from any scorer, instead of sampling", 0},
-            {"--reward", OPT_NAME, &reward_spec, 0, 0, 0, "the reward of samples: sentiment (VADER) (default {default})", 0},
+            {"--reward", OPT_NAME, &reward_spec, 0, 0, 0, "the reward of samples: sentiment (VADER) or model:DIR (a reward model from dpo rm-train) (default {default})", 0},
             {"--out", OPT_STR, &g.out, 0, 0, 1, "the pairs, JSONL {\"prompt\", \"chosen\", \"rejected\"}", 0},
             {"--tokenizer", OPT_STR, &g.tok_dir, 0, 0, 0, "tokenizer directory (default: --model's)", 0},
             GEN_SAMPLING_OPTIONS(g),
         };
         rc = cli_parse("pairs",
-                       "usage: dpo pairs --model DIR --prompts FILE [--n K] --reward sentiment --out FILE\n"
+                       "usage: dpo pairs --model DIR --prompts FILE [--n K] --reward sentiment|model:DIR --out FILE\n"
                        "                 [sampling options]\n"
                        "       dpo pairs --scored FILE --out FILE\n\n"
                        "Preference pairs from samples, ready for dpo train: each prompt's --n samples (drawn\n"

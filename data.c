@@ -455,13 +455,15 @@ static int batch_reserve(data_batch *b, size_t n_tok, int n_seq) {
 int data_seqs_per_row(const data_set *d) { return d->sft ? 1 : 2; }
 
 /* fills b for rows[0..n) and returns the number of tokens N (0 on out of memory) */
-size_t data_batch_build(data_batch *b, const data_set *d, const int *rows, int n) {
+/* whole = 0: each sequence without its last token, targets the next tokens of
+ * the response; whole = 1: every token, no targets (data_batch_build_whole) */
+static size_t batch_build(data_batch *b, const data_set *d, const int *rows, int n, int whole) {
     size_t N = 0, pos = 0;
-    int per = data_seqs_per_row(d), i, k, j;
+    int per = data_seqs_per_row(d), i, k, j, cut = whole ? 0 : 1;
     for (i = 0; i < n; i++) {
         const data_row *r = &d->rows[rows[i]];
-        N += (size_t)(r->n_prompt + r->n_chosen - 1);
-        if (per == 2) N += (size_t)(r->n_prompt + r->n_rejected - 1);
+        N += (size_t)(r->n_prompt + r->n_chosen - cut);
+        if (per == 2) N += (size_t)(r->n_prompt + r->n_rejected - cut);
     }
     if (batch_reserve(b, N, per * n) != 0) return 0;
     for (i = 0; i < n; i++) {
@@ -469,18 +471,26 @@ size_t data_batch_build(data_batch *b, const data_set *d, const int *rows, int n
         const int *prompt = d->pool + r->off;
         for (k = 0; k < per; k++) {
             const int *resp = prompt + r->n_prompt + (k ? r->n_chosen : 0);
-            int R = k ? r->n_rejected : r->n_chosen, P = r->n_prompt, L = P + R - 1, seq = per * i + k;
+            int R = k ? r->n_rejected : r->n_chosen, P = r->n_prompt, L = P + R - cut, seq = per * i + k;
             for (j = 0; j < L; j++) {
                 b->tokens[pos + (size_t)j] = j < P ? prompt[j] : resp[j - P];
-                b->targets[pos + (size_t)j] = j + 1 >= P ? resp[j + 1 - P] : -1;
+                b->targets[pos + (size_t)j] = !whole && j + 1 >= P ? resp[j + 1 - P] : -1;
             }
             b->seq_len[seq] = L;
-            b->resp_start[seq] = (int)pos + P - 1;
+            b->resp_start[seq] = (int)pos + P - cut;
             b->resp_len[seq] = R;
             pos += (size_t)L;
         }
     }
     return N;
+}
+
+size_t data_batch_build(data_batch *b, const data_set *d, const int *rows, int n) {
+    return batch_build(b, d, rows, n, 0);
+}
+
+size_t data_batch_build_whole(data_batch *b, const data_set *d, const int *rows, int n) {
+    return batch_build(b, d, rows, n, 1);
 }
 
 /* log p(response | prompt) of each sequence: the sum of its targets' log-probs, in double */

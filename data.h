@@ -147,6 +147,11 @@ typedef struct {
 int data_seqs_per_row(const data_set *d);
 /* Fill b for rows[0..n) of d; returns the number of tokens N (0 on out of memory). */
 size_t data_batch_build(data_batch *b, const data_set *d, const int *rows, int n);
+/* The same rows for a reward or value model (model_forward_score): every
+ * sequence fed whole, prompt ++ response (with its end-of-text when it has
+ * one), targets all -1; resp_start[seq] is the stream index of the response's
+ * first token, so the sequence's last token is at resp_start + resp_len - 1. */
+size_t data_batch_build_whole(data_batch *b, const data_set *d, const int *rows, int n);
 /* log p(response | prompt) of sequence seq of the batch: its targets' log-probs summed in double */
 double data_seq_logp(const data_batch *b, int seq);
 void data_batch_free(data_batch *b);

@@ -6,6 +6,7 @@
  * Subcommands (see `dpo --help`):
  *   train  DPO (and its variants and baselines) on preference pairs: train.c
  *   sft    supervised fine-tuning, the same loop: train.c
+ *   rm-train  a reward model (scalar head, Bradley-Terry loss), the same loop: train.c
  *   logp   log-probabilities and implicit rewards of pairs
  *   init   write a freshly initialised GPT-2 model directory
  *   info   load and validate a model directory, print its config and tensors
@@ -147,7 +148,7 @@ static int cmd_info(int argc, char **argv) {
     if (model_load_config(dir, &m.cfg, &e) != 0 || util_path_join(path, sizeof path, dir, "model.safetensors", &e) != 0 ||
         st_open(&f, path, &e) != 0)
         return cli_fail("info", &e);
-    if (model_load(&m, dir, &e) != 0) {
+    if (model_load_any(&m, dir, &e) != 0) {
         st_close(&f);
         return cli_fail("info", &e);
     }
@@ -162,6 +163,9 @@ static int cmd_info(int argc, char **argv) {
            "layer_norm_epsilon %g, eos_token_id %d\n",
            m.cfg.n_layer, m.cfg.n_head, m.cfg.n_embd, m.cfg.n_ctx, m.cfg.vocab_size, m.cfg.ln_eps,
            m.cfg.eos_token_id);
+    printf("kind: %s\n", m.cfg.score_head ? "reward or value model (GPT2ForSequenceClassification: score.weight "
+                                            "reads one number at each position)"
+                                          : "language model (GPT2LMHeadModel)");
     printf("parameters: %zu (%.1f MiB as F32; lm_head tied to wte)\n", m.num_params,
            (double)m.num_params * 4.0 / 1048576.0);
     {
@@ -197,7 +201,8 @@ typedef struct {
     FILE *log;              /* metrics JSONL, or NULL */
     const char *log_path;
     double t0;
-    int quiet, sft;
+    int quiet;
+    train_mode mode;
     int tty;                /* stderr is a terminal: redraw one line; else a line every 5% of the run */
     int ref_done, ref_tenth; /* progress of the reference's log-probs: rows done, tenths printed */
     double step_seconds;    /* sum of the wall times of the steps of this process (for the ETA) */
@@ -206,7 +211,7 @@ typedef struct {
 
 static void train_ui_start(void *ctx, const data_set *d, const data_set *eval, long total) {
     train_ui *ui = ctx;
-    const char *what = ui->sft ? "rows" : "preference pairs";
+    const char *what = ui->mode == TRAIN_SFT ? "rows" : "preference pairs";
     if (ui->quiet) return;
     fprintf(stderr, "%d %s (%d truncated to fit), %ld optimizer steps\n", d->n_rows, what, d->n_truncated, total);
     if (eval) fprintf(stderr, "held-out: %d %s (%d truncated to fit)\n", eval->n_rows, what, eval->n_truncated);
@@ -214,18 +219,25 @@ static void train_ui_start(void *ctx, const data_set *d, const data_set *eval, l
 
 
 /* One JSONL metrics line with TRL's names; an evaluation's names get TRL's
- * "eval_" prefix. SFT runs have no rewards or rejected responses. Every write
- * is checked: a full disk stops the run with an error naming the log. */
-static int write_metrics(FILE *fp, const char *path, const train_metrics *m, int sft, int eval, dpo_err *e) {
-    static const char *const names[] = {"loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies",
-                                        "rewards/margins", "logps/chosen", "logps/rejected"};
-    const double vals[] = {m->loss, m->reward_chosen, m->reward_rejected, m->accuracy, m->margin, m->logp_chosen,
-                           m->logp_rejected};
+ * "eval_" prefix. SFT runs have no rewards or rejected responses; a reward
+ * model's run has TRL's reward trainer's names (loss, accuracy, margin) and its
+ * mean rewards, no log-probs. Every write is checked: a full disk stops the
+ * run with an error naming the log. */
+static int write_metrics(FILE *fp, const char *path, const train_metrics *m, train_mode mode, int eval, dpo_err *e) {
+    static const char *const dpo_names[] = {"loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies",
+                                            "rewards/margins", "logps/chosen", "logps/rejected"};
+    static const char *const rm_names[] = {"loss", "accuracy", "margin", "rewards/chosen", "rewards/rejected"};
+    const double dpo_vals[] = {m->loss, m->reward_chosen, m->reward_rejected, m->accuracy, m->margin, m->logp_chosen,
+                               m->logp_rejected};
+    const double rm_vals[] = {m->loss, m->accuracy, m->margin, m->reward_chosen, m->reward_rejected};
+    const char *const *names = mode == TRAIN_RM ? rm_names : dpo_names;
+    const double *vals = mode == TRAIN_RM ? rm_vals : dpo_vals;
+    int n = mode == TRAIN_SFT ? 1 : mode == TRAIN_RM ? 5 : 7;
     char key[64];
     int i;
     fprintf(fp, "{\"step\": %ld, ", m->step);
     cli_put_num(fp, "epoch", m->epoch);
-    for (i = 0; i < (sft ? 1 : 7); i++) {
+    for (i = 0; i < n; i++) {
         snprintf(key, sizeof key, "%s%s", eval ? "eval_" : "", names[i]);
         fprintf(fp, ", ");
         cli_put_num(fp, key, vals[i]);
@@ -251,9 +263,9 @@ static int train_ui_step(void *ctx, const train_metrics *m, long total, dpo_err 
     ui->step_seconds += m->seconds;
     ui->n_steps++;
     eta = ui->step_seconds / (double)ui->n_steps * (double)(total - m->step); /* evaluations not counted */
-    if (ui->log && write_metrics(ui->log, ui->log_path, m, ui->sft, 0, e) != 0) return -1;
+    if (ui->log && write_metrics(ui->log, ui->log_path, m, ui->mode, 0, e) != 0) return -1;
     if (ui->quiet || (!ui->tty && m->step % every != 0 && m->step != 1 && m->step != total)) return 0;
-    if (ui->sft)
+    if (ui->mode == TRAIN_SFT)
         fprintf(stderr, "%sstep %ld/%ld  loss %.4f  lr %.3g  %.0f tok/s  ETA %.0f s", ui->tty ? "\r" : "", m->step,
                 total, m->loss, m->learning_rate, m->tokens_per_second, eta);
     else
@@ -266,10 +278,10 @@ static int train_ui_step(void *ctx, const train_metrics *m, long total, dpo_err 
 
 static int train_ui_eval(void *ctx, const train_metrics *m, long total, dpo_err *e) {
     train_ui *ui = ctx;
-    if (ui->log && write_metrics(ui->log, ui->log_path, m, ui->sft, 1, e) != 0) return -1;
+    if (ui->log && write_metrics(ui->log, ui->log_path, m, ui->mode, 1, e) != 0) return -1;
     if (ui->quiet) return 0;
     if (ui->tty && m->step != total) fprintf(stderr, "\n");
-    if (ui->sft)
+    if (ui->mode == TRAIN_SFT)
         fprintf(stderr, "eval after step %ld: loss %.4f\n", m->step, m->loss);
     else
         fprintf(stderr, "eval after step %ld: loss %.4f  acc %.2f  margin %.4f  rewards %.4f / %.4f\n", m->step,
@@ -332,11 +344,46 @@ typedef struct {
     int threads, steps, quiet;
 } train_cli;
 
-/* dpo train (sft = 0) and dpo sft (sft = 1): one option table, the DPO-only
- * options left out of sft's; defaults are c's and o's values on entry. Returns
+static const char *const train_cmd_names[] = {"train", "sft", "rm-train"}; /* by train_mode */
+
+/* dpo train, dpo sft and dpo rm-train: one option table, the DPO-only options
+ * left out of the other two; defaults are c's and o's values on entry. Returns
  * parse_options' 0, 1 (help printed) or -1 (usage error printed). */
-static int train_parse(int argc, char **argv, int sft, train_config *c, train_cli *o) {
-    int i, n_opts = 0;
+static int train_parse(int argc, char **argv, train_mode mode, train_config *c, train_cli *o) {
+    static const char *const help[] = {
+        "usage: dpo train --model DIR --data FILE --out DIR [options]\n\n"
+        "Fine-tune a GPT-2 model on preference pairs with Direct Preference\n"
+        "Optimization (or one of its variants and baselines) against a frozen\n"
+        "reference model. Each pair becomes prompt ++ response ++ <|endoftext|> for\n"
+        "both responses; only response tokens count. Prints progress to standard\n"
+        "error; --log writes TRL-named metrics (loss, rewards/chosen, rewards/rejected,\n"
+        "rewards/accuracies, rewards/margins, logps/chosen, logps/rejected, grad_norm,\n"
+        "learning_rate, step, epoch, tokens_per_second) as JSONL; with --eval-data,\n"
+        "the same on the held-out pairs, named eval_loss, eval_rewards/chosen, ...",
+        "usage: dpo sft --model DIR --data FILE --out DIR [options]\n\n"
+        "Supervised fine-tuning: maximise the likelihood of each row's completion\n"
+        "given its prompt. A row {\"prompt\", \"completion\"} becomes prompt ++ completion\n"
+        "++ <|endoftext|>; a row {\"text\"} is an empty prompt (<|endoftext|>) and the\n"
+        "text as the completion. Only completion tokens count: the loss is their mean\n"
+        "negative log-likelihood over the whole batch (every token weighs the same).\n"
+        "Optimizer, schedule, checkpoint and resume options are dpo train's. Prints\n"
+        "progress to standard error; --log writes loss, grad_norm, learning_rate, step,\n"
+        "epoch, tokens_per_second (and eval_loss with --eval-data) as JSONL.",
+        "usage: dpo rm-train --model DIR --data FILE --out DIR [options]\n\n"
+        "Train a reward model on preference pairs, as RLHF does before PPO: GPT-2\n"
+        "with a scalar head, score.weight (1, n_embd), that reads the final hidden\n"
+        "state at the last token (the <|endoftext|>) of prompt ++ response ++\n"
+        "<|endoftext|>. The loss is Bradley-Terry's, -log sigmoid(r(x, y_w) - r(x, y_l)),\n"
+        "the mean over the pairs of a batch. --model is a language model (the head\n"
+        "is added, normal(0, 0.02) from --seed) or a reward model to train further.\n"
+        "Saved as a Hugging Face GPT2ForSequenceClassification directory (num_labels 1)\n"
+        "that transformers loads; use it as --reward model:DIR in dpo eval, pairs and\n"
+        "sample. Optimizer, schedule, checkpoint and resume options are dpo train's,\n"
+        "with defaults for a new head (AdamW, lr 1e-5, no warm-up, clip 1). --log\n"
+        "writes loss, accuracy, margin, rewards/chosen, rewards/rejected (the mean\n"
+        "rewards), grad_norm, learning_rate, step, epoch and tokens_per_second as JSONL;\n"
+        "with --eval-data, the same on the held-out pairs, named eval_loss, eval_accuracy, ..."};
+    int i, n_opts = 0, sft = mode == TRAIN_SFT;
     opt_spec all[] = {
         {"--model", OPT_STR, &c->model_dir, 0, 0, 1, "model directory to fine-tune (Hugging Face GPT-2, with tokenizer files)", 0},
         {"--data", OPT_STR, &c->data_path, 0, 0, 1, sft ? "JSONL rows {\"prompt\", \"completion\"} or {\"text\"}" : "JSONL preference pairs {\"prompt\", \"chosen\", \"rejected\"}", 0},
@@ -373,31 +420,13 @@ static int train_parse(int argc, char **argv, int sft, train_config *c, train_cl
     };
     opt_spec opts[sizeof all / sizeof all[0]];
     for (i = 0; i < (int)(sizeof all / sizeof all[0]); i++)
-        if (!sft || !train_only(all[i].name)) opts[n_opts++] = all[i];
-    return cli_parse(sft ? "sft" : "train", sft ? "usage: dpo sft --model DIR --data FILE --out DIR [options]\n\n"
-                       "Supervised fine-tuning: maximise the likelihood of each row's completion\n"
-                       "given its prompt. A row {\"prompt\", \"completion\"} becomes prompt ++ completion\n"
-                       "++ <|endoftext|>; a row {\"text\"} is an empty prompt (<|endoftext|>) and the\n"
-                       "text as the completion. Only completion tokens count: the loss is their mean\n"
-                       "negative log-likelihood over the whole batch (every token weighs the same).\n"
-                       "Optimizer, schedule, checkpoint and resume options are dpo train's. Prints\n"
-                       "progress to standard error; --log writes loss, grad_norm, learning_rate, step,\n"
-                       "epoch, tokens_per_second (and eval_loss with --eval-data) as JSONL."
-                       : "usage: dpo train --model DIR --data FILE --out DIR [options]\n\n"
-                       "Fine-tune a GPT-2 model on preference pairs with Direct Preference\n"
-                       "Optimization (or one of its variants and baselines) against a frozen\n"
-                       "reference model. Each pair becomes prompt ++ response ++ <|endoftext|> for\n"
-                       "both responses; only response tokens count. Prints progress to standard\n"
-                       "error; --log writes TRL-named metrics (loss, rewards/chosen, rewards/rejected,\n"
-                       "rewards/accuracies, rewards/margins, logps/chosen, logps/rejected, grad_norm,\n"
-                       "learning_rate, step, epoch, tokens_per_second) as JSONL; with --eval-data,\n"
-                       "the same on the held-out pairs, named eval_loss, eval_rewards/chosen, ...",
-                       argc, argv, opts, n_opts);
+        if (mode == TRAIN_DPO || !train_only(all[i].name)) opts[n_opts++] = all[i];
+    return cli_parse(train_cmd_names[mode], help[mode], argc, argv, opts, n_opts);
 }
 
 /* The names given on the command line, made into c's kinds, and the checks that
  * span several options. Returns 0, or 2 (a usage error) or 1 after printing. */
-static int train_resolve(const char *cmd, int sft, train_config *c, const train_cli *o) {
+static int train_resolve(const char *cmd, train_mode mode, train_config *c, const train_cli *o) {
     dpo_err e;
     if (c->eval_every > 0 && !c->eval_path) {
         fprintf(stderr, "dpo %s: --eval-every needs --eval-data FILE\n", cmd);
@@ -417,7 +446,7 @@ static int train_resolve(const char *cmd, int sft, train_config *c, const train_
         return 2;
     }
     c->opt.total_steps = 0; /* cosine: the run's length, set by train_run */
-    if (!sft && obj_loss_config_validate(&c->loss, &e) != 0) return cli_fail(cmd, &e);
+    if (mode == TRAIN_DPO && obj_loss_config_validate(&c->loss, &e) != 0) return cli_fail(cmd, &e);
     if (train_check_out(c, &e) != 0) {
         fprintf(stderr, "dpo %s: %s\n", cmd, e.msg);
         return 2;
@@ -426,26 +455,26 @@ static int train_resolve(const char *cmd, int sft, train_config *c, const train_
     return 0;
 }
 
-static int cmd_train(int argc, char **argv, int sft) {
-    const char *cmd = sft ? "sft" : "train";
+static int cmd_train(int argc, char **argv, train_mode mode) {
+    const char *cmd = train_cmd_names[mode];
     train_config c;
     train_cli o;
     train_ui ui;
     train_callbacks cb;
     dpo_err e;
     int rc;
-    train_config_defaults(&c, sft ? TRAIN_SFT : TRAIN_DPO);
+    train_config_defaults(&c, mode);
     memset(&o, 0, sizeof o);
     o.loss = obj_loss_kind_name(c.loss.kind);
     o.optimizer = optim_kind_name(c.opt.kind);
     o.schedule = optim_schedule_name(c.opt.schedule);
-    rc = train_parse(argc, argv, sft, &c, &o);
+    rc = train_parse(argc, argv, mode, &c, &o);
     if (rc != 0) return rc > 0 ? 0 : 2;
-    if ((rc = train_resolve(cmd, sft, &c, &o)) != 0) return rc;
+    if ((rc = train_resolve(cmd, mode, &c, &o)) != 0) return rc;
     util_set_threads(o.threads);
     memset(&ui, 0, sizeof ui);
     ui.quiet = o.quiet;
-    ui.sft = sft;
+    ui.mode = mode;
     ui.tty = isatty(2);
     ui.t0 = util_seconds();
     ui.log_path = o.log_path;
@@ -811,6 +840,7 @@ static void usage(FILE *fp) {
             "commands:\n"
             "  train   fine-tune a model on preference pairs with DPO\n"
             "  sft     supervised fine-tuning on prompt/completion or text rows\n"
+            "  rm-train  train a reward model (Bradley-Terry) on preference pairs\n"
             "  logp    log-probabilities and implicit rewards of preference pairs\n"
             "  sample  generate completions of prompts (key-value cache, temperature, top-k, top-p)\n"
             "  eval    reward of samples against their exact KL divergence from a reference\n"
@@ -831,8 +861,9 @@ static void usage(FILE *fp) {
 }
 
 static int run_command(int argc, char **argv) {
-    if (strcmp(argv[1], "train") == 0) return cmd_train(argc - 2, argv + 2, 0);
-    if (strcmp(argv[1], "sft") == 0) return cmd_train(argc - 2, argv + 2, 1);
+    if (strcmp(argv[1], "train") == 0) return cmd_train(argc - 2, argv + 2, TRAIN_DPO);
+    if (strcmp(argv[1], "sft") == 0) return cmd_train(argc - 2, argv + 2, TRAIN_SFT);
+    if (strcmp(argv[1], "rm-train") == 0) return cmd_train(argc - 2, argv + 2, TRAIN_RM);
     if (strcmp(argv[1], "logp") == 0) return cmd_logp(argc - 2, argv + 2);
     if (strcmp(argv[1], "sample") == 0) return cmd_sample(argc - 2, argv + 2);
     if (strcmp(argv[1], "eval") == 0) return cmd_eval(argc - 2, argv + 2);

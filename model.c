@@ -58,6 +58,8 @@ int model_config_validate(const model_config *c, dpo_err *e) {
         return dpo_errf(e, "vocab_size = %d is out of range [1, %d]", c->vocab_size, MODEL_MAX_VOCAB);
     if (!(c->ln_eps > 0.0 && c->ln_eps < 1.0))
         return dpo_errf(e, "layer_norm_epsilon = %g is out of range (0, 1)", c->ln_eps);
+    if (c->score_head != 0 && c->score_head != 1)
+        return dpo_errf(e, "score_head = %d is neither 0 (a language model) nor 1 (a scalar head)", c->score_head);
     if (c->eos_token_id < 0 || c->eos_token_id >= c->vocab_size)
         return dpo_errf(e, "eos_token_id = %d is not a token id below vocab_size = %d",
                         c->eos_token_id, c->vocab_size);
@@ -65,7 +67,7 @@ int model_config_validate(const model_config *c, dpo_err *e) {
     {
         size_t C = (size_t)c->n_embd, L = (size_t)c->n_layer, per;
         per = 12 * C * C + 13 * C;
-        n = (size_t)c->vocab_size * C + (size_t)c->n_ctx * C + L * per + 2 * C;
+        n = (size_t)c->vocab_size * C + (size_t)c->n_ctx * C + L * per + (2 + (size_t)c->score_head) * C;
         if (n / C < (size_t)c->vocab_size || n > MODEL_MAX_PARAMS)
             return dpo_errf(e, "the config asks for %zu parameters, above the limit of %zu", n,
                             MODEL_MAX_PARAMS);
@@ -92,6 +94,7 @@ static void family_sizes(const model_config *c, size_t sz[MODEL_NUM_FAMILIES]) {
     sz[P_FCPROJB] = L * C;
     sz[P_LNFW] = C;
     sz[P_LNFB] = C;
+    sz[P_SCORE] = c->score_head ? C : 0;
 }
 
 static size_t carve(model_tensors *t, float *mem, const model_config *c) {
@@ -119,11 +122,11 @@ static const struct {
     {P_FCPROJW, "mlp.c_proj.weight", 4, 1}, {P_FCPROJB, "mlp.c_proj.bias", 1, 0},
 };
 
-int model_num_tensors(const model_config *c) { return 4 + 12 * c->n_layer; }
+int model_num_tensors(const model_config *c) { return 4 + 12 * c->n_layer + (c->score_head ? 1 : 0); }
 
 void model_tensor(const model_config *c, int i, model_tensor_info *out) {
     size_t sz[MODEL_NUM_FAMILIES], base[MODEL_NUM_FAMILIES], off = 0, C = (size_t)c->n_embd;
-    int f, last = model_num_tensors(c) - 2;
+    int f, last = 2 + 12 * c->n_layer; /* ln_f.weight; ln_f.bias follows, then score.weight */
     family_sizes(c, sz);
     for (f = 0; f < MODEL_NUM_FAMILIES; f++) {
         base[f] = off;
@@ -136,6 +139,12 @@ void model_tensor(const model_config *c, int i, model_tensor_info *out) {
         snprintf(out->name, sizeof out->name, "%s", i == 0 ? "wte.weight" : "wpe.weight");
         out->ndim = 2;
         out->shape[0] = i == 0 ? (size_t)c->vocab_size : (size_t)c->n_ctx;
+        out->shape[1] = C;
+    } else if (i == last + 2) {
+        out->family = P_SCORE;
+        snprintf(out->name, sizeof out->name, "%s", "score.weight");
+        out->ndim = 2;
+        out->shape[0] = 1;
         out->shape[1] = C;
     } else if (i >= last) {
         out->family = i == last ? P_LNFW : P_LNFB;
@@ -208,6 +217,29 @@ void model_init_random_std(model *m, uint64_t seed, double weight_std) {
             for (k = 0; k < ti.numel; k++) p[k] = is_gain ? 1.0f : 0.0f;
         }
     }
+}
+
+int model_add_score_head(model *m, uint64_t seed, double std, dpo_err *e) {
+    model n;
+    model_config c = m->cfg;
+    util_rng rng;
+    float *w;
+    int i;
+    if (c.score_head) return dpo_errf(e, "the model has a score head already");
+    c.score_head = 1;
+    if (model_create(&n, &c, e) != 0) return -1;
+    /* P_SCORE is the last family: every other one keeps its offset */
+    memcpy(n.params_mem, m->params_mem, m->num_params * sizeof(float));
+    w = n.params.t[P_SCORE];
+    util_rng_seed(&rng, seed);
+    for (i = 0; i < c.n_embd; i++) w[i] = (float)(std * util_rng_normal(&rng));
+    n.prof = m->prof;
+    n.no_grad = m->no_grad;
+    n.head_rows_max = m->head_rows_max;
+    n.head_cols_max = m->head_cols_max;
+    model_free(m);
+    *m = n;
+    return 0;
 }
 
 int model_alloc_grads(model *m, dpo_err *e) {
@@ -831,7 +863,7 @@ static int check_batch(const model_config *c, const int *tokens, const int *targ
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
             return dpo_errf(e, "token %zu has id %d, outside the vocabulary [0, %d)", i, tokens[i],
                             c->vocab_size);
-        if (targets[i] < -1 || targets[i] >= c->vocab_size)
+        if (targets && (targets[i] < -1 || targets[i] >= c->vocab_size))
             return dpo_errf(e, "target %zu has id %d, outside the vocabulary [0, %d) (or -1)", i,
                             targets[i], c->vocab_size);
     }
@@ -840,7 +872,7 @@ static int check_batch(const model_config *c, const int *tokens, const int *targ
 }
 
 /* Validate the batch and copy it into the model, with positions, the selected
- * rows and where each sequence starts. */
+ * rows and where each sequence starts. targets NULL: none (every one -1). */
 static int set_batch(model *m, const int *tokens, const int *targets, const int *seq_len, int n_seq,
                      dpo_err *e) {
     const model_config *c = &m->cfg;
@@ -860,14 +892,17 @@ static int set_batch(model *m, const int *tokens, const int *targets, const int 
     m->sel = m->pos + n_tok;
     m->seq_start = m->sel + n_tok;
     memcpy(m->tokens, tokens, n_tok * sizeof(int));
-    memcpy(m->targets, targets, n_tok * sizeof(int));
+    if (targets)
+        memcpy(m->targets, targets, n_tok * sizeof(int));
+    else
+        for (i = 0; i < n_tok; i++) m->targets[i] = -1;
     m->seq_start[0] = 0;
     for (s = 0; s < n_seq; s++) {
         m->seq_start[s + 1] = m->seq_start[s] + seq_len[s];
         for (t = 0; t < seq_len[s]; t++) m->pos[m->seq_start[s] + t] = t;
     }
     for (i = 0; i < n_tok; i++)
-        if (targets[i] >= 0) m->sel[n_sel++] = (int)i;
+        if (m->targets[i] >= 0) m->sel[n_sel++] = (int)i;
     m->n_tok = (int)n_tok;
     m->n_seq = n_seq;
     m->n_sel = n_sel;
@@ -1208,21 +1243,76 @@ static void head_backward(model *m, const float *dlogp /* (n_tok) */) {
         memcpy(d->dln + (size_t)m->sel[r] * C, d->dhead + (size_t)r * C, (size_t)C * sizeof(float));
 }
 
-int model_forward(model *m, float *logp, const int *tokens, const int *targets,
-                  const int *seq_len, int n_seq, dpo_err *e) {
+/* ------------------------------------------------------------------------ */
+/* the score head of a reward or value model: one number per position
+ *   score[t] = sum_c h[t, c] w[c]           (h = ln_f's output (n_tok, C), w = score.weight (C))
+ * summed in double in the order c = 0, 1, ..., C-1 and rounded once to float.
+ * Backward, from dscore[t] = d loss / d score[t]:
+ *   dh[t, c] = dscore[t] w[c]               (written: no other head feeds h)
+ *   dw[c]   += sum_t dscore[t] h[t, c]      (in double, t = 0, 1, ... in order) */
+static void score_forward(float *score /* (n_tok) */, const float *h /* (n_tok, C) */, const float *w /* (C) */,
+                          int n_tok, int C) {
+    DPO_OMP_FOR_IF((double)n_tok * C)
+    for (int t = 0; t < n_tok; t++) {
+        const float *x = h + (size_t)t * C;
+        double acc = 0.0;
+        int c;
+        for (c = 0; c < C; c++) acc += (double)x[c] * w[c];
+        score[t] = (float)acc;
+    }
+}
+
+static void score_backward(float *dh /* (n_tok, C) */, float *dw /* (C) */, const float *dscore /* (n_tok) */,
+                           const float *h /* (n_tok, C) */, const float *w /* (C) */, int n_tok, int C) {
+    DPO_OMP_FOR_IF((double)n_tok * C)
+    for (int t = 0; t < n_tok; t++) {
+        float *d = dh + (size_t)t * C;
+        int c;
+        for (c = 0; c < C; c++) d[c] = dscore[t] * w[c];
+    }
+    DPO_OMP_FOR_IF((double)n_tok * C)
+    for (int c = 0; c < C; c++) {
+        double acc = 0.0;
+        int t;
+        for (t = 0; t < n_tok; t++) acc += (double)dscore[t] * h[(size_t)t * C + c];
+        dw[c] += (float)acc;
+    }
+}
+
+/* Everything but a head: the batch, the embeddings and the blocks, the last of
+ * which ends with LN_f (acts.lnf). */
+static int forward_trunk(model *m, const int *tokens, const int *targets, const int *seq_len, int n_seq,
+                         dpo_err *e) {
     const model_config *c = &m->cfg;
     const model_tensors *p = &m->params;
     model_acts *a = &m->acts;
     int l;
     double t = prof_start(m);
-
     m->backward_ready = 0;
     if (set_batch(m, tokens, targets, seq_len, n_seq, e) != 0 || alloc_acts(m, e) != 0) return -1;
     encoder_forward(a->encoded, m->tokens, m->pos, p->t[P_WTE], p->t[P_WPE], m->n_tok, c->n_embd);
     prof_fwd(m, &t, MODEL_PROF_OTHER);
     for (l = 0; l < c->n_layer; l++) block_forward(m, l); /* the last one ends with LN_f */
+    return 0;
+}
+
+int model_forward(model *m, float *logp, const int *tokens, const int *targets,
+                  const int *seq_len, int n_seq, dpo_err *e) {
+    double t;
+    if (forward_trunk(m, tokens, targets, seq_len, n_seq, e) != 0) return -1;
     t = prof_start(m);
     head_forward(m, logp);
+    prof_fwd(m, &t, MODEL_PROF_HEAD);
+    m->backward_ready = !m->no_grad;
+    return 0;
+}
+
+int model_forward_score(model *m, float *score, const int *tokens, const int *seq_len, int n_seq, dpo_err *e) {
+    double t;
+    if (!m->cfg.score_head) return dpo_errf(e, "model_forward_score: the model has no score head");
+    if (forward_trunk(m, tokens, NULL, seq_len, n_seq, e) != 0) return -1;
+    t = prof_start(m);
+    score_forward(score, m->acts.lnf, m->params.t[P_SCORE], m->n_tok, m->cfg.n_embd);
     prof_fwd(m, &t, MODEL_PROF_HEAD);
     m->backward_ready = !m->no_grad;
     return 0;
@@ -1233,23 +1323,25 @@ void model_set_no_grad(model *m, int on) {
     m->backward_ready = 0;
 }
 
-int model_backward(model *m, const float *dlogp, dpo_err *e) {
-    const model_config *c = &m->cfg;
-    const model_tensors *p = &m->params, *g = &m->grads;
-    model_acts *a = &m->acts;
-    model_dacts *d = &m->dacts;
-    int l;
-    double t;
-
+/* the checks every backward makes before it consumes the forward */
+static int backward_start(model *m, dpo_err *e) {
     if (m->no_grad) return dpo_errf(e, "model_backward: the model is forward-only (model_set_no_grad)");
     if (!m->backward_ready) return dpo_errf(e, "model_backward needs a fresh model_forward");
     if (!m->grads_mem) return dpo_errf(e, "model_backward: gradients are not allocated");
     if (alloc_dacts(m, e) != 0) return -1;
     m->backward_ready = 0;
+    return 0;
+}
 
-    t = prof_start(m);
-    head_backward(m, dlogp);
-    prof_bwd(m, &t, MODEL_PROF_HEAD);
+/* From dln = dL/d(ln_f's output) (n_tok, C), set by a head's backward: LN_f,
+ * the blocks and the embeddings. */
+static void backward_trunk(model *m) {
+    const model_config *c = &m->cfg;
+    const model_tensors *p = &m->params, *g = &m->grads;
+    model_acts *a = &m->acts;
+    model_dacts *d = &m->dacts;
+    int l;
+    double t = prof_start(m);
     memset(d->dres, 0, (size_t)m->n_tok * c->n_embd * sizeof(float));
     prof_bwd(m, &t, MODEL_PROF_OTHER);
     layernorm_backward(d->dres, g->t[P_LNFW], g->t[P_LNFB], d->dln,
@@ -1260,6 +1352,27 @@ int model_backward(model *m, const float *dlogp, dpo_err *e) {
     t = prof_start(m);
     encoder_backward(g->t[P_WTE], g->t[P_WPE], d->dres, m->tokens, m->pos, m->n_tok, c->n_embd);
     prof_bwd(m, &t, MODEL_PROF_OTHER);
+}
+
+int model_backward(model *m, const float *dlogp, dpo_err *e) {
+    double t;
+    if (backward_start(m, e) != 0) return -1;
+    t = prof_start(m);
+    head_backward(m, dlogp);
+    prof_bwd(m, &t, MODEL_PROF_HEAD);
+    backward_trunk(m);
+    return 0;
+}
+
+int model_backward_score(model *m, const float *dscore, dpo_err *e) {
+    double t;
+    if (!m->cfg.score_head) return dpo_errf(e, "model_backward_score: the model has no score head");
+    if (backward_start(m, e) != 0) return -1;
+    t = prof_start(m);
+    score_backward(m->dacts.dln, m->grads.t[P_SCORE], dscore, m->acts.lnf, m->params.t[P_SCORE], m->n_tok,
+                   m->cfg.n_embd);
+    prof_bwd(m, &t, MODEL_PROF_HEAD);
+    backward_trunk(m);
     return 0;
 }
 

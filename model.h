@@ -24,9 +24,12 @@ typedef struct {
     int vocab_size;   /* V */
     double ln_eps;    /* LayerNorm epsilon (layer_norm_epsilon) */
     int eos_token_id; /* end-of-text id written back to config.json */
+    int score_head;   /* 0: a language model (GPT2LMHeadModel); 1: a reward or value model
+                         (GPT2ForSequenceClassification, num_labels 1): score.weight (1, C)
+                         reads a number off the final hidden state (model_forward_score) */
 } model_config;
 
-/* The 16 parameter tensor families, in this order in memory. Per-layer
+/* The 17 parameter tensor families, in this order in memory. Per-layer
  * families hold the L layers' tensors one after another; each layer's slice is
  * exactly the Hugging Face tensor (Conv1D weights are [in, out]). */
 enum {
@@ -46,6 +49,7 @@ enum {
     P_FCPROJB,  /* h.l.mlp.c_proj.bias   (L, C)        */
     P_LNFW,     /* ln_f.weight           (C)           */
     P_LNFB,     /* ln_f.bias             (C)           */
+    P_SCORE,    /* score.weight          (1, C): only with cfg.score_head, else 0 floats */
     MODEL_NUM_FAMILIES
 };
 
@@ -168,8 +172,9 @@ typedef struct {
 /* Check a config: positive, bounded sizes, n_embd % n_head == 0, parameter count bounded. */
 int model_config_validate(const model_config *c, dpo_err *e);
 
-/* Number of HF tensors (2 + 12 L + 2) and the description of tensor i, in the
- * order Hugging Face writes them: wte, wpe, h.0.*, ..., ln_f.*. */
+/* Number of HF tensors (2 + 12 L + 2, + 1 with a score head) and the
+ * description of tensor i, in the order Hugging Face writes them: wte, wpe,
+ * h.0.*, ..., ln_f.*, then score.weight (the one name without "transformer."). */
 int model_num_tensors(const model_config *c);
 void model_tensor(const model_config *c, int i, model_tensor_info *out);
 
@@ -191,7 +196,18 @@ void model_init_random_std(model *m, uint64_t seed, double weight_std);
  * model_save writes both files atomically (F32, "transformer." names, head tied). */
 int model_load_config(const char *dir, model_config *c, dpo_err *e);
 int model_load(model *m, const char *dir, dpo_err *e);
+/* model_load refuses a directory with a score head (config.json's architectures
+ * GPT2ForSequenceClassification): it loads language models only. model_load_any
+ * loads either kind (cfg.score_head says which). */
+int model_load_any(model *m, const char *dir, dpo_err *e);
 int model_save(const model *m, const char *dir, dpo_err *e);
+
+/* A language model made into a reward or value model: score.weight appended
+ * (normal(0, std), deterministic in the seed, as transformers initialises a
+ * new head with std = initializer_range 0.02), every other parameter kept.
+ * Gradients and batch buffers are dropped (allocate them again). Nothing
+ * changes on error. A model that has the head already is an error. */
+int model_add_score_head(model *m, uint64_t seed, double std, dpo_err *e);
 
 /* Gradients: allocate (zeroed) and zero. */
 int model_alloc_grads(model *m, dpo_err *e);
@@ -205,6 +221,20 @@ void model_zero_grad(model *m);
  * where the target is -1. */
 int model_forward(model *m, float *logp, const int *tokens, const int *targets,
                   const int *seq_len, int n_seq, dpo_err *e);
+
+/* The scalar head of a reward or value model (cfg.score_head = 1): the same
+ * forward over a packed batch, no language-model head, and score (n_tok)
+ * receives at every position t the number
+ *     score[t] = sum_c h[t, c] w[c]        (h = ln_f's output, w = score.weight)
+ * as transformers' GPT2ForSequenceClassification computes its logits. A reward
+ * model's reward is the score at the last token of prompt ++ response ++
+ * <|endoftext|>; a value model's values are the scores at every position. */
+int model_forward_score(model *m, float *score, const int *tokens, const int *seq_len, int n_seq, dpo_err *e);
+
+/* Backward from dscore (n_tok) = d loss / d score[t] (0 where a score is not
+ * used): adds d loss / d parameter into the gradients, score.weight's too.
+ * Needs a fresh model_forward_score. */
+int model_backward_score(model *m, const float *dscore, dpo_err *e);
 
 /* Forward-only mode (on = 1) for a model that is never trained, such as the
  * frozen reference: the forward pass keeps one layer's activations instead of

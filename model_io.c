@@ -49,6 +49,35 @@ static int get_required_int(const json_value *root, const char *key, long long m
     return 0;
 }
 
+/* "architectures": GPT2ForSequenceClassification makes a model with a score
+ * head (c->score_head = 1), which must have one label (num_labels, or the
+ * entries of id2label); any other class, or none, a language model. */
+static int parse_architecture(const json_value *root, model_config *c, dpo_err *e) {
+    const json_value *a = json_get(root, "architectures"), *lab;
+    size_t i;
+    long long n;
+    int rc;
+    c->score_head = 0;
+    if (!a || a->type == JSON_NULL) return 0;
+    if (a->type != JSON_ARRAY) return dpo_errf(e, "key \"architectures\": expected an array of strings");
+    for (i = 0; i < a->count; i++) {
+        if (a->items[i].type != JSON_STRING)
+            return dpo_errf(e, "key \"architectures\": expected an array of strings");
+        if (strcmp(a->items[i].str, "GPT2ForSequenceClassification") == 0) c->score_head = 1;
+    }
+    if (c->score_head && a->count != 1)
+        return dpo_errf(e, "key \"architectures\": GPT2ForSequenceClassification must be the only class");
+    if (!c->score_head) return 0;
+    rc = json_get_int(root, "num_labels", 0, 1LL << 30, &n, e);
+    if (rc < 0) return -1;
+    if (rc == 0 && n != 1)
+        return dpo_errf(e, "num_labels is %lld: only a scalar score (num_labels 1) is supported", n);
+    lab = json_get(root, "id2label");
+    if (lab && lab->type != JSON_NULL && (lab->type != JSON_OBJECT || lab->count != 1))
+        return dpo_errf(e, "id2label must have exactly one label: only a scalar score (num_labels 1) is supported");
+    return 0;
+}
+
 static int parse_config(const json_value *root, model_config *c, dpo_err *e) {
     const char *s;
     size_t len;
@@ -91,7 +120,7 @@ static int parse_config(const json_value *root, model_config *c, dpo_err *e) {
     if (require_bool(root, "scale_attn_weights", 1, e) != 0 ||
         require_bool(root, "scale_attn_by_inverse_layer_idx", 0, e) != 0 ||
         require_bool(root, "tie_word_embeddings", 1, e) != 0 ||
-        require_bool(root, "add_cross_attention", 0, e) != 0)
+        require_bool(root, "add_cross_attention", 0, e) != 0 || parse_architecture(root, c, e) != 0)
         return -1;
     return model_config_validate(c, e);
 }
@@ -191,8 +220,12 @@ static int match_file_tensors(file_tensors *ft, const st_file *f, const model_co
         for (i = 0; i < n && hit < 0; i++) {
             model_tensor_info ti;
             model_tensor(c, i, &ti);
-            if (strcmp(name, ti.name) == 0) hit = i;
+            /* score.weight sits outside "transformer.", as transformers writes it */
+            if (strcmp(ti.family == P_SCORE ? t->name : name, ti.name) == 0) hit = i;
         }
+        if (hit < 0 && strcmp(t->name, "score.weight") == 0)
+            return dpo_errf(e, "tensor \"score.weight\" is a reward model's head, but config.json's "
+                               "\"architectures\" does not say GPT2ForSequenceClassification");
         if (hit < 0)
             return dpo_errf(e, "tensor \"%s\" is not part of a GPT-2 model with this config", t->name);
         if (ft->found[hit])
@@ -211,7 +244,9 @@ static int check_file_tensors(const file_tensors *ft, const model_config *c, dpo
         model_tensor_info ti;
         const st_tensor *t = ft->found[i];
         model_tensor(c, i, &ti);
-        if (!t) return dpo_errf(e, "missing tensor \"transformer.%s\"", ti.name);
+        if (!t)
+            return dpo_errf(e, "missing tensor \"%s%s\"%s", ti.family == P_SCORE ? "" : "transformer.", ti.name,
+                            ti.family == P_SCORE ? " (config.json says GPT2ForSequenceClassification)" : "");
         if (!is_float_dtype(t->dtype))
             return dpo_errf(e, "tensor \"%s\": dtype %s is not F32, F16 or BF16", t->name,
                             st_dtype_name(t->dtype));
@@ -284,7 +319,7 @@ static int load_weights(model *m, const model_config *c, const st_file *f, const
     return rc;
 }
 
-int model_load(model *m, const char *dir, dpo_err *e) {
+int model_load_any(model *m, const char *dir, dpo_err *e) {
     char path[4096];
     model_config c;
     st_file f;
@@ -296,6 +331,16 @@ int model_load(model *m, const char *dir, dpo_err *e) {
     rc = load_weights(m, &c, &f, path, e);
     st_close(&f);
     return rc;
+}
+
+int model_load(model *m, const char *dir, dpo_err *e) {
+    model_config c;
+    memset(m, 0, sizeof *m);
+    if (model_load_config(dir, &c, e) != 0) return -1;
+    if (c.score_head)
+        return dpo_errf(e, "%s: is a reward or value model (GPT2ForSequenceClassification); a language model "
+                           "(GPT2LMHeadModel) is needed here", dir);
+    return model_load_any(m, dir, e);
 }
 
 /* ======================================================================== */
@@ -317,10 +362,12 @@ static int save_weights(const model *m, const char *dir, dpo_err *e) {
     }
     for (i = 0; i < n; i++) {
         model_tensor(c, i, &infos[i]);
-        /* HF's own files name them "transformer.<name>" */
-        memmove(infos[i].name + 12, infos[i].name, sizeof infos[i].name - 12);
-        memcpy(infos[i].name, "transformer.", 12);
-        infos[i].name[sizeof infos[i].name - 1] = '\0';
+        /* HF's own files name them "transformer.<name>" (the score head: "score.weight") */
+        if (infos[i].family != P_SCORE) {
+            memmove(infos[i].name + 12, infos[i].name, sizeof infos[i].name - 12);
+            memcpy(infos[i].name, "transformer.", 12);
+            infos[i].name[sizeof infos[i].name - 1] = '\0';
+        }
         ts[i].name = infos[i].name;
         ts[i].data = m->params_mem + infos[i].offset;
         ts[i].ndim = infos[i].ndim;
@@ -342,11 +389,12 @@ static int save_config(const model_config *c, const char *dir, dpo_err *e) {
     int len = snprintf(cfg, sizeof cfg,
                        "{\n"
                        "  \"activation_function\": \"gelu_new\",\n"
-                       "  \"architectures\": [\"GPT2LMHeadModel\"],\n"
+                       "  \"architectures\": [\"%s\"],\n"
                        "  \"attn_pdrop\": 0.1,\n"
                        "  \"bos_token_id\": %d,\n"
                        "  \"embd_pdrop\": 0.1,\n"
                        "  \"eos_token_id\": %d,\n"
+                       "%s"
                        "  \"initializer_range\": 0.02,\n"
                        "  \"layer_norm_epsilon\": %.17g,\n"
                        "  \"model_type\": \"gpt2\",\n"
@@ -361,7 +409,13 @@ static int save_config(const model_config *c, const char *dir, dpo_err *e) {
                        "  \"torch_dtype\": \"float32\",\n"
                        "  \"vocab_size\": %d\n"
                        "}\n",
-                       c->eos_token_id, c->eos_token_id, c->ln_eps, c->n_ctx, c->n_embd, c->n_head,
+                       c->score_head ? "GPT2ForSequenceClassification" : "GPT2LMHeadModel", c->eos_token_id,
+                       c->eos_token_id,
+                       c->score_head ? "  \"id2label\": {\"0\": \"LABEL_0\"},\n"
+                                       "  \"label2id\": {\"LABEL_0\": 0},\n"
+                                       "  \"num_labels\": 1,\n"
+                                     : "",
+                       c->ln_eps, c->n_ctx, c->n_embd, c->n_head,
                        c->n_layer, c->n_ctx, c->vocab_size);
     if (len < 0 || (size_t)len >= sizeof cfg) return dpo_errf(e, "config too long");
     if (util_path_join(path, sizeof path, dir, "config.json", e) != 0) return -1;

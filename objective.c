@@ -457,3 +457,13 @@ double obj_implicit_reward(double beta, double policy_logp, double ref_logp) {
 double obj_dpo_weight(double margin) {
     return sigmoid(-margin);
 }
+
+/* The reward model's loss (dpo rm-train): step 1's Bradley-Terry model fitted
+ * by maximum likelihood to a learned reward r_phi, as RLHF does before PPO.
+ * With the margin m = r_phi(x, y_w) - r_phi(x, y_l) of a pair,
+ *   L = -log sigmoid(m),   dL/dm = -sigmoid(-m)
+ * so dL/dr_phi(x, y_w) = -sigmoid(-m) and dL/dr_phi(x, y_l) = +sigmoid(-m): DPO's
+ * loss with beta = 1 and the implicit reward replaced by the learned one. */
+double obj_bt_loss(double margin, double *dmargin) {
+    return loss_dpo(margin, 1.0, 0.0, dmargin);
+}

@@ -80,4 +80,8 @@ double obj_implicit_reward(double beta, double policy_logp, double ref_logp);
  * without overflow for any margin. */
 double obj_dpo_weight(double margin);
 
+/* The Bradley-Terry loss of a reward model on one pair, -log sigmoid(margin),
+ * margin = r(x, y_w) - r(x, y_l); *dmargin = d loss / d margin = -sigmoid(-margin).
+ * Computed without overflow for any margin. */
+double obj_bt_loss(double margin, double *dmargin);
 #endif

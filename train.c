@@ -87,6 +87,35 @@ static double response_tokens(const data_set *d, const int *rows, int n) {
     return t;
 }
 
+/* The forward half of a reward model's micro-batch (TRAIN_RM): the 2n
+ * sequences prompt ++ response ++ <|endoftext|> fed whole, the reward of each
+ * its score at its last token, and the Bradley-Terry loss of each pair
+ * (obj_bt_loss). The batch loss is the mean over its B pairs, so buf.dlogp
+ * receives d loss / d score: (1 / B) dL/dr at the two last tokens, 0 elsewhere. */
+static int forward_rm(train_state *run, const data_set *d, const int *rows, int n, int B, train_metrics *acc,
+                      size_t *tokens, dpo_err *e) {
+    data_batch *b = &run->buf;
+    size_t N = data_batch_build_whole(b, d, rows, n);
+    int i, j;
+    if (N == 0) return dpo_errf(e, "out of memory for a batch");
+    *tokens += N;
+    if (model_forward_score(run->policy, b->logp, b->tokens, b->seq_len, 2 * n, e) != 0) return -1;
+    for (j = 0; j < (int)N; j++) b->dlogp[j] = 0.0f;
+    for (i = 0; i < n; i++) {
+        int lw = b->resp_start[2 * i] + b->resp_len[2 * i] - 1;
+        int ll = b->resp_start[2 * i + 1] + b->resp_len[2 * i + 1] - 1;
+        double rw = b->logp[lw], rl = b->logp[ll], dm, loss = obj_bt_loss(rw - rl, &dm);
+        acc->loss += loss / B;
+        b->dlogp[lw] = (float)(dm / B);
+        b->dlogp[ll] = (float)(-dm / B);
+        acc->reward_chosen += rw;
+        acc->reward_rejected += rl;
+        acc->accuracy += rw > rl ? 1.0 : 0.0;
+        acc->margin += rw - rl;
+    }
+    return 0;
+}
+
 /* The forward half of a micro-batch: rows[0..n) of d, part of a batch of B rows
  * with tok_batch response tokens. Forwards the reference (unless its log-probs
  * are given in ref_logp, indexed like data_logps, or the objective ignores
@@ -103,8 +132,10 @@ static int forward_part(train_state *run, const train_config *c, const data_set 
                         const int *rows, int n, int B, double tok_batch, train_metrics *acc, size_t *tokens,
                         dpo_err *e) {
     data_batch *b = &run->buf;
-    size_t N = data_batch_build(b, d, rows, n);
+    size_t N;
     int i, j, need_ref = needs_ref(c);
+    if (c->mode == TRAIN_RM) return forward_rm(run, d, rows, n, B, acc, tokens, e);
+    N = data_batch_build(b, d, rows, n);
     if (N == 0) return dpo_errf(e, "out of memory for a batch");
     *tokens += N;
     if (d->sft) {
@@ -173,7 +204,8 @@ static int forward_part(train_state *run, const train_config *c, const data_set 
 static int micro_step(train_state *run, const train_config *c, const int *rows, int n, int B, double tok_batch,
                       train_metrics *acc, size_t *tokens, dpo_err *e) {
     if (forward_part(run, c, &run->data, run->ref_logp, rows, n, B, tok_batch, acc, tokens, e) != 0) return -1;
-    return model_backward(run->policy, run->buf.dlogp, e);
+    return c->mode == TRAIN_RM ? model_backward_score(run->policy, run->buf.dlogp, e)
+                               : model_backward(run->policy, run->buf.dlogp, e);
 }
 
 /* turn the sums over rows of a batch of B rows into means (the loss already is one) */
@@ -227,7 +259,9 @@ static const char *const ckpt_files[] = {"trainer_state.json", "config.json", "m
                                          "vocab.json", "merges.txt", "optimizer.safetensors"};
 #define N_CKPT_FILES (sizeof ckpt_files / sizeof ckpt_files[0])
 
-static const char *mode_name(train_mode m) { return m == TRAIN_SFT ? "sft" : "dpo"; }
+/* the mode in trainer_state.json, and the command that trains it ("dpo <command>") */
+static const char *mode_name(train_mode m) { return m == TRAIN_SFT ? "sft" : m == TRAIN_RM ? "rm" : "dpo"; }
+static const char *mode_command(train_mode m) { return m == TRAIN_SFT ? "sft" : m == TRAIN_RM ? "rm-train" : "train"; }
 
 /* OUT (trailing slashes dropped) and its two siblings */
 typedef struct {
@@ -301,14 +335,15 @@ static int load_ckpt_state(const char *dir, ckpt_state *st, dpo_err *e) {
              req_int(root, "micro_batch", 1 << 20, &micro, e) == 0 && req_str(root, "seed", &seed, &slen, e) == 0) {
         errno = 0;
         st->seed = (uint64_t)strtoull(seed, &end, 10);
-        if (mlen != 3 || (memcmp(mode, "dpo", 3) != 0 && memcmp(mode, "sft", 3) != 0)) {
-            dpo_errf(e, "key \"mode\": neither \"dpo\" nor \"sft\"");
+        if (!(mlen == 3 && (memcmp(mode, "dpo", 3) == 0 || memcmp(mode, "sft", 3) == 0)) &&
+            !(mlen == 2 && memcmp(mode, "rm", 2) == 0)) {
+            dpo_errf(e, "key \"mode\": not \"dpo\", \"sft\" or \"rm\"");
         } else if (errno != 0 || end == seed || *end != '\0' || seed[0] < '0' || seed[0] > '9') {
             dpo_errf(e, "key \"seed\": not a decimal integer");
         } else if (batch < 1 || micro < 1) {
             dpo_errf(e, "keys \"batch\" and \"micro_batch\" must be at least 1");
         } else {
-            st->mode = memcmp(mode, "sft", 3) == 0 ? TRAIN_SFT : TRAIN_DPO;
+            st->mode = mlen == 2 ? TRAIN_RM : memcmp(mode, "sft", 3) == 0 ? TRAIN_SFT : TRAIN_DPO;
             st->step = (long)step;
             st->pairs_seen = pairs;
             st->batch = (int)batch;
@@ -495,6 +530,12 @@ void train_config_defaults(train_config *c, train_mode mode) {
     c->epochs = 1;
     c->max_len = DATA_DEFAULT_MAX_LEN;
     c->max_prompt_len = DATA_DEFAULT_MAX_PROMPT_LEN;
+    if (mode == TRAIN_RM) { /* a new head: AdamW at 1e-5, no warm-up, clipping at 1 */
+        optim_config_defaults(&c->opt, OPTIM_ADAMW);
+        c->opt.lr = 1e-5;
+        c->opt.warmup = 0;
+        c->opt.grad_clip = 1.0;
+    }
 }
 
 /* the data of one JSONL file, as the mode reads it, lengths fitted to n_ctx */
@@ -519,8 +560,8 @@ static int resume_state(const train_config *c, const train_callbacks *cb, ckpt_s
     if (!found) return 0;
     if (util_out_dir_path(from, cap, c->resume_dir, e) != 0) return -1;
     if (ck->mode != c->mode)
-        return dpo_errf(e, "%s: the checkpoint is of a dpo %s run; resume it with dpo %s", from, mode_name(ck->mode),
-                        mode_name(ck->mode));
+        return dpo_errf(e, "%s: the checkpoint is of a dpo %s run; resume it with dpo %s", from,
+                        mode_command(ck->mode), mode_command(ck->mode));
     if (ck->seed != c->seed || ck->batch != c->batch || ck->micro_batch != c->micro_batch)
         return dpo_errf(e, "%s: the checkpoint was made with --seed %llu --batch %d --micro-batch %d; resume with the same",
                         from, (unsigned long long)ck->seed, ck->batch, ck->micro_batch);
@@ -544,7 +585,15 @@ static int load_models(train_state *run, ckpt_state *ck, dpo_err *e) {
     const train_config *c = run->c;
     if (tok_load(&run->tok, c->tokenizer_dir ? c->tokenizer_dir : c->model_dir, e) != 0) return -1;
     if (c->resume_dir && resume_state(c, run->cb, ck, run->resume, sizeof run->resume, e) != 0) return -1;
-    if (model_load(run->policy, run->resume[0] ? run->resume : c->model_dir, e) != 0) return -1;
+    if (c->mode != TRAIN_RM) {
+        if (model_load(run->policy, run->resume[0] ? run->resume : c->model_dir, e) != 0) return -1;
+    } else {
+        /* a reward model to go on training, or a language model given a new score head */
+        if (model_load_any(run->policy, run->resume[0] ? run->resume : c->model_dir, e) != 0) return -1;
+        if (!run->policy->cfg.score_head &&
+            model_add_score_head(run->policy, c->seed ^ 0x5c0e5c0e5c0e5c0eULL, TRAIN_RM_HEAD_STD, e) != 0)
+            return -1;
+    }
     if (run->use_ref) {
         if (model_load(run->ref, c->ref_dir ? c->ref_dir : c->model_dir, e) != 0) return -1;
         model_set_no_grad(run->ref, 1); /* frozen: forward passes only, one layer of activations */
@@ -668,6 +717,8 @@ int train_step(const train_config *c, model *policy, model *ref, optim_state *op
     int i, rc;
     if (c->batch < 1 || c->micro_batch < 1) return dpo_errf(e, "batch and micro-batch must be at least 1");
     if (c->mode == TRAIN_DPO && obj_loss_config_validate(&c->loss, e) != 0) return -1;
+    if (c->mode == TRAIN_RM && !policy->cfg.score_head)
+        return dpo_errf(e, "train_step: the reward model has no score head");
     if ((c->mode == TRAIN_SFT) != (d->sft != 0))
         return dpo_errf(e, "train_step: the data are %s, the mode %s", d->sft ? "SFT rows" : "preference pairs",
                         mode_name(c->mode));

@@ -13,7 +13,8 @@
 
 typedef enum {
     TRAIN_DPO, /* preference pairs, the loss of `loss` against a frozen reference */
-    TRAIN_SFT  /* supervised rows: the mean NLL of the completion tokens, no reference */
+    TRAIN_SFT, /* supervised rows: the mean NLL of the completion tokens, no reference */
+    TRAIN_RM   /* preference pairs, a reward model (score head) fitted with the Bradley-Terry loss */
 } train_mode;
 
 typedef struct {
@@ -46,11 +47,20 @@ typedef struct {
 #define TRAIN_DEFAULT_MICRO_BATCH 4
 void train_config_defaults(train_config *c, train_mode mode);
 
+/* A reward model's head, when dpo rm-train starts from a language model:
+ * normal(0, TRAIN_RM_HEAD_STD) (transformers' initializer_range), drawn from
+ * the run's seed. */
+#define TRAIN_RM_HEAD_STD 0.02
+
 /* One step's metrics, with TRL's names in the log; an evaluation fills the same
  * fields over the whole held-out set (grad_norm and learning_rate 0).
  * TRAIN_DPO: loss is the mean over the pairs of the batch; the others are means
  * over its pairs. TRAIN_SFT: loss is the mean NLL over all completion tokens of
- * the batch, logp_chosen the mean summed completion log-prob, the rest 0. */
+ * the batch, logp_chosen the mean summed completion log-prob, the rest 0.
+ * TRAIN_RM: loss the mean Bradley-Terry loss, reward_chosen and
+ * reward_rejected the mean scores r(x, y_w) and r(x, y_l), accuracy the share
+ * of pairs with r(x, y_w) > r(x, y_l), margin the mean r(x, y_w) - r(x, y_l);
+ * no log-probs. */
 typedef struct {
     long step;                 /* 1-based; for an evaluation, the step it follows */
     double epoch;              /* rows seen / rows in the data */

@@ -184,7 +184,7 @@ expect 1 "not a checkpoint" "$DPO" train --model "$T/p" --out "$T/x" $A --resume
 grep -v '"mode"' "$T/part/trainer_state.json" > "$T/state" && mv "$T/state" "$T/part/trainer_state.json"
 expect 0 "wrote $T/part" "$DPO" train --model "$T/p" --out "$T/part" $(echo "$A" | sed 's/--steps 40/--steps 41/') --resume "$T/part"
 sed 's/"mode": "dpo"/"mode": "ppo"/' "$T/part/trainer_state.json" > "$T/state" && mv "$T/state" "$T/part/trainer_state.json"
-expect 1 "trainer_state.json: key \"mode\": neither" "$DPO" train --model "$T/p" --out "$T/part" $(echo "$A" | sed 's/--steps 40/--steps 42/') --resume "$T/part"
+expect 1 "trainer_state.json: key \"mode\": not \"dpo\", \"sft\" or \"rm\"" "$DPO" train --model "$T/p" --out "$T/part" $(echo "$A" | sed 's/--steps 40/--steps 42/') --resume "$T/part"
 
 # dpo logp: packing-independent sums; with --ref the implicit rewards (policy = reference: 0)
 "$DPO" logp --model "$T/p" --data "$T/pairs.jsonl" --micro-batch 1 > "$T/lp1.jsonl"
@@ -458,6 +458,28 @@ expect 2 "give --model DIR with prompts to sample from, or --scored FILE" "$DPO"
 # pairs from samples feed dpo logp (the training reader) as they are
 "$DPO" pairs --model "$G/pol" --prompts "$G/prompts.jsonl" --n 4 --max-new 8 --reward sentiment --out "$G/pairs.jsonl" 2>/dev/null
 expect 0 "logp_chosen" "$DPO" logp --model "$G/pol" --data "$G/pairs.jsonl"
+
+# dpo rm-train: a reward model from a language model, saved as GPT2ForSequenceClassification,
+# then used as --reward model:DIR; the language-model commands refuse it
+expect 0 "Bradley-Terry" "$DPO" rm-train --help
+"$DPO" rm-train --help | grep -q -- "--beta" && { fail=$((fail + 1)); echo "FAIL: rm-train offers --beta"; } || pass=$((pass + 1))
+expect 0 "wrote $G/rm" "$DPO" rm-train --model "$G/pol" --data "$G/pairs4.jsonl" --eval-data "$G/pairs4.jsonl" --out "$G/rm" \
+    --batch 2 --steps 2 --quiet --log "$G/rm.log"
+grep -q '"architectures": \["GPT2ForSequenceClassification"\]' "$G/rm/config.json" && grep -q '"num_labels": 1' "$G/rm/config.json" &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: rm-train config.json"; cat "$G/rm/config.json"; }
+grep -q '^{"step": 2, "epoch": 1, "loss": [0-9.e-]*, "accuracy": [0-9.e-]*, "margin": .*"rewards/chosen": .*"grad_norm": ' "$G/rm.log" &&
+    grep -q '"eval_loss": .*"eval_accuracy": ' "$G/rm.log" && pass=$((pass + 1)) ||
+    { fail=$((fail + 1)); echo "FAIL: rm-train metrics log:"; cat "$G/rm.log"; }
+expect 0 "score.weight *F32 *(1, 32)" "$DPO" info --model "$G/rm"
+expect 0 "kind: reward or value model" "$DPO" info --model "$G/rm"
+expect 1 "$G/rm: is a reward or value model" "$DPO" sample --model "$G/rm" --prompt a
+expect 1 "$G/rm: is a reward or value model" "$DPO" train --model "$G/rm" --data "$G/pairs4.jsonl" --out "$G/never" --steps 1 --batch 1
+expect 1 "resume it with dpo rm-train" "$DPO" train --model "$G/pol" --data "$G/pairs4.jsonl" --out "$G/rm" --resume "$G/rm" --steps 1 --batch 2
+expect 0 '"reward_name": "model:'"$G"'/rm"' "$DPO" eval --model "$G/pol" --ref "$G/pol" --completions "$G/comp.jsonl" --reward "model:$G/rm"
+expect 1 "$G/pol: is a language model, not a reward model" "$DPO" eval --model "$G/pol" --ref "$G/pol" --completions "$G/comp.jsonl" --reward "model:$G/pol"
+expect 1 "unknown reward 'vader' (known: sentiment, model:DIR)" "$DPO" eval --model "$G/pol" --ref "$G/pol" --completions "$G/comp.jsonl" --reward vader
+"$DPO" pairs --model "$G/pol" --prompts "$G/prompts.jsonl" --n 3 --max-new 6 --reward "model:$G/rm" --out "$G/rmpairs.jsonl" 2>/dev/null
+[ "$(wc -l < "$G/rmpairs.jsonl")" -ge 1 ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: dpo pairs --reward model:DIR wrote no pairs"; }
 
 # dpo plot: a TSV drawn as an SVG; bad tables and paths refused, nothing written
 P="$T/plot"

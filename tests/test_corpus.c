@@ -311,7 +311,7 @@ START_TEST(test_reward_follows_rating) {
         info.cap = 0;
         ck_assert_msg(corpus_review(&p, (uint64_t)i, &b, &info, &e) == 0, "%s", e.msg);
         ck_assert(info.rating >= 1 && info.rating <= 10);
-        ck_assert_msg(reward_score(r, b.p, b.len, &x, &e) == 0, "%s", e.msg);
+        ck_assert_msg(reward_score(r, "", 0, b.p, b.len, &x, &e) == 0, "%s", e.msg);
         sum[(info.rating - 1) / 2] += x;
         n[(info.rating - 1) / 2]++;
         all += x;

@@ -141,7 +141,7 @@ static void brute_logp(model *m, const int *seq, int n, double *lp) {
 }
 
 START_TEST(test_kl_along_brute_force) {
-    model_config cfg = {2, 2, 16, 40, 37, 1e-5, 36};
+    model_config cfg = {2, 2, 16, 40, 37, 1e-5, 36, 0};
     model pol, ref;
     data_set d;
     dpo_err e;

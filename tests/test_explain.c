@@ -42,7 +42,7 @@
 #define MAXTOK 64
 #define BETA 0.1
 
-static const model_config tiny_cfg = {2, 2, 16, 32, 50257, 1e-5, EOS};
+static const model_config tiny_cfg = {2, 2, 16, 32, 50257, 1e-5, EOS, 0};
 
 static tok_tokenizer *g_tok;
 static model g_pol, g_ref;

@@ -34,17 +34,6 @@ static void fill_normal(float *x, size_t n, double std, double mean, util_rng *r
     for (i = 0; i < n; i++) x[i] = (float)(mean + std * util_rng_normal(r));
 }
 
-/* ||a - b|| / ||b|| over n values (b the reference), in double */
-static double rel_err(const float *a, const double *b, size_t n) {
-    double num = 0.0, den = 0.0;
-    size_t i;
-    for (i = 0; i < n; i++) {
-        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        den += b[i] * b[i];
-    }
-    return den > 0.0 ? sqrt(num / den) : sqrt(num);
-}
-
 /* Central finite differences of a scalar function of the float array x:
  *   g_i = (f(x + h e_i) - f(x - h e_i)) / (x_i^+ - x_i^-)
  * dividing by the step that was actually representable in float. */
@@ -78,7 +67,7 @@ static void check_grad(const char *what, const float *analytic, float *x, size_t
     double *g = malloc(n * sizeof *g), err;
     ck_assert_ptr_nonnull(g);
     finite_diff(g, x, n, h, f, ctx);
-    err = rel_err(analytic, g, n);
+    err = testutil_rel_err(analytic, g, n);
     printf("  %-28s relative error vs finite differences %.2e\n", what, err);
     ck_assert_msg(err < tol, "%s: relative error %.3e >= %.1e", what, err, tol);
     free(g);
@@ -597,7 +586,7 @@ static void randomize_params(model *m, util_rng *r) {
 
 START_TEST(test_whole_model_grad) {
     whole_ctx c;
-    model_config cfg = {2, 2, 8, 8, 11, 1e-5, 10};
+    model_config cfg = {2, 2, 8, 8, 11, 1e-5, 10, 0};
     float logp[8];
     dpo_err e;
     int i, nt;
@@ -640,44 +629,6 @@ typedef struct {
     double logp[64];
 } golden_batch;
 
-static void read_i32(const st_file *f, const char *name, int *out, size_t max) {
-    const st_tensor *t = st_find(f, name);
-    unsigned char buf[4 * 64];
-    size_t i;
-    dpo_err e;
-    ck_assert_ptr_nonnull(t);
-    ck_assert_int_eq(t->dtype, ST_I32);
-    ck_assert(t->numel <= max && t->numel <= 64);
-    ck_assert_int_eq(st_read_raw(f, t, buf, &e), 0);
-    for (i = 0; i < t->numel; i++)
-        out[i] = (int)(uint32_t)(buf[4 * i] | buf[4 * i + 1] << 8 | buf[4 * i + 2] << 16 |
-                                 (uint32_t)buf[4 * i + 3] << 24);
-}
-
-/* F64 tensor as doubles (little-endian bytes) */
-static double *read_f64(const st_file *f, const char *name, size_t *n) {
-    const st_tensor *t = st_find(f, name);
-    unsigned char *buf;
-    double *out;
-    size_t i;
-    int k;
-    dpo_err e;
-    ck_assert_msg(t != NULL, "golden file lacks %s", name);
-    ck_assert_int_eq(t->dtype, ST_F64);
-    buf = malloc(t->numel * 8 + 1);
-    out = malloc(t->numel * sizeof *out + 1);
-    ck_assert(buf && out);
-    ck_assert_int_eq(st_read_raw(f, t, buf, &e), 0);
-    for (i = 0; i < t->numel; i++) {
-        uint64_t bits = 0;
-        for (k = 7; k >= 0; k--) bits = bits << 8 | buf[8 * i + (size_t)k];
-        memcpy(&out[i], &bits, 8);
-    }
-    free(buf);
-    *n = t->numel;
-    return out;
-}
-
 static void load_golden_batch(st_file *f, golden_batch *b) {
     const st_tensor *t;
     dpo_err e;
@@ -690,13 +641,13 @@ static void load_golden_batch(st_file *f, golden_batch *b) {
     t = st_find(f, "seq_len");
     ck_assert_ptr_nonnull(t);
     b->n_seq = (int)t->numel;
-    read_i32(f, "tokens", b->tokens, 64);
-    read_i32(f, "targets", b->targets, 64);
-    read_i32(f, "seq_len", b->seq_len, 8);
+    testutil_read_i32(f, "tokens", b->tokens, 64, NULL);
+    testutil_read_i32(f, "targets", b->targets, 64, NULL);
+    testutil_read_i32(f, "seq_len", b->seq_len, 8, NULL);
     t = st_find(f, "weights");
     ck_assert_ptr_nonnull(t);
     ck_assert_int_eq(st_read_f32(f, t, b->weights, &e), 0);
-    lp = read_f64(f, "logp", &n);
+    lp = testutil_read_f64(f, "logp", &n);
     ck_assert_int_eq((int)n, b->n_tok);
     for (i = 0; i < n; i++) b->logp[i] = lp[i];
     free(lp);
@@ -722,7 +673,7 @@ START_TEST(test_golden) {
         if (d > lp_err) lp_err = d;
         loss += (double)b.weights[i] * logp[i];
     }
-    want = read_f64(&f, "loss", &n);
+    want = testutil_read_f64(&f, "loss", &n);
     printf("  %-28s max |error| / max(1, |logp|) %.2e   (loss %.9f vs %.9f)\n", "logp", lp_err, loss,
            want[0]);
     ck_assert_msg(lp_err < 2e-6, "logp error %.3e", lp_err);
@@ -738,9 +689,9 @@ START_TEST(test_golden) {
         double err;
         model_tensor(&m.cfg, i, &ti);
         snprintf(name, sizeof name, "grad.%s", ti.name);
-        want = read_f64(&f, name, &n);
+        want = testutil_read_f64(&f, name, &n);
         ck_assert_int_eq((int)n, (int)ti.numel);
-        err = rel_err(m.grads_mem + ti.offset, want, n);
+        err = testutil_rel_err(m.grads_mem + ti.offset, want, n);
         printf("  %-28s %.2e\n", ti.name, err);
         if (err > worst) worst = err;
         ck_assert_msg(err < 1e-5, "%s: relative gradient error %.3e", ti.name, err);
@@ -863,7 +814,7 @@ END_TEST
  * backward runs at full length, and its gradients are finite. */
 START_TEST(test_acts_linear_in_tokens) {
     static const int lens[2][2] = {{1024, 0}, {300, 724}};
-    model_config cfg = {3, 4, 16, 1024, 37, 1e-5, 36};
+    model_config cfg = {3, 4, 16, 1024, 37, 1e-5, 36, 0};
     int b, no_grad, i;
     util_rng r;
     util_rng_seed(&r, 13);
@@ -936,7 +887,7 @@ END_TEST
 
 START_TEST(test_save_load_roundtrip) {
     model a, b;
-    model_config cfg = {3, 4, 16, 12, 37, 1e-5, 36};
+    model_config cfg = {3, 4, 16, 12, 37, 1e-5, 36, 0};
     const char *dir = tmp_root;
     dpo_err e;
     ck_assert_int_eq(model_create(&a, &cfg, &e), 0);
@@ -980,7 +931,7 @@ static double rms(const float *x, size_t n) {
  * (std / sqrt(2n)) as tolerance. */
 START_TEST(test_init_std) {
     static const double stds[] = {0.005, 0.02, 0.1, 0.37};
-    model_config cfg = {3, 4, 32, 16, 301, 1e-5, 300};
+    model_config cfg = {3, 4, 32, 16, 301, 1e-5, 300, 0};
     model a, b;
     dpo_err e;
     size_t k;
@@ -1012,7 +963,7 @@ END_TEST
  * on two threads (N * C = 270 * 128 = 34560 >= 32768). */
 START_TEST(test_threads_bit_identical) {
     model m;
-    model_config cfg = {2, 4, 128, 128, 300, 1e-5, 299};
+    model_config cfg = {2, 4, 128, 128, 300, 1e-5, 299, 0};
     int tokens[270], targets[270], lens[3] = {100, 90, 80}, i, saved = util_threads();
     float lp1[270], lp2[270], w[270], *g1;
     dpo_err e;
@@ -1063,7 +1014,7 @@ START_TEST(test_kv_cache_equals_forward) {
     util_rng r;
     util_rng_seed(&r, 2024);
     for (trial = 0; trial < 12; trial++) {
-        model_config cfg = {1 + trial % 3, 4, 32 + 16 * (trial % 2), 48, 61 + trial, 1e-5, 60 + trial};
+        model_config cfg = {1 + trial % 3, 4, 32 + 16 * (trial % 2), 48, 61 + trial, 1e-5, 60 + trial, 0};
         model m;
         model_kv kv;
         int tok[S][MAXT], tgt[S][MAXT], len[S], fed[S], s, t, i, compared = 0;
@@ -1134,7 +1085,7 @@ END_TEST
 
 /* Bad calls are refused before anything changes: a slot or token id out of range. */
 START_TEST(test_kv_cache_bad_calls) {
-    model_config cfg = {1, 2, 8, 6, 11, 1e-5, 10};
+    model_config cfg = {1, 2, 8, 6, 11, 1e-5, 10, 0};
     model m;
     model_kv kv;
     float logits[11];
@@ -1271,7 +1222,7 @@ START_TEST(test_head_chunks_equal_unchunked) {
     util_rng r;
     util_rng_seed(&r, 8080);
     for (k = 0; k < (int)(sizeof cases / sizeof cases[0]); k++) {
-        model_config cfg = {1 + k % 2, 2, cases[k].C, 200, cases[k].V, 1e-5, cases[k].V - 1};
+        model_config cfg = {1 + k % 2, 2, cases[k].C, 200, cases[k].V, 1e-5, cases[k].V - 1, 0};
         head_case hc;
         model *m = &hc.m;
         size_t nwte = (size_t)cases[k].V * cases[k].C, ngrad;
@@ -1365,7 +1316,7 @@ START_TEST(test_head_chunk_sizes) {
         {100, 30, 31, 101, 30, 100},
     };
     int k;
-    model_config cfg = {1, 2, 8, 128, 50257, 1e-5, 50256};
+    model_config cfg = {1, 2, 8, 128, 50257, 1e-5, 50256, 0};
     int lens[1] = {110};
     head_case a, b;
     float logp[110];

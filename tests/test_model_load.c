@@ -58,7 +58,7 @@ static void write_text(const char *dir, const char *name, const char *text) {
 /* the tiny model and its config.json                                        */
 /* ======================================================================== */
 
-static const model_config tiny_cfg = {2, 2, 8, 8, 11, 1e-5, 10};
+static const model_config tiny_cfg = {2, 2, 8, 8, 11, 1e-5, 10, 0};
 
 /* config.json of tiny_cfg, as a list of members; a test replaces one member's
  * value, removes it (value NULL) or appends a new key */

@@ -566,8 +566,8 @@ static void random_prompt(int *p, int len, int V, util_rng *r) {
  * shape: 1 layer, width 16), both with a context of 32 and 64 tokens. The
  * tests of thousands of samples use the small shape for both (they test the
  * sampling, not the model, and must stay quick under AddressSanitizer). */
-static const model_config POL_CFG = {2, 4, 32, 32, 64, 1e-5, 63};
-static const model_config REF_CFG = {1, 2, 16, 32, 64, 1e-5, 63};
+static const model_config POL_CFG = {2, 4, 32, 32, 64, 1e-5, 63, 0};
+static const model_config REF_CFG = {1, 2, 16, 32, 64, 1e-5, 63, 0};
 
 /* ======================================================================== */
 /* 2. greedy generation                                                      */
@@ -1154,7 +1154,7 @@ END_TEST
  * context (a prompt of n_ctx - 1 tokens gives exactly one token; one of 3 in a
  * context of 8 gives 5), and at the reference's context when it is shorter. */
 START_TEST(test_stops) {
-    model_config small = {1, 2, 16, 8, 64, 1e-5, 63}, smaller = {1, 2, 16, 6, 64, 1e-5, 63};
+    model_config small = {1, 2, 16, 8, 64, 1e-5, 63, 0}, smaller = {1, 2, 16, 6, 64, 1e-5, 63, 0};
     int pr[7] = {1, 2, 3, 4, 5, 6, 7}, plen, i, V = 64;
     const int *prompts[1] = {pr};
     model m, mr;
@@ -1230,7 +1230,7 @@ static int count_emit(void *ctx, const sample_result *r, dpo_err *e) {
  * nothing is emitted. No prompts: success, nothing emitted. An emit callback's
  * error stops the run at once with its message. */
 START_TEST(test_refusals) {
-    model_config other = {1, 2, 16, 32, 65, 1e-5, 64};
+    model_config other = {1, 2, 16, 32, 65, 1e-5, 64, 0};
     int pr[40], plen = 4, i, lens2[2] = {3, 4};
     const int *prompts[2] = {pr, pr};
     long emitted = 0;

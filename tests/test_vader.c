@@ -545,7 +545,7 @@ START_TEST(test_reward) {
     for (i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         double x;
         vader_scores d, s = score(lx, texts[i]);
-        ck_assert_int_eq(reward_score(r, texts[i], strlen(texts[i]), &x, &e), 0);
+        ck_assert_int_eq(reward_score(r, "", 0, texts[i], strlen(texts[i]), &x, &e), 0);
         ck_assert(x >= 0.0 && x <= 1.0);
         ck_assert(x == (s.compound + 1.0) / 2.0);
         ck_assert_int_eq(reward_sentiment_details(r, texts[i], strlen(texts[i]), &d, &e), 0);
@@ -556,7 +556,11 @@ START_TEST(test_reward) {
     r = (reward *)&r;
     ck_assert_int_eq(reward_open(&r, "model:/nowhere", &e), -1);
     ck_assert(r == NULL);
-    ck_assert_msg(strstr(e.msg, "unknown reward 'model:/nowhere' (known: sentiment)") != NULL, "%s", e.msg);
+    ck_assert_msg(strstr(e.msg, "/nowhere/config.json") != NULL, "%s", e.msg);
+    r = (reward *)&r;
+    ck_assert_int_eq(reward_open(&r, "vader", &e), -1);
+    ck_assert(r == NULL);
+    ck_assert_msg(strstr(e.msg, "unknown reward 'vader' (known: sentiment, model:DIR)") != NULL, "%s", e.msg);
     vader_free(lx);
 }
 END_TEST
@@ -569,7 +573,7 @@ START_TEST(test_reward_lexicon_file) {
     snprintf(path, sizeof path, "%s/lex.txt", tmp_root);
     testutil_write_bytes(path, "good\t-1\n", 8);
     ck_assert_msg(reward_open_sentiment_file(&r, path, &e) == 0, "%s", e.msg);
-    ck_assert_int_eq(reward_score(r, "good", 4, &x, &e), 0);
+    ck_assert_int_eq(reward_score(r, "", 0, "good", 4, &x, &e), 0);
     ck_assert(x == (py_round(normalize(-1.0), 4) + 1.0) / 2.0);
     reward_free(r);
     testutil_write_bytes(path, "good\t-1\nbad 2\n", 14);
@@ -593,14 +597,14 @@ START_TEST(test_reward_threads) {
     for (i = 0; i < N; i++) {
         snprintf(texts[i], sizeof texts[i], "%s %s but %s!%s", i % 2 ? "good" : "not bad", i % 3 ? "VERY" : "kind of",
                  i % 5 ? "sad" : "great", i % 7 ? "" : "??");
-        ck_assert_int_eq(reward_score(r, texts[i], strlen(texts[i]), &serial[i], &e), 0);
+        ck_assert_int_eq(reward_score(r, "", 0, texts[i], strlen(texts[i]), &serial[i], &e), 0);
     }
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 8) reduction(+ : bad)
 #endif
     for (i = 0; i < N; i++) {
         dpo_err le;
-        if (reward_score(r, texts[i], strlen(texts[i]), &parallel[i], &le) != 0) bad++;
+        if (reward_score(r, "", 0, texts[i], strlen(texts[i]), &parallel[i], &le) != 0) bad++;
     }
     ck_assert_int_eq(bad, 0);
     for (i = 0; i < N; i++) ck_assert_msg(serial[i] == parallel[i], "text %d '%s'", i, texts[i]);

@@ -16,6 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <math.h>
+#include <stdint.h>
+
+#include "safetensors.h"
 #include "unicode.h"
 #include "vader.h"
 
@@ -26,6 +30,58 @@ static inline vader_lexicon *testutil_vader_shipped(void) {
     ck_assert_msg(vader_load(&lx, (const char *)vader_embedded_lexicon, vader_embedded_lexicon_len, "embedded", &e) == 0,
                   "%s", e.msg);
     return lx;
+}
+
+/* ||a - b|| / ||b|| over n values (b the reference), in double */
+static inline double testutil_rel_err(const float *a, const double *b, size_t n) {
+    double num = 0.0, den = 0.0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        den += b[i] * b[i];
+    }
+    return den > 0.0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* A golden file's I32 tensor (at most max and 64 values) into out; *n (may be
+ * NULL) receives its count. */
+static inline void testutil_read_i32(const st_file *f, const char *name, int *out, size_t max, size_t *n) {
+    const st_tensor *t = st_find(f, name);
+    unsigned char buf[4 * 64];
+    size_t i;
+    dpo_err e;
+    ck_assert_msg(t != NULL, "golden file lacks %s", name);
+    ck_assert_int_eq(t->dtype, ST_I32);
+    ck_assert(t->numel <= max && t->numel <= 64);
+    ck_assert_int_eq(st_read_raw(f, t, buf, &e), 0);
+    for (i = 0; i < t->numel; i++)
+        out[i] = (int)(uint32_t)(buf[4 * i] | buf[4 * i + 1] << 8 | buf[4 * i + 2] << 16 |
+                                 (uint32_t)buf[4 * i + 3] << 24);
+    if (n) *n = t->numel;
+}
+
+/* A golden file's F64 tensor as a new array of doubles (little-endian bytes). */
+static inline double *testutil_read_f64(const st_file *f, const char *name, size_t *n) {
+    const st_tensor *t = st_find(f, name);
+    unsigned char *buf;
+    double *out;
+    size_t i;
+    int k;
+    dpo_err e;
+    ck_assert_msg(t != NULL, "golden file lacks %s", name);
+    ck_assert_int_eq(t->dtype, ST_F64);
+    buf = malloc(t->numel * 8 + 1);
+    out = malloc(t->numel * sizeof *out + 1);
+    ck_assert(buf && out);
+    ck_assert_int_eq(st_read_raw(f, t, buf, &e), 0);
+    for (i = 0; i < t->numel; i++) {
+        uint64_t bits = 0;
+        for (k = 7; k >= 0; k--) bits = bits << 8 | buf[8 * i + (size_t)k];
+        memcpy(&out[i], &bits, 8);
+    }
+    free(buf);
+    *n = t->numel;
+    return out;
 }
 
 static inline int testutil_run(Suite *s) {

@@ -11,6 +11,13 @@
 #       buffers, tensors stored in a shuffled (fixed) order in the data section.
 #   tiny-bf16/config.json, tiny-bf16/model.safetensors
 #       the same model in BF16, prefixed names, plus an explicit lm_head.weight (= wte).
+#   tiny-rm/config.json, tiny-rm/model.safetensors
+#       the same trunk as a reward model (GPT2ForSequenceClassification, num_labels 1):
+#       F32, "transformer." names plus "score.weight" (1, C).
+#   golden_rm.safetensors
+#       the scores of that reward model at every position of the same packed batch
+#       ("score"), per-position weights ("weights"), the loss sum_i w_i*score_i and its
+#       gradient w.r.t. every parameter, score.weight included, all in float64.
 #   golden.safetensors
 #       a packed batch of 3 sequences (tokens, targets, seq_len, per-token weights),
 #       the per-token log-probabilities, the loss sum_i w_i*logp_i, and the gradient
@@ -212,10 +219,10 @@ def softmax_rows(s):
     return e / e.sum(dim=-1, keepdim=True)
 
 
-def gpt2_logits(p, tokens, pos, allowed):
+def gpt2_hidden(p, tokens, pos, allowed):
     """p: dict of float64 params (no prefix); tokens, pos: (T,) long;
     allowed: (T,T) bool, allowed[i,j] = query i may attend to key j.
-    Returns logits (T,V)."""
+    Returns the final hidden states, after ln_f (T,C)."""
     D = C // H
     h = p["wte.weight"][tokens] + p["wpe.weight"][pos]
     for l in range(L):
@@ -234,18 +241,28 @@ def gpt2_logits(p, tokens, pos, allowed):
         m = layer_norm(h, p[q_ + "ln_2.weight"], p[q_ + "ln_2.bias"])
         f = gelu_new(m @ p[q_ + "mlp.c_fc.weight"] + p[q_ + "mlp.c_fc.bias"])
         h = h + (f @ p[q_ + "mlp.c_proj.weight"] + p[q_ + "mlp.c_proj.bias"])
-    h = layer_norm(h, p["ln_f.weight"], p["ln_f.bias"])
-    return h @ p["wte.weight"].t()  # tied head
+    return layer_norm(h, p["ln_f.weight"], p["ln_f.bias"])
 
 
-def logits_per_sequence(p, tokens, seq_len):
+def gpt2_logits(p, tokens, pos, allowed):
+    """Logits (T,V) of the language model: the tied head on the hidden states."""
+    return gpt2_hidden(p, tokens, pos, allowed) @ p["wte.weight"].t()
+
+
+def gpt2_scores(p, tokens, pos, allowed):
+    """Scores (T,) of the reward model: GPT2ForSequenceClassification's bias-free
+    Linear(C, 1), score.weight (1, C), on the hidden states at every position."""
+    return (gpt2_hidden(p, tokens, pos, allowed) @ p["score.weight"].t())[:, 0]
+
+
+def logits_per_sequence(p, tokens, seq_len, fn=gpt2_logits):
     """Each sequence run on its own; positions restart at 0."""
     out, s = [], 0
     for T in seq_len:
         tok = tokens[s:s + T]
         pos = torch.arange(T)
         causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
-        out.append(gpt2_logits(p, tok, pos, causal))
+        out.append(fn(p, tok, pos, causal))
         s += T
     return torch.cat(out, dim=0)
 
@@ -293,7 +310,12 @@ def make_batch():
     }
 
 
-def finite_difference_check(p64, batch, names):
+def rm_loss_fn(p, batch):
+    sc = logits_per_sequence(p, batch["tokens"], batch["seq_len"], gpt2_scores)
+    return (batch["rw64"] * sc).sum(), sc
+
+
+def finite_difference_check(p64, batch, names, loss_fn=loss_fn):
     """4-point central differences (error O(h^4)) in float64 at 4 random entries per
     tensor. Returns (max relative error |fd-ad|/max(|ad|,|fd|) over entries whose
     gradient is >= 1e-5 in size, worst such entry, max absolute error over the
@@ -402,6 +424,46 @@ def main():
     print("max |grad| per tensor:")
     for n in names:
         print("  %-24s %.6g" % (n, p64[n].grad.abs().max().item()))
+    reward_model(params, names, batch)
+
+
+def reward_model(params, names, batch):
+    """tiny-rm/ and golden_rm.safetensors: the same trunk with a score head, its
+    scores at every position of the same batch and the gradients of a weighted sum
+    of them. Its own random streams: the files above do not change."""
+    g = torch.Generator().manual_seed(5150)
+    params = dict(params)
+    params["score.weight"] = exact_in_all_formats(0.3 * torch.randn((1, C), generator=g, dtype=torch.float32))
+    rm_names = names + ["score.weight"]
+    # mean 1: the gradient of ln_f.bias through the score is score.weight * sum_t w_t,
+    # which weights of mean 0 would make a cancellation (a sum near 0 of terms near 1)
+    w = 1.0 + torch.randn(N, generator=g, dtype=torch.float32)
+    batch = dict(batch)
+    batch["rw64"] = w.double()
+    cfg = dict(CONFIG)
+    cfg["architectures"] = ["GPT2ForSequenceClassification"]
+    cfg["id2label"] = {"0": "LABEL_0"}
+    cfg["label2id"] = {"LABEL_0": 0}
+    d = os.path.join(HERE, "tiny-rm")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+        f.write("\n")
+    write_safetensors(os.path.join(d, "model.safetensors"),
+                      [(n if n == "score.weight" else "transformer." + n, params[n], "F32") for n in rm_names])
+    p64 = {n: params[n].double().clone().requires_grad_(True) for n in rm_names}
+    loss, sc = rm_loss_fn(p64, batch)
+    loss.backward()
+    fd_err, fd_at, fd_abs_small = finite_difference_check(p64, batch, rm_names, rm_loss_fn)
+    entries = [("score", sc.detach(), "F64"), ("loss", loss.detach(), "F64")]
+    for n in rm_names:
+        entries.append(("grad." + n, p64[n].grad.detach(), "F64"))
+    entries += [("weights", w, "F32"), ("tokens", batch["tokens"], "I32"),
+                ("seq_len", torch.tensor(SEQ_LEN), "I32")]
+    write_safetensors(os.path.join(HERE, "golden_rm.safetensors"), entries)
+    print("reward model: loss %.17g, scores[0:4] %s" % (loss.item(), " ".join("%.12g" % v for v in sc[:4].tolist())))
+    print("  finite differences: max rel error %.3g at %s[%d] (autograd %.12g, fd %.12g); "
+          "max abs error of zero gradients %.3g" % ((fd_err,) + fd_at + (fd_abs_small,)))
 
 
 if __name__ == "__main__":
