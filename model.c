@@ -235,6 +235,7 @@ int model_add_score_head(model *m, uint64_t seed, double std, dpo_err *e) {
     for (i = 0; i < c.n_embd; i++) w[i] = (float)(std * util_rng_normal(&rng));
     n.prof = m->prof;
     n.no_grad = m->no_grad;
+    n.inv_temp = m->inv_temp;
     n.head_rows_max = m->head_rows_max;
     n.head_cols_max = m->head_cols_max;
     model_free(m);
@@ -1195,6 +1196,15 @@ static void block_backward(model *m, int l) {
  * arenas, sizes both). Chunking changes no bit: mm_* sum each output in the
  * same order (k = 0, 1, ...) whatever the shape, the number of rows or the
  * position (matmul.h), so a logit is the same float however the product is cut. */
+/* logits (n) *= m->inv_temp, unless the temperature is 1 */
+static void head_temperature(const model *m, float *z, size_t n) {
+    float s = m->inv_temp;
+    size_t i;
+    if (s == 0.0f || s == 1.0f) return;
+    DPO_OMP_FOR_IF((double)n)
+    for (i = 0; i < n; i++) z[i] *= s;
+}
+
 static void head_forward(model *m, float *logp /* (n_tok) */) {
     model_acts *a = &m->acts;
     const float *wte = m->params.t[P_WTE];
@@ -1205,6 +1215,7 @@ static void head_forward(model *m, float *logp /* (n_tok) */) {
     for (r0 = 0; r0 < m->n_sel; r0 += R) { /* rows r0 .. r0+nr-1 */
         int nr = m->n_sel - r0 < R ? m->n_sel - r0 : R;
         mm_a_bt(a->logits, a->head_in + (size_t)r0 * C, wte, nr, V, C);
+        head_temperature(m, a->logits, (size_t)nr * V);
         logsoftmax_forward(logp, a->head_mx + r0, a->head_inv + r0, a->logits, m->sel + r0, m->targets,
                            nr, V);
     }
@@ -1233,7 +1244,9 @@ static void head_backward(model *m, const float *dlogp /* (n_tok) */) {
         int nw = V - v0 < W ? V - v0 : W;
         const float *w = wte + (size_t)v0 * C; /* (nw, C) */
         mm_a_bt(a->logits, a->head_in, w, n_sel, nw, C);
+        head_temperature(m, a->logits, (size_t)n_sel * nw); /* z / T, as in the forward */
         logsoftmax_backward(a->logits, dlogp, a->head_mx, a->head_inv, m->sel, m->targets, n_sel, v0, nw);
+        head_temperature(m, a->logits, (size_t)n_sel * nw); /* d/dz = (d/d(z / T)) / T */
         mm_add_at_b(dwte + (size_t)v0 * C, a->logits, a->head_in, nw, C, n_sel);
         /* dhead (n_sel, C) = (v0 > 0 ? dhead : 0) + dlogits (n_sel, nw) @ w (nw, C) */
         mm_matmul(d->dhead, a->logits, w, NULL, n_sel, C, nw, 0, 0, v0 > 0);
@@ -1317,6 +1330,8 @@ int model_forward_score(model *m, float *score, const int *tokens, const int *se
     m->backward_ready = !m->no_grad;
     return 0;
 }
+
+void model_set_temperature(model *m, double T) { m->inv_temp = (float)(1.0 / T); }
 
 void model_set_no_grad(model *m, int on) {
     m->no_grad = on != 0;

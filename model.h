@@ -166,6 +166,7 @@ typedef struct {
                                          else at most this many (tests) */
     int backward_ready;       /* set by forward, cleared by backward */
     int no_grad;              /* forward-only: see model_set_no_grad */
+    float inv_temp;           /* 1 / T of model_set_temperature; 0 (the default) means 1 */
     model_prof *prof;         /* NULL, or where the passes add their seconds (see model_prof) */
 } model;
 
@@ -235,6 +236,12 @@ int model_forward_score(model *m, float *score, const int *tokens, const int *se
  * used): adds d loss / d parameter into the gradients, score.weight's too.
  * Needs a fresh model_forward_score. */
 int model_backward_score(model *m, const float *dscore, dpo_err *e);
+
+/* The language-model head at temperature T > 0: model_forward's log-probs
+ * become those of softmax(z / T), z the logits (z / T rounded to float, then
+ * the same log-softmax), and model_backward differentiates that: what PPO needs
+ * when it samples at T. T = 1 (the default) leaves every bit as it was. */
+void model_set_temperature(model *m, double T);
 
 /* Forward-only mode (on = 1) for a model that is never trained, such as the
  * frozen reference: the forward pass keeps one layer's activations instead of

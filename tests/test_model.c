@@ -584,6 +584,8 @@ static void randomize_params(model *m, util_rng *r) {
     }
 }
 
+/* At temperature 1 (the language model) and 0.7 (what PPO samples at): the
+ * head then differentiates softmax(z / T). */
 START_TEST(test_whole_model_grad) {
     whole_ctx c;
     model_config cfg = {2, 2, 8, 8, 11, 1e-5, 10, 0};
@@ -591,7 +593,7 @@ START_TEST(test_whole_model_grad) {
     dpo_err e;
     int i, nt;
     util_rng r;
-    util_rng_seed(&r, 7);
+    util_rng_seed(&r, 7 + (uint64_t)_i);
     ck_assert_int_eq(model_create(&c.m, &cfg, &e), 0);
     ck_assert_int_eq(model_alloc_grads(&c.m, &e), 0);
     randomize_params(&c.m, &r);
@@ -603,6 +605,8 @@ START_TEST(test_whole_model_grad) {
         c.targets[i] = (i == 2 || i == 6) ? -1 : (int)(util_rng_u64(&r) % 11);
         c.w[i] = c.targets[i] < 0 ? 0.0f : (float)util_rng_normal(&r);
     }
+    if (_i == 1) model_set_temperature(&c.m, 0.7);
+    printf("  whole model at temperature %s\n", _i ? "0.7" : "1");
     ck_assert_int_eq(model_forward(&c.m, logp, c.tokens, c.targets, c.seq_len, 2, &e), 0);
     model_zero_grad(&c.m);
     ck_assert_int_eq(model_backward(&c.m, c.w, &e), 0);
@@ -884,6 +888,50 @@ END_TEST
 /* ======================================================================== */
 /* 6. save/load round trip and thread-count independence                    */
 /* ======================================================================== */
+
+/* model_forward at temperature T against log softmax(z / T) in double, z the
+ * key-value cache's logits of the same positions (model_kv_forward gives the
+ * forward's logits bit for bit); T = 1 exactly the untempered bits. */
+START_TEST(test_temperature_logp) {
+    static const double temps[4] = {1.0, 0.7, 1.3, 0.25};
+    model_config cfg = {2, 2, 16, 16, 37, 1e-5, 36, 0};
+    model m;
+    model_kv kv;
+    int tokens[12], targets[12], slots[12] = {0}, len = 12, i, k;
+    float lp1[12], lp[12], *z;
+    dpo_err e;
+    util_rng r;
+    util_rng_seed(&r, 21);
+    ck_assert_int_eq(model_create(&m, &cfg, &e), 0);
+    randomize_params(&m, &r);
+    for (i = 0; i < 12; i++) tokens[i] = (int)(util_rng_u64(&r) % 37);
+    for (i = 0; i < 12; i++) targets[i] = i + 1 < 12 ? tokens[i + 1] : -1;
+    z = malloc(12 * 37 * sizeof *z);
+    ck_assert_ptr_nonnull(z);
+    ck_assert_int_eq(model_kv_create(&kv, &cfg, 1, 12, &e), 0);
+    ck_assert_int_eq(model_kv_forward(&m, &kv, z, tokens, slots, NULL, 12, &e), 0);
+    ck_assert_int_eq(model_forward(&m, lp1, tokens, targets, &len, 1, &e), 0);
+    for (k = 0; k < 4; k++) {
+        double worst = 0.0;
+        model_set_temperature(&m, temps[k]);
+        ck_assert_int_eq(model_forward(&m, lp, tokens, targets, &len, 1, &e), 0);
+        if (k == 0) ck_assert_mem_eq(lp, lp1, sizeof lp);
+        for (i = 0; i < 11; i++) {
+            double mx = -INFINITY, s = 0.0, want;
+            int v;
+            for (v = 0; v < 37; v++) mx = fmax(mx, z[i * 37 + v] / temps[k]);
+            for (v = 0; v < 37; v++) s += exp(z[i * 37 + v] / temps[k] - mx);
+            want = z[i * 37 + targets[i]] / temps[k] - mx - log(s);
+            worst = fmax(worst, fabs(lp[i] - want) / fmax(1.0, fabs(want)));
+        }
+        printf("  temperature %.2f: log-probs vs double reference, worst %.2e\n", temps[k], worst);
+        ck_assert_msg(worst < 2e-6, "T %g: %.3e", temps[k], worst);
+    }
+    model_kv_free(&kv);
+    free(z);
+    model_free(&m);
+}
+END_TEST
 
 START_TEST(test_save_load_roundtrip) {
     model a, b;
@@ -1367,7 +1415,8 @@ static Suite *model_suite(void) {
     t = tcase_create("model");
     tcase_add_checked_fixture(t, testutil_setup_tmp, testutil_teardown_tmp);
     tcase_set_timeout(t, 120);
-    tcase_add_test(t, test_whole_model_grad);
+    tcase_add_loop_test(t, test_whole_model_grad, 0, 2);
+    tcase_add_test(t, test_temperature_logp);
     tcase_add_test(t, test_golden);
     tcase_add_test(t, test_dtypes_load_same_model);
     tcase_add_test(t, test_packed_equals_alone);
