@@ -528,3 +528,15 @@ int data_logps(model *m, const data_set *d, int micro_batch, double *logp, data_
     return rc;
 }
 
+
+void data_epoch_order(int *perm, int n, uint64_t seed, long epoch) {
+    util_rng r;
+    int i;
+    util_rng_seed(&r, seed + (uint64_t)epoch * 0x9e3779b97f4a7c15ULL);
+    for (i = 0; i < n; i++) perm[i] = i;
+    for (i = n - 1; i > 0; i--) {
+        int j = (int)(util_rng_u64(&r) % (uint64_t)(i + 1)), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+}

@@ -4,6 +4,7 @@
 #define DPO_DATA_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "model.h"
 #include "tokenizer.h"
 #include "util.h"
@@ -70,6 +71,10 @@ int data_load_any(data_set *d, const char *path, const tok_tokenizer *t, int eos
 int data_from_texts(data_set *d, const char *prompt, size_t prompt_len, const char *completion, size_t completion_len,
                     const tok_tokenizer *t, int eos, int max_len, int max_prompt_len, dpo_err *e);
 void data_free(data_set *d);
+/* The order in which epoch k of a run visits n rows: a permutation drawn from
+ * seed + k (Fisher-Yates with util_rng); row number p of the run is
+ * perm_{p / n}[p % n]. dpo train's pairs and dpo ppo's prompts. */
+void data_epoch_order(int *perm, int n, uint64_t seed, long epoch);
 
 /* Summed response log-probabilities of every sequence under model m. Pairs:
  * logp[2 r] = log p(chosen | prompt), logp[2 r + 1] = log p(rejected | prompt);

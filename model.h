@@ -201,6 +201,11 @@ int model_load(model *m, const char *dir, dpo_err *e);
  * GPT2ForSequenceClassification): it loads language models only. model_load_any
  * loads either kind (cfg.score_head says which). */
 int model_load_any(model *m, const char *dir, dpo_err *e);
+/* The same with other file names in dir than config.json and model.safetensors
+ * (a checkpoint that holds two models: dpo ppo's value model). */
+int model_load_config_as(const char *dir, const char *config_name, model_config *c, dpo_err *e);
+int model_load_as(model *m, const char *dir, const char *config_name, const char *weights_name, dpo_err *e);
+int model_save_as(const model *m, const char *dir, const char *config_name, const char *weights_name, dpo_err *e);
 int model_save(const model *m, const char *dir, dpo_err *e);
 
 /* A language model made into a reward or value model: score.weight appended

@@ -126,11 +126,15 @@ static int parse_config(const json_value *root, model_config *c, dpo_err *e) {
 }
 
 int model_load_config(const char *dir, model_config *c, dpo_err *e) {
+    return model_load_config_as(dir, "config.json", c, e);
+}
+
+int model_load_config_as(const char *dir, const char *name, model_config *c, dpo_err *e) {
     char path[4096], *text;
     size_t len;
     json_value *root;
     int rc;
-    if (util_path_join(path, sizeof path, dir, "config.json", e) != 0) return -1;
+    if (util_path_join(path, sizeof path, dir, name, e) != 0) return -1;
     if (util_read_file(path, MAX_CONFIG_BYTES, &text, &len, e) != 0) return -1;
     rc = json_parse(text, len, &root, e);
     free(text);
@@ -319,18 +323,22 @@ static int load_weights(model *m, const model_config *c, const st_file *f, const
     return rc;
 }
 
-int model_load_any(model *m, const char *dir, dpo_err *e) {
+int model_load_as(model *m, const char *dir, const char *config_name, const char *weights_name, dpo_err *e) {
     char path[4096];
     model_config c;
     st_file f;
     int rc;
     memset(m, 0, sizeof *m);
-    if (model_load_config(dir, &c, e) != 0) return -1;
-    if (util_path_join(path, sizeof path, dir, "model.safetensors", e) != 0) return -1;
+    if (model_load_config_as(dir, config_name, &c, e) != 0) return -1;
+    if (util_path_join(path, sizeof path, dir, weights_name, e) != 0) return -1;
     if (st_open(&f, path, e) != 0) return -1;
     rc = load_weights(m, &c, &f, path, e);
     st_close(&f);
     return rc;
+}
+
+int model_load_any(model *m, const char *dir, dpo_err *e) {
+    return model_load_as(m, dir, "config.json", "model.safetensors", e);
 }
 
 int model_load(model *m, const char *dir, dpo_err *e) {
@@ -349,7 +357,7 @@ int model_load(model *m, const char *dir, dpo_err *e) {
 
 /* model.safetensors: every tensor as F32 under HF's "transformer.<name>",
  * the head tied (no lm_head.weight). */
-static int save_weights(const model *m, const char *dir, dpo_err *e) {
+static int save_weights(const model *m, const char *dir, const char *name, dpo_err *e) {
     const model_config *c = &m->cfg;
     char path[4096];
     int n = model_num_tensors(c), i, rc = 0;
@@ -374,8 +382,7 @@ static int save_weights(const model *m, const char *dir, dpo_err *e) {
         ts[i].shape[0] = infos[i].shape[0];
         ts[i].shape[1] = infos[i].shape[1];
     }
-    if (util_path_join(path, sizeof path, dir, "model.safetensors", e) != 0 ||
-        st_write_f32(path, ts, (size_t)n, e) != 0)
+    if (util_path_join(path, sizeof path, dir, name, e) != 0 || st_write_f32(path, ts, (size_t)n, e) != 0)
         rc = -1;
     free(ts);
     free(infos);
@@ -383,7 +390,7 @@ static int save_weights(const model *m, const char *dir, dpo_err *e) {
 }
 
 /* config.json with the keys and values transformers writes for GPT-2 */
-static int save_config(const model_config *c, const char *dir, dpo_err *e) {
+static int save_config(const model_config *c, const char *dir, const char *name, dpo_err *e) {
     char path[4096], cfg[2048];
     util_atomic_file af;
     int len = snprintf(cfg, sizeof cfg,
@@ -418,7 +425,7 @@ static int save_config(const model_config *c, const char *dir, dpo_err *e) {
                        c->ln_eps, c->n_ctx, c->n_embd, c->n_head,
                        c->n_layer, c->n_ctx, c->vocab_size);
     if (len < 0 || (size_t)len >= sizeof cfg) return dpo_errf(e, "config too long");
-    if (util_path_join(path, sizeof path, dir, "config.json", e) != 0) return -1;
+    if (util_path_join(path, sizeof path, dir, name, e) != 0) return -1;
     if (util_atomic_open(&af, path, e) != 0) return -1;
     if (util_atomic_write(&af, cfg, (size_t)len, e) != 0) {
         util_atomic_abort(&af);
@@ -428,7 +435,11 @@ static int save_config(const model_config *c, const char *dir, dpo_err *e) {
 }
 
 /* Weights first, then the config: a config always describes a complete weights file. */
+int model_save_as(const model *m, const char *dir, const char *config_name, const char *weights_name, dpo_err *e) {
+    if (util_mkdir(dir, e) != 0 || save_weights(m, dir, weights_name, e) != 0) return -1;
+    return save_config(&m->cfg, dir, config_name, e);
+}
+
 int model_save(const model *m, const char *dir, dpo_err *e) {
-    if (util_mkdir(dir, e) != 0 || save_weights(m, dir, e) != 0) return -1;
-    return save_config(&m->cfg, dir, e);
+    return model_save_as(m, dir, "config.json", "model.safetensors", e);
 }

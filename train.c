@@ -14,25 +14,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ckpt.h"
 #include "json.h"
 
 /* ======================================================================== */
 /* the training loop                                                         */
 /* ======================================================================== */
-
-/* Row order: epoch k visits the rows in a permutation drawn from seed + k
- * (Fisher-Yates with util_rng); pair number p of the run is perm_{p / n}[p % n]. */
-static void epoch_permutation(int *perm, int n, uint64_t seed, long epoch) {
-    util_rng r;
-    int i;
-    util_rng_seed(&r, seed + (uint64_t)epoch * 0x9e3779b97f4a7c15ULL);
-    for (i = 0; i < n; i++) perm[i] = i;
-    for (i = n - 1; i > 0; i--) {
-        int j = (int)(util_rng_u64(&r) % (uint64_t)(i + 1)), t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-    }
-}
 
 typedef struct {
     const train_config *c;
@@ -242,19 +229,9 @@ static int evaluate(train_state *run, const train_config *c, int micro_batch, tr
 /* checkpoints                                                               */
 /* ======================================================================== */
 
-/* A checkpoint OUT is a directory holding exactly these files; trainer_state.json
- * is written last and removed first, so a directory whose trainer_state.json
- * validates is complete. Saving writes OUT.tmp, then swaps it in:
- *
- *   remove OUT.tmp; write OUT.tmp (trainer_state.json last); fsync OUT.tmp
- *   remove OUT.old; rename OUT -> OUT.old; rename OUT.tmp -> OUT; fsync; remove OUT.old
- *
- * Whatever moment the process dies at, one of OUT, OUT.tmp, OUT.old is complete
- * and holds the newest step saved, or no save had finished yet. Resuming picks
- * the complete one with the highest step, moves it to OUT by the same renames,
- * and removes the others (ckpt_recover). Only these names are ever removed, only
- * as regular files, never through a symbolic link (util_dir_remove_owned), so a
- * directory holding anything else is refused rather than emptied. */
+/* dpo train's checkpoints (ckpt.c saves and recovers them): a Hugging Face
+ * model directory plus the optimizer state, and trainer_state.json (the run's
+ * position and settings), which is written last. */
 static const char *const ckpt_files[] = {"trainer_state.json", "config.json", "model.safetensors",
                                          "vocab.json", "merges.txt", "optimizer.safetensors"};
 #define N_CKPT_FILES (sizeof ckpt_files / sizeof ckpt_files[0])
@@ -262,26 +239,6 @@ static const char *const ckpt_files[] = {"trainer_state.json", "config.json", "m
 /* the mode in trainer_state.json, and the command that trains it ("dpo <command>") */
 static const char *mode_name(train_mode m) { return m == TRAIN_SFT ? "sft" : m == TRAIN_RM ? "rm" : "dpo"; }
 static const char *mode_command(train_mode m) { return m == TRAIN_SFT ? "sft" : m == TRAIN_RM ? "rm-train" : "train"; }
-
-/* OUT (trailing slashes dropped) and its two siblings */
-typedef struct {
-    char dir[4096], tmp[4096], old[4096];
-} ckpt_paths;
-
-static int ckpt_paths_of(ckpt_paths *p, const char *dir, dpo_err *e) {
-    size_t n;
-    if (util_out_dir_path(p->dir, sizeof p->dir - 4, dir, e) != 0) return -1;
-    n = strlen(p->dir); /* < 4092: room for the suffix */
-    memcpy(p->tmp, p->dir, n);
-    memcpy(p->tmp + n, ".tmp", 5);
-    memcpy(p->old, p->dir, n);
-    memcpy(p->old + n, ".old", 5);
-    return 0;
-}
-
-static int remove_ckpt(const char *dir, dpo_err *e) {
-    return util_dir_remove_owned(dir, ckpt_files, N_CKPT_FILES, e);
-}
 
 typedef struct {
     train_mode mode;
@@ -356,33 +313,23 @@ static int load_ckpt_state(const char *dir, ckpt_state *st, dpo_err *e) {
     return rc;
 }
 
-/* Move dir's sibling `from` (OUT.tmp or OUT.old, complete) to OUT: the previous
- * OUT goes to OUT.old first (removed after), so that a complete checkpoint
- * exists under one of the three names at every moment. */
-static int ckpt_swap_in(const ckpt_paths *p, const char *from, dpo_err *e) {
-    if (strcmp(from, p->old) != 0) {
-        if (remove_ckpt(p->old, e) != 0) return -1;
-        if (rename(p->dir, p->old) != 0 && errno != ENOENT)
-            return dpo_errf(e, "%s: cannot move the previous checkpoint aside: %s", p->dir, strerror(errno));
-    } else if (remove_ckpt(p->dir, e) != 0) { /* OUT.old is the newest: OUT is older or incomplete */
-        return -1;
-    }
-    if (rename(from, p->dir) != 0)
-        return dpo_errf(e, "%s: cannot move the new checkpoint into place: %s", p->dir, strerror(errno));
-    if (util_fsync_parent(p->dir) != 0)
-        return dpo_errf(e, "%s: cannot sync its directory: %s", p->dir, strerror(errno));
-    return remove_ckpt(p->old, e);
+/* ckpt_kind's reader: the step of a valid trainer_state.json */
+static int read_step(const char *dir, long *step, void *ctx, dpo_err *e) {
+    ckpt_state st;
+    (void)ctx;
+    if (load_ckpt_state(dir, &st, e) != 0) return -1;
+    *step = st.step;
+    return 0;
 }
+
+static const ckpt_kind train_ckpt = {ckpt_files, N_CKPT_FILES, read_step, NULL};
 
 static int save_checkpoint(const train_state *run, const train_config *c, long step, long long pairs_seen,
                            dpo_err *e) {
     ckpt_paths p;
     char path[4096], state[512];
-    long n_entries;
     int n;
-    if (ckpt_paths_of(&p, c->out_dir, e) != 0 || remove_ckpt(p.tmp, e) != 0) return -1;
-    /* a fresh OUT.tmp of our own: mkdir fails if anything (a planted link) took the name */
-    if (mkdir(p.tmp, 0777) != 0) return dpo_errf(e, "%s: cannot create directory: %s", p.tmp, strerror(errno));
+    if (ckpt_begin(&train_ckpt, &p, c->out_dir, e) != 0) return -1;
     if (model_save(run->policy, p.tmp, e) != 0 || tok_write_files(run->tok, p.tmp, e) != 0 ||
         util_path_join(path, sizeof path, p.tmp, "optimizer.safetensors", e) != 0 || optim_save(run->opt, path, e) != 0)
         return -1;
@@ -390,112 +337,21 @@ static int save_checkpoint(const train_state *run, const train_config *c, long s
                  "{\n  \"mode\": \"%s\",\n  \"step\": %ld,\n  \"pairs_seen\": %lld,\n  \"seed\": \"%llu\",\n  \"batch\": %d,\n"
                  "  \"micro_batch\": %d\n}\n",
                  mode_name(c->mode), step, pairs_seen, (unsigned long long)c->seed, c->batch, c->micro_batch);
-    /* trainer_state.json last: from here on OUT.tmp is complete */
-    if (util_path_join(path, sizeof path, p.tmp, "trainer_state.json", e) != 0 ||
-        util_atomic_write_file(path, state, (size_t)n, e) != 0)
-        return -1;
-    if (util_fsync_dir(p.tmp) != 0) return dpo_errf(e, "%s: cannot sync: %s", p.tmp, strerror(errno));
-    /* OUT must still hold only a checkpoint's files before it is moved aside */
-    if (util_dir_inspect(p.dir, ckpt_files, N_CKPT_FILES, &n_entries, e) < 0) return -1;
-    return ckpt_swap_in(&p, p.tmp, e);
+    return ckpt_commit(&train_ckpt, &p, state, (size_t)n, e);
 }
 
-/* The output directory, before any work: it and its siblings hold only what dpo
- * writes, OUT is new, empty or a complete checkpoint, and none of them is an
- * input. */
+/* The output directory, before any work (ckpt_check_out). */
 int train_check_out(const train_config *c, dpo_err *e) {
     static const char *const names[3] = {"--model", "--ref", "--tokenizer"};
     const char *inputs[3];
-    ckpt_paths p;
-    const char *mine[3];
-    ckpt_state st;
-    long n_entries[3];
-    int i, k, present[3];
-    if (ckpt_paths_of(&p, c->out_dir, e) != 0) return -1;
-    mine[0] = p.dir;
-    mine[1] = p.tmp;
-    mine[2] = p.old;
     inputs[0] = c->model_dir;
     inputs[1] = c->ref_dir;
     inputs[2] = c->tokenizer_dir;
-    for (i = 0; i < 3; i++) {
-        for (k = 0; k < 3; k++)
-            if (inputs[k] && util_same_file(mine[i], inputs[k]))
-                return dpo_errf(e, "%s: is the %s directory; the output must be a new directory, or a checkpoint of "
-                                   "dpo (it is replaced)", mine[i], names[k]);
-        present[i] = util_dir_inspect(mine[i], ckpt_files, N_CKPT_FILES, &n_entries[i], e);
-        if (present[i] < 0) return -1;
-    }
-    /* --resume may name an incomplete OUT: recovery decides what it holds */
-    if (present[0] == 1 && n_entries[0] > 0 && !(c->resume_dir && util_same_file(c->resume_dir, p.dir)) &&
-        load_ckpt_state(p.dir, &st, e) != 0)
-        return dpo_errf(e, "%s: exists and is neither empty nor a checkpoint of dpo (no valid trainer_state.json); "
-                           "give a new or empty directory", p.dir);
-    return 0;
+    return ckpt_check_out(&train_ckpt, c->out_dir, inputs, names, 3, c->resume_dir, e);
 }
 
 int train_out_sibling(const train_config *c, const char *dir, char *name, size_t cap) {
-    ckpt_paths p;
-    const char *mine[3];
-    int i;
-    if (ckpt_paths_of(&p, c->out_dir, NULL) != 0) return 0;
-    mine[0] = p.dir;
-    mine[1] = p.tmp;
-    mine[2] = p.old;
-    for (i = 0; i < 3; i++) {
-        if (util_same_file(dir, mine[i])) {
-            snprintf(name, cap, "%s", mine[i]);
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* The newest complete checkpoint among DIR, DIR.tmp and DIR.old, moved to DIR,
- * the rest removed. *found = 0 when there is none: then DIR.tmp and DIR.old are
- * removed and the run starts from step 0; but a DIR that exists without a valid
- * trainer_state.json is an error and is left alone (the save protocol never
- * leaves DIR incomplete with nothing complete beside it: it is something else,
- * such as a model directory). */
-static int ckpt_recover(const char *dir, ckpt_state *st, int *found, char *note, size_t note_cap, dpo_err *e) {
-    ckpt_paths p;
-    const char *cand[3];
-    ckpt_state cs[3];
-    dpo_err why;
-    int ok[3], present[3], i, best = -1;
-    long n_entries;
-    *found = 0;
-    note[0] = '\0';
-    why.msg[0] = '\0';
-    if (ckpt_paths_of(&p, dir, e) != 0) return -1;
-    cand[0] = p.dir;
-    cand[1] = p.old;
-    cand[2] = p.tmp;
-    for (i = 0; i < 3; i++) {
-        dpo_err ignored;
-        present[i] = util_dir_inspect(cand[i], ckpt_files, N_CKPT_FILES, &n_entries, e);
-        if (present[i] < 0) return -1;
-        ok[i] = present[i] == 1 && load_ckpt_state(cand[i], &cs[i], i == 0 ? &why : &ignored) == 0;
-        if (ok[i] && (best < 0 || cs[i].step > cs[best].step)) best = i; /* ties: OUT, then OUT.old */
-    }
-    if (best < 0) {
-        if (present[0])
-            return dpo_errf(e, "%s: not a checkpoint (%s)", p.dir,
-                            why.msg[0] ? why.msg : "no trainer_state.json here, nor in .tmp or .old");
-        if (remove_ckpt(p.tmp, e) != 0 || remove_ckpt(p.old, e) != 0) return -1;
-        snprintf(note, note_cap, "%s: no complete checkpoint here (nor in .tmp or .old): starting from step 0", p.dir);
-        return 0;
-    }
-    if (best == 0) {
-        if (remove_ckpt(p.tmp, e) != 0 || remove_ckpt(p.old, e) != 0) return -1;
-    } else {
-        if ((best == 1 && remove_ckpt(p.tmp, e) != 0) || ckpt_swap_in(&p, cand[best], e) != 0) return -1;
-        snprintf(note, note_cap, "%s: the newest complete checkpoint (step %ld) was in %s; moved into place",
-                 p.dir, cs[best].step, cand[best]);
-    }
-    *st = cs[best];
-    *found = 1;
-    return 0;
+    return ckpt_is_sibling(c->out_dir, dir, name, cap);
 }
 
 /* the caller's ref_progress, told which data the reference is going through */
@@ -554,11 +410,12 @@ static int resume_state(const train_config *c, const train_callbacks *cb, ckpt_s
                         dpo_err *e) {
     char note[8192 + 256];
     int found;
+    long step;
     from[0] = '\0';
-    if (ckpt_recover(c->resume_dir, ck, &found, note, sizeof note, e) != 0) return -1;
+    if (ckpt_recover(&train_ckpt, c->resume_dir, &found, &step, note, sizeof note, e) != 0) return -1;
     if (note[0] && cb && cb->note) cb->note(cb->ctx, note);
     if (!found) return 0;
-    if (util_out_dir_path(from, cap, c->resume_dir, e) != 0) return -1;
+    if (util_out_dir_path(from, cap, c->resume_dir, e) != 0 || load_ckpt_state(from, ck, e) != 0) return -1;
     if (ck->mode != c->mode)
         return dpo_errf(e, "%s: the checkpoint is of a dpo %s run; resume it with dpo %s", from,
                         mode_command(ck->mode), mode_command(ck->mode));
@@ -649,7 +506,7 @@ static int alloc_buffers(train_state *run, dpo_err *e) {
     if (!run->perm || !run->rows || !run->eval_rows || !run->pin || !run->pout) return dpo_errf(e, "out of memory");
     for (i = 0; i < run->eval.n_rows; i++) run->eval_rows[i] = i;
     if (run->data.n_rows > 0 && run->rows_seen % run->data.n_rows != 0) /* resuming inside an epoch */
-        epoch_permutation(run->perm, run->data.n_rows, run->c->seed, (long)(run->rows_seen / run->data.n_rows));
+        data_epoch_order(run->perm, run->data.n_rows, run->c->seed, (long)(run->rows_seen / run->data.n_rows));
     return 0;
 }
 
@@ -674,12 +531,12 @@ static int precompute_reference(train_state *run, dpo_err *e) {
 }
 
 /* the next B rows of the shuffled stream: epoch k visits the rows in
- * epoch_permutation(seed, k) */
+ * data_epoch_order(seed, k) */
 static void draw_batch(train_state *run) {
     int i, n = run->data.n_rows;
     for (i = 0; i < run->batch; i++, run->rows_seen++) {
         int k = (int)(run->rows_seen % n);
-        if (k == 0) epoch_permutation(run->perm, n, run->c->seed, (long)(run->rows_seen / n));
+        if (k == 0) data_epoch_order(run->perm, n, run->c->seed, (long)(run->rows_seen / n));
         run->rows[i] = run->perm[k];
     }
 }
