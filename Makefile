@@ -54,7 +54,7 @@ endif
 CFLAGS  := $(CFLAGS_BASE) $(OMPFLAGS) $(SANFLAGS) $(EXTRA_CFLAGS)
 LDLIBS  := -lm
 
-LIB_SRC := util.c json.c safetensors.c matmul.c model.c model_io.c unicode.c tokenizer.c objective.c optim.c data.c ckpt.c train.c ppo.c \
+LIB_SRC := util.c json.c safetensors.c matmul.c model.c model_io.c unicode.c tokenizer.c objective.c optim.c data.c ckpt.c train.c ppo.c ppo_train.c \
            sample.c eval.c vader.c reward.c svgbuf.c explain.c plot.c corpus.c
 # + the VADER lexicon as C source, generated at build time (see below)
 LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC)) $(BUILD)/vader_lexicon_data.o

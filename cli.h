@@ -74,5 +74,6 @@ int cmd_explain(int argc, char **argv); /* cmd_explain.c: the implicit reward, t
 int cmd_corpus(int argc, char **argv);  /* cmd_corpus.c: the synthetic movie-review corpus */
 int cmd_plot(int argc, char **argv);    /* cmd_plot.c: a TSV table drawn as an SVG chart */
 int cmd_bench(int argc, char **argv);   /* cmd_bench.c: passes, matrix products and DPO steps, timed */
+int cmd_ppo(int argc, char **argv);     /* cmd_ppo.c: PPO, the RLHF baseline (ppo_train.c) */
 
 #endif

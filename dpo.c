@@ -7,6 +7,7 @@
  *   train  DPO (and its variants and baselines) on preference pairs: train.c
  *   sft    supervised fine-tuning, the same loop: train.c
  *   rm-train  a reward model (scalar head, Bradley-Terry loss), the same loop: train.c
+ *   ppo    PPO, RLHF's reinforcement-learning step: cmd_ppo.c, ppo_train.c, ppo.c
  *   logp   log-probabilities and implicit rewards of pairs
  *   init   write a freshly initialised GPT-2 model directory
  *   info   load and validate a model directory, print its config and tensors
@@ -841,6 +842,7 @@ static void usage(FILE *fp) {
             "  train   fine-tune a model on preference pairs with DPO\n"
             "  sft     supervised fine-tuning on prompt/completion or text rows\n"
             "  rm-train  train a reward model (Bradley-Terry) on preference pairs\n"
+            "  ppo     PPO against a reward (sentiment or a reward model): the RLHF baseline\n"
             "  logp    log-probabilities and implicit rewards of preference pairs\n"
             "  sample  generate completions of prompts (key-value cache, temperature, top-k, top-p)\n"
             "  eval    reward of samples against their exact KL divergence from a reference\n"
@@ -864,6 +866,7 @@ static int run_command(int argc, char **argv) {
     if (strcmp(argv[1], "train") == 0) return cmd_train(argc - 2, argv + 2, TRAIN_DPO);
     if (strcmp(argv[1], "sft") == 0) return cmd_train(argc - 2, argv + 2, TRAIN_SFT);
     if (strcmp(argv[1], "rm-train") == 0) return cmd_train(argc - 2, argv + 2, TRAIN_RM);
+    if (strcmp(argv[1], "ppo") == 0) return cmd_ppo(argc - 2, argv + 2);
     if (strcmp(argv[1], "logp") == 0) return cmd_logp(argc - 2, argv + 2);
     if (strcmp(argv[1], "sample") == 0) return cmd_sample(argc - 2, argv + 2);
     if (strcmp(argv[1], "eval") == 0) return cmd_eval(argc - 2, argv + 2);

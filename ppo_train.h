@@ -24,7 +24,7 @@ typedef struct {
     int micro_batch;           /* rollouts per forward/backward pass; gradients accumulate */
     int ppo_epochs;            /* passes over each batch of rollouts */
     int max_new;               /* generated tokens at most, the end-of-text included */
-    int max_prompt_len;        /* prompt tokens kept (the last ones) */
+    int max_prompt_len;        /* prompt tokens kept (the last ones); 0: the context minus max_new */
     double temperature;        /* rollouts are sampled from softmax(z / T), and trained as such */
     double gamma, lam;         /* GAE */
     double clip, clip_value;   /* eps of the policy's ratio and of the value's change */
@@ -37,7 +37,7 @@ typedef struct {
 } ppo_config;
 
 /* dpo ppo's defaults: C 0.05 fixed, horizon 10000, batch 64, mini-batch 16,
- * micro-batch 16, 4 epochs, 32 new tokens, prompts of at most 64 tokens, T 1,
+ * micro-batch 16, 4 epochs, 32 new tokens, prompts of what the context leaves, T 1,
  * gamma 1, lam 0.95, eps 0.2 and 0.2, AdamW at lr 1e-5 for both models (no
  * warm-up, clipping at 1), 100 steps, seed 0. */
 void ppo_config_defaults(ppo_config *c);
@@ -69,6 +69,11 @@ typedef struct {
     /* after every step; nonzero stops the run with e set */
     int (*step)(void *ctx, const ppo_metrics *m, long total, dpo_err *e);
     void (*note)(void *ctx, const char *msg); /* what --resume found; what the value model starts from */
+    /* When set, the reward of a rollout instead of c->reward_spec's (which is
+     * then not opened): its prompt (index into the prompts file), its
+     * generated ids (the end-of-text excluded) and whether it ended with the
+     * end-of-text. A toy task's reward; tests. */
+    int (*score)(void *ctx, long prompt, const int *ids, int n_ids, int ended, double *out, dpo_err *e);
     void *ctx;
 } ppo_callbacks;
 

@@ -396,6 +396,35 @@ done
 echo "random kills: $identical of $kills resumed bit-identical ($in_save killed inside a save, $fresh before the first save; run $dur s)"
 [ $identical -eq $kills ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: only $identical of $kills killed runs resumed bit-identical"; }
 
+# the same for dpo ppo: its checkpoint holds two models, two optimizers and the KL coefficient
+printf '{"prompt": "a good film"}\n{"prompt": "the cast was"}\n{"prompt": "a bad"}\n' > "$K/prompts.jsonl"
+PA="--model $K/p --prompts $K/prompts.jsonl --reward sentiment --batch 6 --mini-batch 3 --micro-batch 2 --ppo-epochs 2 --max-new 6 --target-kl 2 --kl-horizon 50 --lr 1e-3 --quiet --seed 5 --steps 25 --save-every 1"
+t0=$(date +%s.%N)
+"$DPO" ppo $PA --out "$K/pref" >/dev/null 2>&1
+dur=$(echo "$t0 $(date +%s.%N)" | awk '{ print $2 - $1 }')
+kills=${DPO_PPO_KILLS:-12}; k=0; identical=0; in_save=0
+while [ $k -lt $kills ]; do
+    rm -rf "$K/q" "$K/q.tmp" "$K/q.old"
+    delay=$(awk -v s=$k -v d="$dur" 'BEGIN { srand(2000 + s); printf "%.4f", rand() * d }')
+    "$DPO" ppo $PA --out "$K/q" >/dev/null 2>&1 &
+    pid=$!
+    sleep "$delay"
+    if [ $((k % 2)) -eq 1 ]; then
+        n=0; while [ ! -e "$K/q.tmp" ] && [ $n -lt 200000 ] && kill -0 $pid 2>/dev/null; do n=$((n + 1)); done
+    fi
+    kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+    [ -e "$K/q.tmp" ] && in_save=$((in_save + 1))
+    out=$("$DPO" ppo $PA --out "$K/q" --resume "$K/q" 2>&1) || echo "ppo resume after a kill at $delay s failed: $out"
+    same=1
+    for f in model.safetensors optimizer.safetensors value.safetensors value_optimizer.safetensors ppo_state.json; do
+        cmp -s "$K/pref/$f" "$K/q/$f" || same=0
+    done
+    [ $same -eq 1 ] && [ ! -e "$K/q.tmp" ] && [ ! -e "$K/q.old" ] && identical=$((identical + 1))
+    k=$((k + 1))
+done
+echo "ppo random kills: $identical of $kills resumed bit-identical ($in_save killed inside a save; run $dur s)"
+[ $identical -eq $kills ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: only $identical of $kills killed ppo runs resumed bit-identical"; }
+
 # generation: dpo sample, eval, pairs (a small random model with GPT-2's tokenizer)
 G=$T/gen
 mkdir -p "$G"
@@ -480,6 +509,32 @@ expect 1 "$G/pol: is a language model, not a reward model" "$DPO" eval --model "
 expect 1 "unknown reward 'vader' (known: sentiment, model:DIR)" "$DPO" eval --model "$G/pol" --ref "$G/pol" --completions "$G/comp.jsonl" --reward vader
 "$DPO" pairs --model "$G/pol" --prompts "$G/prompts.jsonl" --n 3 --max-new 6 --reward "model:$G/rm" --out "$G/rmpairs.jsonl" 2>/dev/null
 [ "$(wc -l < "$G/rmpairs.jsonl")" -ge 1 ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: dpo pairs --reward model:DIR wrote no pairs"; }
+
+# dpo ppo: with the reward model (the value model starts from it) and with the true reward
+expect 0 "clipped surrogate" "$DPO" ppo --help
+expect 0 "value model: $G/rm (its score head)" "$DPO" ppo --model "$G/pol" --prompts "$G/prompts.jsonl" --reward "model:$G/rm" \
+    --out "$G/ppo" --batch 4 --mini-batch 2 --steps 2 --max-new 4 --log "$G/ppo.log"
+for f in config.json model.safetensors vocab.json merges.txt optimizer.safetensors value_config.json value.safetensors \
+    value_optimizer.safetensors ppo_state.json; do
+    [ -s "$G/ppo/$f" ] || { fail=$((fail + 1)); echo "FAIL: dpo ppo wrote no $f"; }
+done
+grep -q '"architectures": \["GPT2ForSequenceClassification"\]' "$G/ppo/value_config.json" && pass=$((pass + 1)) ||
+    { fail=$((fail + 1)); echo "FAIL: the value model's config"; }
+[ "$(wc -l < "$G/ppo.log")" -eq 2 ] && grep -q '^{"step": 2, "epoch": .*"objective/kl": .*"objective/scores": .*"ppo/loss/policy": .*"ppo/loss/value": .*"ppo/policy/clipfrac": .*"ppo/policy/approxkl": ' "$G/ppo.log" &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: dpo ppo metrics log:"; cat "$G/ppo.log"; }
+expect 0 "value model: $G/pol with a new score head" "$DPO" ppo --model "$G/pol" --prompts "$G/prompts.jsonl" --reward sentiment \
+    --out "$G/ppogt" --batch 3 --mini-batch 3 --steps 1 --max-new 3 --temperature 0.7
+expect 0 "logp_chosen" "$DPO" logp --model "$G/ppo" --data "$G/pairs4.jsonl"
+expect 1 "the mini-batch (8) is larger than the batch (4)" "$DPO" ppo --model "$G/pol" --prompts "$G/prompts.jsonl" --out "$G/never" --batch 4 --mini-batch 8
+expect 1 "temperature 0: PPO samples at a temperature in" "$DPO" ppo --model "$G/pol" --prompts "$G/prompts.jsonl" --out "$G/never" --temperature 0
+expect 1 "needs --kl-coef > 0" "$DPO" ppo --model "$G/pol" --prompts "$G/prompts.jsonl" --out "$G/never" --kl-coef 0 --target-kl 3
+expect 1 "unknown reward 'vader'" "$DPO" ppo --model "$G/pol" --prompts "$G/prompts.jsonl" --out "$G/never" --reward vader --steps 1
+expect 1 "is more than a model's context" "$DPO" ppo --model "$G/pol" --prompts "$G/prompts.jsonl" --out "$G/never" --max-new 40 --max-prompt-len 20
+expect 1 "$G/rm: is a reward or value model" "$DPO" ppo --model "$G/rm" --prompts "$G/prompts.jsonl" --out "$G/never"
+expect 1 "$G/badp.jsonl: line 2: key \"prompt\"" "$DPO" ppo --model "$G/pol" --prompts "$G/badp.jsonl" --out "$G/never"
+[ ! -e "$G/never" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: a refused dpo ppo left $G/never"; }
+expect 2 "is the --model directory" "$DPO" ppo --model "$G/pol" --prompts "$G/prompts.jsonl" --out "$G/pol"
+expect 2 "$G/rm: holds 'trainer_state.json', which dpo did not write" "$DPO" ppo --model "$G/pol" --prompts "$G/prompts.jsonl" --out "$G/rm" --resume "$G/rm"
 
 # dpo plot: a TSV drawn as an SVG; bad tables and paths refused, nothing written
 P="$T/plot"

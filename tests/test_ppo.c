@@ -15,8 +15,13 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "model.h"
 #include "ppo.h"
+#include "ppo_train.h"
+#include "tokenizer.h"
 #include "util.h"
+
+#define TOK_DIR "data/sentiment/sft" /* the experiment's tokenizer: 2000 tokens, <|endoftext|> = 1999 */
 
 /* The worked example, gamma 1 and lam 0.95, three tokens:
  *   rewards  0.1   -0.2   1.0
@@ -193,6 +198,186 @@ START_TEST(test_kl_controller) {
 }
 END_TEST
 
+/* ======================================================================== */
+/* the loop: a bandit, resuming, threads                                      */
+/* ======================================================================== */
+
+typedef struct {
+    ppo_metrics m[200];
+    int n;
+    long calls;
+} cap;
+
+static int cap_step(void *ctx, const ppo_metrics *m, long total, dpo_err *e) {
+    cap *c = ctx;
+    (void)total;
+    (void)e;
+    ck_assert_int_lt(c->n, 200);
+    c->m[c->n++] = *m;
+    return 0;
+}
+
+/* the bandit's reward: 1 for a first token below 200 (a tenth of the vocabulary), else 0 */
+static int bandit_score(void *ctx, long prompt, const int *ids, int n_ids, int ended, double *out, dpo_err *e) {
+    cap *c = ctx;
+    (void)prompt;
+    (void)ended;
+    (void)e;
+    c->calls++;
+    *out = n_ids >= 1 && ids[0] < 200 ? 1.0 : 0.0;
+    return 0;
+}
+
+/* a tiny random language model with the experiment's tokenizer, and one prompt */
+static void make_policy(const char *dir, const char *prompts) {
+    model_config cfg = {1, 2, 16, 8, 2000, 1e-5, 1999, 0};
+    model m;
+    dpo_err e;
+    ck_assert_int_eq(model_create(&m, &cfg, &e), 0);
+    model_init_random(&m, 17);
+    ck_assert_msg(model_save(&m, dir, &e) == 0, "%s", e.msg);
+    ck_assert_msg(tok_copy_files(TOK_DIR, dir, &e) == 0, "%s", e.msg);
+    model_free(&m);
+    {
+        static const char rows[] = "{\"prompt\": \"The movie was\"}\n{\"prompt\": \"I\"}\n";
+        testutil_write_bytes(prompts, rows, sizeof rows - 1);
+    }
+}
+
+static void bandit_config(ppo_config *c, const char *pol, const char *prompts, const char *out) {
+    ppo_config_defaults(c);
+    c->model_dir = pol;
+    c->prompts_path = prompts;
+    c->out_dir = out;
+    c->max_new = 1;
+    c->max_prompt_len = 4;
+    c->batch = 64;
+    c->mini_batch = 16;
+    c->micro_batch = 16;
+    c->ppo_epochs = 2;
+    c->opt.lr = 3e-3;
+    c->value_opt.lr = 3e-3;
+    c->seed = 3;
+}
+
+static void run(const ppo_config *c, cap *k) {
+    ppo_callbacks cb;
+    dpo_err e;
+    memset(&cb, 0, sizeof cb);
+    cb.step = cap_step;
+    cb.score = bandit_score;
+    cb.ctx = k;
+    ck_assert_msg(ppo_run(c, &cb, &e) == 0, "ppo_run: %s", e.msg);
+}
+
+/* A one-token bandit over 2000 tokens, 200 of which pay 1: at the start a
+ * tenth of the rollouts earn it. With the coefficient adapted towards a KL of
+ * 1 nat (the controller's horizon short, so that it acts within the run),
+ * PPO must raise the reward well above that tenth while the sampled KL of the
+ * last steps stays near its target: the KL-regularised optimum at 1 nat puts
+ * about 0.7 of the mass on the paying tokens (q ln(q / 0.1) + (1 - q)
+ * ln((1 - q) / 0.9) = 1 at q = 0.7). */
+START_TEST(test_bandit) {
+    char pol[256], prompts[256], out[256];
+    ppo_config c;
+    static cap k;
+    double r0 = 0.0, r1 = 0.0, kl1 = 0.0;
+    int i;
+    snprintf(pol, sizeof pol, "%s/pol", tmp_root);
+    snprintf(prompts, sizeof prompts, "%s/prompts.jsonl", tmp_root);
+    snprintf(out, sizeof out, "%s/out", tmp_root);
+    make_policy(pol, prompts);
+    bandit_config(&c, pol, prompts, out);
+    c.steps = 150;
+    c.kl_coef = 0.2;
+    c.target_kl = 1.0;
+    c.kl_horizon = 320;
+    memset(&k, 0, sizeof k);
+    run(&c, &k);
+    ck_assert_int_eq(k.n, 150);
+    ck_assert_int_eq(k.calls, 150 * 64);
+    for (i = 0; i < 5; i++) r0 += k.m[i].scores / 5;
+    for (i = 120; i < 150; i++) {
+        r1 += k.m[i].scores / 30;
+        kl1 += k.m[i].kl / 30;
+    }
+    printf("  bandit: reward %.3f (steps 1-5) -> %.3f (121-150), KL of the last 30 steps %.3f (target 1), C %.4f -> %.4f\n",
+           r0, r1, kl1, k.m[0].kl_coef, k.m[149].kl_coef);
+    for (i = 0; i < 150; i += 10)
+        printf("    step %2d: reward %.3f  kl %.3f  C %.4f  clipfrac %.3f  value loss %.4f\n", i + 1, k.m[i].scores,
+               k.m[i].kl, k.m[i].kl_coef, k.m[i].clipfrac, k.m[i].loss_value);
+    ck_assert_msg(r0 < 0.25, "the bandit pays %.3f at the start", r0);
+    ck_assert_msg(r1 > 0.5 && r1 < 0.85, "reward %.3f, not near the KL-regularised optimum's 0.7", r1);
+    ck_assert_msg(kl1 > 0.7 && kl1 < 1.4, "KL %.3f is not near its target 1", kl1);
+    /* the coefficient that makes 1 nat optimal: 0.1 e^(1/C) / 0.9 = 0.7 / 0.3, C = 0.33 */
+    ck_assert_msg(k.m[149].kl_coef > 0.25 && k.m[149].kl_coef < 0.45, "C ended at %.4f", k.m[149].kl_coef);
+}
+END_TEST
+
+static int same_bytes(const char *a_dir, const char *b_dir, const char *name) {
+    char pa[512], pb[512];
+    unsigned char *x, *y;
+    size_t nx, ny;
+    int same;
+    snprintf(pa, sizeof pa, "%s/%s", a_dir, name);
+    snprintf(pb, sizeof pb, "%s/%s", b_dir, name);
+    x = testutil_read_bytes(pa, &nx);
+    y = testutil_read_bytes(pb, &ny);
+    same = nx == ny && memcmp(x, y, nx) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+/* Six steps in one run on one thread, and three steps then a resumed run to
+ * six on two threads, save the same bytes: both models, both optimizers and
+ * the state (the adaptive coefficient included). A different seed does not. */
+START_TEST(test_resume_and_threads) {
+    static const char *const files[] = {"model.safetensors", "optimizer.safetensors", "value.safetensors",
+                                        "value_optimizer.safetensors", "ppo_state.json", "value_config.json"};
+    char pol[256], prompts[256], a[256], b[256], d[256];
+    ppo_config c;
+    static cap k;
+    int saved = util_threads();
+    size_t i;
+    snprintf(pol, sizeof pol, "%s/pol", tmp_root);
+    snprintf(prompts, sizeof prompts, "%s/prompts.jsonl", tmp_root);
+    snprintf(a, sizeof a, "%s/a", tmp_root);
+    snprintf(b, sizeof b, "%s/b", tmp_root);
+    snprintf(d, sizeof d, "%s/d", tmp_root);
+    make_policy(pol, prompts);
+    bandit_config(&c, pol, prompts, a);
+    c.max_new = 3;
+    c.batch = 12;
+    c.mini_batch = 5; /* mini-batches of 5, 5 and 2 */
+    c.micro_batch = 2;
+    c.target_kl = 0.5;
+    c.kl_horizon = 100;
+    c.steps = 6;
+    util_set_threads(1);
+    memset(&k, 0, sizeof k);
+    run(&c, &k);
+    util_set_threads(2);
+    c.out_dir = b;
+    c.steps = 3;
+    run(&c, &k);
+    c.steps = 6;
+    c.resume_dir = b;
+    memset(&k, 0, sizeof k);
+    run(&c, &k);
+    ck_assert_int_eq(k.n, 3);
+    ck_assert_int_eq(k.m[0].step, 4);
+    for (i = 0; i < sizeof files / sizeof files[0]; i++)
+        ck_assert_msg(same_bytes(a, b, files[i]), "%s differs after resuming", files[i]);
+    c.resume_dir = NULL;
+    c.out_dir = d;
+    c.seed = 4;
+    run(&c, &k);
+    ck_assert(!same_bytes(a, d, "model.safetensors"));
+    util_set_threads(saved);
+}
+END_TEST
+
 static Suite *ppo_suite(void) {
     Suite *s = suite_create("ppo");
     TCase *t = tcase_create("math");
@@ -203,6 +388,12 @@ static Suite *ppo_suite(void) {
     tcase_add_test(t, test_policy_loss);
     tcase_add_test(t, test_value_loss);
     tcase_add_test(t, test_kl_controller);
+    suite_add_tcase(s, t);
+    t = tcase_create("training");
+    tcase_add_checked_fixture(t, testutil_setup_tmp, testutil_teardown_tmp);
+    tcase_set_timeout(t, 300);
+    tcase_add_test(t, test_bandit);
+    tcase_add_test(t, test_resume_and_threads);
     suite_add_tcase(s, t);
     return s;
 }
