@@ -11,6 +11,10 @@
 #      Preferred-FT, Unlikelihood) and evaluated every EVAL_EVERY steps on
 #      held-out prompts: reward against exact KL (dpo eval); Best-of-N from one
 #      set of 16 samples per prompt;
+#   3b. the RLHF baseline: a reward model trained on the same pairs (dpo
+#      rm-train; its accuracy on pairs from other held-out prompts), then PPO
+#      with it and PPO with the true reward (VADER, "PPO-GT"), each at several
+#      KL coefficients, evaluated every PPO_EVAL_EVERY steps like the others;
 #   4. results: points.tsv, frontier.svg, temperature.tsv/.svg, report.md,
 #      times.tsv (each stage's wall time).
 #
@@ -39,6 +43,10 @@ if [ $SMOKE -eq 1 ]; then
     METHODS="dpo:0.5:3e-4"
     TEMPS="1.0"
     BON="1 4"
+    RM_EVAL_PROMPTS=100; RM_EPOCHS=1; RM_LR=3e-4
+    PPO_STEPS=10; PPO_EVAL_EVERY=10; PPO_BATCH=32; PPO_LR=3e-5
+    # series:KL coefficient (ppo: the learned reward model; ppo-gt: VADER itself)
+    RLHF="ppo:0.05 ppo-gt:0.01"
 else
     W=${WORK:-build/experiment}
     RESULTS=${RESULTS:-results}
@@ -52,6 +60,9 @@ else
     METHODS="dpo:0.1:3e-5 dpo:0.5:3e-5 dpo:1:3e-5 dpo:5:3e-5 dpo:1:1e-4 pft:-:1e-4 ul:0.01:3e-5 ul:0.1:3e-5 ul:1:3e-5"
     TEMPS="0.25 0.5 0.75 1.0"
     BON="1 2 4 8 16"
+    RM_EVAL_PROMPTS=300; RM_EPOCHS=1; RM_LR=1e-4
+    PPO_STEPS=60; PPO_EVAL_EVERY=20; PPO_BATCH=64; PPO_LR=3e-5
+    RLHF="ppo:0.05 ppo:0.2 ppo:0.5 ppo-gt:0.01 ppo-gt:0.05 ppo-gt:0.1"
 fi
 mkdir -p "$W/done" "$RESULTS"
 T0=$(date +%s)
@@ -197,6 +208,63 @@ best_of_n() {
     done
 }
 
+# ------------------------------------------------------------------------
+# 3b. the RLHF baseline: a reward model, then PPO
+
+# pairs for the reward model's held-out accuracy: the SFT model's samples after
+# RM_EVAL_PROMPTS other held-out review prefixes (after the preference and the
+# evaluation prompts), scored by VADER as the training pairs were
+rm_pairs() {
+    awk -v a=$((PREF_PROMPTS + EVAL_PROMPTS)) -v c=$RM_EVAL_PROMPTS '
+        NR > a && NR <= a + c { k = 2 + (NR * 7919) % 7; p = $1; for (i = 2; i <= k && i <= NF; i++) p = p " " $i
+                                printf "{\"prompt\": \"%s\"}\n", p }' "$W/corpus/heldout.txt" > "$W/rm_prompts.jsonl"
+    "$DPO" pairs --model "$W/sft" --prompts "$W/rm_prompts.jsonl" --n 4 --reward sentiment --seed 2 \
+        --threads $THREADS --out "$W/rm_eval_pairs.jsonl"
+}
+# the reward model: the SFT model with a score head, on DPO's pairs
+rm_train() {
+    res=""
+    [ -e "$W/rm/trainer_state.json" ] && res="--resume $W/rm"
+    "$DPO" rm-train --model "$W/sft" --data "$W/pairs.jsonl" --eval-data "$W/rm_eval_pairs.jsonl" --out "$W/rm" $res \
+        --batch 64 --micro-batch 32 --epochs $RM_EPOCHS --lr $RM_LR --quiet --threads $THREADS --log "$W/rm_log.jsonl"
+}
+
+# PPO of one series at one KL coefficient from the SFT model, on the preference
+# set's prompts, in chunks of PPO_EVAL_EVERY steps, evaluated after each
+run_ppo() {
+    series=$1; c=$2; out="$W/runs/${series}_${c}_${PPO_LR}"
+    reward="model:$W/rm"
+    [ $series = ppo-gt ] && reward=sentiment
+    mkdir -p "$W/runs" "$W/points"
+    step=0
+    [ -e "$W/points/${series}_${c}_${PPO_LR}.tsv" ] && step=$(( $(wc -l < "$W/points/${series}_${c}_${PPO_LR}.tsv") * PPO_EVAL_EVERY ))
+    while [ $step -lt $PPO_STEPS ]; do
+        step=$(( step + PPO_EVAL_EVERY ))
+        res=""
+        [ -e "$out/ppo_state.json" ] && res="--resume $out"
+        "$DPO" ppo --model "$W/sft" --prompts "$W/pref_prompts.jsonl" --reward "$reward" --out "$out" $res \
+            --kl-coef $c --batch $PPO_BATCH --mini-batch 16 --micro-batch 16 --ppo-epochs 4 --max-new 64 --lr $PPO_LR \
+            --steps $step --seed 1 --quiet --threads $THREADS --log "$W/runs/${series}_${c}_${PPO_LR}.log" || return 1
+        eval_point $series $c $PPO_LR $step "$out"
+        say "$series C=$c step $step: $(tail -1 "$W/points/${series}_${c}_${PPO_LR}.tsv" | cut -f5,7 | awk '{ printf "reward %s, KL %s", $1, $2 }')"
+    done
+}
+
+# temperature rows of the PPO runs' final models (the other methods' are the temperatures stage's)
+temperatures_rlhf() {
+    : > "$W/temperature_rlhf.tsv"
+    for spec in $RLHF; do
+        series=${spec%%:*}; c=${spec#*:}
+        for t in $TEMPS; do
+            json=$("$DPO" eval --model "$W/runs/${series}_${c}_${PPO_LR}" --ref "$W/sft" --prompts "$W/eval_prompts.jsonl" \
+                --n $EVAL_N --max-new 64 --seed 7 --temperature $t --threads $THREADS 2>/dev/null)
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' $series $c $PPO_LR $t "$(printf '%s' "$json" | field reward)" \
+                "$(printf '%s' "$json" | field reward_se)" "$(printf '%s' "$json" | field kl)" \
+                "$(printf '%s' "$json" | field kl_se)" >> "$W/temperature_rlhf.tsv"
+        done
+    done
+}
+
 # each method's final model at several sampling temperatures
 temperatures() {
     printf 'method\tparam\tlr\ttemperature\treward\treward_se\tkl\tkl_se\n' > "$W/temperature.tsv"
@@ -233,8 +301,14 @@ report() {
                 $1, $2, $3, $4, $5, $6, $7, $8, $10, $11, $12, $13, $14 }'
         done
         echo
+        echo "## The reward model of the PPO series"
+        echo
+        tail -1 "$W/rm_log.jsonl" | awk -v n="$(wc -l < "$W/rm_eval_pairs.jsonl")" -v p="$(wc -l < "$W/rm_prompts.jsonl")" '{ a = $0; sub(/.*"eval_accuracy": /, "", a); sub(/,.*/, "", a)
+            l = $0; sub(/.*"eval_loss": /, "", l); sub(/,.*/, "", l)
+            printf "Held-out accuracy %.3f (Bradley-Terry loss %.3f) on %d pairs from %d prompts that neither DPO nor the reward model saw.\n", a, l, n, p }'
+        echo
         echo "## Samples (temperature 1, seed 7)"
-        for spec in sft:-:- $METHODS; do
+        for spec in sft:-:- $METHODS $(for r in $RLHF; do echo "${r%%:*}:${r#*:}:$PPO_LR"; done); do
             m=${spec%%:*}; rest=${spec#*:}; p=${rest%%:*}; lr=${rest#*:}
             model="$W/runs/${m}_${p}_${lr}"
             [ $m = sft ] && model="$W/sft"
@@ -259,6 +333,8 @@ LABEL_AWK='function label(m, p, lr) {
     if (m == "pft") return "Preferred-FT"
     if (m == "ul") return "Unlikelihood alpha=" p
     if (m == "best-of-n") return "Best-of-N"
+    if (m == "ppo") return "PPO (reward model) C=" p
+    if (m == "ppo-gt") return "PPO-GT (VADER) C=" p
     return "SFT" }'
 
 # frontier.svg (reward against KL, like the paper's Figure 2, left) and
@@ -309,10 +385,17 @@ for spec in $METHODS; do
 done
 stage best_of_n best_of_n
 stage temperatures temperatures
+stage rm_pairs rm_pairs
+stage rm_train rm_train
+for spec in $RLHF; do
+    series=${spec%%:*}; c=${spec#*:}
+    stage "run_${series}_${c}_${PPO_LR}" run_ppo $series $c
+done
+stage temperatures_rlhf temperatures_rlhf
 
 # results: every point in one table
 { printf '%s\n' "$HEADER"; cat "$W/points/"*.tsv; } > "$RESULTS/points.tsv"
-cp "$W/temperature.tsv" "$RESULTS/temperature.tsv"
+cat "$W/temperature.tsv" "$W/temperature_rlhf.tsv" > "$RESULTS/temperature.tsv"
 cp "$W/times.tsv" "$RESULTS/times.tsv"
 figures
 report
