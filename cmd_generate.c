@@ -75,6 +75,7 @@ typedef struct {
     int atomic;
     double t0, last_report;
     int tty;
+    reward *rw;            /* dpo sample --reward, or NULL */
 } gen_session;
 
 static void gen_free(gen_session *s) {
@@ -86,6 +87,7 @@ static void gen_free(gen_session *s) {
     model_free(&s->pol);
     model_free(&s->ref);
     tok_free(s->t);
+    reward_free(s->rw);
     if (s->atomic) util_atomic_abort(&s->out);
 }
 
@@ -211,16 +213,6 @@ static void gen_start(gen_session *s) {
     s->tty = isatty(2);
 }
 
-/* "key": the text of the tokens ids[0..n) (invalid UTF-8 shown as U+FFFD) */
-static int put_decoded(gen_session *s, const char *key, const int *ids, int n, dpo_err *e) {
-    char *text;
-    size_t len;
-    if (tok_decode(s->t, ids, (size_t)n, &text, &len, e) != 0) return -1;
-    cli_put_str(s->fp, key, text, len);
-    free(text);
-    return 0;
-}
-
 /* ======================================================================== */
 /* dpo sample                                                                */
 /* ======================================================================== */
@@ -228,12 +220,26 @@ static int put_decoded(gen_session *s, const char *key, const int *ids, int n, d
 static int emit_sample(void *ctx, const sample_result *r, dpo_err *e) {
     gen_session *s = ctx;
     const data_text_row *row = &s->texts.rows[r->prompt];
+    char *text;
+    size_t len;
+    double rw = 0.0;
     int i;
+    if (tok_decode(s->t, r->ids, (size_t)r->n_ids, &text, &len, e) != 0) return -1;
+    if (s->rw && reward_score(s->rw, row->prompt, row->prompt_len, text, len, &rw, e) != 0) {
+        free(text);
+        return -1;
+    }
     fputc('{', s->fp);
     cli_put_str(s->fp, "prompt", row->prompt, row->prompt_len);
     fputs(", ", s->fp);
-    if (put_decoded(s, "completion", r->ids, r->n_ids, e) != 0) return -1;
-    fprintf(s->fp, ", \"finish\": \"%s\", \"ids\": [", r->finish == SAMPLE_EOS ? "eos" : "length");
+    cli_put_str(s->fp, "completion", text, len);
+    free(text);
+    fprintf(s->fp, ", \"finish\": \"%s\"", r->finish == SAMPLE_EOS ? "eos" : "length");
+    if (s->rw) {
+        fputs(", ", s->fp);
+        cli_put_num(s->fp, "reward", rw);
+    }
+    fputs(", \"ids\": [", s->fp);
     for (i = 0; i < r->n_ids; i++) fprintf(s->fp, "%s%d", i ? ", " : "", r->ids[i]);
     fputs("]}\n", s->fp);
     if (ferror(s->fp)) return dpo_errf(e, "write failed");
@@ -244,6 +250,7 @@ int cmd_sample(int argc, char **argv) {
     gen_opts g;
     gen_session s;
     dpo_err e;
+    const char *reward_spec = NULL;
     int rc;
     gen_defaults(&g);
     {
@@ -253,11 +260,12 @@ int cmd_sample(int argc, char **argv) {
             {"--prompts", OPT_STR, &g.prompts_file, 0, 0, 0, "JSONL rows {\"prompt\": ...}, as in preference data", 0},
             {"--out", OPT_STR, &g.out, 0, 0, 0, "write the samples to FILE (default: standard output)", 0},
             {"--tokenizer", OPT_STR, &g.tok_dir, 0, 0, 0, "tokenizer directory (default: --model's)", 0},
+            {"--reward", OPT_NAME, &reward_spec, 0, 0, 0, "add each sample's reward: sentiment (VADER) or model:DIR (a reward model from dpo rm-train)", 0},
             GEN_SAMPLING_OPTIONS(g),
         };
         rc = cli_parse("sample",
                        "usage: dpo sample --model DIR (--prompt TEXT | --prompts FILE) [--n K] [--max-new N]\n"
-                       "                  [--temperature T] [--top-k K] [--top-p P] [--seed S] [--out FILE]\n\n"
+                       "                  [--temperature T] [--top-k K] [--top-p P] [--seed S] [--reward SPEC] [--out FILE]\n\n"
                        "Generate --n completions of every prompt with a key-value cache, --batch sequences\n"
                        "at a time. Each token is drawn from the model's next-token distribution after, in\n"
                        "this order, the temperature, top-k and top-p; a completion stops at end-of-text,\n"
@@ -265,7 +273,7 @@ int cmd_sample(int argc, char **argv) {
                        "seed gives the same samples for any --batch and --threads: sample k of prompt p\n"
                        "draws from its own random stream, a function of (seed, p, k).\n\n"
                        "Output: one JSON object per sample, prompt by prompt, {\"prompt\", \"completion\",\n"
-                       "\"finish\": \"eos\" | \"length\", \"ids\": the completion's token ids without the\n"
+                       "\"finish\": \"eos\" | \"length\", with --reward \"reward\", \"ids\": the completion's token ids without the\n"
                        "end-of-text}. Bytes that are not valid UTF-8 (a character cut between tokens)\n"
                        "appear as U+FFFD in \"completion\"; \"ids\" are exact. Progress and tokens/s go to\n"
                        "standard error.",
@@ -274,6 +282,7 @@ int cmd_sample(int argc, char **argv) {
     if (rc != 0) return rc > 0 ? 0 : 2;
     memset(&s, 0, sizeof s);
     s.cmd = "sample";
+    if (reward_spec && reward_open(&s.rw, reward_spec, &e) != 0) return cli_fail(s.cmd, &e);
     if ((rc = gen_load(&s, &g, 1)) != 0 || (rc = gen_out_open(&s, g.out)) != 0) {
         gen_free(&s);
         return rc;

@@ -506,6 +506,12 @@ expect 1 "$G/rm: is a reward or value model" "$DPO" train --model "$G/rm" --data
 expect 1 "resume it with dpo rm-train" "$DPO" train --model "$G/pol" --data "$G/pairs4.jsonl" --out "$G/rm" --resume "$G/rm" --steps 1 --batch 2
 expect 0 '"reward_name": "model:'"$G"'/rm"' "$DPO" eval --model "$G/pol" --ref "$G/pol" --completions "$G/comp.jsonl" --reward "model:$G/rm"
 expect 1 "$G/pol: is a language model, not a reward model" "$DPO" eval --model "$G/pol" --ref "$G/pol" --completions "$G/comp.jsonl" --reward "model:$G/pol"
+"$DPO" sample --model "$G/pol" --prompts "$G/prompts.jsonl" --n 2 --max-new 5 --seed 4 --reward "model:$G/rm" > "$G/rs.jsonl" 2>/dev/null
+"$DPO" sample --model "$G/pol" --prompts "$G/prompts.jsonl" --n 2 --max-new 5 --seed 4 > "$G/rs0.jsonl" 2>/dev/null
+# the same samples, each with its reward between "finish" and "ids"
+sed 's/, "reward": [^,]*,/,/' "$G/rs.jsonl" | cmp -s - "$G/rs0.jsonl" && [ "$(grep -c '"finish": "[a-z]*", "reward": [-0-9.e]*, "ids"' "$G/rs.jsonl")" -eq 6 ] &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: dpo sample --reward:"; head -2 "$G/rs.jsonl"; }
+expect 1 "unknown reward 'vader' (known: sentiment, model:DIR)" "$DPO" sample --model "$G/pol" --prompt a --reward vader
 expect 1 "unknown reward 'vader' (known: sentiment, model:DIR)" "$DPO" eval --model "$G/pol" --ref "$G/pol" --completions "$G/comp.jsonl" --reward vader
 "$DPO" pairs --model "$G/pol" --prompts "$G/prompts.jsonl" --n 3 --max-new 6 --reward "model:$G/rm" --out "$G/rmpairs.jsonl" 2>/dev/null
 [ "$(wc -l < "$G/rmpairs.jsonl")" -ge 1 ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: dpo pairs --reward model:DIR wrote no pairs"; }
