@@ -528,6 +528,17 @@ grep -q '"architectures": \["GPT2ForSequenceClassification"\]' "$G/ppo/value_con
     { fail=$((fail + 1)); echo "FAIL: the value model's config"; }
 [ "$(wc -l < "$G/ppo.log")" -eq 2 ] && grep -q '^{"step": 2, "epoch": .*"objective/kl": .*"objective/scores": .*"ppo/loss/policy": .*"ppo/loss/value": .*"ppo/policy/clipfrac": .*"ppo/policy/approxkl": ' "$G/ppo.log" &&
     pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: dpo ppo metrics log:"; cat "$G/ppo.log"; }
+# a checkpoint whose state was tampered with is refused on --resume, naming the key, and left alone
+cp -r "$G/ppo" "$G/ppobad"
+sed -i 's/"kl_coef": .*/"kl_coef": -1/' "$G/ppobad/ppo_state.json"
+expect 1 "$G/ppobad/ppo_state.json: key \"kl_coef\": not a finite number >= 0" "$DPO" ppo --model "$G/pol" --prompts "$G/prompts.jsonl" \
+    --reward "model:$G/rm" --out "$G/ppobad" --resume "$G/ppobad" --batch 4 --mini-batch 2 --steps 3 --max-new 4
+sed -i 's/"mode": "ppo"/"mode": "dpo"/; s/"kl_coef": .*/"kl_coef": 0.05/' "$G/ppobad/ppo_state.json"
+expect 1 "key \"mode\": not \"ppo\"" "$DPO" ppo --model "$G/pol" --prompts "$G/prompts.jsonl" \
+    --reward "model:$G/rm" --out "$G/ppobad" --resume "$G/ppobad" --batch 4 --mini-batch 2 --steps 3 --max-new 4
+cmp -s "$G/ppo/model.safetensors" "$G/ppobad/model.safetensors" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: a refused resume changed the checkpoint"; }
+expect 1 "the checkpoint was made with --seed 0 --batch 4 --mini-batch 2" "$DPO" ppo --model "$G/pol" --prompts "$G/prompts.jsonl" \
+    --reward "model:$G/rm" --out "$G/ppo" --resume "$G/ppo" --batch 5 --mini-batch 2 --steps 3 --max-new 4
 expect 0 "value model: $G/pol with a new score head" "$DPO" ppo --model "$G/pol" --prompts "$G/prompts.jsonl" --reward sentiment \
     --out "$G/ppogt" --batch 3 --mini-batch 3 --steps 1 --max-new 3 --temperature 0.7
 expect 0 "logp_chosen" "$DPO" logp --model "$G/ppo" --data "$G/pairs4.jsonl"
