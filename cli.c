@@ -4,6 +4,7 @@
  * file never opens a file for writing. */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -315,4 +316,44 @@ int cli_open_tokenizer(const char *cmd, const char *tok_dir, const char *model_d
     }
     if (tok_load(t, dir, &e) != 0) return cli_fail(cmd, &e);
     return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* interrupts: SIGINT and SIGTERM stop a training run at its next step */
+
+/* The one mutable global of the program: a signal handler can only talk to the
+ * code it interrupted through a volatile sig_atomic_t. */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig) {
+    if (interrupted) { /* the second one: stop now (a checkpoint on disk is complete whatever the moment) */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    interrupted = sig;
+}
+
+void cli_catch_interrupts(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART; /* a read or write the signal lands in carries on */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int cli_interrupted(void) { return (int)interrupted; }
+
+int cli_stop_requested(void *ctx) {
+    (void)ctx;
+    return interrupted != 0;
+}
+
+int cli_interrupt_exit(const char *cmd, const char *out_dir, long step) {
+    int sig = (int)interrupted;
+    fprintf(stderr, "dpo %s: %s after step %ld: a checkpoint of that step is in %s; to continue, run the same command "
+                    "with --resume %s\n", cmd, sig == SIGTERM ? "terminated" : "interrupted", step, out_dir, out_dir);
+    return 128 + sig;
 }

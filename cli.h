@@ -66,6 +66,16 @@ int cli_read_input(const char *path, char **out, size_t *len, dpo_err *e);
 int cli_open_tokenizer(const char *cmd, const char *tok_dir, const char *model_dir, tok_tokenizer **t);
 
 /* Subcommands in files of their own. */
+/* SIGINT and SIGTERM during training: the first sets a flag the training loop
+ * asks after every step (cli_stop_requested, a train or ppo callback), so the
+ * run stops at the step's end with a checkpoint; a second one ends the process
+ * at once. cli_interrupted: 0, or the signal. cli_interrupt_exit prints where
+ * the checkpoint is and how to resume, and returns the exit status 128 + signal. */
+void cli_catch_interrupts(void);
+int cli_interrupted(void);
+int cli_stop_requested(void *ctx);
+int cli_interrupt_exit(const char *cmd, const char *out_dir, long step);
+
 int cmd_sample(int argc, char **argv); /* cmd_generate.c */
 int cmd_eval(int argc, char **argv);   /* cmd_generate.c */
 int cmd_pairs(int argc, char **argv);  /* cmd_generate.c */

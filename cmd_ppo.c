@@ -18,7 +18,7 @@ typedef struct {
     const char *log_path;
     int quiet, tty;
     double step_seconds;
-    long n_steps;
+    long n_steps, last_step;
 } ppo_ui;
 
 /* one JSONL line with TRL's PPO names */
@@ -51,6 +51,7 @@ static int ui_step(void *ctx, const ppo_metrics *m, long total, dpo_err *e) {
     double eta;
     ui->step_seconds += m->seconds;
     ui->n_steps++;
+    ui->last_step = m->step;
     eta = ui->step_seconds / (double)ui->n_steps * (double)(total - m->step);
     if (ui->log && write_metrics(ui->log, ui->log_path, m, e) != 0) return -1;
     if (ui->quiet || (!ui->tty && m->step % every != 0 && m->step != 1 && m->step != total)) return 0;
@@ -169,7 +170,9 @@ int cmd_ppo(int argc, char **argv) {
     memset(&cb, 0, sizeof cb);
     cb.step = ui_step;
     cb.note = ui_note;
+    cb.stop = cli_stop_requested;
     cb.ctx = &ui;
+    cli_catch_interrupts();
     {
         double t0 = util_seconds();
         rc = ppo_run(&c, &cb, &e);
@@ -177,7 +180,7 @@ int cmd_ppo(int argc, char **argv) {
             rc = dpo_errf(&e, "%s: cannot write the metrics log: %s", log_path, strerror(errno));
         if (rc != 0) {
             if (!quiet && ui.tty) fprintf(stderr, "\n");
-            return cli_fail("ppo", &e);
+            return rc == 1 ? cli_interrupt_exit("ppo", c.out_dir, ui.last_step) : cli_fail("ppo", &e);
         }
         printf("wrote %s (%.1f s)\n", c.out_dir, util_seconds() - t0);
     }

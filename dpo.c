@@ -208,6 +208,7 @@ typedef struct {
     int ref_done, ref_tenth; /* progress of the reference's log-probs: rows done, tenths printed */
     double step_seconds;    /* sum of the wall times of the steps of this process (for the ETA) */
     long n_steps;
+    long last_step;         /* the last step done */
 } train_ui;
 
 static void train_ui_start(void *ctx, const data_set *d, const data_set *eval, long total) {
@@ -263,6 +264,7 @@ static int train_ui_step(void *ctx, const train_metrics *m, long total, dpo_err 
     long every = total >= 20 ? total / 20 : 1;
     ui->step_seconds += m->seconds;
     ui->n_steps++;
+    ui->last_step = m->step;
     eta = ui->step_seconds / (double)ui->n_steps * (double)(total - m->step); /* evaluations not counted */
     if (ui->log && write_metrics(ui->log, ui->log_path, m, ui->mode, 0, e) != 0) return -1;
     if (ui->quiet || (!ui->tty && m->step % every != 0 && m->step != 1 && m->step != total)) return 0;
@@ -489,13 +491,15 @@ static int cmd_train(int argc, char **argv, train_mode mode) {
     cb.eval = train_ui_eval;
     cb.ref_progress = train_ui_ref;
     cb.note = train_ui_note;
+    cb.stop = cli_stop_requested;
     cb.ctx = &ui;
+    cli_catch_interrupts();
     rc = train_run(&c, &cb, &e);
     if (ui.log && fclose(ui.log) != 0 && rc == 0)
         rc = dpo_errf(&e, "%s: cannot write the metrics log: %s", o.log_path, strerror(errno));
     if (rc != 0) {
         if (!o.quiet && ui.tty) fprintf(stderr, "\n");
-        return cli_fail(cmd, &e);
+        return rc == 1 ? cli_interrupt_exit(cmd, c.out_dir, ui.last_step) : cli_fail(cmd, &e);
     }
     printf("wrote %s (%.1f s)\n", c.out_dir, util_seconds() - ui.t0);
     return 0;

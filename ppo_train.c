@@ -673,6 +673,10 @@ int ppo_run(const ppo_config *c, const ppo_callbacks *cb, dpo_err *e) {
             if (rc == 0 && cb && cb->step) rc = cb->step(cb->ctx, &m, c->steps, e);
             if (rc == 0 && c->save_every > 0 && (step + 1) % c->save_every == 0 && step + 1 < c->steps)
                 rc = save(&s, step + 1, e);
+            if (rc == 0 && step + 1 < c->steps && cb && cb->stop && cb->stop(cb->ctx)) {
+                if (!(c->save_every > 0 && (step + 1) % c->save_every == 0)) rc = save(&s, step + 1, e);
+                if (rc == 0) rc = 1; /* stopped on request, with a checkpoint of this step */
+            }
         }
         if (rc == 0) rc = save(&s, c->steps, e);
     }

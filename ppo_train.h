@@ -74,6 +74,8 @@ typedef struct {
      * generated ids (the end-of-text excluded) and whether it ended with the
      * end-of-text. A toy task's reward; tests. */
     int (*score)(void *ctx, long prompt, const int *ids, int n_ids, int ended, double *out, dpo_err *e);
+    /* asked after every step but the last: nonzero stops the run there, with a checkpoint */
+    int (*stop)(void *ctx);
     void *ctx;
 } ppo_callbacks;
 
@@ -91,5 +93,7 @@ int ppo_check_out(const ppo_config *c, dpo_err *e);
  * same settings ends bit-identical to an uninterrupted run, for any thread
  * count. */
 int ppo_run(const ppo_config *c, const ppo_callbacks *cb, dpo_err *e);
+/* ppo_run returns 0 after the last step, -1 on an error, and 1 when cb->stop
+ * asked it to stop: out_dir then holds a checkpoint of the last step done. */
 
 #endif

@@ -653,6 +653,12 @@ int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e) {
             draw_batch(&run);
             rc = optimize_batch(&run, step, &m, e);
             if (rc == 0) rc = after_step(&run, &m, e);
+            if (rc == 0 && step + 1 < run.total_steps && cb && cb->stop && cb->stop(cb->ctx)) {
+                /* asked to stop: a checkpoint of this step (unless --save-every just wrote it), then 1 */
+                if (!(c->save_every > 0 && (step + 1) % c->save_every == 0))
+                    rc = save_checkpoint(&run, c, step + 1, run.rows_seen, e);
+                if (rc == 0) rc = 1;
+            }
         }
         if (rc == 0) rc = save_checkpoint(&run, c, run.total_steps, run.rows_seen, e);
     }

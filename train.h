@@ -87,6 +87,9 @@ typedef struct {
     /* while the reference's log-probs are computed once (--precompute-ref: which =
        "training"; held-out rows: "held-out"): rows done so far, of total */
     void (*ref_progress)(void *ctx, const char *which, int done, int total);
+    /* asked after every step but the last: nonzero stops the run there, with a
+       checkpoint of that step written (an interrupt: resume it with --resume) */
+    int (*stop)(void *ctx);
     void *ctx;
 } train_callbacks;
 
@@ -118,6 +121,10 @@ int train_out_sibling(const train_config *c, const char *dir, char *name, size_t
  * reference's log-probs of those rows computed once at the start. Evaluations
  * change nothing in the training run. */
 int train_run(const train_config *c, const train_callbacks *cb, dpo_err *e);
+/* train_run returns 0 when it trained every step, -1 on an error (e says
+ * which), and 1 when cb->stop asked it to stop: out_dir then holds a complete
+ * checkpoint of the last step done, from which --resume continues
+ * bit-identically. */
 
 /* One optimizer step of train_run, on a batch held in memory (dpo bench times
  * it): the policy's gradients zeroed (allocated first if need be), rows[0..B)

@@ -425,6 +425,39 @@ done
 echo "ppo random kills: $identical of $kills resumed bit-identical ($in_save killed inside a save; run $dur s)"
 [ $identical -eq $kills ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: only $identical of $kills killed ppo runs resumed bit-identical"; }
 
+# SIGINT or SIGTERM at a random moment: the run stops at the end of its step with a
+# checkpoint of that step, says how to resume, exits 128 + the signal; resuming
+# ends with the uninterrupted run's bytes (train: $K/ref, ppo: $K/pref)
+ints=${DPO_INTS:-6}; k=0; good=0; stopped=0
+while [ $k -lt $ints ]; do
+    sig=INT; want=130; [ $((k % 2)) -eq 1 ] && { sig=TERM; want=143; }
+    for cmd in train ppo; do
+        rm -rf "$K/i" "$K/i.tmp" "$K/i.old"
+        if [ $cmd = train ]; then args=$KA; ref="$K/ref"; files="model.safetensors optimizer.safetensors trainer_state.json"
+        else args=$PA; ref="$K/pref"; files="model.safetensors optimizer.safetensors value.safetensors value_optimizer.safetensors ppo_state.json"; fi
+        delay=$(awk -v s=$k -v d=0.4 'BEGIN { srand(3000 + s); printf "%.3f", 0.1 + rand() * d }')
+        "$DPO" $cmd $args --out "$K/i" > "$K/i.log" 2>&1 &
+        pid=$!
+        sleep "$delay"
+        kill -$sig $pid 2>/dev/null; wait $pid; st=$?
+        if [ $st -eq $want ]; then
+            stopped=$((stopped + 1))
+            grep -q "after step [0-9]*: a checkpoint of that step is in $K/i; to continue, run the same command with --resume $K/i" "$K/i.log" ||
+                { fail=$((fail + 1)); echo "FAIL: dpo $cmd stopped by SIG$sig without saying how to resume:"; cat "$K/i.log"; }
+        elif [ $st -ne 0 ]; then
+            fail=$((fail + 1)); echo "FAIL: dpo $cmd after SIG$sig exited $st (want $want, or 0 if it had finished)"; cat "$K/i.log"
+        fi
+        "$DPO" $cmd $args --out "$K/i" --resume "$K/i" >/dev/null 2>&1 || echo "resume of an interrupted dpo $cmd failed"
+        same=1
+        for f in $files; do cmp -s "$ref/$f" "$K/i/$f" || same=0; done
+        [ $same -eq 1 ] && good=$((good + 1))
+    done
+    k=$((k + 1))
+done
+echo "interrupts: $good of $((2 * ints)) interrupted runs (train and ppo) resumed bit-identical; $stopped stopped by the signal"
+[ $good -eq $((2 * ints)) ] && [ $stopped -ge $ints ] && pass=$((pass + 1)) ||
+    { fail=$((fail + 1)); echo "FAIL: interrupts: $good of $((2 * ints)) resumed bit-identical, $stopped stopped by the signal"; }
+
 # generation: dpo sample, eval, pairs (a small random model with GPT-2's tokenizer)
 G=$T/gen
 mkdir -p "$G"
