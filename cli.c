@@ -344,8 +344,6 @@ void cli_catch_interrupts(void) {
     sigaction(SIGTERM, &sa, NULL);
 }
 
-int cli_interrupted(void) { return (int)interrupted; }
-
 int cli_stop_requested(void *ctx) {
     (void)ctx;
     return interrupted != 0;

@@ -69,10 +69,9 @@ int cli_open_tokenizer(const char *cmd, const char *tok_dir, const char *model_d
 /* SIGINT and SIGTERM during training: the first sets a flag the training loop
  * asks after every step (cli_stop_requested, a train or ppo callback), so the
  * run stops at the step's end with a checkpoint; a second one ends the process
- * at once. cli_interrupted: 0, or the signal. cli_interrupt_exit prints where
- * the checkpoint is and how to resume, and returns the exit status 128 + signal. */
+ * at once. cli_interrupt_exit prints where the checkpoint is and how to
+ * resume, and returns the exit status 128 + the signal. */
 void cli_catch_interrupts(void);
-int cli_interrupted(void);
 int cli_stop_requested(void *ctx);
 int cli_interrupt_exit(const char *cmd, const char *out_dir, long step);
 
