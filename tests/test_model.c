@@ -29,11 +29,6 @@
 /* ------------------------------------------------------------------------ */
 /* helpers */
 
-static void fill_normal(float *x, size_t n, double std, double mean, util_rng *r) {
-    size_t i;
-    for (i = 0; i < n; i++) x[i] = (float)(mean + std * util_rng_normal(r));
-}
-
 /* Central finite differences of a scalar function of the float array x:
  *   g_i = (f(x + h e_i) - f(x - h e_i)) / (x_i^+ - x_i^-)
  * dividing by the step that was actually representable in float. */
@@ -95,10 +90,10 @@ START_TEST(test_layernorm_grad) {
     float dinp[LN_N * LN_C] = {0}, dw[LN_C] = {0}, db[LN_C] = {0};
     util_rng r;
     util_rng_seed(&r, 1);
-    fill_normal(c.inp, LN_N * LN_C, 1.0, 0.3, &r);
-    fill_normal(c.w, LN_C, 0.5, 1.0, &r);
-    fill_normal(c.b, LN_C, 0.5, 0.0, &r);
-    fill_normal(c.dout, LN_N * LN_C, 1.0, 0.0, &r);
+    testutil_fill_normal(c.inp, LN_N * LN_C, 1.0, 0.3, &r);
+    testutil_fill_normal(c.w, LN_C, 0.5, 1.0, &r);
+    testutil_fill_normal(c.b, LN_C, 0.5, 0.0, &r);
+    testutil_fill_normal(c.dout, LN_N * LN_C, 1.0, 0.0, &r);
     layernorm_forward(out, mean, rstd, NULL, c.inp, NULL, c.w, c.b, LN_N, LN_C, 1e-5);
     layernorm_backward(dinp, dw, db, c.dout, c.inp, mean, rstd, c.w, LN_N, LN_C);
     check_grad("layernorm d inp", dinp, c.inp, LN_N * LN_C, 1e-2f, ln_loss, &c, 2e-4);
@@ -124,10 +119,10 @@ START_TEST(test_matmul_grad) {
     float dinp[MM_N * MM_IC] = {0}, dw[MM_IC * MM_OC] = {0}, db[MM_OC] = {0};
     util_rng r;
     util_rng_seed(&r, 2);
-    fill_normal(c.inp, MM_N * MM_IC, 1.0, 0.0, &r);
-    fill_normal(c.w, MM_IC * MM_OC, 1.0, 0.0, &r);
-    fill_normal(c.b, MM_OC, 1.0, 0.0, &r);
-    fill_normal(c.dout, MM_N * MM_OC, 1.0, 0.0, &r);
+    testutil_fill_normal(c.inp, MM_N * MM_IC, 1.0, 0.0, &r);
+    testutil_fill_normal(c.w, MM_IC * MM_OC, 1.0, 0.0, &r);
+    testutil_fill_normal(c.b, MM_OC, 1.0, 0.0, &r);
+    testutil_fill_normal(c.dout, MM_N * MM_OC, 1.0, 0.0, &r);
     matmul_backward(dinp, dw, db, c.dout, c.inp, c.w, MM_N, MM_IC, MM_OC);
     check_grad("matmul d inp", dinp, c.inp, MM_N * MM_IC, 1e-2f, mm_loss, &c, 1e-4);
     check_grad("matmul d weight", dw, c.w, MM_IC * MM_OC, 1e-2f, mm_loss, &c, 1e-4);
@@ -159,8 +154,8 @@ START_TEST(test_attention_grad) {
     c.seq_start[0] = 0;
     c.seq_start[1] = 3;
     c.seq_start[2] = 7;
-    fill_normal(c.qkv, AT_N * 3 * AT_C, 1.0, 0.0, &r);
-    fill_normal(c.dout, AT_N * AT_C, 1.0, 0.0, &r);
+    testutil_fill_normal(c.qkv, AT_N * 3 * AT_C, 1.0, 0.0, &r);
+    testutil_fill_normal(c.dout, AT_N * AT_C, 1.0, 0.0, &r);
     attention_forward(out, mx, inv, rows, c.qkv, c.seq_start, AT_S, AT_C, AT_H);
     attention_backward(dqkv, brows, c.dout, c.qkv, mx, inv, c.seq_start, AT_S, AT_C, AT_H);
     check_grad("attention d qkv", dqkv, c.qkv, AT_N * 3 * AT_C, 1e-2f, at_loss, &c, 2e-4);
@@ -290,9 +285,9 @@ START_TEST(test_attention_against_reference) {
         }
         n_tok = seq_start[n_seq];
         nq3 = (size_t)n_tok * 3 * C;
-        fill_normal(qkv, nq3, std, 0.0, &r);
-        fill_normal(dout, (size_t)n_tok * C, 1.0, 0.0, &r);
-        fill_normal(dstart, nq3, 1.0, 0.0, &r);
+        testutil_fill_normal(qkv, nq3, std, 0.0, &r);
+        testutil_fill_normal(dout, (size_t)n_tok * C, 1.0, 0.0, &r);
+        testutil_fill_normal(dstart, nq3, 1.0, 0.0, &r);
         for (x = 0; x < nq3; x++) rd[x] = dstart[x];
         memset(dmag, 0, nq3 * sizeof(double));
         ref_attention(y, ymag, rd, dmag, qkv, dout, seq_start, n_seq, C, H);
@@ -335,7 +330,7 @@ START_TEST(test_attention_against_reference) {
             int m = 1 + (int)(util_rng_u64(&r) % MAXT), n = m + (int)(util_rng_u64(&r) % 5), j;
             float sc = (float)(1.0 / sqrt(1.0 + (double)(util_rng_u64(&r) % 64)));
             if (n > MAXT) n = MAXT;
-            fill_normal(raw, (size_t)n, 1.0 + 20.0 * util_rng_uniform(&r), 0.0, &r);
+            testutil_fill_normal(raw, (size_t)n, 1.0 + 20.0 * util_rng_uniform(&r), 0.0, &r);
             memcpy(fwd, raw, sizeof raw);
             memcpy(back, raw, sizeof raw);
             att_softmax(fwd, m, n, sc, &m1, &i1);
@@ -388,10 +383,10 @@ START_TEST(test_layernorm_against_reference) {
     for (trial = 0; trial < 60; trial++) {
         int N = 1 + (int)(util_rng_u64(&r) % MAXN), C = 1 + (int)(util_rng_u64(&r) % MAXC);
         double offset = 10.0 * util_rng_uniform(&r) - 5.0;
-        fill_normal(inp, (size_t)N * C, 0.1 + 2.0 * util_rng_uniform(&r), offset, &r);
-        fill_normal(add, (size_t)N * C, 1.0, 0.0, &r);
-        fill_normal(w, (size_t)C, 0.5, 1.0, &r);
-        fill_normal(b, (size_t)C, 0.5, 0.0, &r);
+        testutil_fill_normal(inp, (size_t)N * C, 0.1 + 2.0 * util_rng_uniform(&r), offset, &r);
+        testutil_fill_normal(add, (size_t)N * C, 1.0, 0.0, &r);
+        testutil_fill_normal(w, (size_t)C, 0.5, 1.0, &r);
+        testutil_fill_normal(b, (size_t)C, 0.5, 0.0, &r);
         layernorm_forward(out, mean, rstd, NULL, inp, NULL, w, b, N, C, 1e-5);
         for (n = 0; n < N; n++) {
             const float *x = inp + (size_t)n * C;
@@ -447,8 +442,8 @@ START_TEST(test_gelu) {
     int i;
     util_rng r;
     util_rng_seed(&r, 4);
-    fill_normal(c.x, GE_N, 2.0, 0.0, &r);
-    fill_normal(c.dout, GE_N, 1.0, 0.0, &r);
+    testutil_fill_normal(c.x, GE_N, 2.0, 0.0, &r);
+    testutil_fill_normal(c.dout, GE_N, 1.0, 0.0, &r);
     gelu_forward(out, c.x, GE_N);
     /* forward against the formula in double */
     for (i = 0; i < GE_N; i++) {
@@ -506,8 +501,8 @@ START_TEST(test_logsoftmax) {
     int i, v;
     util_rng r;
     util_rng_seed(&r, 5);
-    fill_normal(c.logits, LS_M * LS_V, 3.0, 0.0, &r);
-    fill_normal(c.dlogp, LS_M, 1.0, 0.0, &r);
+    testutil_fill_normal(c.logits, LS_M * LS_V, 3.0, 0.0, &r);
+    testutil_fill_normal(c.dlogp, LS_M, 1.0, 0.0, &r);
     for (i = 0; i < LS_M; i++) {
         c.sel[i] = i;
         c.targets[i] = (i * 4 + 1) % LS_V;
@@ -539,9 +534,9 @@ START_TEST(test_encoder) {
     int tokens[5] = {2, 0, 2, 1, 2}, pos[5] = {0, 1, 2, 0, 1}, n, c;
     util_rng r;
     util_rng_seed(&r, 6);
-    fill_normal(wte, 12, 1.0, 0.0, &r);
-    fill_normal(wpe, 9, 1.0, 0.0, &r);
-    fill_normal(dout, 15, 1.0, 0.0, &r);
+    testutil_fill_normal(wte, 12, 1.0, 0.0, &r);
+    testutil_fill_normal(wpe, 9, 1.0, 0.0, &r);
+    testutil_fill_normal(dout, 15, 1.0, 0.0, &r);
     encoder_forward(out, tokens, pos, wte, wpe, 5, 3);
     for (n = 0; n < 5; n++)
         for (c = 0; c < 3; c++) ck_assert_float_eq(out[n * 3 + c], wte[tokens[n] * 3 + c] + wpe[pos[n] * 3 + c]);
@@ -572,18 +567,6 @@ static double whole_loss(void *p) {
     return weighted_sum(logp, c->w, 8);
 }
 
-/* parameters with every part of the computation mattering (not GPT-2's tiny init) */
-static void randomize_params(model *m, util_rng *r) {
-    int n = model_num_tensors(&m->cfg), i;
-    for (i = 0; i < n; i++) {
-        model_tensor_info ti;
-        int gain;
-        model_tensor(&m->cfg, i, &ti);
-        gain = ti.family == P_LN1W || ti.family == P_LN2W || ti.family == P_LNFW;
-        fill_normal(m->params_mem + ti.offset, ti.numel, gain ? 0.2 : 0.4, gain ? 1.0 : 0.0, r);
-    }
-}
-
 /* At temperature 1 (the language model) and 0.7 (what PPO samples at): the
  * head then differentiates softmax(z / T). */
 START_TEST(test_whole_model_grad) {
@@ -596,7 +579,7 @@ START_TEST(test_whole_model_grad) {
     util_rng_seed(&r, 7 + (uint64_t)_i);
     ck_assert_int_eq(model_create(&c.m, &cfg, &e), 0);
     ck_assert_int_eq(model_alloc_grads(&c.m, &e), 0);
-    randomize_params(&c.m, &r);
+    testutil_randomize_params(&c.m, &r);
     c.n_seq = 2;
     c.seq_len[0] = 5;
     c.seq_len[1] = 3;
@@ -903,7 +886,7 @@ START_TEST(test_temperature_logp) {
     util_rng r;
     util_rng_seed(&r, 21);
     ck_assert_int_eq(model_create(&m, &cfg, &e), 0);
-    randomize_params(&m, &r);
+    testutil_randomize_params(&m, &r);
     for (i = 0; i < 12; i++) tokens[i] = (int)(util_rng_u64(&r) % 37);
     for (i = 0; i < 12; i++) targets[i] = i + 1 < 12 ? tokens[i + 1] : -1;
     z = malloc(12 * 37 * sizeof *z);
@@ -1020,7 +1003,7 @@ START_TEST(test_threads_bit_identical) {
     util_rng_seed(&r, 11);
     ck_assert_int_eq(model_create(&m, &cfg, &e), 0);
     ck_assert_int_eq(model_alloc_grads(&m, &e), 0);
-    randomize_params(&m, &r);
+    testutil_randomize_params(&m, &r);
     for (i = 0; i < 270; i++) {
         tokens[i] = (int)(util_rng_u64(&r) % 300);
         targets[i] = i % 7 == 3 ? -1 : (int)(util_rng_u64(&r) % 300);
@@ -1071,7 +1054,7 @@ START_TEST(test_kv_cache_equals_forward) {
         dpo_err e;
         util_set_threads(1 + trial % 2);
         ck_assert_int_eq(model_create(&m, &cfg, &e), 0);
-        randomize_params(&m, &r);
+        testutil_randomize_params(&m, &r);
         for (s = 0; s < S; s++) {
             len[s] = 1 + (int)(util_rng_u64(&r) % MAXT);
             fed[s] = 0;
@@ -1206,7 +1189,7 @@ static void head_case_make(head_case *hc, const model_config *cfg, const int *le
     ck_assert(n_seq <= 8);
     ck_assert_int_eq(model_create(&hc->m, cfg, &e), 0);
     ck_assert_int_eq(model_alloc_grads(&hc->m, &e), 0);
-    randomize_params(&hc->m, r);
+    testutil_randomize_params(&hc->m, r);
     hc->n_seq = n_seq;
     hc->n_tok = 0;
     for (s = 0; s < n_seq; s++) hc->n_tok += hc->seq_len[s] = lens[s];
@@ -1296,7 +1279,7 @@ START_TEST(test_head_chunks_equal_unchunked) {
         want_cols = n_sel == 0 ? 0 : cases[k].cols > 0 && cases[k].cols < V ? cases[k].cols : V;
         ck_assert_int_eq(m->head_rows, want_rows);
         ck_assert_int_eq(m->head_cols, want_cols);
-        fill_normal(m->grads.t[P_WTE], nwte, 1.0, 0.0, &r);
+        testutil_fill_normal(m->grads.t[P_WTE], nwte, 1.0, 0.0, &r);
         memcpy(dwte_ref, m->grads.t[P_WTE], nwte * sizeof(float));
         ref_head(logp_ref, dwte_ref, dhead_ref, m, hc.dlogp);
         ck_assert_int_eq(alloc_dacts(m, &e), 0);

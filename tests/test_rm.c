@@ -46,23 +46,6 @@ static void path_in(char *out, size_t cap, const char *name) {
 
 static void write_text(const char *path, const char *text) { testutil_write_bytes(path, text, strlen(text)); }
 
-static void fill_normal(float *x, size_t n, double std, double mean, util_rng *r) {
-    size_t i;
-    for (i = 0; i < n; i++) x[i] = (float)(mean + std * util_rng_normal(r));
-}
-
-/* every part of the computation mattering (not GPT-2's tiny initialisation) */
-static void randomize_params(model *m, util_rng *r) {
-    int n = model_num_tensors(&m->cfg), i;
-    for (i = 0; i < n; i++) {
-        model_tensor_info ti;
-        int gain;
-        model_tensor(&m->cfg, i, &ti);
-        gain = ti.family == P_LN1W || ti.family == P_LN2W || ti.family == P_LNFW;
-        fill_normal(m->params_mem + ti.offset, ti.numel, gain ? 0.2 : 0.4, gain ? 1.0 : 0.0, r);
-    }
-}
-
 /* ======================================================================== */
 /* 1. the score head against the PyTorch reference                            */
 /* ======================================================================== */
@@ -172,7 +155,7 @@ START_TEST(test_rm_grad_finite_differences) {
         util_rng_seed(&r, 100 + (uint64_t)k);
         ck_assert_int_eq(model_create(&c.m, &cfg, &e), 0);
         ck_assert_int_eq(model_alloc_grads(&c.m, &e), 0);
-        randomize_params(&c.m, &r);
+        testutil_randomize_params(&c.m, &r);
         c.n_seq = 1 + k % 3;
         c.n_tok = 0;
         for (s = 0; s < c.n_seq; s++) {
@@ -275,7 +258,7 @@ START_TEST(test_rm_packed_and_threads) {
     ck_assert((double)270 * 128 >= DPO_OMP_MIN_WORK);
     ck_assert_int_eq(model_create(&m, &cfg, &e), 0);
     ck_assert_int_eq(model_alloc_grads(&m, &e), 0);
-    randomize_params(&m, &r);
+    testutil_randomize_params(&m, &r);
     for (i = 0; i < 270; i++) {
         tokens[i] = (int)(util_rng_u64(&r) % 300);
         w[i] = (float)util_rng_normal(&r);

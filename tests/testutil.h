@@ -19,6 +19,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "model.h"
 #include "safetensors.h"
 #include "unicode.h"
 #include "vader.h"
@@ -30,6 +31,25 @@ static inline vader_lexicon *testutil_vader_shipped(void) {
     ck_assert_msg(vader_load(&lx, (const char *)vader_embedded_lexicon, vader_embedded_lexicon_len, "embedded", &e) == 0,
                   "%s", e.msg);
     return lx;
+}
+
+/* x[i] = mean + std * normal, from r */
+static inline void testutil_fill_normal(float *x, size_t n, double std, double mean, util_rng *r) {
+    size_t i;
+    for (i = 0; i < n; i++) x[i] = (float)(mean + std * util_rng_normal(r));
+}
+
+/* Parameters with every part of the computation mattering (not GPT-2's tiny
+ * initialisation): LayerNorm gains 1 +- 0.2, everything else normal(0, 0.4). */
+static inline void testutil_randomize_params(model *m, util_rng *r) {
+    int n = model_num_tensors(&m->cfg), i;
+    for (i = 0; i < n; i++) {
+        model_tensor_info ti;
+        int gain;
+        model_tensor(&m->cfg, i, &ti);
+        gain = ti.family == P_LN1W || ti.family == P_LN2W || ti.family == P_LNFW;
+        testutil_fill_normal(m->params_mem + ti.offset, ti.numel, gain ? 0.2 : 0.4, gain ? 1.0 : 0.0, r);
+    }
 }
 
 /* ||a - b|| / ||b|| over n values (b the reference), in double */
