@@ -72,14 +72,24 @@ endif
 endif
 endif
 
-CFLAGS  := $(CFLAGS_BASE) $(OMPFLAGS) $(SANFLAGS) $(HARDEN_CFLAGS) $(EXTRA_CFLAGS)
+# FAULTS=1 (make test-faults only): every source is compiled with tests/fault.h,
+# which routes allocations and file writes through tests/fault.c so that a test can
+# make the Nth of them fail. The shipped binary never has it.
+ifdef FAULTS
+FAULT_CFLAGS := -DDPO_FAULTS -include tests/fault.h
+endif
+
+CFLAGS  := $(CFLAGS_BASE) $(OMPFLAGS) $(SANFLAGS) $(HARDEN_CFLAGS) $(FAULT_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := $(HARDEN_LDFLAGS)
 LDLIBS  := -lm
 
 LIB_SRC := util.c json.c safetensors.c matmul.c model.c model_io.c unicode.c tokenizer.c objective.c optim.c data.c ckpt.c train.c ppo.c ppo_train.c \
-           sample.c eval.c vader.c reward.c svgbuf.c explain.c plot.c corpus.c
+           sample.c eval.c vader.c reward.c svgbuf.c explain.c plot.c corpus.c selftest.c
 # + the VADER lexicon as C source, generated at build time (see below)
 LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC)) $(BUILD)/vader_lexicon_data.o
+ifdef FAULTS
+LIB_OBJ += $(BUILD)/fault.o
+endif
 # the command line: dpo.c (main, the first commands), cli.c (shared parts), cmd_*.c (one command each)
 CLI_SRC := dpo.c cli.c $(sort $(wildcard cmd_*.c))
 CLI_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(CLI_SRC))
@@ -91,7 +101,7 @@ CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 
 .PHONY: all test asan clean check-deps demo bench bench-passes bench-sample test-compilers test-kernels \
-        test-reproducible sums
+        test-reproducible sums test-faults
 
 all: dpo
 
@@ -108,6 +118,9 @@ $(BUILD)/%.o: %.c $(HEADERS) | $(BUILD)
 
 $(BUILD):
 	mkdir -p $(BUILD)
+
+$(BUILD)/fault.o: tests/fault.c tests/fault.h | $(BUILD)
+	$(CC) $(filter-out $(FAULT_CFLAGS),$(CFLAGS)) -c -o $@ $<
 
 $(BUILD)/test_%: tests/test_%.c tests/testutil.h $(LIB_OBJ) $(HEADERS)
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -I. -o $@ $< $(LIB_OBJ) $(CHECK_LIBS) $(LDLIBS)
@@ -168,6 +181,15 @@ test-compilers:
 	@$(MAKE) --no-print-directory BUILD=build/clang CC=clang build/clang/dpo
 	@sh tests/compilers.sh build/gcc/dpo build/clang/dpo
 
+# Disk-full and out-of-memory faults at every moment of a save and of a short run
+# (tests/faults.sh): the fault-injection build (FAULTS=1, tests/fault.h) for every
+# N, then the same under AddressSanitizer + UBSan for every 5th N.
+test-faults:
+	@$(MAKE) --no-print-directory BUILD=build/faults FAULTS=1 HARDEN=0 build/faults/dpo
+	@sh tests/faults.sh build/faults/dpo
+	@$(MAKE) --no-print-directory BUILD=build/faults-asan FAULTS=1 SAN=1 OPT=-O1 build/faults-asan/dpo
+	@STRIDE=5 sh tests/faults.sh build/faults-asan/dpo
+
 # Two builds of these sources in two other directories give the same binary bytes.
 test-reproducible:
 	@sh tests/reproducible.sh CC="$(CC)" SIMD="$(SIMD)"
@@ -210,3 +232,7 @@ experiment: $(BUILD)/dpo
 
 experiment-smoke: $(BUILD)/dpo
 	sh experiment/run.sh --smoke ./$(BUILD)/dpo
+
+# Fuzzing (tests/fuzz/fuzz.mk) and static analysis + valgrind (tests/lint.mk)
+include tests/fuzz/fuzz.mk
+include tests/lint.mk

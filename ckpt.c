@@ -85,10 +85,17 @@ int ckpt_check_out(const ckpt_kind *k, const char *out_dir, const char *const *i
         if (present[i] < 0) return -1;
     }
     /* --resume may name an incomplete OUT: recovery decides what it holds */
-    if (present[0] == 1 && n_entries[0] > 0 && !(resume_dir && util_same_file(resume_dir, p.dir)) &&
-        k->read_step(p.dir, &step, k->ctx, e) != 0)
-        return dpo_errf(e, "%s: exists and is neither empty nor a checkpoint of dpo (no valid %s); give a new or empty "
-                           "directory", p.dir, k->files[0]);
+    if (present[0] == 1 && n_entries[0] > 0 && !(resume_dir && util_same_file(resume_dir, p.dir))) {
+        dpo_err why;
+        why.resource = 0;
+        if (k->read_step(p.dir, &step, k->ctx, &why) == 0) return 0;
+        if (why.resource) { /* not a judgement of the directory: say what failed */
+            if (e) *e = why;
+            return -1;
+        }
+        return dpo_errf(e, "%s: exists and is neither empty nor a checkpoint of dpo (no valid %s); give a new or "
+                           "empty directory", p.dir, k->files[0]);
+    }
     return 0;
 }
 
@@ -125,9 +132,18 @@ int ckpt_recover(const ckpt_kind *k, const char *dir, int *found, long *step, ch
     cand[2] = p.tmp;
     for (i = 0; i < 3; i++) {
         dpo_err ignored;
+        /* cppcheck-suppress uninitvar ; only an address is taken; err->resource is set below */
+        dpo_err *err = i == 0 ? &why : &ignored;
         present[i] = util_dir_inspect(cand[i], k->files, k->n_files, &n_entries, e);
         if (present[i] < 0) return -1;
-        ok[i] = present[i] == 1 && k->read_step(cand[i], &steps[i], k->ctx, i == 0 ? &why : &ignored) == 0;
+        err->resource = 0;
+        ok[i] = present[i] == 1 && k->read_step(cand[i], &steps[i], k->ctx, err) == 0;
+        /* memory ran out, or a read failed: nothing is known about this candidate,
+         * and choosing another could discard the newest checkpoint */
+        if (!ok[i] && err->resource) {
+            if (e) *e = *err;
+            return -1;
+        }
         if (ok[i] && (best < 0 || steps[i] > steps[best])) best = i; /* ties: OUT, then OUT.old */
     }
     if (best < 0) {

@@ -84,5 +84,6 @@ int cmd_corpus(int argc, char **argv);  /* cmd_corpus.c: the synthetic movie-rev
 int cmd_plot(int argc, char **argv);    /* cmd_plot.c: a TSV table drawn as an SVG chart */
 int cmd_bench(int argc, char **argv);   /* cmd_bench.c: passes, matrix products and DPO steps, timed */
 int cmd_ppo(int argc, char **argv);     /* cmd_ppo.c: PPO, the RLHF baseline (ppo_train.c) */
+int cmd_selftest(int argc, char **argv); /* cmd_selftest.c: this build checked on this CPU (selftest.c) */
 
 #endif

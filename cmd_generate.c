@@ -306,8 +306,7 @@ typedef struct {
     gen_session *s;
     reward *rw;
     eval_summary sum;
-    FILE *rows;            /* per-sample rows (--out), or NULL */
-    const data_set *given; /* --completions: the rows' tokens */
+    FILE *rows; /* per-sample rows (--out), or NULL */
 } eval_run;
 
 /* one per-sample row: {"prompt", "completion", "reward", "kl", "kl_sampled", "tokens"} */

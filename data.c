@@ -473,6 +473,7 @@ static size_t batch_build(data_batch *b, const data_set *d, const int *rows, int
             const int *resp = prompt + r->n_prompt + (k ? r->n_chosen : 0);
             int R = k ? r->n_rejected : r->n_chosen, P = r->n_prompt, L = P + R - cut, seq = per * i + k;
             for (j = 0; j < L; j++) {
+                /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): N sums every L, so tokens is NULL only when no L > 0 */
                 b->tokens[pos + (size_t)j] = j < P ? prompt[j] : resp[j - P];
                 b->targets[pos + (size_t)j] = !whole && j + 1 >= P ? resp[j + 1 - P] : -1;
             }

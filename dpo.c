@@ -20,6 +20,7 @@
  *   corpus               the synthetic movie reviews: cmd_corpus.c
  *   plot                 a TSV table as an SVG chart: cmd_plot.c
  *   bench                how fast this build is on this CPU: cmd_bench.c
+ *   selftest             this build checked on this CPU: cmd_selftest.c, selftest.c
  *
  * The DPO objective, with its derivation, is in objective.c; the training loop
  * in train.c. */
@@ -693,7 +694,6 @@ static int cmd_encode(int argc, char **argv) {
         tok_free(t);
         return cli_fail("encode", &e);
     }
-    rc = 0;
     if (!jsonl) {
         t0 = util_seconds();
         rc = tok_encode(t, text, len, &ids, &n, &cap, &e);
@@ -858,6 +858,7 @@ static void usage(FILE *fp) {
             "  init    write a freshly initialised GPT-2 model directory\n"
             "  info    load and validate a model directory; print config and tensors\n"
             "  bench   how fast this build is on this CPU: passes, matrix products, DPO steps\n"
+            "  selftest  check this build on this CPU: gradients, kernels, threads, tokenizer, VADER\n"
             "  encode  text -> GPT-2 token ids\n"
             "  decode  token ids -> text\n"
             "  tokenizer-train  learn a byte-level BPE vocabulary from text files\n\n"
@@ -879,6 +880,7 @@ static int run_command(int argc, char **argv) {
     if (strcmp(argv[1], "explain") == 0) return cmd_explain(argc - 2, argv + 2);
     if (strcmp(argv[1], "corpus") == 0) return cmd_corpus(argc - 2, argv + 2);
     if (strcmp(argv[1], "plot") == 0) return cmd_plot(argc - 2, argv + 2);
+    if (strcmp(argv[1], "selftest") == 0) return cmd_selftest(argc - 2, argv + 2);
     if (strcmp(argv[1], "init") == 0) return cmd_init(argc - 2, argv + 2);
     if (strcmp(argv[1], "info") == 0) return cmd_info(argc - 2, argv + 2);
     if (strcmp(argv[1], "bench") == 0) return cmd_bench(argc - 2, argv + 2);

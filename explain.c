@@ -159,7 +159,7 @@ static int alloc_pools(explain_result *r, const tok_tokenizer *t, const int *pro
         for (j = 0; j < b->resp_len[k]; j++)
             if (util_add_size(chars, text_cap(t, b->targets[b->resp_start[k] + j]), &chars) != 0) return -1;
     r->tok_pool = calloc(n_tok, sizeof *r->tok_pool);
-    r->text_pool = malloc(chars);
+    r->text_pool = malloc(chars ? chars : 1); /* malloc(0) may return NULL */
     return r->tok_pool && r->text_pool ? 0 : -1;
 }
 

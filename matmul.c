@@ -85,6 +85,7 @@ static int block_cols(void) {
 #ifdef _SC_LEVEL2_CACHE_SIZE
         l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
 #endif
+        /* cppcheck-suppress knownConditionTrueFalse ; only when _SC_LEVEL2_CACHE_SIZE is not defined */
         if (l2 <= 0) l2 = 512L * 1024;
         nc = (int)(l2 / 4 * 3 / ((long)KC * (long)sizeof(float)));
         nc = nc / NR * NR;
@@ -225,7 +226,7 @@ static void row_panel(const mm_op *op, const float *bp, int first, int i0, int h
                         tile[ii * NR + jj] = ii < h && jj < w ? c[(size_t)ii * ldo + jj] : 0.0f;
             mm_kernel(kc, ap, bq, tile, NR, init);
             for (ii = 0; ii < h; ii++)
-                memcpy(c + (size_t)ii * ldo, tile + ii * NR, (size_t)w * sizeof(float));
+                memcpy(c + (size_t)ii * ldo, tile + (size_t)ii * NR, (size_t)w * sizeof(float));
         }
     }
 }

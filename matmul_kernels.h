@@ -333,7 +333,7 @@ static void mm_pack_t(float *dst, int w, const float *src, size_t lds, int kc) {
 /* AVX-512 and AVX2 both have AVX's 8-float registers: one transposing pack */
 #if defined(MM_KERNEL_AVX512) || defined(MM_KERNEL_AVX2)
 /* 8 rows of 8 floats (row i at src + i lds) to 8 columns: dst[k dw + i] = src[i lds + k] */
-static void mm_t8x8(float *dst, int dw, const float *src, size_t lds) {
+static void mm_t8x8(float *dst, size_t dw, const float *src, size_t lds) {
     __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds), r2 = _mm256_loadu_ps(src + 2 * lds),
            r3 = _mm256_loadu_ps(src + 3 * lds), r4 = _mm256_loadu_ps(src + 4 * lds),
            r5 = _mm256_loadu_ps(src + 5 * lds), r6 = _mm256_loadu_ps(src + 6 * lds),
@@ -375,8 +375,8 @@ static void mm_pack_t4(float *dst, int w, const float *src, size_t lds, int kc) 
             _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
             _mm_storeu_ps(d, r0);
             _mm_storeu_ps(d + w, r1);
-            _mm_storeu_ps(d + 2 * w, r2);
-            _mm_storeu_ps(d + 3 * w, r3);
+            _mm_storeu_ps(d + 2 * (size_t)w, r2);
+            _mm_storeu_ps(d + 3 * (size_t)w, r3);
         }
         for (; k < kc; k++)
             for (i = 0; i < 4; i++) dst[(size_t)k * w + i0 + i] = s[(size_t)i * lds + k];

@@ -1524,6 +1524,7 @@ int model_kv_forward(const model *m, model_kv *kv, float *logits, const int *tok
     const model_tensors *p = &m->params;
     size_t nn = (size_t)n, C = (size_t)c->n_embd, counts[11];
     kv_scratch s;
+    /* cppcheck-suppress uninitvar ; only the members' addresses are taken here, to be set below */
     float **ptrs[] = {&s.x, &s.ln, &s.mean, &s.rstd, &s.qkv, &s.atty, &s.proj, &s.fch, &s.fch_gelu,
                       &s.scores, &s.head_in};
     int i, l, n_want = 0;

@@ -187,6 +187,7 @@ static size_t first_nonfinite(const float *x, size_t n) {
  * the model would compute NaN everywhere downstream. The message names the
  * tensor, the first bad flat index and what it is. */
 static int check_finite(const st_tensor *t, const float *x, dpo_err *e) {
+    /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): check_file_tensors found every tensor, or failed */
     size_t i = first_nonfinite(x, t->numel);
     if (i == t->numel) return 0;
     return dpo_errf(e, "tensor \"%s\": element %zu is %s (non-finite weights are refused)", t->name, i,
@@ -310,6 +311,7 @@ static int load_weights(model *m, const model_config *c, const st_file *f, const
     file_tensors ft;
     int rc = 0;
     ft.lm_head = NULL;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers (found is const st_tensor **) */
     ft.found = calloc((size_t)model_num_tensors(c), sizeof *ft.found);
     if (!ft.found) return dpo_errf(e, "out of memory");
     if (match_file_tensors(&ft, f, c, e) != 0 || check_file_tensors(&ft, c, e) != 0 ||

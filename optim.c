@@ -453,8 +453,8 @@ static int find_moments(const optim_state *s, const st_file *f, const char *path
     if (f->n_tensors == want) return 0;
     for (i = 0; i < f->n_tensors; i++) {
         const char *nm = f->tensors[i].name;
-        if (strcmp(nm, "kind") && strcmp(nm, "n") && strcmp(nm, "step") && !(*tm && !strcmp(nm, "m")) &&
-            !(*tv && !strcmp(nm, "v")))
+        if (strcmp(nm, "kind") != 0 && strcmp(nm, "n") != 0 && strcmp(nm, "step") != 0 &&
+            !(*tm && strcmp(nm, "m") == 0) && !(*tv && strcmp(nm, "v") == 0))
             break;
     }
     return dpo_errf(e, "%s: unexpected tensor \"%.200s\" in the state of %s", path,

@@ -459,6 +459,7 @@ static int rollout(ppo_run_state *s, long step, ppo_metrics *m, dpo_err *e) {
     /* the rows */
     data_free(&s->roll);
     s->roll.rows = calloc((size_t)(unsigned)B, sizeof *s->roll.rows);
+    /* NOLINTNEXTLINE(clang-analyzer-optin.portability.UnixAPI): batch >= 1 (checked), and each rollout adds >= 1 */
     s->roll.pool = malloc(pool * sizeof *s->roll.pool);
     if (!s->roll.rows || !s->roll.pool) return dpo_errf(e, "out of memory");
     s->roll.n_rows = B;

@@ -29,6 +29,7 @@ int sample_filter_validate(const sample_filter *f, dpo_err *e) {
  * take the most likely tokens one at a time: O(V) to build, O(log V) a token,
  * so top-k and top-p cost little more than the softmax when few tokens are kept. */
 static int ranks_before(const double *logq, int a, int b) {
+    /* cppcheck-suppress arrayIndexThenCheck ; a < b breaks ties between token ids, it is no bounds check */
     return logq[a] > logq[b] || (logq[a] == logq[b] && a < b);
 }
 
@@ -112,9 +113,11 @@ int sample_distribution(double *logq, const float *logits, int V, const sample_f
         double mass = 0.0, lm, thr;
         int last = work[V - kept];
         for (i = 0; i < kept; i++) mass += exp(logq[work[V - 1 - i]]);
+        /* cppcheck-suppress invalidFunctionArg ; kept >= 1 and the top token's q >= 1/V, so mass > 0 */
         lm = log(mass);
         thr = logq[last];
         for (v = 0; v < V; v++)
+            /* cppcheck-suppress arrayIndexThenCheck ; v <= last breaks ties between token ids, it is no bounds check */
             logq[v] = logq[v] > thr || (logq[v] == thr && v <= last) ? logq[v] - lm : -INFINITY;
     }
     return kept;

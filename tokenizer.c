@@ -1442,7 +1442,7 @@ static int tr_init(trainer *tr, int vocab_size) {
     size_t j;
     memset(tr, 0, sizeof *tr);
     hash_key_random(&tr->key);
-    tr->merged = malloc(2 * MAX_TRAIN_PIECE); /* a merged token is at most one chunk */
+    tr->merged = malloc(2 * (size_t)MAX_TRAIN_PIECE); /* a merged token is at most one chunk */
     tr->off = malloc(((size_t)vocab_size + 1) * sizeof *tr->off);
     tr->tok_mask = table_size((size_t)vocab_size) - 1;
     tr->tok_slots = malloc((tr->tok_mask + 1) * sizeof *tr->tok_slots);

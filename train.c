@@ -87,7 +87,7 @@ static int forward_rm(train_state *run, const data_set *d, const int *rows, int 
     if (model_forward_score(run->policy, b->logp, b->tokens, b->seq_len, 2 * n, e) != 0) return -1;
     for (j = 0; j < (int)N; j++) b->dlogp[j] = 0.0f;
     for (i = 0; i < n; i++) {
-        int lw = b->resp_start[2 * i] + b->resp_len[2 * i] - 1;
+        int lw = b->resp_start[2 * (size_t)i] + b->resp_len[2 * (size_t)i] - 1;
         int ll = b->resp_start[2 * i + 1] + b->resp_len[2 * i + 1] - 1;
         double rw = b->logp[lw], rl = b->logp[ll], dm, loss = obj_bt_loss(rw - rl, &dm);
         acc->loss += loss / B;
@@ -152,7 +152,7 @@ static int forward_part(train_state *run, const train_config *c, const data_set 
     for (i = 0; i < n; i++) {
         run->pin[i].policy_chosen = data_seq_logp(b, 2 * i);
         run->pin[i].policy_rejected = data_seq_logp(b, 2 * i + 1);
-        run->pin[i].n_chosen = b->resp_len[2 * i];
+        run->pin[i].n_chosen = b->resp_len[2 * (size_t)i];
         run->pin[i].n_rejected = b->resp_len[2 * i + 1];
         run->pin[i].tok_rejected = b->logp + b->resp_start[2 * i + 1];
         run->pout[i].d_tok_rejected = c->loss.kind == OBJ_LOSS_UNLIKELIHOOD ? b->dtok + b->resp_start[2 * i + 1] : NULL;

@@ -101,7 +101,13 @@ int dpo_errf(dpo_err *e, const char *fmt, ...) {
         vsnprintf(e->msg, sizeof e->msg, fmt, ap);
         va_end(ap);
         escape_msg(e);
+        e->resource = 0;
     }
+    return -1;
+}
+
+int dpo_err_resource(dpo_err *e) {
+    if (e) e->resource = 1;
     return -1;
 }
 
@@ -169,7 +175,8 @@ int util_read_file(const char *path, size_t max_bytes, char **out, size_t *out_l
             if (!nb) {
                 fclose(fp);
                 free(buf);
-                return dpo_errf(e, "%s: out of memory reading file", path);
+                dpo_errf(e, "%s: out of memory reading the file (%zu bytes)", path, ncap + 1);
+                return dpo_err_resource(e);
             }
             buf = nb;
             cap = ncap;
@@ -179,9 +186,11 @@ int util_read_file(const char *path, size_t max_bytes, char **out, size_t *out_l
         if (got == 0) break;
     }
     if (ferror(fp)) {
+        int err = errno;
         fclose(fp);
         free(buf);
-        return dpo_errf(e, "%s: read error", path);
+        dpo_errf(e, "%s: read error: %s", path, strerror(err));
+        return dpo_err_resource(e);
     }
     fclose(fp);
     if (len > max_bytes) {
@@ -190,7 +199,10 @@ int util_read_file(const char *path, size_t max_bytes, char **out, size_t *out_l
     }
     if (!buf) {
         buf = malloc(1);
-        if (!buf) return dpo_errf(e, "%s: out of memory", path);
+        if (!buf) {
+            dpo_errf(e, "%s: out of memory", path);
+            return dpo_err_resource(e);
+        }
     }
     buf[len] = '\0';
     *out = buf;

@@ -9,6 +9,7 @@
 /* Library code never prints: it fills one of these and returns -1. */
 typedef struct {
     char msg[1024];
+    int resource; /* 1: memory or a read failed, not the input (dpo_err_resource); 0 otherwise */
 } dpo_err;
 
 /* printf-style: set e->msg (truncated safely). e may be NULL. Always returns -1
@@ -18,6 +19,12 @@ int dpo_errf(dpo_err *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+
+/* Mark e's message as a failure of the machine (memory exhausted, a read that
+ * failed), not a fault of the input: whoever judges the input by the error (a
+ * checkpoint's recovery: is this one complete?) must stop instead. dpo_errf
+ * clears the mark; dpo_err_prefix keeps it. Returns -1. */
+int dpo_err_resource(dpo_err *e);
 
 /* Prefix an existing message: "prefix: old message". Returns -1. */
 int dpo_err_prefix(dpo_err *e, const char *fmt, ...)

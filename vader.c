@@ -652,6 +652,7 @@ static int but_heaps_init(but_heaps *h, size_t n) {
 static size_t *heap_of(but_heaps *h, double v) {
     uint64_t key, x;
     size_t i;
+    /* cppcheck-suppress duplicateConditionalAssign ; turns -0.0 into +0.0, whose bits differ */
     if (v == 0.0) v = 0.0;
     memcpy(&key, &v, sizeof key);
     x = util_mix64(key);
@@ -825,6 +826,7 @@ static int text_valences(const vader_lexicon *lx, const unsigned char *s, size_t
         goto done;
     }
     split_words(words, low, s, len, lx);
+    /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult): split_words fills the *n words it counted */
     for (i = 0; i < *n; i++) caps += words[i].all_caps != 0;
     t.w = words;
     t.n = *n;

@@ -618,5 +618,21 @@ expect_silent 2 "--xmin must be a finite decimal number, got 'inf'" "$DPO" plot 
 expect_silent 2 "--ymin 1 must be below --ymax 0.5" "$DPO" plot --data "$P/f.tsv" --x kl --y reward --out "$P/x.svg" --ymin 1 --ymax 0.5
 expect 0 "3 points" "$DPO" plot --data "$P/f.tsv" --x kl --y reward --out "$P/neg.svg" --xmin -1 --ymin -0.5 --title "t & <t>"
 
+# dpo selftest: every check passes on this build, and each kind of check can
+# fail: a source tree whose vectors were altered (one token id, one VADER score)
+# fails exactly that check, with exit status 1; a missing tree is an error
+expect 0 "dpo selftest: 62 checks, 0 failed" "$DPO" selftest
+expect 0 "^ok   gradient  rel. error .*score.weight (score head" "$DPO" selftest --seed 9 --threads 2
+S="$T/selftest-root"
+mkdir -p "$S/data" "$S/tests"
+ln -s "$(pwd)/data/gpt2" "$S/data/gpt2"
+sed '7s/"ids":\[15496,995\]/"ids":[15496,996]/' tests/gpt2_tokenizer_vectors.jsonl > "$S/tests/gpt2_tokenizer_vectors.jsonl"
+awk -F '\t' 'BEGIN { OFS = "\t" } NR == 2 { $5 = 0.4424 } { print }' tests/vader_vectors.tsv > "$S/tests/vader_vectors.tsv"
+expect 1 "^FAIL tokenizer texts differing  *1.00e+00 <= 0.0e+00  GPT-2 encoding of 474" "$DPO" selftest --root "$S"
+expect 1 "^FAIL sentiment max |error|  *2.00e-03 <= 1.0e-04  VADER" "$DPO" selftest --root "$S"
+expect 1 "dpo selftest: 62 checks, 2 failed" "$DPO" selftest --root "$S"
+expect 1 "$T/none/data/gpt2: no tokenizer here" "$DPO" selftest --root "$T/none"
+expect 2 "unknown option '--rot'" "$DPO" selftest --rot x
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
