@@ -288,7 +288,8 @@ int cli_read_input(const char *path, char **out, size_t *len, dpo_err *e) {
             q = realloc(buf, cap);
             if (!q) {
                 free(buf);
-                return dpo_errf(e, "standard input: out of memory");
+                dpo_err_oom(e, "the input", cap, 1);
+                return dpo_err_prefix(e, "standard input");
             }
             buf = q;
         }

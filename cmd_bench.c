@@ -172,10 +172,14 @@ static int bench_passes(model *m, int seqs, int len, int steps, uint64_t seed, d
     float *logp = malloc((size_t)n * sizeof *logp), *dlogp = malloc((size_t)n * sizeof *dlogp);
     double tf = 0.0, tb = 0.0, loss = 0.0;
     util_rng rng;
-    if (!tokens || !targets || !lens || !logp || !dlogp || model_alloc_grads(m, e) != 0) {
-        dpo_errf(e, "out of memory");
+    if (!tokens || !targets || !lens || !logp || !dlogp) {
+        dpo_err_oom(e, "the batch's arrays",
+                    (size_t)n * (sizeof *tokens + sizeof *targets + sizeof *logp + sizeof *dlogp) +
+                        (size_t)seqs * sizeof *lens,
+                    1);
         goto done;
     }
+    if (model_alloc_grads(m, e) != 0) goto done;
     util_rng_seed(&rng, seed);
     for (i = 0; i < n; i++) {
         tokens[i] = (int)(util_rng_u64(&rng) % (uint64_t)m->cfg.vocab_size);
@@ -216,11 +220,13 @@ static int time_product(const product *p, int reps, util_rng *rng, double *t, dp
     float *bias = random_floats(N, rng);
     int r;
     if (!a || !b || !out || !bias) {
+        char what[160];
         free(a);
         free(b);
         free(out);
         free(bias);
-        return dpo_errf(e, "out of memory for the product %s (%d x %d x %d)", p->name, p->M, p->N, p->K);
+        snprintf(what, sizeof what, "the operands of the product %.64s (%d x %d x %d)", p->name, p->M, p->N, p->K);
+        return dpo_err_oom(e, what, M * K + K * N + M * N + N, sizeof(float));
     }
     for (r = 0; r <= reps; r++) {
         double t0 = util_seconds();
@@ -244,7 +250,7 @@ static int bench_products(const model_config *c, int n_tok, int reps, uint64_t s
     double *t = malloc((size_t)reps * sizeof *t), flops_pass = 0.0, secs_pass = 0.0, peak, peak_secs = 0.0;
     int n = list_products(p, n_tok, c->n_embd, c->vocab_size, c->n_layer), i, peak_threads;
     util_rng rng;
-    if (!t) return dpo_errf(e, "out of memory");
+    if (!t) return dpo_err_oom(e, "the timings", (size_t)reps, sizeof *t);
     util_rng_seed(&rng, seed);
     peak = mm_fma_peak(0.5, &peak_threads);
     printf("\nFMA peak: %.1f GFLOP/s on %d threads (%s vectors of fused multiply-adds in registers, no memory "
@@ -294,7 +300,7 @@ static int random_pairs(data_set *d, const dpo_opts *o, int V, util_rng *rng, dp
     int i;
     memset(d, 0, sizeof *d);
     d->rows = calloc((size_t)o->pairs, sizeof *d->rows);
-    if (!d->rows) return dpo_errf(e, "out of memory");
+    if (!d->rows) return dpo_err_oom(e, "the pairs", (size_t)o->pairs, sizeof *d->rows);
     for (i = 0; i < o->pairs; i++) {
         data_row *r = &d->rows[i];
         r->n_prompt = o->prompt_len ? o->prompt_len : 1 + (int)(util_rng_u64(rng) % (uint64_t)(o->len - 1));
@@ -308,7 +314,7 @@ static int random_pairs(data_set *d, const dpo_opts *o, int V, util_rng *rng, dp
     if (!d->pool) {
         free(d->rows);
         d->rows = NULL;
-        return dpo_errf(e, "out of memory");
+        return dpo_err_oom(e, "the pairs' token pool", total, sizeof *d->pool);
     }
     for (j = 0; j < total; j++) d->pool[j] = (int)(util_rng_u64(rng) % (uint64_t)V);
     d->n_rows = o->pairs;
@@ -376,7 +382,7 @@ static int bench_dpo(model *pol, const dpo_opts *o, dpo_err *e) {
     memset(&d, 0, sizeof d);
     memset(&pref, 0, sizeof pref);
     memset(&ppol, 0, sizeof ppol);
-    if (!t) return dpo_errf(e, "out of memory");
+    if (!t) return dpo_err_oom(e, "the step times", (size_t)o->steps, sizeof *t);
     /* dpo train's defaults: the dpo loss with beta 0.1, RMSprop with PyTorch's
        defaults at lr 1e-6, clipping at 10; no warm-up (every step updates) */
     train_config_defaults(&tc, TRAIN_DPO);
@@ -392,7 +398,7 @@ static int bench_dpo(model *pol, const dpo_opts *o, dpo_err *e) {
     if (optim_init(&opt, &tc.opt, pol->num_params, e) != 0) goto done;
     rows = malloc((size_t)o->pairs * sizeof *rows);
     if (!rows) {
-        dpo_errf(e, "out of memory");
+        dpo_err_oom(e, "the batch's row indices", (size_t)o->pairs, sizeof *rows);
         goto done;
     }
     for (i = 0; i < o->pairs; i++) {

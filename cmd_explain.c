@@ -251,17 +251,18 @@ static int cmd_explain_colour(void) {
 /* dpo explain                                                               */
 /* ======================================================================== */
 
-/* printf into a fresh buffer of the size it needs; NULL when out of memory */
+/* printf into a fresh buffer of the size it needs, *bytes; NULL when out of memory */
 #if defined(__GNUC__)
-static char *cmd_explain_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *cmd_explain_strf(size_t *bytes, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #endif
-static char *cmd_explain_strf(const char *fmt, ...) {
+static char *cmd_explain_strf(size_t *bytes, const char *fmt, ...) {
     va_list ap;
     char *s;
     int n;
     va_start(ap, fmt);
     n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
+    *bytes = n < 0 ? 0 : (size_t)n + 1;
     if (n < 0 || !(s = malloc((size_t)n + 1))) return NULL;
     va_start(ap, fmt);
     vsnprintf(s, (size_t)n + 1, fmt, ap);
@@ -273,13 +274,15 @@ static char *cmd_explain_strf(const char *fmt, ...) {
  * what was explained. */
 static int cmd_explain_write_svg(const explain_opts *o, const explain_result *r, dpo_err *e) {
     char *svg = NULL, *caption;
-    size_t len;
+    size_t len, bytes;
     int rc;
     if (o->data)
-        caption = cmd_explain_strf("policy %s, reference %s; %s row %d", o->model_dir, o->ref_dir, o->data, o->row);
+        caption = cmd_explain_strf(&bytes, "policy %s, reference %s; %s row %d", o->model_dir, o->ref_dir, o->data,
+                                   o->row);
     else
-        caption = cmd_explain_strf("policy %s, reference %s; --prompt and --response", o->model_dir, o->ref_dir);
-    if (!caption) return dpo_errf(e, "out of memory");
+        caption = cmd_explain_strf(&bytes, "policy %s, reference %s; --prompt and --response", o->model_dir,
+                                   o->ref_dir);
+    if (!caption) return dpo_err_oom(e, "the picture's caption", bytes, 1);
     rc = explain_svg(r, caption, &svg, &len, e);
     free(caption);
     if (rc == 0) rc = util_atomic_write_file(o->svg, svg, len, e);

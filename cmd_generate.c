@@ -138,7 +138,7 @@ static int gen_load(gen_session *s, const gen_opts *g, int need_prompts) {
     } else {
         s->texts.rows = calloc(1, sizeof *s->texts.rows);
         if (!s->texts.rows || !(s->texts.rows[0].prompt = malloc(strlen(g->prompt) + 1))) {
-            dpo_errf(&e, "out of memory");
+            dpo_err_oom(&e, "the prompt", sizeof *s->texts.rows + strlen(g->prompt) + 1, 1);
             return cli_fail(s->cmd, &e);
         }
         s->texts.n_rows = 1;
@@ -156,7 +156,7 @@ static int gen_load(gen_session *s, const gen_opts *g, int need_prompts) {
     s->ids = calloc((size_t)s->n_prompts, sizeof *s->ids);
     s->n_ids = calloc((size_t)s->n_prompts, sizeof *s->n_ids);
     if (!s->ids || !s->n_ids) {
-        dpo_errf(&e, "out of memory");
+        dpo_err_oom(&e, "the prompts' token lists", (size_t)s->n_prompts, sizeof *s->ids + sizeof *s->n_ids);
         return cli_fail(s->cmd, &e);
     }
     for (p = 0; p < s->n_prompts; p++) {
@@ -373,7 +373,7 @@ static int eval_given(eval_run *ev, const char *path, dpo_err *e) {
     kl = malloc((size_t)d.n_rows * sizeof *kl);
     kls = malloc((size_t)d.n_rows * sizeof *kls);
     if (!kl || !kls) {
-        dpo_errf(e, "out of memory");
+        dpo_err_oom(e, "the completions' KL values", (size_t)d.n_rows, sizeof *kl + sizeof *kls);
         goto done;
     }
     if (eval_kl_along(&s->pol, &s->ref, &d, kl, kls, eval_progress_rows, ev, e) != 0) goto done;
@@ -606,7 +606,10 @@ static int pairs_scored(pairs_run *pr, const data_texts *tx, const char *path, F
     double *score = malloc(PAIRS_MAX_GROUP * sizeof *score);
     int most = 1; /* the largest group: room for its pairs */
     if (!key || !grp || !text || !len || !score) {
-        dpo_errf(e, "out of memory");
+        dpo_err_oom(e, "the prompt groups",
+                    (size_t)n * (sizeof *key + sizeof *grp) +
+                        PAIRS_MAX_GROUP * (sizeof *text + sizeof *len + sizeof *score),
+                    1);
         goto done;
     }
     for (i = 0; i < n; i++) {
@@ -638,7 +641,9 @@ static int pairs_scored(pairs_run *pr, const data_texts *tx, const char *path, F
     pr->chosen = malloc(((size_t)most * (size_t)(most - 1) / 2 + 1) * sizeof(int));
     pr->rejected = malloc(((size_t)most * (size_t)(most - 1) / 2 + 1) * sizeof(int));
     if (!pr->chosen || !pr->rejected) {
-        dpo_errf(e, "out of memory for the pairs of %d completions of one prompt", most);
+        char what[96];
+        snprintf(what, sizeof what, "the pairs of %d completions of one prompt", most);
+        dpo_err_oom(e, what, 2 * ((size_t)most * (size_t)(most - 1) / 2 + 1), sizeof(int));
         goto done;
     }
     for (i = 0; i < n_groups; i++) {
@@ -738,7 +743,10 @@ int cmd_pairs(int argc, char **argv) {
         pr.chosen = malloc(((size_t)k * (size_t)(k - 1) / 2 + 1) * sizeof(int));
         pr.rejected = malloc(((size_t)k * (size_t)(k - 1) / 2 + 1) * sizeof(int));
         if (!pr.text || !pr.len || !pr.score || !pr.chosen || !pr.rejected) {
-            dpo_errf(&e, "out of memory");
+            dpo_err_oom(&e, "the pairs of one prompt",
+                        (size_t)k * (sizeof *pr.text + sizeof *pr.len + sizeof *pr.score) +
+                            2 * ((size_t)k * (size_t)(k - 1) / 2 + 1) * sizeof(int),
+                        1);
             rc = cli_fail(s.cmd, &e);
             goto out;
         }

@@ -115,7 +115,7 @@ int cmd_plot(int argc, char **argv) {
         plot_data_from_table(&d, &t, o.x, o.y, o.xerr, o.yerr, o.series, &e) != 0)
         goto done;
     if (!o.title && !(title = cmd_plot_title(o.y, o.x))) {
-        dpo_errf(&e, "out of memory");
+        dpo_err_oom(&e, "the title", strlen(o.y) + strlen(o.x) + sizeof " against ", 1);
         goto done;
     }
     s.title = o.title ? o.title : title;

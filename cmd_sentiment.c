@@ -25,7 +25,7 @@ static int append_scores(score_list *l, const reward *r, const char *text, size_
     if (l->n == l->cap) {
         size_t nc = l->cap ? 2 * l->cap : 256;
         vader_scores *q = nc > ((size_t)-1) / sizeof *q ? NULL : realloc(l->s, nc * sizeof *q);
-        if (!q) return dpo_errf(e, "out of memory");
+        if (!q) return dpo_err_oom(e, "the scores", nc, sizeof *q);
         l->s = q;
         l->cap = nc;
     }

@@ -420,7 +420,8 @@ int corpus_check_words(const vader_lexicon *lx, const corpus_opinion_word *opini
     return 0;
 }
 
-/* All neutral phrases (tables and templates), or the opinion ones, as one list. */
+/* All neutral phrases (tables and templates), or the opinion ones, as one list
+ * of *n (set also when out of memory, for the message). */
 static const char **collect(int opinion_side, size_t *n) {
     static const str_table neutral[] = {
         {names_female, NELEMS(names_female)}, {names_male, NELEMS(names_male)},
@@ -443,11 +444,11 @@ static const char **collect(int opinion_side, size_t *n) {
     size_t nt = opinion_side ? NELEMS(opinion) : NELEMS(neutral), total = 0, i, j, k = 0;
     const char **out;
     for (i = 0; i < nt; i++) total += t[i].n;
+    *n = total;
     out = malloc(total * sizeof *out);
     if (!out) return NULL;
     for (i = 0; i < nt; i++)
         for (j = 0; j < t[i].n; j++) out[k++] = t[i].v[j];
-    *n = total;
     return out;
 }
 
@@ -463,12 +464,12 @@ int corpus_check(const vader_lexicon *lx, dpo_err *e) {
     }
     /* neutral side: no modifiers allowed */
     ph = collect(0, &n);
-    if (!ph) return dpo_errf(e, "out of memory");
+    if (!ph) return dpo_err_oom(e, "the phrase list", n, sizeof *ph);
     rc = corpus_check_words(lx, opinion_words, NELEMS(opinion_words), NULL, 0, ph, n, e);
     free(ph);
     if (rc != 0) return -1;
     ph = collect(1, &n);
-    if (!ph) return dpo_errf(e, "out of memory");
+    if (!ph) return dpo_err_oom(e, "the phrase list", n, sizeof *ph);
     rc = corpus_check_words(lx, NULL, 0, modifiers, NELEMS(modifiers), ph, n, e);
     free(ph);
     return rc;
@@ -584,13 +585,16 @@ static int buf_append(corpus_buf *b, const char *s, size_t n, dpo_err *e) {
     if (n + 1 > b->cap - b->len || !b->p) {
         size_t need, nc = b->cap ? b->cap : 4096;
         char *q;
-        if (util_add_size(b->len, n + 1, &need) != 0) return dpo_errf(e, "out of memory");
+        if (util_add_size(b->len, n + 1, &need) != 0) {
+            dpo_errf(e, "out of memory for a corpus file's text (%zu + %zu bytes)", b->len, n + 1);
+            return dpo_err_resource(e);
+        }
         while (nc < need) {
-            if (nc > ((size_t)-1) / 2) return dpo_errf(e, "out of memory");
+            if (nc > ((size_t)-1) / 2) return dpo_err_oom(e, "a corpus file's text", nc, 2);
             nc *= 2;
         }
         q = realloc(b->p, nc);
-        if (!q) return dpo_errf(e, "out of memory");
+        if (!q) return dpo_err_oom(e, "a corpus file's text", nc, 1);
         b->p = q;
         b->cap = nc;
     }
@@ -832,7 +836,7 @@ static int same_word(const char *a, const char *b, size_t n) {
 int corpus_distinct_words(const char *text, size_t len, size_t *out, dpo_err *e) {
     size_t cap = 1024, count = 0, i = 0;
     word_ref *set = calloc(cap, sizeof *set);
-    if (!set) return dpo_errf(e, "out of memory");
+    if (!set) return dpo_err_oom(e, "the word set", cap, sizeof *set);
     while (i < len) {
         size_t s, t, h;
         while (i < len && count_words(text + i, 1) == 0) i++;
@@ -847,7 +851,7 @@ int corpus_distinct_words(const char *text, size_t len, size_t *out, dpo_err *e)
             word_ref *ns = nc > ((size_t)-1) / sizeof *ns ? NULL : calloc(nc, sizeof *ns);
             if (!ns) {
                 free(set);
-                return dpo_errf(e, "out of memory");
+                return dpo_err_oom(e, "the word set", nc, sizeof *ns);
             }
             for (j = 0; j < cap; j++)
                 if (set[j].s) {
@@ -903,7 +907,7 @@ int corpus_write(const char *dir, const corpus_params *p, long n_reviews, long n
     }
     if (corpus_params_check(p, e) != 0) goto done;
     if (util_mul_size((size_t)n_reviews, sizeof *rating, &bytes) != 0 || !(rating = malloc(bytes))) {
-        dpo_errf(e, "out of memory");
+        dpo_err_oom(e, "the ratings", (size_t)n_reviews, sizeof *rating);
         goto done;
     }
     for (i = 0; i < n_reviews; i++) {

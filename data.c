@@ -25,13 +25,13 @@ void data_free(data_set *d) {
     memset(d, 0, sizeof *d);
 }
 
-static int pool_append(data_set *d, size_t *cap, const int *ids, size_t n) {
+static int pool_append(data_set *d, size_t *cap, const int *ids, size_t n, dpo_err *e) {
     if (d->n_pool + n > *cap) {
         size_t nc = *cap ? *cap : 65536;
         int *q;
         while (nc < d->n_pool + n) nc *= 2;
         q = realloc(d->pool, nc * sizeof *q);
-        if (!q) return -1;
+        if (!q) return dpo_err_oom(e, "the rows' token pool", nc, sizeof *q);
         d->pool = q;
         *cap = nc;
     }
@@ -123,7 +123,8 @@ static int encode_texts(row_ids *r, const char *const *str, const size_t *slen, 
     for (k = 0; k < n_texts; k++) {
         r->n[k] = 0;
         if (tok_encode(t, str[k], slen[k], &r->ids[k], &r->n[k], &r->cap[k], e) != 0) return -1;
-        if ((k > 0 || r->n[k] == 0) && ids_push(r, k, eos) != 0) return dpo_errf(e, "out of memory");
+        if ((k > 0 || r->n[k] == 0) && ids_push(r, k, eos) != 0)
+            return dpo_err_oom(e, "a row's token ids", r->cap[k] ? 2 * r->cap[k] : 16, sizeof *r->ids[k]);
         if (r->n[k] > (size_t)1 << 30) return dpo_errf(e, "\"%s\" is longer than 2^30 tokens", names[sft][k]);
     }
     return 0;
@@ -140,7 +141,7 @@ static int encode_row(row_ids *r, const json_value *row, int sft, const tok_toke
 
 /* Truncate the encoded row (data_truncate_lengths) and append it to d. */
 static int append_row(data_set *d, const row_ids *r, long line, int max_len, int max_prompt_len, size_t *cap_pool,
-                      size_t *cap_rows) {
+                      size_t *cap_rows, dpo_err *e) {
     data_row row;
     size_t skip;
     row.n_prompt = (int)r->n[0];
@@ -151,14 +152,14 @@ static int append_row(data_set *d, const row_ids *r, long line, int max_len, int
                                           max_prompt_len);
     d->n_truncated += row.truncated;
     row.off = d->n_pool;
-    if (pool_append(d, cap_pool, r->ids[0] + skip, (size_t)row.n_prompt) != 0 ||
-        pool_append(d, cap_pool, r->ids[1], (size_t)row.n_chosen) != 0 ||
-        (row.n_rejected > 0 && pool_append(d, cap_pool, r->ids[2], (size_t)row.n_rejected) != 0))
+    if (pool_append(d, cap_pool, r->ids[0] + skip, (size_t)row.n_prompt, e) != 0 ||
+        pool_append(d, cap_pool, r->ids[1], (size_t)row.n_chosen, e) != 0 ||
+        (row.n_rejected > 0 && pool_append(d, cap_pool, r->ids[2], (size_t)row.n_rejected, e) != 0))
         return -1;
     if ((size_t)d->n_rows == *cap_rows) {
         size_t nc = *cap_rows ? 2 * *cap_rows : 1024;
         data_row *nr = realloc(d->rows, nc * sizeof *nr);
-        if (!nr) return -1;
+        if (!nr) return dpo_err_oom(e, "the rows", nc, sizeof *nr);
         d->rows = nr;
         *cap_rows = nc;
     }
@@ -226,9 +227,7 @@ static int load_one(void *ctx, const json_value *row, long line, dpo_err *e) {
     if (c->d->sft < 0) c->d->sft = row_is_sft(row);
     if (encode_row(&c->r, row, c->d->sft, c->t, c->eos, e) != 0) return -1;
     if (c->d->n_rows == (1 << 30)) return dpo_errf(e, "more than 2^30 rows");
-    if (append_row(c->d, &c->r, line, c->max_len, c->max_prompt_len, &c->cap_pool, &c->cap_rows) != 0)
-        return dpo_errf(e, "out of memory");
-    return 0;
+    return append_row(c->d, &c->r, line, c->max_len, c->max_prompt_len, &c->cap_pool, &c->cap_rows, e);
 }
 
 static int load_rows(data_set *d, const char *path, const tok_tokenizer *t, int eos, int max_len,
@@ -281,8 +280,7 @@ int data_from_texts(data_set *d, const char *prompt, size_t prompt_len, const ch
     str[1] = completion;
     slen[1] = completion_len;
     rc = encode_texts(&r, str, slen, 2, 1, t, eos, e);
-    if (rc == 0 && append_row(d, &r, 0, max_len, max_prompt_len, &cap_pool, &cap_rows) != 0)
-        rc = dpo_errf(e, "out of memory");
+    if (rc == 0) rc = append_row(d, &r, 0, max_len, max_prompt_len, &cap_pool, &cap_rows, e);
     for (k = 0; k < 3; k++) free(r.ids[k]);
     if (rc != 0) data_free(d);
     return rc;
@@ -329,7 +327,7 @@ static int text_one(void *ctx, const json_value *row, long line, dpo_err *e) {
     if (row->type != JSON_OBJECT) return dpo_errf(e, "not a JSON object");
     if ((rc = json_get_string(row, "prompt", &s, &len, e)) != 0)
         return rc > 0 ? dpo_errf(e, "missing key \"prompt\"") : -1;
-    if (!(r.prompt = copy_text(s, len))) return dpo_errf(e, "out of memory");
+    if (!(r.prompt = copy_text(s, len))) return dpo_err_oom(e, "the prompt", len + 1, 1);
     r.prompt_len = len;
     if (c->fields & DATA_TEXT_COMPLETION) {
         if ((rc = json_get_string(row, "completion", &s, &len, e)) != 0) {
@@ -346,7 +344,7 @@ static int text_one(void *ctx, const json_value *row, long line, dpo_err *e) {
     }
     if ((c->fields & DATA_TEXT_COMPLETION) && !r.completion) {
         free(r.prompt);
-        return dpo_errf(e, "out of memory");
+        return dpo_err_oom(e, "the completion", r.completion_len + 1, 1);
     }
     if ((size_t)c->d->n_rows == c->cap) {
         size_t nc = c->cap ? 2 * c->cap : 256;
@@ -354,7 +352,8 @@ static int text_one(void *ctx, const json_value *row, long line, dpo_err *e) {
         if (!nr) {
             free(r.prompt);
             free(r.completion);
-            return dpo_errf(e, "out of memory (or more than 2^30 rows)");
+            if (c->d->n_rows >= (1 << 30)) return dpo_errf(e, "more than 2^30 rows");
+            return dpo_err_oom(e, "the rows", nc, sizeof *nr);
         }
         c->d->rows = nr;
         c->cap = nc;
@@ -387,7 +386,7 @@ int data_encode_prompt(const tok_tokenizer *t, const char *text, size_t len, int
     }
     if (cnt == 0) { /* an empty prompt is [eos], as in training */
         free(v);
-        if (!(v = malloc(sizeof *v))) return dpo_errf(e, "out of memory");
+        if (!(v = malloc(sizeof *v))) return dpo_err_oom(e, "the prompt's tokens", 1, sizeof *v);
         v[0] = eos;
         cnt = 1;
     }
@@ -454,17 +453,25 @@ static int batch_reserve(data_batch *b, size_t n_tok, int n_seq) {
 
 int data_seqs_per_row(const data_set *d) { return d->sft ? 1 : 2; }
 
-/* fills b for rows[0..n) and returns the number of tokens N (0 on out of memory) */
-/* whole = 0: each sequence without its last token, targets the next tokens of
- * the response; whole = 1: every token, no targets (data_batch_build_whole) */
-static size_t batch_build(data_batch *b, const data_set *d, const int *rows, int n, int whole) {
-    size_t N = 0, pos = 0;
-    int per = data_seqs_per_row(d), i, k, j, cut = whole ? 0 : 1;
+/* the tokens N of the batch of rows[0..n): whole = 0: each sequence without its
+ * last token; whole = 1: every token */
+static size_t batch_tokens(const data_set *d, const int *rows, int n, int whole) {
+    size_t N = 0;
+    int per = data_seqs_per_row(d), i, cut = whole ? 0 : 1;
     for (i = 0; i < n; i++) {
         const data_row *r = &d->rows[rows[i]];
         N += (size_t)(r->n_prompt + r->n_chosen - cut);
         if (per == 2) N += (size_t)(r->n_prompt + r->n_rejected - cut);
     }
+    return N;
+}
+
+/* fills b for rows[0..n) and returns the number of tokens N (0 on out of memory) */
+/* whole = 0: each sequence without its last token, targets the next tokens of
+ * the response; whole = 1: every token, no targets (data_batch_build_whole) */
+static size_t batch_build(data_batch *b, const data_set *d, const int *rows, int n, int whole) {
+    size_t N = batch_tokens(d, rows, n, whole), pos = 0;
+    int per = data_seqs_per_row(d), i, k, j, cut = whole ? 0 : 1;
     if (batch_reserve(b, N, per * n) != 0) return 0;
     for (i = 0; i < n; i++) {
         const data_row *r = &d->rows[rows[i]];
@@ -494,6 +501,12 @@ size_t data_batch_build_whole(data_batch *b, const data_set *d, const int *rows,
     return batch_build(b, d, rows, n, 1);
 }
 
+/* batch_reserve's arrays: five of N tokens, three of per * n sequences */
+size_t data_batch_bytes(const data_set *d, const int *rows, int n, int whole) {
+    return batch_tokens(d, rows, n, whole) * (2 * sizeof(int) + 3 * sizeof(float)) +
+           (size_t)data_seqs_per_row(d) * (size_t)n * 3 * sizeof(int);
+}
+
 /* log p(response | prompt) of each sequence: the sum of its targets' log-probs, in double */
 double data_seq_logp(const data_batch *b, int seq) {
     double sum = 0.0;
@@ -508,15 +521,17 @@ int data_logps(model *m, const data_set *d, int micro_batch, double *logp, data_
     int *rows = malloc((size_t)(micro_batch > 0 ? micro_batch : 1) * sizeof *rows), r0, i, rc = 0;
     int per = data_seqs_per_row(d);
     memset(&b, 0, sizeof b);
-    if (!rows || micro_batch < 1) {
+    if (!rows) return dpo_err_oom(e, "the micro-batch's row indices", (size_t)(micro_batch > 0 ? micro_batch : 1),
+                                  sizeof *rows);
+    if (micro_batch < 1) {
         free(rows);
-        return dpo_errf(e, "out of memory");
+        return dpo_errf(e, "a micro-batch of %d rows (at least 1 is needed)", micro_batch);
     }
     for (r0 = 0; r0 < d->n_rows && rc == 0; r0 += micro_batch) {
         int n = d->n_rows - r0 < micro_batch ? d->n_rows - r0 : micro_batch;
         for (i = 0; i < n; i++) rows[i] = r0 + i;
         if (data_batch_build(&b, d, rows, n) == 0) {
-            rc = dpo_errf(e, "out of memory for a batch");
+            rc = dpo_err_oom(e, "a batch's arrays", data_batch_bytes(d, rows, n, 0), 1);
         } else if (model_forward(m, b.logp, b.tokens, b.targets, b.seq_len, per * n, e) != 0) {
             rc = -1;
         } else {

@@ -157,6 +157,9 @@ size_t data_batch_build(data_batch *b, const data_set *d, const int *rows, int n
  * one), targets all -1; resp_start[seq] is the stream index of the response's
  * first token, so the sequence's last token is at resp_start + resp_len - 1. */
 size_t data_batch_build_whole(data_batch *b, const data_set *d, const int *rows, int n);
+/* The bytes the two above allocate for rows[0..n) (whole: 0 data_batch_build, 1
+ * data_batch_build_whole), for the message when they return 0. */
+size_t data_batch_bytes(const data_set *d, const int *rows, int n, int whole);
 /* log p(response | prompt) of sequence seq of the batch: its targets' log-probs summed in double */
 double data_seq_logp(const data_batch *b, int seq);
 void data_batch_free(data_batch *b);

@@ -578,7 +578,7 @@ static int cmd_logp(int argc, char **argv) {
     lp = malloc(2 * (size_t)d.n_rows * sizeof *lp);
     ref_lp = malloc(2 * (size_t)d.n_rows * sizeof *ref_lp);
     if (!lp || !ref_lp) {
-        dpo_errf(&e, "out of memory");
+        dpo_err_oom(&e, "the log-probs", 2 * (size_t)d.n_rows, sizeof *lp + sizeof *ref_lp);
         goto done;
     }
     if (data_logps(&pol, &d, micro, lp, NULL, NULL, &e) != 0 ||
@@ -645,7 +645,7 @@ static int encode_jsonl(const tok_tokenizer *t, const char *name, char *text, si
             dpo_err_prefix(&e, "%s: line %ld", name, line);
             rc = cli_fail("encode", &e);
         } else if (n_rows == cap_rows && !(cap_rows = grow_rows(&ends, cap_rows))) {
-            dpo_errf(&e, "out of memory");
+            dpo_err_oom(&e, "the row boundaries", n_rows ? 2 * n_rows : 256, sizeof *ends); /* cap_rows was n_rows */
             rc = cli_fail("encode", &e);
         } else {
             t0 = util_seconds();
@@ -759,8 +759,8 @@ static int cmd_decode(int argc, char **argv) {
             cap = cap ? 2 * cap : 1024;
             q = realloc(ids, cap * sizeof *q);
             if (!q) {
-                fprintf(stderr, "dpo decode: error: out of memory\n");
-                rc = 1;
+                dpo_err_oom(&e, "the token ids", cap, sizeof *q);
+                rc = cli_fail("decode", &e);
                 break;
             }
             ids = q;

@@ -75,7 +75,8 @@ int eval_summary_add(eval_summary *s, double reward, double kl, double kl_sample
     for (t = 0; t + 1 < n_ids; t++) { /* a bigram (a, b) of ids < 2^31 as one nonzero 64-bit key */
         uint64_t key = ((uint64_t)(uint32_t)ids[t] << 32 | (uint32_t)ids[t + 1]) + 1;
         s->bigrams++;
-        if (set_insert(s, key) != 0) return dpo_errf(e, "out of memory counting bigrams");
+        if (set_insert(s, key) != 0) /* it failed to double the set (1024 slots at first) */
+            return dpo_err_oom(e, "the bigram set", s->set_cap ? 2 * s->set_cap : 1024, sizeof *s->set);
     }
     return 0;
 }

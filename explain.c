@@ -149,18 +149,23 @@ static void fill_token(explain_token *x, const tok_tokenizer *t, int eos, int id
 /* The result's two allocations: every token (prompt, then each response) and
  * every visible text. Returns 0, or -1 (out of memory or an impossible size). */
 static int alloc_pools(explain_result *r, const tok_tokenizer *t, const int *prompt, int n_prompt,
-                       const data_batch *b, int per) {
+                       const data_batch *b, int per, dpo_err *e) {
     size_t n_tok = (size_t)n_prompt, chars = 0;
-    int k, j;
+    int k, j, over = 0;
     for (k = 0; k < per; k++) n_tok += (size_t)b->resp_len[k];
-    for (j = 0; j < n_prompt; j++)
-        if (util_add_size(chars, text_cap(t, prompt[j]), &chars) != 0) return -1;
-    for (k = 0; k < per; k++)
-        for (j = 0; j < b->resp_len[k]; j++)
-            if (util_add_size(chars, text_cap(t, b->targets[b->resp_start[k] + j]), &chars) != 0) return -1;
+    for (j = 0; j < n_prompt && !over; j++) over = util_add_size(chars, text_cap(t, prompt[j]), &chars) != 0;
+    for (k = 0; k < per && !over; k++)
+        for (j = 0; j < b->resp_len[k] && !over; j++)
+            over = util_add_size(chars, text_cap(t, b->targets[b->resp_start[k] + j]), &chars) != 0;
+    if (over) {
+        dpo_errf(e, "out of memory for the row's token texts (more than %zu bytes)", (size_t)-1);
+        return dpo_err_resource(e);
+    }
     r->tok_pool = calloc(n_tok, sizeof *r->tok_pool);
     r->text_pool = malloc(chars ? chars : 1); /* malloc(0) may return NULL */
-    return r->tok_pool && r->text_pool ? 0 : -1;
+    if (!r->tok_pool || !r->text_pool)
+        return dpo_err_oom(e, "the row's tokens and their texts", n_tok * sizeof *r->tok_pool + (chars ? chars : 1), 1);
+    return 0;
 }
 
 /* Response k of the row: token t of it is the target at resp_start + t of both
@@ -204,7 +209,7 @@ int explain_row(explain_result *r, model *pol, model *ref, const tok_tokenizer *
     prompt = d->pool + dr->off;
     /* the row packed as training packs it, once for each model's log-probs */
     if (data_batch_build(&bp, d, &row, 1) == 0 || data_batch_build(&br, d, &row, 1) == 0) {
-        dpo_errf(e, "out of memory for the row's batch");
+        dpo_err_oom(e, "the row's batch", data_batch_bytes(d, &row, 1, 0), 1);
         goto done;
     }
     if (model_forward(pol, bp.logp, bp.tokens, bp.targets, bp.seq_len, per, e) != 0) {
@@ -215,10 +220,7 @@ int explain_row(explain_result *r, model *pol, model *ref, const tok_tokenizer *
         dpo_err_prefix(e, "the reference");
         goto done;
     }
-    if (alloc_pools(r, t, prompt, dr->n_prompt, &bp, per) != 0) {
-        dpo_errf(e, "out of memory for the row's tokens");
-        goto done;
-    }
+    if (alloc_pools(r, t, prompt, dr->n_prompt, &bp, per, e) != 0) goto done;
     pool = r->text_pool;
     r->beta = beta;
     r->truncated = dr->truncated;
@@ -419,7 +421,7 @@ int explain_svg(const explain_result *r, const char *caption, char **out, size_t
     free(body.p);
     if (head.oom || body.oom) {
         free(head.p);
-        return dpo_errf(e, "out of memory drawing the SVG");
+        return dpo_err_oom(e, "the SVG", body.oom ? body.oom_bytes : head.oom_bytes, 1);
     }
     *out = head.p;
     *len = head.n;

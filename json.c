@@ -93,8 +93,8 @@ static int fail_eof(const parser *p) {
     return fail_at(p, p->len, "unexpected end of input");
 }
 
-static int fail_oom(const parser *p) {
-    fail_at(p, p->pos, "out of memory");
+static int fail_oom(const parser *p, size_t bytes) {
+    fail_at(p, p->pos, "out of memory (a block of %zu bytes for the parsed document)", bytes);
     return dpo_err_resource(p->e);
 }
 
@@ -139,12 +139,15 @@ static int fail_budget(const parser *p) {
 static int mem_resize(parser *p, void **ptr, size_t old_bytes, size_t n, size_t elem) {
     size_t bytes;
     void *q;
-    if (util_mul_size(n, elem, &bytes) != 0 || bytes == 0) return fail_oom(p);
+    if (util_mul_size(n, elem, &bytes) != 0 || bytes == 0) {
+        fail_at(p, p->pos, "out of memory (a block of %zu x %zu bytes)", n, elem);
+        return dpo_err_resource(p->e);
+    }
     if (bytes > old_bytes && bytes - old_bytes > p->budget - p->used) return fail_budget(p);
     q = realloc(*ptr, bytes);
     if (!q) {
         if (bytes < old_bytes) return 0; /* a shrink that failed: keep the larger block */
-        return fail_oom(p);
+        return fail_oom(p, bytes);
     }
     *ptr = q;
     p->used = p->used - old_bytes + bytes;

@@ -885,7 +885,7 @@ static int set_batch(model *m, const int *tokens, const int *targets, const int 
         free(m->ibuf);
         m->ibuf = malloc(need * sizeof(int));
         m->ibuf_cap = m->ibuf ? need : 0;
-        if (!m->ibuf) return dpo_errf(e, "out of memory for the batch");
+        if (!m->ibuf) return dpo_err_oom(e, "the batch's index arrays", need, sizeof(int));
     }
     m->tokens = m->ibuf;
     m->targets = m->tokens + n_tok;
@@ -1534,7 +1534,7 @@ int model_kv_forward(const model *m, model_kv *kv, float *logits, const int *tok
         free(kv->ibuf);
         kv->ibuf = malloc(nn * sizeof(int));
         kv->ibuf_cap = kv->ibuf ? nn : 0;
-        if (!kv->ibuf) return dpo_errf(e, "out of memory for the key-value cache's positions");
+        if (!kv->ibuf) return dpo_err_oom(e, "the key-value cache's positions", nn, sizeof(int));
     }
     if (kv_positions(m, kv, kv->ibuf, tokens, slots, n, e) != 0) return -1;
     for (i = 0; i < n; i++) n_want += !want || want[i];

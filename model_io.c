@@ -287,7 +287,7 @@ static int read_file_tensors(model *m, const st_file *f, const file_tensors *ft,
     if (!ft->lm_head) return 0;
     head = malloc(ft->lm_head->numel * sizeof(float));
     if (!head) {
-        dpo_errf(e, "out of memory");
+        dpo_err_oom(e, "lm_head.weight", ft->lm_head->numel, sizeof(float));
         return dpo_err_prefix(e, "%s", path);
     }
     if (st_read_f32(f, ft->lm_head, head, e) != 0) {
@@ -313,7 +313,8 @@ static int load_weights(model *m, const model_config *c, const st_file *f, const
     ft.lm_head = NULL;
     /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers (found is const st_tensor **) */
     ft.found = calloc((size_t)model_num_tensors(c), sizeof *ft.found);
-    if (!ft.found) return dpo_errf(e, "out of memory");
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, as above */
+    if (!ft.found) return dpo_err_oom(e, "the tensor list", (size_t)model_num_tensors(c), sizeof *ft.found);
     if (match_file_tensors(&ft, f, c, e) != 0 || check_file_tensors(&ft, c, e) != 0 ||
         model_create(m, c, e) != 0)
         rc = dpo_err_prefix(e, "%s", path);
@@ -368,7 +369,7 @@ static int save_weights(const model *m, const char *dir, const char *name, dpo_e
     if (!ts || !infos) {
         free(ts);
         free(infos);
-        return dpo_errf(e, "out of memory");
+        return dpo_err_oom(e, "the tensor list", (size_t)n, sizeof *ts + sizeof *infos);
     }
     for (i = 0; i < n; i++) {
         model_tensor(c, i, &infos[i]);

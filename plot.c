@@ -136,7 +136,11 @@ int plot_table_parse(plot_table *t, const char *name, const char *data, size_t l
     t->cells = malloc(bytes ? bytes : 1);
     t->line = malloc(((size_t)t->n_rows + 1) * sizeof *t->line);
     if (!t->text || !t->names || !t->cells || !t->line) {
-        dpo_errf(e, "%s: out of memory for the table", t->name);
+        dpo_err_oom(e, "the table",
+                    len + 1 + (size_t)t->n_cols * sizeof *t->names + (bytes ? bytes : 1) +
+                        ((size_t)t->n_rows + 1) * sizeof *t->line,
+                    1);
+        dpo_err_prefix(e, "%s", t->name);
         goto fail;
     }
     memcpy(t->text, data, len);
@@ -269,7 +273,9 @@ int plot_data_from_table(plot_data *d, const plot_table *t, const char *x, const
     count = calloc(PLOT_MAX_SERIES, sizeof *count);
     d->series = calloc(PLOT_MAX_SERIES, sizeof *d->series);
     if (!raw || !d->num || !of || !count || !d->series) {
-        dpo_errf(e, "%s: out of memory", t->name);
+        dpo_err_oom(e, "the plot's data",
+                    total + n * sizeof *of + PLOT_MAX_SERIES * (sizeof *count + sizeof *d->series), 1);
+        dpo_err_prefix(e, "%s", t->name);
         goto fail;
     }
     for (k = 0; k < 4; k++)
@@ -762,8 +768,9 @@ int plot_svg(const plot_spec *s, char **out, size_t *len, dpo_err *e) {
     if (s->legend) draw_legend(&b, &f, s);
     SVG_LIT(&b, "</svg>\n");
     if (b.oom) {
+        size_t bytes = b.oom_bytes;
         svg_buf_free(&b);
-        return dpo_errf(e, "out of memory drawing the SVG");
+        return dpo_err_oom(e, "the SVG", bytes, 1);
     }
     *out = b.p;
     *len = b.n;

@@ -349,7 +349,9 @@ static int load_prompts(ppo_run_state *s, dpo_err *e) {
     s->pids = calloc((size_t)s->n_prompts, sizeof *s->pids);
     s->plen = calloc((size_t)s->n_prompts, sizeof *s->plen);
     s->perm = malloc((size_t)s->n_prompts * sizeof *s->perm);
-    if (!s->pids || !s->plen || !s->perm) return dpo_errf(e, "out of memory");
+    if (!s->pids || !s->plen || !s->perm)
+        return dpo_err_oom(e, "the prompts' token lists", (size_t)s->n_prompts,
+                           sizeof *s->pids + sizeof *s->plen + sizeof *s->perm);
     for (p = 0; p < s->n_prompts; p++) {
         const data_text_row *r = &s->prompts.rows[p];
         if (data_encode_prompt(s->tok, r->prompt, r->prompt_len, s->eos, s->max_prompt, &s->pids[p], &s->plen[p],
@@ -373,7 +375,11 @@ static int alloc_rollouts(ppo_run_state *s, dpo_err *e) {
     s->off = malloc(((size_t)B + 1) * sizeof *s->off);
     s->order = malloc((size_t)B * sizeof *s->order);
     if (!s->rows || !s->bp || !s->bl || !s->gen || !s->ngen || !s->ended || !s->score || !s->off || !s->order)
-        return dpo_errf(e, "out of memory");
+        return dpo_err_oom(e, "the rollouts' arrays",
+                           (size_t)B * (sizeof *s->rows + sizeof *s->bp + sizeof *s->bl + sizeof *s->gen +
+                                        sizeof *s->ngen + sizeof *s->ended + sizeof *s->score + sizeof *s->order) +
+                               ((size_t)B + 1) * sizeof *s->off,
+                           1);
     return 0;
 }
 
@@ -397,7 +403,7 @@ static int emit_rollout(void *ctx, const sample_result *r, dpo_err *e) {
     ppo_run_state *s = ctx;
     int i = (int)r->prompt;
     int *ids = malloc(((size_t)r->n_ids + 1) * sizeof *ids);
-    if (!ids) return dpo_errf(e, "out of memory");
+    if (!ids) return dpo_err_oom(e, "a rollout's tokens", (size_t)r->n_ids + 1, sizeof *ids);
     memcpy(ids, r->ids, (size_t)r->n_ids * sizeof *ids);
     free(s->gen[i]);
     s->gen[i] = ids;
@@ -406,17 +412,17 @@ static int emit_rollout(void *ctx, const sample_result *r, dpo_err *e) {
     return 0;
 }
 
-/* grow a float array to n */
-static int grow_f(float **p, size_t n, dpo_err *e) {
+/* grow a float array to n; what names it in the message */
+static int grow_f(float **p, size_t n, const char *what, dpo_err *e) {
     float *q = realloc(*p, (n ? n : 1) * sizeof *q);
-    if (!q) return dpo_errf(e, "out of memory");
+    if (!q) return dpo_err_oom(e, what, n ? n : 1, sizeof *q);
     *p = q;
     return 0;
 }
 
-static int grow_d(double **p, size_t n, dpo_err *e) {
+static int grow_d(double **p, size_t n, const char *what, dpo_err *e) {
     double *q = realloc(*p, (n ? n : 1) * sizeof *q);
-    if (!q) return dpo_errf(e, "out of memory");
+    if (!q) return dpo_err_oom(e, what, n ? n : 1, sizeof *q);
     *p = q;
     return 0;
 }
@@ -461,7 +467,9 @@ static int rollout(ppo_run_state *s, long step, ppo_metrics *m, dpo_err *e) {
     s->roll.rows = calloc((size_t)(unsigned)B, sizeof *s->roll.rows);
     /* NOLINTNEXTLINE(clang-analyzer-optin.portability.UnixAPI): batch >= 1 (checked), and each rollout adds >= 1 */
     s->roll.pool = malloc(pool * sizeof *s->roll.pool);
-    if (!s->roll.rows || !s->roll.pool) return dpo_errf(e, "out of memory");
+    if (!s->roll.rows || !s->roll.pool)
+        return dpo_err_oom(e, "the rollouts", (size_t)(unsigned)B * sizeof *s->roll.rows + pool * sizeof *s->roll.pool,
+                           1);
     s->roll.n_rows = B;
     s->roll.sft = 1;
     pool = 0;
@@ -483,8 +491,10 @@ static int rollout(ppo_run_state *s, long step, ppo_metrics *m, dpo_err *e) {
     }
     s->roll.n_pool = pool;
     s->off[B] = total;
-    if (grow_f(&s->old_lp, total, e) != 0 || grow_f(&s->ref_lp, total, e) != 0 || grow_f(&s->old_v, total, e) != 0 ||
-        grow_d(&s->rew, total, e) != 0 || grow_d(&s->adv, total, e) != 0 || grow_d(&s->ret, total, e) != 0)
+    if (grow_f(&s->old_lp, total, "the rollouts' log-probs", e) != 0 ||
+        grow_f(&s->ref_lp, total, "the reference's log-probs", e) != 0 ||
+        grow_f(&s->old_v, total, "the rollouts' values", e) != 0 || grow_d(&s->rew, total, "the rewards", e) != 0 ||
+        grow_d(&s->adv, total, "the advantages", e) != 0 || grow_d(&s->ret, total, "the returns", e) != 0)
         return -1;
     return 0;
 }
@@ -492,7 +502,7 @@ static int rollout(ppo_run_state *s, long step, ppo_metrics *m, dpo_err *e) {
 /* the value model's scratch for a batch of N tokens: scores, then their gradients */
 static int value_scratch(ppo_run_state *s, size_t N, dpo_err *e) {
     if (2 * N <= s->vcap) return 0;
-    if (grow_f(&s->vscratch, 2 * N, e) != 0) return -1;
+    if (grow_f(&s->vscratch, 2 * N, "the value model's scratch", e) != 0) return -1;
     s->vcap = 2 * N;
     return 0;
 }
@@ -500,10 +510,11 @@ static int value_scratch(ppo_run_state *s, size_t N, dpo_err *e) {
 /* pack rollouts rows[0..n): returns the tokens fed, 0 on out of memory */
 static size_t pack(ppo_run_state *s, const int *rows, int n, dpo_err *e) {
     size_t N = data_batch_build(&s->buf, &s->roll, rows, n);
-    if (N == 0 || value_scratch(s, N, e) != 0) {
-        dpo_errf(e, "out of memory for a batch");
+    if (N == 0) {
+        dpo_err_oom(e, "a batch's arrays", data_batch_bytes(&s->roll, rows, n, 0), 1);
         return 0;
     }
+    if (value_scratch(s, N, e) != 0) return 0;
     return N;
 }
 

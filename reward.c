@@ -34,7 +34,7 @@ struct reward {
 static int set_name(reward *r, const char *spec, dpo_err *e) {
     size_t n = strlen(spec);
     r->name = malloc(n + 1);
-    if (!r->name) return dpo_errf(e, "out of memory");
+    if (!r->name) return dpo_err_oom(e, "the reward's name", n + 1, 1);
     memcpy(r->name, spec, n + 1);
     return 0;
 }
@@ -43,7 +43,7 @@ static int set_name(reward *r, const char *spec, dpo_err *e) {
 static int open_model(reward **out, const char *spec, dpo_err *e) {
     const char *dir = spec + 6;
     reward *r = calloc(1, sizeof *r);
-    if (!r) return dpo_errf(e, "out of memory");
+    if (!r) return dpo_err_oom(e, "the reward", 1, sizeof *r);
     r->kind = REWARD_MODEL;
     if (!*dir) {
         dpo_errf(e, "reward 'model:' names no directory (model:DIR)");
@@ -66,7 +66,7 @@ static int open_model(reward **out, const char *spec, dpo_err *e) {
 
 static int open_sentiment(reward **out, const char *text, size_t len, const char *name, dpo_err *e) {
     reward *r = calloc(1, sizeof *r);
-    if (!r) return dpo_errf(e, "out of memory");
+    if (!r) return dpo_err_oom(e, "the reward", 1, sizeof *r);
     r->kind = REWARD_SENTIMENT;
     if (set_name(r, "sentiment", e) != 0 || vader_load(&r->lexicon, text, len, name, e) != 0) {
         reward_free(r);
@@ -127,7 +127,7 @@ static int score_model(reward *r, const char *prompt, size_t prompt_len, const c
     if (data_from_texts(&d, prompt, prompt_len, text, len, r->tok, r->eos, max_len, max_prompt, e) != 0) return -1;
     n = data_batch_build_whole(&r->batch, &d, &row, 1);
     if (n == 0)
-        dpo_errf(e, "out of memory");
+        dpo_err_oom(e, "the reward model's batch", data_batch_bytes(&d, &row, 1, 1), 1);
     else if (model_forward_score(&r->rm, r->batch.logp, r->batch.tokens, r->batch.seq_len, 1, e) == 0) {
         *out = r->batch.logp[n - 1];
         rc = 0;

@@ -243,7 +243,7 @@ static int read_tensor_table(st_file *f, const json_value *root, st_tensor **ord
             return dpo_errf(e, "tensor %zu: empty name or NUL byte in name", i);
         if (parse_tensor(t, root->keys[i], &root->items[i], data_size, e) != 0) return -1;
         t->name = malloc(root->key_lens[i] + 1);
-        if (!t->name) return dpo_errf(e, "out of memory");
+        if (!t->name) return dpo_err_oom(e, "a tensor name", root->key_lens[i] + 1, 1);
         memcpy(t->name, root->keys[i], root->key_lens[i] + 1);
         order[n] = t;
         f->n_tensors = ++n;
@@ -284,9 +284,11 @@ int st_open(st_file *f, const char *path, dpo_err *e) {
     f->tensors = calloc(root->count ? root->count : 1, sizeof *f->tensors);
     /* NOLINTNEXTLINE(bugprone-sizeof-expression): order is an array of pointers (st_tensor **) */
     order = calloc(root->count ? root->count : 1, sizeof *order);
-    if (!f->tensors || !order)
-        dpo_errf(e, "%s: out of memory", path);
-    else if (read_tensor_table(f, root, order, e) != 0 || check_tiling(f, order, e) != 0)
+    if (!f->tensors || !order) {
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): order is an array of pointers (st_tensor **) */
+        dpo_err_oom(e, "the tensor table", root->count ? root->count : 1, sizeof *f->tensors + sizeof *order);
+        dpo_err_prefix(e, "%s", path);
+    } else if (read_tensor_table(f, root, order, e) != 0 || check_tiling(f, order, e) != 0)
         dpo_err_prefix(e, "%s", path);
     else
         rc = 0;
@@ -366,14 +368,17 @@ int st_read_f32(const st_file *f, const st_tensor *t, float *out, dpo_err *e) {
 /* ------------------------------------------------------------------------ */
 /* writing */
 
-/* append s to a growing buffer */
-static int buf_put(char **buf, size_t *len, size_t *cap, const char *s, size_t n) {
+/* append s to a growing buffer; when out of memory, *want = the bytes asked for */
+static int buf_put(char **buf, size_t *len, size_t *cap, const char *s, size_t n, size_t *want) {
     if (*len + n + 1 > *cap) {
         size_t ncap = (*cap ? *cap : 4096);
         char *nb;
         while (ncap < *len + n + 1) ncap *= 2;
         nb = realloc(*buf, ncap);
-        if (!nb) return -1;
+        if (!nb) {
+            *want = ncap;
+            return -1;
+        }
         *buf = nb;
         *cap = ncap;
     }
@@ -383,32 +388,36 @@ static int buf_put(char **buf, size_t *len, size_t *cap, const char *s, size_t n
     return 0;
 }
 
-static int buf_puts(char **buf, size_t *len, size_t *cap, const char *s) {
-    return buf_put(buf, len, cap, s, strlen(s));
+static int buf_puts(char **buf, size_t *len, size_t *cap, const char *s, size_t *want) {
+    return buf_put(buf, len, cap, s, strlen(s), want);
 }
 
 /* Append tensor t's member of the header,
  * "name":{"dtype":"F32","shape":[...],"data_offsets":[begin,end]},
  * its data starting at *off, which moves past it. Nonzero when out of memory
- * or when its size overflows. */
-static int put_tensor_entry(char **hdr, size_t *hlen, size_t *hcap, const st_out_tensor *t, size_t *off) {
+ * (*want = the bytes asked for) or when its size overflows (*want untouched). */
+static int put_tensor_entry(char **hdr, size_t *hlen, size_t *hcap, const st_out_tensor *t, size_t *off,
+                            size_t *want) {
     char tmp[256];
     size_t numel = 1, bytes = 0, j, need = json_escape(NULL, 0, t->name, strlen(t->name));
     char *lit = malloc(need + 1);
     int bad = 0, m;
-    if (!lit) return 1;
+    if (!lit) {
+        *want = need + 1;
+        return 1;
+    }
     json_escape(lit, need + 1, t->name, strlen(t->name));
-    bad |= buf_put(hdr, hlen, hcap, lit, need);
+    bad |= buf_put(hdr, hlen, hcap, lit, need, want);
     free(lit);
-    bad |= buf_puts(hdr, hlen, hcap, ":{\"dtype\":\"F32\",\"shape\":[");
+    bad |= buf_puts(hdr, hlen, hcap, ":{\"dtype\":\"F32\",\"shape\":[", want);
     for (j = 0; j < (size_t)t->ndim; j++) {
         m = snprintf(tmp, sizeof tmp, "%s%zu", j ? "," : "", t->shape[j]);
-        bad |= buf_put(hdr, hlen, hcap, tmp, (size_t)m);
+        bad |= buf_put(hdr, hlen, hcap, tmp, (size_t)m, want);
         if (util_mul_size(numel, t->shape[j], &numel) != 0) bad = 1;
     }
     if (util_mul_size(numel, 4, &bytes) != 0) bad = 1;
     m = snprintf(tmp, sizeof tmp, "],\"data_offsets\":[%zu,%zu]},", *off, *off + bytes);
-    bad |= buf_put(hdr, hlen, hcap, tmp, (size_t)m);
+    bad |= buf_put(hdr, hlen, hcap, tmp, (size_t)m, want);
     *off += bytes;
     return bad;
 }
@@ -416,15 +425,17 @@ static int put_tensor_entry(char **hdr, size_t *hlen, size_t *hcap, const st_out
 /* The whole JSON header,
  * {"name":{"dtype":"F32","shape":[...],"data_offsets":[b,e]},...,"__metadata__":{...}},
  * padded with spaces to a multiple of 8 bytes. -1 (and nothing kept) when out
- * of memory or when a size overflows. */
-static int build_header(const st_out_tensor *ts, size_t n, char **out, size_t *out_len) {
+ * of memory (*want = the bytes of the allocation that failed) or when a size
+ * overflows (*want = 0). */
+static int build_header(const st_out_tensor *ts, size_t n, char **out, size_t *out_len, size_t *want) {
     char *hdr = NULL;
     size_t hlen = 0, hcap = 0, off = 0, i;
     int bad = 0;
-    bad |= buf_puts(&hdr, &hlen, &hcap, "{");
-    for (i = 0; i < n && !bad; i++) bad |= put_tensor_entry(&hdr, &hlen, &hcap, &ts[i], &off);
-    bad |= buf_puts(&hdr, &hlen, &hcap, "\"__metadata__\":{\"format\":\"pt\"}}");
-    while (!bad && hlen % 8 != 0) bad |= buf_put(&hdr, &hlen, &hcap, " ", 1);
+    *want = 0;
+    bad |= buf_puts(&hdr, &hlen, &hcap, "{", want);
+    for (i = 0; i < n && !bad; i++) bad |= put_tensor_entry(&hdr, &hlen, &hcap, &ts[i], &off, want);
+    bad |= buf_puts(&hdr, &hlen, &hcap, "\"__metadata__\":{\"format\":\"pt\"}}", want);
+    while (!bad && hlen % 8 != 0) bad |= buf_put(&hdr, &hlen, &hcap, " ", 1, want);
     if (bad) {
         free(hdr);
         return -1;
@@ -473,7 +484,7 @@ static int write_contents(util_atomic_file *af, const char *hdr, size_t hlen, co
 
 int st_write_f32(const char *path, const st_out_tensor *ts, size_t n, dpo_err *e) {
     char *hdr = NULL;
-    size_t hlen = 0, i;
+    size_t hlen = 0, want, i;
     util_atomic_file af;
     int rc = -1;
 
@@ -481,8 +492,11 @@ int st_write_f32(const char *path, const st_out_tensor *ts, size_t n, dpo_err *e
         if (ts[i].ndim < 0 || ts[i].ndim > ST_MAX_DIMS)
             return dpo_errf(e, "%s: tensor \"%s\" has %d dimensions (at most %d)", path, ts[i].name,
                             ts[i].ndim, ST_MAX_DIMS);
-    if (build_header(ts, n, &hdr, &hlen) != 0)
-        return dpo_errf(e, "%s: out of memory building the header", path);
+    if (build_header(ts, n, &hdr, &hlen, &want) != 0) {
+        if (want == 0) return dpo_errf(e, "%s: a tensor's size in bytes overflows", path);
+        dpo_err_oom(e, "the header", want, 1);
+        return dpo_err_prefix(e, "%s", path);
+    }
     if (util_atomic_open(&af, path, e) == 0) {
         if (write_contents(&af, hdr, hlen, ts, n, e) == 0)
             rc = util_atomic_commit(&af, e);

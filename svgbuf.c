@@ -25,6 +25,7 @@ static int reserve(svg_buf *b, size_t more) {
     if (b->oom) return -1;
     if (util_add_size(b->n, more, &need) != 0 || util_add_size(need, 1, &need) != 0) {
         b->oom = 1;
+        b->oom_bytes = SIZE_MAX;
         return -1;
     }
     if (need <= b->cap) return 0;
@@ -32,6 +33,7 @@ static int reserve(svg_buf *b, size_t more) {
     while (nc < need) {
         if (nc > (size_t)-1 / 2) {
             b->oom = 1;
+            b->oom_bytes = SIZE_MAX;
             return -1;
         }
         nc *= 2;
@@ -40,6 +42,7 @@ static int reserve(svg_buf *b, size_t more) {
         char *q = realloc(b->p, nc);
         if (!q) {
             b->oom = 1;
+            b->oom_bytes = nc;
             return -1;
         }
         b->p = q;
@@ -62,8 +65,9 @@ void svg_printf(svg_buf *b, const char *fmt, ...) {
     va_start(ap, fmt);
     k = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (k < 0) {
+    if (k < 0) { /* more than INT_MAX bytes */
         b->oom = 1;
+        b->oom_bytes = SIZE_MAX;
         return;
     }
     if (reserve(b, (size_t)k) != 0) return;

@@ -14,6 +14,7 @@ typedef struct {
     char *p;
     size_t n, cap;
     int oom;
+    size_t oom_bytes; /* with oom: the bytes the failed allocation asked for; SIZE_MAX when the size overflowed */
 } svg_buf;
 
 /* s[0..n) appended as it is (the caller vouches that it is valid markup) */

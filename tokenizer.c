@@ -405,7 +405,10 @@ static int decode_tokens(tok_tokenizer *t, const json_value *root, const int *or
     size_t i;
     byte_inverse(inv);
     t->bytes = malloc(total ? total : 1);
-    if (!t->bytes) return dpo_errf(e, "%s: out of memory", path);
+    if (!t->bytes) {
+        dpo_err_oom(e, "the tokens' bytes", total ? total : 1, 1);
+        return dpo_err_prefix(e, "%s", path);
+    }
     total = 0;
     for (i = 0; i < root->count; i++) {
         size_t k = (size_t)order[i], n;
@@ -438,9 +441,11 @@ static int load_vocab(tok_tokenizer *t, const char *path, dpo_err *e) {
     t->n_vocab = (int)root->count;
     order = malloc(root->count * sizeof *order); /* order[id] = member index */
     t->off = malloc((root->count + 1) * sizeof *t->off);
-    if (!order || !t->off)
-        dpo_errf(e, "%s: out of memory", path);
-    else if (order_by_id(root, order, &total, path, e) == 0 &&
+    if (!order || !t->off) {
+        dpo_err_oom(e, "the vocabulary's index arrays",
+                    root->count * sizeof *order + (root->count + 1) * sizeof *t->off, 1);
+        dpo_err_prefix(e, "%s", path);
+    } else if (order_by_id(root, order, &total, path, e) == 0 &&
              decode_tokens(t, root, order, total, path, e) == 0)
         rc = 0;
 done:
@@ -454,7 +459,10 @@ static int build_vocab_index(tok_tokenizer *t, const char *path, dpo_err *e) {
     size_t size = table_size((size_t)t->n_vocab), i;
     int id, b;
     t->vocab_slots = malloc(size * sizeof *t->vocab_slots);
-    if (!t->vocab_slots) return dpo_errf(e, "%s: out of memory", path);
+    if (!t->vocab_slots) {
+        dpo_err_oom(e, "the vocabulary's hash table", size, sizeof *t->vocab_slots);
+        return dpo_err_prefix(e, "%s", path);
+    }
     for (i = 0; i < size; i++) t->vocab_slots[i] = -1;
     t->vocab_mask = size - 1;
     for (id = 0; id < t->n_vocab; id++) {
@@ -607,7 +615,12 @@ static int load_merges(tok_tokenizer *t, const char *path, dpo_err *e) {
     mr.formed = malloc((size_t)t->n_vocab * sizeof *mr.formed);
     mr.buf = malloc(len + 1);
     if (alloc_merge_table(t) != 0 || !mr.formed || !mr.buf) {
-        dpo_errf(e, "%s: out of memory", path);
+        size_t size = table_size((size_t)t->n_vocab); /* alloc_merge_table's slots */
+        dpo_err_oom(e, "the merge tables",
+                    size * (sizeof *t->merge_keys + sizeof *t->merge_rank + sizeof *t->merge_result) +
+                        (size_t)t->n_vocab * sizeof *mr.formed + len + 1,
+                    1);
+        dpo_err_prefix(e, "%s", path);
     } else {
         for (i = 0; i < (size_t)t->n_vocab; i++) mr.formed[i] = -1;
         if (read_merge_lines(&mr, text, len, e) == 0 && check_all_formed(t, mr.formed, path, e) == 0) rc = 0;
@@ -637,7 +650,7 @@ int tok_load_keyed(tok_tokenizer **out, const char *dir, const uint64_t key[2], 
     *out = NULL;
     if (tokenizer_paths(dir, vpath, mpath, sizeof vpath, e) != 0) return -1;
     t = calloc(1, sizeof *t);
-    if (!t) return dpo_errf(e, "out of memory");
+    if (!t) return dpo_err_oom(e, "the tokenizer", 1, sizeof *t);
     if (key) {
         t->key.k0 = key[0];
         t->key.k1 = key[1];
@@ -857,7 +870,19 @@ typedef struct {
     int **ids;
     size_t *n, *cap;
     size_t too_long;  /* length of a piece refused for its size, or 0 */
+    const char *oom_what;       /* out of memory: what could not be allocated, */
+    size_t oom_count, oom_size; /* and its size, count x size bytes */
 } encode_ctx;
+
+/* append_id to the ids being encoded; when out of memory, c's oom fields say so */
+static int encode_append(encode_ctx *c, int id) {
+    size_t cap = *c->cap;
+    if (append_id(c->ids, c->n, c->cap, id) == 0) return 0;
+    c->oom_what = "the token ids";
+    c->oom_count = cap ? 2 * cap : 256;
+    c->oom_size = sizeof **c->ids;
+    return -1;
+}
 
 /* BPE on one piece, appending its ids */
 static int encode_piece(void *p, const char *start, size_t len) {
@@ -866,12 +891,17 @@ static int encode_piece(void *p, const char *start, size_t len) {
     bpe_work *w = &c->w;
     const unsigned char *s = (const unsigned char *)start;
     int i, n = (int)len, pos;
-    if (len == 1) return append_id(c->ids, c->n, c->cap, t->byte_id[s[0]]);
+    if (len == 1) return encode_append(c, t->byte_id[s[0]]);
     if (len > MAX_ENCODE_PIECE) {
         c->too_long = len;
         return -1;
     }
-    if (work_reserve(w, len) != 0) return -1;
+    if (work_reserve(w, len) != 0) {
+        c->oom_what = "a piece's merge arrays";
+        c->oom_count = len;
+        c->oom_size = 3 * sizeof(int) + 2 * sizeof(cand);
+        return -1;
+    }
     for (i = 0; i < n; i++) {
         w->id[i] = t->byte_id[s[i]];
         w->prev[i] = i - 1;
@@ -894,7 +924,7 @@ static int encode_piece(void *p, const char *start, size_t len) {
         push_pair(t, w, m.pos);
     }
     for (pos = 0; pos >= 0; pos = w->next[pos])
-        if (append_id(c->ids, c->n, c->cap, w->id[pos]) != 0) return -1;
+        if (encode_append(c, w->id[pos]) != 0) return -1;
     return 0;
 }
 
@@ -915,7 +945,7 @@ int tok_encode(const tok_tokenizer *t, const char *text, size_t len, int **ids, 
     if (rc != 0 && c.too_long)
         return dpo_errf(e, "a piece of %zu bytes (a run of one kind of character) is longer than the %zu "
                            "bytes one piece may have", c.too_long, MAX_ENCODE_PIECE);
-    if (rc != 0) return dpo_errf(e, "out of memory while encoding");
+    if (rc != 0) return dpo_err_oom(e, c.oom_what ? c.oom_what : "the token ids", c.oom_count, c.oom_size);
     return 0;
 }
 
@@ -1038,22 +1068,34 @@ typedef struct {
     size_t n_merges, cap_merges;
     unsigned char *merged; /* (2 * MAX_TRAIN_PIECE) the bytes of the merge being tried */
     int oom;
+    size_t oom_bytes;      /* with oom: the bytes the failed allocation asked for (SIZE_MAX: the size
+                              overflowed; 0: not memory but more than INT_MAX words) */
 } trainer;
 
 /* Make room for need elements of size elem in *p (capacity *cap, doubling);
- * -1 when out of memory or when the size would overflow. */
-static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+ * -1 when out of memory or when the size would overflow (*want = the bytes
+ * asked for, SIZE_MAX when they overflow). */
+static int grow(void **p, size_t *cap, size_t need, size_t elem, size_t *want) {
     size_t nc, bytes;
     void *q;
     if (need <= *cap) return 0;
     nc = *cap ? *cap : 16;
     while (nc < need) {
-        if (nc > SIZE_MAX / 2) return -1;
+        if (nc > SIZE_MAX / 2) {
+            *want = SIZE_MAX;
+            return -1;
+        }
         nc *= 2;
     }
-    if (util_mul_size(nc, elem, &bytes) != 0) return -1;
+    if (util_mul_size(nc, elem, &bytes) != 0) {
+        *want = SIZE_MAX;
+        return -1;
+    }
     q = realloc(*p, bytes);
-    if (!q) return -1;
+    if (!q) {
+        *want = bytes;
+        return -1;
+    }
     *p = q;
     *cap = nc;
     return 0;
@@ -1072,7 +1114,7 @@ static int tr_find_tok(const trainer *tr, const unsigned char *s, size_t n) {
 /* add a token (bytes must be new); the token table is sized for the final vocabulary */
 static int tr_add_tok(trainer *tr, const unsigned char *s, size_t n) {
     size_t i;
-    if (grow((void **)&tr->bytes, &tr->cap_bytes, tr->n_bytes + n, 1) != 0) return -1;
+    if (grow((void **)&tr->bytes, &tr->cap_bytes, tr->n_bytes + n, 1, &tr->oom_bytes) != 0) return -1;
     memcpy(tr->bytes + tr->n_bytes, s, n);
     tr->off[tr->n_tok] = tr->n_bytes;
     tr->n_bytes += n;
@@ -1094,7 +1136,7 @@ static int entry_before(const tr_entry *a, const tr_entry *b) {
 static void tr_push(trainer *tr, long long count, int l, int r) {
     tr_entry en;
     size_t i;
-    if (grow((void **)&tr->heap, &tr->cap_heap, tr->n_heap + 1, sizeof *tr->heap) != 0) {
+    if (grow((void **)&tr->heap, &tr->cap_heap, tr->n_heap + 1, sizeof *tr->heap, &tr->oom_bytes) != 0) {
         tr->oom = 1;
         return;
     }
@@ -1144,7 +1186,10 @@ static size_t tr_pair_index(trainer *tr, int l, int r) {
     /* a new pair: grow the index first when it is half full */
     if (2 * (tr->n_pairs + 1) > tr->pair_mask + 1) {
         size_t ns = 2 * (tr->pair_mask + 1), j, *nsl;
-        if (ns > SIZE_MAX / sizeof *nsl || !(nsl = malloc(ns * sizeof *nsl))) return SIZE_MAX;
+        if (ns > SIZE_MAX / sizeof *nsl || !(nsl = malloc(ns * sizeof *nsl))) {
+            tr->oom_bytes = ns > SIZE_MAX / sizeof *nsl ? SIZE_MAX : ns * sizeof *nsl;
+            return SIZE_MAX;
+        }
         for (j = 0; j < ns; j++) nsl[j] = SIZE_MAX;
         for (j = 0; j < tr->n_pairs; j++) {
             size_t m = (size_t)hash_u64(&tr->key, pair_key(tr->pairs[j].left, tr->pairs[j].right)) & (ns - 1);
@@ -1157,7 +1202,8 @@ static size_t tr_pair_index(trainer *tr, int l, int r) {
         i = (size_t)hash_u64(&tr->key, k) & tr->pair_mask;
         while (tr->pair_slots[i] != SIZE_MAX) i = (i + 1) & tr->pair_mask;
     }
-    if (grow((void **)&tr->pairs, &tr->cap_pairs, tr->n_pairs + 1, sizeof *tr->pairs) != 0) return SIZE_MAX;
+    if (grow((void **)&tr->pairs, &tr->cap_pairs, tr->n_pairs + 1, sizeof *tr->pairs, &tr->oom_bytes) != 0)
+        return SIZE_MAX;
     idx = tr->n_pairs++;
     memset(&tr->pairs[idx], 0, sizeof tr->pairs[idx]);
     tr->pairs[idx].left = l;
@@ -1179,7 +1225,7 @@ static void tr_pair_add(trainer *tr, int l, int r, long long delta, int w, int p
     p = &tr->pairs[idx];
     p->count += delta;
     if (delta <= 0) return;
-    if (grow((void **)&p->occ, &p->cap_occ, p->n_occ + 1, sizeof *p->occ) != 0) {
+    if (grow((void **)&p->occ, &p->cap_occ, p->n_occ + 1, sizeof *p->occ, &tr->oom_bytes) != 0) {
         tr->oom = 1;
         return;
     }
@@ -1188,7 +1234,8 @@ static void tr_pair_add(trainer *tr, int l, int r, long long delta, int w, int p
     p->n_occ++;
     if (step >= 0 && p->touched != step) {
         p->touched = step;
-        if (grow((void **)&tr->touched, &tr->cap_touched, tr->n_touched + 1, sizeof *tr->touched) != 0) {
+        if (grow((void **)&tr->touched, &tr->cap_touched, tr->n_touched + 1, sizeof *tr->touched,
+                 &tr->oom_bytes) != 0) {
             tr->oom = 1;
             return;
         }
@@ -1210,12 +1257,18 @@ static int tr_add_word(trainer *tr, const unsigned char *s, size_t len) {
             return 0;
         }
     }
-    if (tr->n_words >= INT_MAX) return -1; /* word indices are ints */
+    if (tr->n_words >= INT_MAX) { /* word indices are ints */
+        tr->oom_bytes = 0;
+        return -1;
+    }
     /* a new word: grow the index when half full */
     if (2 * (tr->n_words + 1) > tr->word_mask + 1) {
         size_t ns = 2 * (tr->word_mask + 1), j;
         int *nsl;
-        if (ns > SIZE_MAX / sizeof *nsl || !(nsl = malloc(ns * sizeof *nsl))) return -1;
+        if (ns > SIZE_MAX / sizeof *nsl || !(nsl = malloc(ns * sizeof *nsl))) {
+            tr->oom_bytes = ns > SIZE_MAX / sizeof *nsl ? SIZE_MAX : ns * sizeof *nsl;
+            return -1;
+        }
         for (j = 0; j < ns; j++) nsl[j] = -1;
         for (w = 0; w < tr->n_words; w++) {
             j = (size_t)hash_bytes(&tr->key, tr->text + tr->words[w].base, (size_t)tr->words[w].len) & (ns - 1);
@@ -1227,16 +1280,16 @@ static int tr_add_word(trainer *tr, const unsigned char *s, size_t len) {
         tr->word_mask = ns - 1;
         for (i = h & tr->word_mask; tr->word_slots[i] >= 0; i = (i + 1) & tr->word_mask) {}
     }
-    if (grow((void **)&tr->words, &tr->cap_words, tr->n_words + 1, sizeof *tr->words) != 0) return -1;
+    if (grow((void **)&tr->words, &tr->cap_words, tr->n_words + 1, sizeof *tr->words, &tr->oom_bytes) != 0) return -1;
     if (tr->n_sym + len > tr->cap_sym) {
         size_t c = tr->cap_sym;
-        if (grow((void **)&tr->text, &c, tr->n_sym + len, 1) != 0) return -1;
+        if (grow((void **)&tr->text, &c, tr->n_sym + len, 1, &tr->oom_bytes) != 0) return -1;
         c = tr->cap_sym;
-        if (grow((void **)&tr->sym, &c, tr->n_sym + len, sizeof(int)) != 0) return -1;
+        if (grow((void **)&tr->sym, &c, tr->n_sym + len, sizeof(int), &tr->oom_bytes) != 0) return -1;
         c = tr->cap_sym;
-        if (grow((void **)&tr->prev, &c, tr->n_sym + len, sizeof(int)) != 0) return -1;
+        if (grow((void **)&tr->prev, &c, tr->n_sym + len, sizeof(int), &tr->oom_bytes) != 0) return -1;
         c = tr->cap_sym;
-        if (grow((void **)&tr->next, &c, tr->n_sym + len, sizeof(int)) != 0) return -1;
+        if (grow((void **)&tr->next, &c, tr->n_sym + len, sizeof(int), &tr->oom_bytes) != 0) return -1;
         tr->cap_sym = c;
     }
     w = tr->n_words++;
@@ -1324,20 +1377,23 @@ static void tr_free(trainer *tr) {
 }
 
 /* Make room for need bytes in *buf (capacity *cap): when it does not fit, the
- * capacity becomes twice need. */
-static int reserve_text(char **buf, size_t *cap, size_t need) {
+ * capacity becomes twice need (*want when out of memory). */
+static int reserve_text(char **buf, size_t *cap, size_t need, size_t *want) {
     char *q;
     if (need <= *cap) return 0;
     q = realloc(*buf, 2 * need);
-    if (!q) return -1;
+    if (!q) {
+        *want = 2 * need;
+        return -1;
+    }
     *buf = q;
     *cap = 2 * need;
     return 0;
 }
 
 /* vocab.json into *buf from its start: {"token": id, ...} in id order,
- * "<|endoftext|>" last; *len its length. */
-static int tr_vocab_text(const trainer *tr, char **buf, size_t *cap, size_t *len) {
+ * "<|endoftext|>" last; *len its length (*want the bytes asked for when out of memory). */
+static int tr_vocab_text(const trainer *tr, char **buf, size_t *cap, size_t *len, size_t *want) {
     char *lit = NULL, *u = NULL;
     size_t ucap = 0, n = 0;
     int id, rc = -1;
@@ -1349,7 +1405,10 @@ static int tr_vocab_text(const trainer *tr, char **buf, size_t *cap, size_t *len
     }
     u = malloc(ucap + 16);
     lit = malloc(6 * ucap + 16);
-    if (!u || !lit) goto done;
+    if (!u || !lit) {
+        *want = ucap + 16 + 6 * ucap + 16;
+        goto done;
+    }
     (*buf)[n++] = '{';
     for (id = 0; id <= tr->n_tok; id++) {
         size_t nu, ln;
@@ -1359,7 +1418,7 @@ static int tr_vocab_text(const trainer *tr, char **buf, size_t *cap, size_t *len
             memcpy(u, EOT_TEXT, nu);
         }
         ln = json_escape(lit, 6 * ucap + 16, u, nu);
-        if (reserve_text(buf, cap, n + ln + 32) != 0) goto done;
+        if (reserve_text(buf, cap, n + ln + 32, want) != 0) goto done;
         n += (size_t)snprintf(*buf + n, *cap - n, "%s%s: %d", id ? ", " : "", lit, id);
     }
     (*buf)[n++] = '}';
@@ -1373,13 +1432,13 @@ done:
 }
 
 /* merges.txt into *buf from its start: the version line, then "LEFT RIGHT"
- * per merge in the order learnt; *len its length. */
-static int tr_merges_text(const trainer *tr, char **buf, size_t *cap, size_t *len) {
+ * per merge in the order learnt; *len its length (*want as for tr_vocab_text). */
+static int tr_merges_text(const trainer *tr, char **buf, size_t *cap, size_t *len, size_t *want) {
     size_t n = (size_t)snprintf(*buf, *cap, "#version: 0.2\n"), m;
     for (m = 0; m < tr->n_merges; m++) {
         int l = tr->merges[m][0], r = tr->merges[m][1];
         size_t nl = tr->off[l + 1] - tr->off[l], nr = tr->off[r + 1] - tr->off[r];
-        if (reserve_text(buf, cap, n + 2 * (nl + nr) + 2) != 0) return -1;
+        if (reserve_text(buf, cap, n + 2 * (nl + nr) + 2, want) != 0) return -1;
         n += bytes_to_unicode(tr->bytes + tr->off[l], nl, *buf + n);
         (*buf)[n++] = ' ';
         n += bytes_to_unicode(tr->bytes + tr->off[r], nr, *buf + n);
@@ -1392,19 +1451,20 @@ static int tr_merges_text(const trainer *tr, char **buf, size_t *cap, size_t *le
 /* write vocab.json and merges.txt for the trained tokens, through one buffer */
 static int tr_write(const trainer *tr, const char *dir, dpo_err *e) {
     char *buf = NULL;
-    size_t cap = 0, len = 0;
+    size_t cap = 0, len = 0, want = SIZE_MAX; /* the bytes asked for when out of memory (SIZE_MAX: overflow) */
     int rc = -1;
     if (util_mul_size(tr->n_bytes, 14, &cap) != 0 || util_add_size(cap, 64 + (size_t)tr->n_tok * 32, &cap) != 0)
         goto oom;
     buf = malloc(cap);
-    if (!buf || tr_vocab_text(tr, &buf, &cap, &len) != 0) goto oom;
+    if (!buf) want = cap;
+    if (!buf || tr_vocab_text(tr, &buf, &cap, &len, &want) != 0) goto oom;
     if (write_file_atomic(dir, "vocab.json", buf, len, e) != 0) goto done;
-    if (tr_merges_text(tr, &buf, &cap, &len) != 0) goto oom;
+    if (tr_merges_text(tr, &buf, &cap, &len, &want) != 0) goto oom;
     if (write_file_atomic(dir, "merges.txt", buf, len, e) != 0) goto done;
     rc = 0;
     goto done;
 oom:
-    dpo_errf(e, "out of memory writing the vocabulary");
+    dpo_err_oom(e, "the tokenizer files' text", want, 1);
 done:
     free(buf);
     return rc;
@@ -1450,8 +1510,12 @@ static int tr_init(trainer *tr, int vocab_size) {
     tr->word_slots = malloc((tr->word_mask + 1) * sizeof *tr->word_slots);
     tr->pair_mask = 1023;
     tr->pair_slots = malloc((tr->pair_mask + 1) * sizeof *tr->pair_slots);
-    if (!tr->merged || !tr->off || !tr->tok_slots || !tr->word_slots || !tr->pair_slots)
+    if (!tr->merged || !tr->off || !tr->tok_slots || !tr->word_slots || !tr->pair_slots) {
+        tr->oom_bytes = 2 * (size_t)MAX_TRAIN_PIECE + ((size_t)vocab_size + 1) * sizeof *tr->off +
+                        (tr->tok_mask + 1) * sizeof *tr->tok_slots + (tr->word_mask + 1) * sizeof *tr->word_slots +
+                        (tr->pair_mask + 1) * sizeof *tr->pair_slots;
         return tr_out_of_memory(tr);
+    }
     for (j = 0; j <= tr->tok_mask; j++) tr->tok_slots[j] = -1;
     for (j = 0; j <= tr->word_mask; j++) tr->word_slots[j] = -1;
     for (j = 0; j <= tr->pair_mask; j++) tr->pair_slots[j] = SIZE_MAX;
@@ -1513,7 +1577,7 @@ static int tr_add_merge(trainer *tr, int l, int r) {
     if (tr_find_tok(tr, tr->merged, nl + nr) >= 0) return -1; /* formed by another merge already */
     z = tr_add_tok(tr, tr->merged, nl + nr);
     if (z < 0) return tr_out_of_memory(tr);
-    if (grow((void **)&tr->merges, &tr->cap_merges, tr->n_merges + 1, sizeof *tr->merges) != 0)
+    if (grow((void **)&tr->merges, &tr->cap_merges, tr->n_merges + 1, sizeof *tr->merges, &tr->oom_bytes) != 0)
         return tr_out_of_memory(tr);
     tr->merges[tr->n_merges][0] = l;
     tr->merges[tr->n_merges][1] = r;
@@ -1580,7 +1644,8 @@ int tok_train(const char *const *files, int n_files, int vocab_size, const char 
         tr_learn_merges(&tr, vocab_size, progress, progress_ctx, e) == 0 && util_mkdir(out_dir, e) == 0 &&
         tr_write(&tr, out_dir, e) == 0)
         rc = 0;
-    if (tr.oom) dpo_errf(e, "out of memory while training the tokenizer");
+    if (tr.oom && tr.oom_bytes == 0) dpo_errf(e, "the corpus has more than %d distinct words", INT_MAX);
+    else if (tr.oom) dpo_err_oom(e, "the tokenizer trainer's tables", tr.oom_bytes, 1);
     tr_free(&tr);
     return rc;
 }

@@ -82,7 +82,7 @@ static int forward_rm(train_state *run, const data_set *d, const int *rows, int 
     data_batch *b = &run->buf;
     size_t N = data_batch_build_whole(b, d, rows, n);
     int i, j;
-    if (N == 0) return dpo_errf(e, "out of memory for a batch");
+    if (N == 0) return dpo_err_oom(e, "a batch's arrays", data_batch_bytes(d, rows, n, 1), 1);
     *tokens += N;
     if (model_forward_score(run->policy, b->logp, b->tokens, b->seq_len, 2 * n, e) != 0) return -1;
     for (j = 0; j < (int)N; j++) b->dlogp[j] = 0.0f;
@@ -121,7 +121,7 @@ static int forward_part(train_state *run, const train_config *c, const data_set 
     int i, j, need_ref = needs_ref(c);
     if (c->mode == TRAIN_RM) return forward_rm(run, d, rows, n, B, acc, tokens, e);
     N = data_batch_build(b, d, rows, n);
-    if (N == 0) return dpo_errf(e, "out of memory for a batch");
+    if (N == 0) return dpo_err_oom(e, "a batch's arrays", data_batch_bytes(d, rows, n, 0), 1);
     *tokens += N;
     if (d->sft) {
         if (model_forward(run->policy, b->logp, b->tokens, b->targets, b->seq_len, n, e) != 0) return -1;
@@ -501,7 +501,12 @@ static int alloc_buffers(train_state *run, dpo_err *e) {
     run->eval_rows = malloc((size_t)(run->eval.n_rows > 0 ? run->eval.n_rows : 1) * sizeof *run->eval_rows);
     run->pin = calloc((size_t)run->micro_batch, sizeof *run->pin);
     run->pout = calloc((size_t)run->micro_batch, sizeof *run->pout);
-    if (!run->perm || !run->rows || !run->eval_rows || !run->pin || !run->pout) return dpo_errf(e, "out of memory");
+    if (!run->perm || !run->rows || !run->eval_rows || !run->pin || !run->pout)
+        return dpo_err_oom(e, "the run's index arrays",
+                           (size_t)run->data.n_rows * sizeof *run->perm + (size_t)run->batch * sizeof *run->rows +
+                               (size_t)(run->eval.n_rows > 0 ? run->eval.n_rows : 1) * sizeof *run->eval_rows +
+                               (size_t)run->micro_batch * (sizeof *run->pin + sizeof *run->pout),
+                           1);
     for (i = 0; i < run->eval.n_rows; i++) run->eval_rows[i] = i;
     if (run->data.n_rows > 0 && run->rows_seen % run->data.n_rows != 0) /* resuming inside an epoch */
         data_epoch_order(run->perm, run->data.n_rows, run->c->seed, (long)(run->rows_seen / run->data.n_rows));
@@ -515,13 +520,16 @@ static int precompute_reference(train_state *run, dpo_err *e) {
     const train_config *c = run->c;
     if (run->use_ref && c->eval_path) {
         run->eval_ref_logp = malloc(2 * (size_t)run->eval.n_rows * sizeof *run->eval_ref_logp);
-        if (!run->eval_ref_logp) return dpo_errf(e, "out of memory");
+        if (!run->eval_ref_logp)
+            return dpo_err_oom(e, "the held-out reference log-probs", 2 * (size_t)run->eval.n_rows,
+                               sizeof *run->eval_ref_logp);
         if (ref_logps(run->ref, &run->eval, run->micro_batch, run->eval_ref_logp, run->cb, "held-out", e) != 0)
             return -1;
     }
     if (run->use_ref && c->precompute_ref) {
         run->ref_logp = malloc(2 * (size_t)run->data.n_rows * sizeof *run->ref_logp);
-        if (!run->ref_logp) return dpo_errf(e, "out of memory");
+        if (!run->ref_logp)
+            return dpo_err_oom(e, "the reference log-probs", 2 * (size_t)run->data.n_rows, sizeof *run->ref_logp);
         if (ref_logps(run->ref, &run->data, run->micro_batch, run->ref_logp, run->cb, "training", e) != 0) return -1;
         model_free(run->ref);
     }
@@ -595,7 +603,10 @@ int train_step(const train_config *c, model *policy, model *ref, optim_state *op
     run.pin = calloc((size_t)run.micro_batch, sizeof *run.pin);
     run.pout = calloc((size_t)run.micro_batch, sizeof *run.pout);
     if (!run.rows || !run.pin || !run.pout) {
-        rc = dpo_errf(e, "out of memory");
+        rc = dpo_err_oom(e, "the step's index arrays",
+                         (size_t)c->batch * sizeof *run.rows +
+                             (size_t)run.micro_batch * (sizeof *run.pin + sizeof *run.pout),
+                         1);
     } else {
         memcpy(run.rows, rows, (size_t)c->batch * sizeof *run.rows);
         rc = optimize_batch(&run, opt->step, m, e);

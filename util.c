@@ -111,6 +111,13 @@ int dpo_err_resource(dpo_err *e) {
     return -1;
 }
 
+int dpo_err_oom(dpo_err *e, const char *what, size_t count, size_t size) {
+    size_t bytes;
+    if (util_mul_size(count, size, &bytes) == 0) dpo_errf(e, "out of memory for %s (%zu bytes)", what, bytes);
+    else dpo_errf(e, "out of memory for %s (%zu x %zu bytes)", what, count, size);
+    return dpo_err_resource(e);
+}
+
 int dpo_err_prefix(dpo_err *e, const char *fmt, ...) {
     if (e) {
         char head[512], old[sizeof e->msg];

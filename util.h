@@ -26,6 +26,11 @@ int dpo_errf(dpo_err *e, const char *fmt, ...)
  * clears the mark; dpo_err_prefix keeps it. Returns -1. */
 int dpo_err_resource(dpo_err *e);
 
+/* "out of memory for WHAT (N bytes)", marked as dpo_err_resource: for an
+ * allocation of count x size bytes that failed (the product is printed exactly,
+ * or as "count x size" when it overflows). Returns -1. */
+int dpo_err_oom(dpo_err *e, const char *what, size_t count, size_t size);
+
 /* Prefix an existing message: "prefix: old message". Returns -1. */
 int dpo_err_prefix(dpo_err *e, const char *fmt, ...)
 #if defined(__GNUC__)

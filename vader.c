@@ -238,12 +238,16 @@ int vader_load(vader_lexicon **out, const char *text, size_t len, const char *na
     for (i = 0; i < len; i++) n_lines += text[i] == '\n';
     if (text[len - 1] != '\n') n_lines++; /* a last line without its newline */
     lx = calloc(1, sizeof *lx);
-    if (!lx) return dpo_errf(e, "%s: out of memory", name);
+    if (!lx) {
+        dpo_err_oom(e, "the lexicon", 1, sizeof *lx);
+        return dpo_err_prefix(e, "%s", name);
+    }
     lx->text = malloc(len + 1);
     lx->entries = alloc_array(n_lines, sizeof *lx->entries);
     if (!lx->text || !lx->entries) {
         vader_free(lx);
-        return dpo_errf(e, "%s: out of memory", name);
+        dpo_err_oom(e, "the lexicon's text and entries", len + 1 + n_lines * sizeof *lx->entries, 1);
+        return dpo_err_prefix(e, "%s", name);
     }
     memcpy(lx->text, text, len);
     lx->text[len] = '\0';
@@ -843,12 +847,23 @@ done:
     return rc;
 }
 
+/* The bytes text_valences asks for, for a text of len bytes and n words, at
+ * most: the words, their lowercase copy and valences, and the heaps of the
+ * "but" rule (but_heaps_init's sizes); for the message when it fails. */
+static size_t valence_bytes(size_t n, size_t len) {
+    size_t cap = 16;
+    while (cap < 4 * n && cap <= SIZE_MAX / 4) cap *= 2;
+    return n * (sizeof(vword) + sizeof(double)) + len + n * (2 * sizeof(size_t) + sizeof(unsigned)) +
+           cap * (sizeof(uint64_t) + sizeof(size_t) + 1);
+}
+
 int vader_score(const vader_lexicon *lx, const char *text, size_t len, vader_scores *out, dpo_err *e) {
     const unsigned char *s = (const unsigned char *)text;
     double *val;
     size_t n;
     out->neg = out->neu = out->pos = out->compound = 0.0;
-    if (text_valences(lx, s, len, &val, &n) != 0) return dpo_errf(e, "out of memory");
+    if (text_valences(lx, s, len, &val, &n) != 0)
+        return dpo_err_oom(e, "the text's word tables", valence_bytes(n, len), 1);
     if (n > 0) final_scores(val, n, punctuation_emphasis(s, len), out); /* else: no words, all 0 as upstream */
     free(val);
     return 0;

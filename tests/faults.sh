@@ -29,7 +29,8 @@ WANT=${*:-"train ppo sample"}
 RESUME_EVERY=${RESUME_EVERY:-8}
 # JOBS=K: K runs at a time (default 2: the machines here have 2 cores)
 JOBS=${JOBS:-2}
-# STRIDE=K: only every Kth N, from a random start (the sanitizer build, which is slower)
+# STRIDE=K: only every Kth N, from a random start (the sanitizer build, which is
+# slower); PPO_STRIDE=K the same for the ppo scenario alone (its runs are the longest)
 STRIDE=${STRIDE:-1}
 stride_note() { [ "$STRIDE" -gt 1 ] && echo ", every ${STRIDE}th from a random start"; }
 first_n() { awk -v k="$STRIDE" 'BEGIN { srand(); print 1 + int(rand() * k) }'; }
@@ -243,8 +244,11 @@ for s in $WANT; do
         ckpt_scenario train "model.safetensors optimizer.safetensors trainer_state.json config.json vocab.json merges.txt" \
             "--model data/sentiment/sft --data $T/pairs.jsonl --batch 4 --micro-batch 2 --seed 3 --quiet" ;;
     ppo)
+        s0=$STRIDE
+        STRIDE=${PPO_STRIDE:-$STRIDE}
         ckpt_scenario ppo "model.safetensors optimizer.safetensors value.safetensors value_optimizer.safetensors ppo_state.json" \
-            "--model data/sentiment/sft --prompts $T/ppo_prompts.jsonl --reward sentiment --batch 4 --mini-batch 2 --max-new 4 --seed 3 --quiet" ;;
+            "--model data/sentiment/sft --prompts $T/ppo_prompts.jsonl --reward sentiment --batch 4 --mini-batch 2 --max-new 4 --seed 3 --quiet"
+        STRIDE=$s0 ;;
     sample) out_scenario ;;
     *) echo "unknown scenario $s"; exit 2 ;;
     esac
