@@ -135,6 +135,12 @@ ckpt_sweep() {
         DPO_FAULT=$class:$n "$DPO" $scen $args --steps $steps --out "$W" --resume "$W" --log "$W.log" \
             >/dev/null 2>"$ERR"
         rc=$?
+        # OUT held a complete step 2: recovery must never prefer the older OUT.old
+        # (it would, if it took a read that ran out of memory for an invalid checkpoint)
+        if [ $class = alloc ] && grep -q "checkpoint (step 1) was in" "$ERR"; then
+            say_fail "$scen alloc:$n: recovery fell back to the older checkpoint"
+            bad=$((bad + 1))
+        fi
         if [ $rc -eq 0 ] && [ $class = alloc ]; then
             # the code had a way around the failure (a shrinking realloc that
             # failed keeps its block): then the run must have saved the right bytes
