@@ -62,10 +62,7 @@ static void report(reporter *rp, const char *group, const char *measure, double 
 /* ------------------------------------------------------------------------ */
 /* gradients */
 
-/* Parameters where every part of the computation matters (not GPT-2's small
- * initialisation, under which some gradients are nearly zero): LayerNorm gains
- * 1 +- 0.2, everything else normal(0, 0.4). */
-static void random_params(model *m, util_rng *r) {
+void selftest_random_params(model *m, util_rng *r) {
     int n = model_num_tensors(&m->cfg), i;
     size_t k;
     for (i = 0; i < n; i++) {
@@ -112,7 +109,7 @@ static int check_gradients(reporter *rp, uint64_t seed, int score_head, dpo_err 
     util_rng_seed(&r, seed);
     if (model_create(&c.m, &cfg, e) != 0) return -1;
     if (model_alloc_grads(&c.m, e) != 0) goto out;
-    random_params(&c.m, &r);
+    selftest_random_params(&c.m, &r);
     c.seq_len[0] = 5;
     c.seq_len[1] = 3;
     for (i = 0; i < GT; i++) {
@@ -223,7 +220,7 @@ static int check_threads(reporter *rp, uint64_t seed, int threads, dpo_err *e) {
     util_rng_seed(&r, seed);
     if (model_create(&m, &cfg, e) != 0) return -1;
     if (model_alloc_grads(&m, e) != 0) goto out;
-    random_params(&m, &r);
+    selftest_random_params(&m, &r);
     for (i = 0; i < TT; i++) {
         tokens[i] = (int)(util_rng_u64(&r) % 300);
         targets[i] = i % 7 == 3 ? -1 : (int)(util_rng_u64(&r) % 300);

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "model.h"
 #include "util.h"
 
 /* One check: pass when err <= tol. */
@@ -30,5 +31,11 @@ typedef struct {
  * not (a vector file missing or malformed, out of memory), with e set. */
 int selftest_run(const selftest_opts *o, selftest_report_fn fn, void *ctx, int *n_checks, int *n_failed,
                  dpo_err *e);
+
+/* Parameters where every part of the computation matters (not GPT-2's small
+ * initialisation, under which some gradients are nearly zero): LayerNorm gains
+ * 1 +- 0.2, everything else normal(0, 0.4), drawn from r tensor by tensor.
+ * The self-test's models and the Check suites' random models. */
+void selftest_random_params(model *m, util_rng *r);
 
 #endif

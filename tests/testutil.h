@@ -21,6 +21,7 @@
 
 #include "model.h"
 #include "safetensors.h"
+#include "selftest.h"
 #include "unicode.h"
 #include "vader.h"
 
@@ -39,18 +40,8 @@ static inline void testutil_fill_normal(float *x, size_t n, double std, double m
     for (i = 0; i < n; i++) x[i] = (float)(mean + std * util_rng_normal(r));
 }
 
-/* Parameters with every part of the computation mattering (not GPT-2's tiny
- * initialisation): LayerNorm gains 1 +- 0.2, everything else normal(0, 0.4). */
-static inline void testutil_randomize_params(model *m, util_rng *r) {
-    int n = model_num_tensors(&m->cfg), i;
-    for (i = 0; i < n; i++) {
-        model_tensor_info ti;
-        int gain;
-        model_tensor(&m->cfg, i, &ti);
-        gain = ti.family == P_LN1W || ti.family == P_LN2W || ti.family == P_LNFW;
-        testutil_fill_normal(m->params_mem + ti.offset, ti.numel, gain ? 0.2 : 0.4, gain ? 1.0 : 0.0, r);
-    }
-}
+/* Parameters with every part of the computation mattering: see selftest.h */
+static inline void testutil_randomize_params(model *m, util_rng *r) { selftest_random_params(m, r); }
 
 /* ||a - b|| / ||b|| over n values (b the reference), in double */
 static inline double testutil_rel_err(const float *a, const double *b, size_t n) {
