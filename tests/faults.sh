@@ -15,17 +15,17 @@
 #     the file (io), or "out of memory" (alloc);
 #   - nothing is lost: a checkpoint resumed from (train, ppo) is still there,
 #     complete and byte-identical, under its own name or .old/.tmp, or the new
-#     one is complete; a --out file (sample) holds its previous bytes (or all
+#     one is complete; a --out file (sample, eval, pairs) holds its previous bytes (or all
 #     the new ones, when only the directory's sync after the rename failed), and
 #     no temporary is left beside it;
 #   - and (every N for io, every RESUME_EVERY-th N for alloc) a resume without
 #     faults finishes with exactly the bytes of a run that never failed.
-# Optional second argument: only the scenarios named (train ppo sample), e.g.
+# Optional second argument: only the scenarios named (train ppo sample eval pairs), e.g.
 # `sh tests/faults.sh build/faults/dpo train`.
 set -u
 DPO=$1
 shift
-WANT=${*:-"train ppo sample"}
+WANT=${*:-"train ppo sample eval pairs"}
 RESUME_EVERY=${RESUME_EVERY:-8}
 # JOBS=K: K runs at a time (default 2: the machines here have 2 cores)
 JOBS=${JOBS:-2}
@@ -185,21 +185,21 @@ sum_jobs() {
     echo "$1: $4 faults (N in 1..$2$(stride_note)): $5 failed$note"
 }
 
-# --- an output file: dpo sample --out over an existing file ---
+# --- an output file: --out over an existing file (dpo sample, eval, pairs) ---
+# out_scenario NAME ARGS: ARGS is the command line after "dpo", without --out
 out_scenario() {
-    scen=sample
-    args="--model data/sentiment/sft --prompts $T/prompts.jsonl --max-new 4 --n 2 --seed 3"
-    head -2 data/sentiment/prompts.jsonl > "$T/prompts.jsonl"
+    scen=$1
+    args=$2
     printf 'the previous contents\n' > "$T/prev.jsonl"
     rm -rf "$T/o"
     mkdir "$T/o"
     # shellcheck disable=SC2086
-    c=$(count "$DPO" sample $args --out "$T/o/s.jsonl") || { fail=$((fail + 1)); return; }
+    c=$(count "$DPO" $args --out "$T/o/s.jsonl") || { fail=$((fail + 1)); return; }
     set -- $c
     cp "$T/o/s.jsonl" "$T/new.jsonl"
     n_alloc=$1
     n_io=$2
-    echo "sample: $n_alloc allocations and $n_io file writes"
+    echo "$scen: $n_alloc allocations and $n_io file writes"
     for class in io alloc; do
         total=$n_io
         [ $class = alloc ] && total=$n_alloc
@@ -210,7 +210,7 @@ out_scenario() {
             job=$((job + 1))
         done
         wait
-        sum_jobs "sample $class" "$total" ""
+        sum_jobs "$scen $class" "$total" ""
     done
 }
 
@@ -223,20 +223,20 @@ out_sweep() {
         mkdir "$W"
         cp "$T/prev.jsonl" "$W/s.jsonl"
         # shellcheck disable=SC2086
-        DPO_FAULT=$class:$n "$DPO" sample $args --out "$W/s.jsonl" >/dev/null 2>"$ERR"
+        DPO_FAULT=$class:$n "$DPO" $args --out "$W/s.jsonl" >/dev/null 2>"$ERR"
         rc=$?
         if [ $rc -eq 0 ] && [ $class = alloc ]; then
-            cmp -s "$T/new.jsonl" "$W/s.jsonl" || { say_fail "sample alloc:$n: exit 0 with other bytes"; bad=$((bad + 1)); }
+            cmp -s "$T/new.jsonl" "$W/s.jsonl" || { say_fail "$scen alloc:$n: exit 0 with other bytes"; bad=$((bad + 1)); }
             absorbed=$((absorbed + 1))
         else
             check_run $class $n $rc || bad=$((bad + 1))
         fi
         # the rename is atomic: the old bytes, or (a fault after it, syncing the directory) all the new ones
         cmp -s "$T/prev.jsonl" "$W/s.jsonl" || cmp -s "$T/new.jsonl" "$W/s.jsonl" ||
-            { say_fail "sample $class:$n: the --out file holds neither its old nor its new bytes"; bad=$((bad + 1)); }
-        [ "$(ls "$W")" = s.jsonl ] || { say_fail "sample $class:$n: left $(ls "$W" | tr '\n' ' ')"; bad=$((bad + 1)); }
+            { say_fail "$scen $class:$n: the --out file holds neither its old nor its new bytes"; bad=$((bad + 1)); }
+        [ "$(ls "$W")" = s.jsonl ] || { say_fail "$scen $class:$n: left $(ls "$W" | tr '\n' ' ')"; bad=$((bad + 1)); }
         runs=$((runs + 1))
-        [ $bad -gt 5 ] && { echo "sample $class: job $1 stops after 5 failures"; break; }
+        [ $bad -gt 5 ] && { echo "$scen $class: job $1 stops after 5 failures"; break; }
         n=$((n + JOBS * STRIDE))
     done
     echo "$runs $bad $absorbed 0" > "$W.res"
@@ -244,6 +244,7 @@ out_sweep() {
 
 head -8 data/sentiment/pairs.jsonl > "$T/pairs.jsonl"
 head -3 data/sentiment/prompts.jsonl > "$T/ppo_prompts.jsonl"
+head -2 data/sentiment/prompts.jsonl > "$T/prompts.jsonl"
 for s in $WANT; do
     case $s in
     train)
@@ -255,7 +256,11 @@ for s in $WANT; do
         ckpt_scenario ppo "model.safetensors optimizer.safetensors value.safetensors value_optimizer.safetensors ppo_state.json" \
             "--model data/sentiment/sft --prompts $T/ppo_prompts.jsonl --reward sentiment --batch 4 --mini-batch 2 --max-new 4 --seed 3 --quiet"
         STRIDE=$s0 ;;
-    sample) out_scenario ;;
+    sample) out_scenario sample "sample --model data/sentiment/sft --prompts $T/prompts.jsonl --max-new 4 --n 2 --seed 3" ;;
+    # the results file of an evaluation (its summary goes to standard output)
+    eval) out_scenario eval "eval --model data/sentiment/sft --ref data/sentiment/sft --prompts $T/prompts.jsonl --max-new 4 --n 2 --seed 3" ;;
+    # preference pairs made from scored samples
+    pairs) out_scenario pairs "pairs --model data/sentiment/sft --prompts $T/prompts.jsonl --reward sentiment --max-new 10 --n 4 --seed 3" ;;
     *) echo "unknown scenario $s"; exit 2 ;;
     esac
 done

@@ -386,7 +386,11 @@ START_TEST(test_write_files) {
     ck_assert(nheld2 == nheld && memcmp(held, held2, nheld) == 0);
     ck_assert(ntrain2 > ntrain && memcmp(train, train2, ntrain) == 0);
     /* ratings.tsv: header, 200 train rows, then 100 held-out rows */
-    tsv = realloc(tsv, ntsv + 1);
+    {
+        char *grown = realloc(tsv, ntsv + 1);
+        ck_assert(grown != NULL);
+        tsv = grown;
+    }
     tsv[ntsv] = '\0';
     ck_assert(strncmp(tsv, "line\tsplit\trating\n1\ttrain\t", 25) == 0);
     ck_assert(strstr(tsv, "\n200\ttrain\t") != NULL && strstr(tsv, "\n201\ttrain\t") == NULL);

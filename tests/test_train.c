@@ -384,9 +384,12 @@ static void check_plain_row(const data_set *d, int i, const char *p, const char 
     size_t np, nc, nr;
     int *ip = enc(p, &np), *ic = enc(c, &nc), *ir = enc(r, &nr);
     int eos = EOS;
-    ic = realloc(ic, (nc + 1) * sizeof *ic);
-    ir = realloc(ir, (nr + 1) * sizeof *ir);
-    ck_assert(ic && ir);
+    int *gc = realloc(ic, (nc + 1) * sizeof *ic), *gr;
+    ck_assert(gc != NULL);
+    ic = gc;
+    gr = realloc(ir, (nr + 1) * sizeof *ir);
+    ck_assert(gr != NULL);
+    ir = gr;
     ic[nc++] = EOS;
     ir[nr++] = EOS;
     if (np == 0)
@@ -1188,8 +1191,9 @@ END_TEST
 static void check_sft_row(const data_set *d, int i, const char *p, const char *c, long line) {
     size_t np, nc;
     int *ip = enc(p, &np), *ic = enc(c, &nc), eos = EOS;
-    ic = realloc(ic, (nc + 1) * sizeof *ic);
-    ck_assert(ic != NULL);
+    int *gc = realloc(ic, (nc + 1) * sizeof *ic);
+    ck_assert(gc != NULL);
+    ic = gc;
     ic[nc++] = EOS;
     check_row(d, i, np ? ip : &eos, np ? (int)np : 1, ic, (int)nc, NULL, 0, line);
     free(ip);
