@@ -183,8 +183,9 @@ test-compilers:
 
 # Disk-full and out-of-memory faults at every moment of a save and of a short run
 # (tests/faults.sh): the fault-injection build (FAULTS=1, tests/fault.h) for every
-# N of train and of the --out files of sample, eval and pairs, and every 4th of ppo (whose runs are the longest; from a
-# random start, so that CI covers them all over time; PPO_STRIDE=1 for every N),
+# N of train and of the --out files of sample, eval and pairs, and every 4th of
+# ppo (whose runs are the longest; from a random start, so that CI covers them
+# all over time; PPO_STRIDE=1 for every N),
 # then every 10th under AddressSanitizer + UBSan (FAULT_ASAN_STRIDE).
 PPO_STRIDE ?= 4
 FAULT_ASAN_STRIDE ?= 10

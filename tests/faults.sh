@@ -15,13 +15,13 @@
 #     the file (io), or "out of memory" (alloc);
 #   - nothing is lost: a checkpoint resumed from (train, ppo) is still there,
 #     complete and byte-identical, under its own name or .old/.tmp, or the new
-#     one is complete; a --out file (sample, eval, pairs) holds its previous bytes (or all
-#     the new ones, when only the directory's sync after the rename failed), and
-#     no temporary is left beside it;
+#     one is complete; a --out file (sample, eval, pairs) holds its previous
+#     bytes (or all the new ones, when only the directory's sync after the
+#     rename failed), and no temporary is left beside it;
 #   - and (every N for io, every RESUME_EVERY-th N for alloc) a resume without
 #     faults finishes with exactly the bytes of a run that never failed.
-# Optional second argument: only the scenarios named (train ppo sample eval pairs), e.g.
-# `sh tests/faults.sh build/faults/dpo train`.
+# Optional further arguments: only the scenarios named (train ppo sample eval
+# pairs), e.g. `sh tests/faults.sh build/faults/dpo train`.
 set -u
 DPO=$1
 shift
